@@ -1,0 +1,322 @@
+//! Meridian's configuration: the TOML schema, loading, validation and change notification.
+//!
+//! Layout:
+//! - `lib.rs`: the top-level [`Config`] and the member-cluster entries ([`ClusterConfig`]).
+//! - [`dns`], [`lb`], [`sync`], [`admin`]: one section of the file each.
+//! - [`error`]: validation errors that name the field path and the line/column in the file.
+//! - [`duration`]: human-readable durations (`"5s"`, `"250ms"`).
+//! - [`watch`]: notifies the server when the file (or a file it names) changes, for reloads.
+//!
+//! This crate only reads and checks the file. It does not contact clusters (the
+//! `discovery` crate checks kubeconfigs and contexts when it builds its clients) and it
+//! never holds running state: a reload builds a new [`Config`] and the caller swaps it in.
+
+pub mod admin;
+pub mod dns;
+pub mod duration;
+pub mod error;
+pub mod lb;
+pub mod sync;
+pub mod watch;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use duration::Duration;
+pub use error::{ConfigError, ConfigErrors, Result};
+
+/// The configuration `meridian demo` runs with when no file is given.
+pub const DEMO_CONFIG: &str = include_str!("demo.toml");
+
+/// The whole configuration file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Federation name: the `<federation>` label in `<svc>.<ns>.<federation>.svc.<dns_zone>`.
+    pub name: String,
+    /// DNS suffix under which federated names are published.
+    pub dns_zone: String,
+    /// Member clusters, in the order an admin listed them (also the default failover order).
+    #[serde(default)]
+    pub clusters: Vec<ClusterConfig>,
+    #[serde(default)]
+    pub discovery: DiscoveryConfig,
+    #[serde(default)]
+    pub dns: dns::DnsConfig,
+    #[serde(default)]
+    pub lb: lb::LbConfig,
+    #[serde(default)]
+    pub sync: sync::SyncConfig,
+    #[serde(default)]
+    pub admin: admin::AdminConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Directory of the file this came from; relative paths inside it resolve against it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// One member cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Unique name; a DNS label, because it appears in MCS names (`<host>.<cluster>.<svc>…`).
+    pub name: String,
+    /// Path of a kubeconfig file that reaches this cluster (relative to the config file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Context inside `kubeconfig`; its current context when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// Run this cluster inside Meridian's own simulator instead of reaching a real API.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub simulated: bool,
+    /// Region (`topology.kubernetes.io/region`); taken from the cluster's nodes when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Zone (`topology.kubernetes.io/zone`); taken from the cluster's nodes when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    /// Where the cluster is, for distance-based ranking.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+    /// Relative share of traffic for weighted policies. Zero keeps the cluster out of
+    /// weighted answers while it still serves every other policy.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Free labels, matched by sync placement selectors.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+/// A point on Earth, in degrees.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Location {
+    pub lat: f64,
+    pub lon: f64,
+}
+
+/// How discovery watches clusters and what it does with clusters it cannot reach.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscoveryConfig {
+    /// How often each cluster's `/readyz` is probed.
+    pub probe_interval: Duration,
+    /// Timeout of one probe.
+    pub probe_timeout: Duration,
+    /// Consecutive failed probes before a cluster is Offline. One lost probe is noise.
+    pub offline_after: u32,
+    /// What answers do with the last-known shards of an Offline cluster.
+    pub stale_policy: StalePolicy,
+    /// After this long Offline, a cluster's shards are no longer served under any policy
+    /// (they stay visible in the table and `meridian status`).
+    pub stale_max_age: Duration,
+    /// Annotation that opts a Service (or Ingress) out when set to `"false"`.
+    pub federate_annotation: String,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        Self {
+            probe_interval: Duration::from_secs(2),
+            probe_timeout: Duration::from_secs(2),
+            offline_after: 2,
+            stale_policy: StalePolicy::Serve,
+            stale_max_age: Duration::from_secs(3600),
+            federate_annotation: "meridian.io/federate".to_owned(),
+        }
+    }
+}
+
+/// What happens to shards of a cluster that Meridian can no longer reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StalePolicy {
+    /// Keep serving them with their last-known health: a control-plane outage is not a
+    /// data-plane outage, and dropping them would move traffic for no reason.
+    Serve,
+    /// Serve them only when no reachable cluster has a healthy shard.
+    Fallback,
+    /// Stop serving them at once.
+    Drop,
+}
+
+/// Logging.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// `tracing` filter directive, e.g. `info` or `meridian_dns=debug,info`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: LogFormat::Text, level: "info".to_owned() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl Config {
+    /// Reads, parses and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors::single(ConfigError::io(path, &e))
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Self::parse(&text, path, &base)
+    }
+
+    /// Parses and validates `text`; `origin` names the file in errors, `base_dir` anchors
+    /// relative paths.
+    pub fn parse(text: &str, origin: &Path, base_dir: &Path) -> Result<Self> {
+        let located = error::Locator::new(origin, text);
+        let mut config: Config =
+            toml::from_str(text).map_err(|e| ConfigErrors::single(located.from_toml(&e)))?;
+        config.base_dir = base_dir.to_path_buf();
+        let problems = config.validate();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigErrors(problems.into_iter().map(|(path, msg)| located.at_path(&path, msg)).collect()))
+        }
+    }
+
+    /// The embedded demo configuration.
+    pub fn demo() -> Self {
+        match Self::parse(DEMO_CONFIG, Path::new("<embedded demo>"), Path::new(".")) {
+            Ok(c) => c,
+            // The embedded file is tested; reaching this is a build defect, not bad input.
+            Err(e) => unreachable!("embedded demo config is invalid: {e}"),
+        }
+    }
+
+    /// Resolves a path from the file against the file's directory.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() { p.to_path_buf() } else { self.base_dir.join(p) }
+    }
+
+    /// Looks a member cluster up by name.
+    pub fn cluster(&self, name: &str) -> Option<&ClusterConfig> {
+        self.clusters.iter().find(|c| c.name == name)
+    }
+
+    /// Every semantic problem, as (field path, message). Syntax and type errors were
+    /// already reported by the parser.
+    pub fn validate(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if !is_dns_label(&self.name) {
+            out.push(("name".into(), format!("federation name {:?} must be a DNS label (a-z, 0-9, '-', at most 63)", self.name)));
+        }
+        if let Err(m) = check_domain(&self.dns_zone) {
+            out.push(("dns_zone".into(), m));
+        }
+        let mut seen = BTreeMap::new();
+        for (i, c) in self.clusters.iter().enumerate() {
+            let p = |f: &str| format!("clusters[{i}].{f}");
+            if !is_dns_label(&c.name) {
+                out.push((p("name"), format!("cluster name {:?} must be a DNS label (a-z, 0-9, '-', at most 63)", c.name)));
+            }
+            if let Some(first) = seen.insert(c.name.clone(), i) {
+                out.push((p("name"), format!("cluster name {:?} is already used by clusters[{first}]", c.name)));
+            }
+            match (c.simulated, &c.kubeconfig) {
+                (true, Some(_)) => out.push((p("kubeconfig"), "a cluster is either `simulated = true` or reached through `kubeconfig`, not both".into())),
+                (false, None) => out.push((p("kubeconfig"), format!("cluster {:?} needs `kubeconfig` (and optionally `context`) or `simulated = true`", c.name))),
+                (true, None) if c.context.is_some() => out.push((p("context"), "`context` only applies with `kubeconfig`".into())),
+                _ => {}
+            }
+            if let Some(kc) = &c.kubeconfig
+                && kc.as_os_str().is_empty()
+            {
+                out.push((p("kubeconfig"), "kubeconfig path is empty".into()));
+            }
+            for (field, v) in [("region", &c.region), ("zone", &c.zone)] {
+                if let Some(v) = v
+                    && !is_dns_label(v)
+                {
+                    out.push((p(field), format!("{field} {v:?} must be a DNS label, since it appears in federated names")));
+                }
+            }
+            if let Some(loc) = c.location {
+                if !(-90.0..=90.0).contains(&loc.lat) {
+                    out.push((p("location.lat"), format!("latitude {} is outside -90..90", loc.lat)));
+                }
+                if !(-180.0..=180.0).contains(&loc.lon) {
+                    out.push((p("location.lon"), format!("longitude {} is outside -180..180", loc.lon)));
+                }
+            }
+            if c.weight > 1_000_000 {
+                out.push((p("weight"), format!("weight {} is above the maximum 1000000", c.weight)));
+            }
+            for k in c.labels.keys() {
+                if k.is_empty() || k.len() > 253 {
+                    out.push((format!("clusters[{i}].labels"), format!("label key {k:?} must be 1 to 253 characters")));
+                }
+            }
+        }
+        let d = &self.discovery;
+        if d.probe_interval.as_std() < std::time::Duration::from_millis(100) {
+            out.push(("discovery.probe_interval".into(), "probe_interval must be at least 100ms".into()));
+        }
+        if d.probe_timeout.is_zero() {
+            out.push(("discovery.probe_timeout".into(), "probe_timeout must be above zero".into()));
+        }
+        if d.offline_after == 0 {
+            out.push(("discovery.offline_after".into(), "offline_after must be at least 1".into()));
+        }
+        out.extend(self.dns.validate(self));
+        out.extend(self.lb.validate(self));
+        out.extend(self.sync.validate(self));
+        out.extend(self.admin.validate());
+        out
+    }
+}
+
+/// True for an RFC 1123 label: lower-case letters, digits and '-', not at either end.
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// Checks a domain name such as `example.com` (a trailing dot is allowed).
+pub fn check_domain(s: &str) -> std::result::Result<(), String> {
+    let trimmed = s.strip_suffix('.').unwrap_or(s);
+    if trimmed.is_empty() {
+        return Err("domain must not be empty".into());
+    }
+    if trimmed.len() > 253 {
+        return Err(format!("domain {s:?} is longer than 253 characters"));
+    }
+    for label in trimmed.split('.') {
+        let ok = !label.is_empty()
+            && label.len() <= 63
+            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && !label.starts_with('-')
+            && !label.ends_with('-');
+        if !ok {
+            return Err(format!("domain {s:?} has an invalid label {label:?}"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

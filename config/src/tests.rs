@@ -1,0 +1,93 @@
+use std::path::Path;
+
+use super::*;
+
+fn parse(text: &str) -> Result<Config> {
+    Config::parse(text, Path::new("test.toml"), Path::new("."))
+}
+
+const MINIMAL: &str = r#"
+name = "fed"
+dns_zone = "example.com"
+
+[[clusters]]
+name = "a"
+simulated = true
+region = "r1"
+zone = "z1"
+"#;
+
+#[test]
+fn embedded_demo_config_is_valid_and_has_the_three_members() {
+    let c = Config::demo();
+    let names: Vec<_> = c.clusters.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["us-east", "eu-west", "ap-south"]);
+    assert_eq!(c.name, "demo");
+    assert_eq!(c.dns_zone, "meridian.test");
+    assert_eq!(c.sync.host.as_ref().map(|h| h.name.as_str()), Some("host"));
+}
+
+#[test]
+fn example_configs_in_the_repo_are_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("examples dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            seen += 1;
+            if let Err(e) = Config::load(&path) {
+                panic!("{} is invalid:\n{e}", path.display());
+            }
+        }
+    }
+    assert!(seen >= 2, "expected example configs in {}", dir.display());
+}
+
+#[test]
+fn defaults_fill_missing_sections() {
+    let c = parse(MINIMAL).expect("valid");
+    assert_eq!(c.clusters[0].weight, 1);
+    assert_eq!(c.admin.listen.to_string(), "127.0.0.1:9480");
+    assert_eq!(c.dns.ttl, 30);
+    assert_eq!(c.discovery.stale_policy, StalePolicy::Serve);
+}
+
+/// Each case: a file, and the (path, line) every reported error must have, in order.
+#[test]
+fn errors_name_the_field_and_line() {
+    let cases: &[(&str, &[(&str, usize)])] = &[
+        // Unknown key: serde's error, located at the key.
+        ("name = \"f\"\ndns_zone = \"x.com\"\n[[clusters]]\nname = \"a\"\nsimulated = true\nregoin = \"r\"\n", &[("clusters[0].regoin", 6)]),
+        // Wrong type.
+        ("name = \"f\"\ndns_zone = \"x.com\"\n[[clusters]]\nname = \"a\"\nsimulated = true\nweight = \"heavy\"\n", &[("clusters[0].weight", 6)]),
+        // Several semantic errors at once, each at its own line.
+        (
+            "name = \"Bad_Name\"\ndns_zone = \"x..com\"\n[[clusters]]\nname = \"a\"\n\n[[clusters]]\nname = \"a\"\nsimulated = true\nlocation = { lat = 91.0, lon = 0.0 }\n",
+            &[("name", 1), ("dns_zone", 2), ("clusters[0].kubeconfig", 3), ("clusters[1].name", 7), ("clusters[1].location.lat", 9)],
+        ),
+        // Syntax error.
+        ("name = \"f\"\ndns_zone = \n", &[("", 2)]),
+        ("name = \"f\"\ndns_zone = \"x.com\"\n[discovery]\nprobe_interval = \"fast\"\n", &[("discovery.probe_interval", 4)]),
+    ];
+    for (text, want) in cases {
+        let all = parse(text).expect_err("must be rejected");
+        let errs = &all.0;
+        let got: Vec<(&str, usize)> = errs.iter().map(|e| (e.path.as_str(), e.line.unwrap_or(0))).collect();
+        let want: Vec<(&str, usize)> = want.to_vec();
+        if want.len() == 1 && want[0].0.is_empty() {
+            assert_eq!(got.len(), 1, "{all}");
+            assert_eq!(got[0].1, want[0].1, "{all}");
+        } else {
+            assert_eq!(got, want, "for file:\n{text}\nerrors:\n{all}");
+        }
+        for e in errs {
+            assert!(e.to_string().starts_with("test.toml:"), "{e}");
+        }
+    }
+}
+
+#[test]
+fn missing_file_is_a_clear_error() {
+    let err = Config::load(Path::new("/nonexistent/meridian.toml")).expect_err("missing");
+    assert!(err.to_string().contains("cannot read /nonexistent/meridian.toml"), "{err}");
+}

@@ -1,0 +1,178 @@
+use super::*;
+
+fn meta(name: &str, order: usize) -> Arc<ClusterMeta> {
+    Arc::new(ClusterMeta {
+        name: name.into(),
+        region: Some(format!("{name}-r").into()),
+        zone: None,
+        location: None,
+        weight: 1,
+        labels: BTreeMap::new(),
+        order,
+    })
+}
+
+fn shard(cluster: &Arc<ClusterMeta>, ip: &str, ready: u32) -> Shard {
+    Shard {
+        cluster: cluster.clone(),
+        addresses: vec![ip.parse().expect("ip")],
+        hostnames: vec![],
+        ports: vec![Port { name: Some("http".into()), port: 80, protocol: Protocol::Tcp }],
+        headless: false,
+        ready_endpoints: ready,
+        total_endpoints: 2,
+        endpoints: vec![],
+        annotations: BTreeMap::new(),
+        exported: false,
+        created: None,
+        stale: false,
+        probe: Probe::default(),
+    }
+}
+
+fn setup() -> (Table, TableWriter, Arc<ClusterMeta>, Arc<ClusterMeta>) {
+    let (t, mut w) = Table::new();
+    let (a, b) = (meta("a", 0), meta("b", 1));
+    w.apply([Update::Cluster(a.clone()), Update::Cluster(b.clone())]);
+    (t, w, a, b)
+}
+
+fn svc_update(c: &Arc<ClusterMeta>, s: Option<Shard>) -> Update {
+    Update::Service { cluster: c.name.clone(), key: ObjectKey::new("default", "web"), shard: s }
+}
+
+#[test]
+fn shards_are_kept_in_cluster_order_and_removed_with_the_last_one() {
+    let (t, mut w, a, b) = setup();
+    w.apply([svc_update(&b, Some(shard(&b, "127.0.0.2", 1))), svc_update(&a, Some(shard(&a, "127.0.0.1", 1)))]);
+    let snap = t.snapshot();
+    let svc = snap.service("default", "web").expect("service");
+    let order: Vec<_> = svc.shards.iter().map(|s| &*s.cluster.name).collect();
+    assert_eq!(order, ["a", "b"]);
+    w.apply([svc_update(&a, None)]);
+    w.apply([svc_update(&b, None)]);
+    assert!(t.snapshot().service("default", "web").is_none());
+}
+
+#[test]
+fn unchanged_updates_publish_nothing() {
+    let (t, mut w, a, _) = setup();
+    let v1 = w.apply([svc_update(&a, Some(shard(&a, "127.0.0.1", 1)))]);
+    assert!(v1.is_some());
+    assert_eq!(w.apply([svc_update(&a, Some(shard(&a, "127.0.0.1", 1)))]), None);
+    assert_eq!(t.snapshot().version, v1.expect("v"));
+}
+
+#[test]
+fn old_snapshots_stay_intact_after_writes() {
+    let (t, mut w, a, _) = setup();
+    w.apply([svc_update(&a, Some(shard(&a, "127.0.0.1", 1)))]);
+    let before = t.snapshot();
+    w.apply([svc_update(&a, Some(shard(&a, "127.0.0.9", 0)))]);
+    let old = before.service("default", "web").expect("svc");
+    assert_eq!(old.shards[0].addresses[0].to_string(), "127.0.0.1");
+    let new = t.snapshot();
+    assert_eq!(new.service("default", "web").expect("svc").shards[0].addresses[0].to_string(), "127.0.0.9");
+}
+
+#[test]
+fn offline_cluster_marks_shards_stale_and_keeps_them() {
+    let (t, mut w, a, b) = setup();
+    w.apply([
+        Update::State { cluster: a.name.clone(), state: ClusterState::Ready },
+        svc_update(&a, Some(shard(&a, "127.0.0.1", 1))),
+        svc_update(&b, Some(shard(&b, "127.0.0.2", 1))),
+    ]);
+    w.apply([Update::State {
+        cluster: a.name.clone(),
+        state: ClusterState::Offline { reason: "down".into(), since: SystemTime::now() },
+    }]);
+    let snap = t.snapshot();
+    let svc = snap.service("default", "web").expect("svc");
+    assert!(svc.shard("a").expect("a").stale);
+    assert!(!svc.shard("b").expect("b").stale);
+    // An update from the offline cluster's last-known state stays stale.
+    w.apply([svc_update(&a, Some(shard(&a, "127.0.0.3", 1)))]);
+    assert!(t.snapshot().service("default", "web").expect("svc").shard("a").expect("a").stale);
+    w.apply([Update::State { cluster: a.name.clone(), state: ClusterState::Ready }]);
+    assert!(!t.snapshot().service("default", "web").expect("svc").shard("a").expect("a").stale);
+}
+
+#[test]
+fn usable_shards_apply_health_stale_policy_and_fail_open() {
+    let (t, mut w, a, b) = setup();
+    w.apply([svc_update(&a, Some(shard(&a, "127.0.0.1", 1))), svc_update(&b, Some(shard(&b, "127.0.0.2", 0)))]);
+    let names = |snap: &Snapshot, open: bool| -> Vec<String> {
+        let svc = snap.service("default", "web").expect("svc");
+        snap.usable_shards(&svc.shards, open).iter().map(|s| s.cluster.name.to_string()).collect()
+    };
+    assert_eq!(names(&t.snapshot(), true), ["a"]);
+    // Nothing healthy: fail open gives every shard, fail closed gives none.
+    w.apply([svc_update(&a, Some(shard(&a, "127.0.0.1", 0)))]);
+    assert_eq!(names(&t.snapshot(), true), ["a", "b"]);
+    assert!(names(&t.snapshot(), false).is_empty());
+    // Stale policy: fallback serves a healthy stale shard only when no fresh one is healthy.
+    w.apply([
+        svc_update(&a, Some(shard(&a, "127.0.0.1", 1))),
+        svc_update(&b, Some(shard(&b, "127.0.0.2", 1))),
+        Update::StalePolicy(StalePolicy::Fallback, Duration::from_secs(60)),
+        Update::State { cluster: a.name.clone(), state: ClusterState::Offline { reason: "x".into(), since: SystemTime::now() } },
+    ]);
+    assert_eq!(names(&t.snapshot(), true), ["b"]);
+    w.apply([svc_update(&b, Some(shard(&b, "127.0.0.2", 0)))]);
+    assert_eq!(names(&t.snapshot(), true), ["a"]);
+    w.apply([Update::StalePolicy(StalePolicy::Drop, Duration::from_secs(60))]);
+    assert_eq!(names(&t.snapshot(), true), ["b"], "drop: only fresh shards, fail-open over them");
+}
+
+#[test]
+fn probe_results_survive_object_updates() {
+    let (t, mut w, a, _) = setup();
+    w.apply([svc_update(&a, Some(shard(&a, "127.0.0.1", 1)))]);
+    w.apply([Update::Probe {
+        cluster: a.name.clone(),
+        key: ObjectKey::new("default", "web"),
+        probe: Probe { state: ProbeState::Down, rtt: None },
+    }]);
+    assert!(!t.snapshot().service("default", "web").expect("svc").shards[0].is_healthy());
+    w.apply([svc_update(&a, Some(shard(&a, "127.0.0.1", 2)))]);
+    assert!(!t.snapshot().service("default", "web").expect("svc").shards[0].is_healthy());
+}
+
+#[test]
+fn resync_removes_objects_deleted_while_the_watch_was_down() {
+    let (t, mut w, a, b) = setup();
+    let other = ObjectKey::new("shop", "api");
+    w.apply([
+        svc_update(&a, Some(shard(&a, "127.0.0.1", 1))),
+        svc_update(&b, Some(shard(&b, "127.0.0.2", 1))),
+        Update::Service { cluster: a.name.clone(), key: other.clone(), shard: Some(shard(&a, "127.0.0.5", 1)) },
+    ]);
+    w.apply([Update::Resync { cluster: a.name.clone(), services: vec![other.clone()], ingresses: vec![], exports: vec![] }]);
+    let snap = t.snapshot();
+    assert!(snap.service("default", "web").expect("svc").shard("a").is_none());
+    assert!(snap.service("default", "web").expect("svc").shard("b").is_some());
+    assert!(snap.services.contains_key(&other));
+}
+
+#[test]
+fn cluster_metadata_changes_restamp_its_shards() {
+    let (t, mut w, a, _) = setup();
+    w.apply([svc_update(&a, Some(shard(&a, "127.0.0.1", 1)))]);
+    let mut m = (*a).clone();
+    m.weight = 7;
+    w.apply([Update::Cluster(Arc::new(m))]);
+    assert_eq!(t.snapshot().service("default", "web").expect("svc").shards[0].cluster.weight, 7);
+    w.apply([Update::RemoveCluster(a.name.clone())]);
+    assert!(t.snapshot().service("default", "web").is_none());
+}
+
+#[tokio::test]
+async fn subscribers_see_each_published_change() {
+    let (t, mut w, a, _) = setup();
+    let mut changes = t.changes();
+    w.apply([svc_update(&a, Some(shard(&a, "127.0.0.1", 1)))]);
+    let c = changes.recv().await.expect("change");
+    assert_eq!(c.services, vec![ObjectKey::new("default", "web")]);
+    assert!(t.wait_for(Duration::from_secs(1), |s| s.services.len() == 1).await);
+}
