@@ -1,1 +1,128 @@
-fn main() {}
+//! The `meridian` binary: wires configuration, simulator, discovery, DNS and the admin
+//! endpoint together, and hosts the command-line interface.
+//!
+//! Layout:
+//! - `main.rs`: command-line parsing and logging.
+//! - `server`: the running server (`serve` and `demo`): start-up, reloads, shutdown.
+//! - `demo`: the embedded demo's objects.
+//! - `admin`: the admin HTTP endpoint.
+//! - `status`: `meridian status`.
+//! - `check`: `meridian check`.
+
+mod admin;
+mod check;
+mod demo;
+mod server;
+mod status;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use meridian_config::LogFormat;
+
+#[derive(Parser)]
+#[command(
+    name = "meridian",
+    version,
+    about = "Global DNS and load-balancing discovery for services in many Kubernetes clusters"
+)]
+struct Cli {
+    /// Log format (overrides the config file's [log] format).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<CliLogFormat>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CliLogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server from a configuration file (reloaded on change and on SIGHUP).
+    Serve {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Where simulated clusters keep their kubeconfig.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
+    /// Validate a configuration file; prints every error with its field and line.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Do not try to reach the clusters; check the file and kubeconfigs only.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Run simulated clusters only, and print the kubeconfig that reaches them.
+    Sim {
+        /// Cluster names (default: the demo's clusters).
+        #[arg(long, value_delimiter = ',')]
+        clusters: Vec<String>,
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
+    /// Run the embedded demo: three simulated member clusters, a control plane, DNS, admin.
+    Demo(demo::DemoArgs),
+    /// Show clusters, services and DNS names of a running server.
+    Status {
+        /// Admin endpoint of the server.
+        #[arg(long, default_value = "127.0.0.1:9480")]
+        admin: SocketAddr,
+        /// Print the raw JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Sets up `tracing`; `RUST_LOG` overrides the level.
+fn init_logging(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{level},kube_client=warn,kube_runtime=warn,hyper=warn"))
+    });
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let log_override = cli.log_format.map(|f| match f {
+        CliLogFormat::Text => LogFormat::Text,
+        CliLogFormat::Json => LogFormat::Json,
+    });
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve { config, state_dir } => server::serve(config, state_dir, log_override).await,
+            Command::Check { config, offline } => check::run(&config, offline).await,
+            Command::Sim { clusters, state_dir } => {
+                init_logging(log_override.unwrap_or_default(), "info");
+                server::sim_only(clusters, state_dir).await
+            }
+            Command::Demo(args) => demo::run(args, log_override).await,
+            Command::Status { admin, json } => status::run(admin, json).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -30,6 +30,9 @@ pub struct DnsConfig {
     pub tcp_idle_timeout: Duration,
     /// Most TCP connections served at once; more are refused.
     pub tcp_max_connections: usize,
+    /// Name servers put in the synthesised NS and SOA (MNAME) of a zone whose master file
+    /// has none. Empty means `ns1.<zone>`.
+    pub nameservers: Vec<String>,
 }
 
 impl Default for DnsConfig {
@@ -45,6 +48,7 @@ impl Default for DnsConfig {
             names: Vec::new(),
             tcp_idle_timeout: Duration::from_secs(10),
             tcp_max_connections: 1024,
+            nameservers: Vec::new(),
         }
     }
 }
@@ -119,7 +123,10 @@ impl DnsConfig {
             if let Some(f) = &z.file
                 && !config.resolve(f).is_file()
             {
-                out.push((format!("dns.zones[{i}].file"), format!("zone file {} does not exist", config.resolve(f).display())));
+                out.push((
+                    format!("dns.zones[{i}].file"),
+                    format!("zone file {} does not exist", config.resolve(f).display()),
+                ));
             }
         }
         if self.clusterset.enabled
@@ -133,8 +140,22 @@ impl DnsConfig {
             }
             match n.service.split_once('/') {
                 Some((ns, name)) if crate::is_dns_label(ns) && crate::is_dns_label(name) => {}
-                _ => out.push((format!("dns.names[{i}].service"), format!("service {:?} must be written namespace/name", n.service))),
+                _ => out.push((
+                    format!("dns.names[{i}].service"),
+                    format!("service {:?} must be written namespace/name", n.service),
+                )),
             }
+        }
+        for (i, ns) in self.nameservers.iter().enumerate() {
+            if let Err(m) = crate::check_domain(ns) {
+                out.push((format!("dns.nameservers[{i}]"), m));
+            }
+        }
+        if self.negative_ttl > 86_400 {
+            out.push((
+                "dns.negative_ttl".into(),
+                format!("negative_ttl {} is above one day (RFC 2308 suggests 1 to 3 hours)", self.negative_ttl),
+            ));
         }
         if self.tcp_max_connections == 0 {
             out.push(("dns.tcp_max_connections".into(), "tcp_max_connections must be at least 1".into()));

@@ -40,18 +40,19 @@ impl FromStr for Duration {
         let s = s.trim();
         let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
         let (num, unit) = s.split_at(split);
-        let value: f64 = num
-            .parse()
-            .map_err(|_| format!("invalid duration {s:?}: expected a number followed by ms, s, m or h"))?;
+        let value: f64 =
+            num.parse().map_err(|_| format!("invalid duration {s:?}: expected a number followed by ms, s, m or h"))?;
         let scale = match unit.trim() {
             "ms" => 0.001,
             "s" => 1.0,
             "m" => 60.0,
             "h" => 3600.0,
-            other => return Err(format!("invalid duration {s:?}: unknown unit {other:?} (use ms, s, m or h)")),
+            other => {
+                return Err(format!("invalid duration {s:?}: unknown unit {other:?} (use ms, s, m or h)"));
+            }
         };
         let secs = value * scale;
-        if !secs.is_finite() || secs < 0.0 || secs > 365.0 * 86400.0 {
+        if !secs.is_finite() || !(0.0..=365.0 * 86400.0).contains(&secs) {
             return Err(format!("invalid duration {s:?}: out of range"));
         }
         Ok(Self(std::time::Duration::from_secs_f64(secs)))
@@ -61,11 +62,7 @@ impl FromStr for Duration {
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
-        if ms % 1000 != 0 {
-            write!(f, "{ms}ms")
-        } else {
-            write!(f, "{}s", ms / 1000)
-        }
+        if !ms.is_multiple_of(1000) { write!(f, "{ms}ms") } else { write!(f, "{}s", ms / 1000) }
     }
 }
 

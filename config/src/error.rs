@@ -102,7 +102,7 @@ impl<'a> Locator<'a> {
     }
 
     /// An error from the TOML parser or from serde, with the path of the key it points at.
-    pub(crate) fn from_toml(&self, e: &toml::de::Error) -> ConfigError {
+    pub(crate) fn toml_error(&self, e: &toml::de::Error) -> ConfigError {
         let span = e.span();
         let path = match (&self.doc, &span) {
             (Some(doc), Some(s)) => path_at(doc.as_table(), s.start, String::new()).unwrap_or_default(),
@@ -210,10 +210,10 @@ fn path_at(table: &Table, offset: usize, prefix: String) -> Option<String> {
                 }
             }
             Item::Value(v) => {
-                if let Some(it) = v.as_inline_table() {
-                    if let Some(p) = path_at(&it.clone().into_table(), offset, here.clone()) {
-                        return Some(p);
-                    }
+                if let Some(it) = v.as_inline_table()
+                    && let Some(p) = path_at(&it.clone().into_table(), offset, here.clone())
+                {
+                    return Some(p);
                 }
                 let covers = |s: Option<Range<usize>>| s.is_some_and(|s| s.start <= offset && offset <= s.end);
                 if covers(v.span()) || covers(key_span) {

@@ -174,9 +174,7 @@ pub enum LogFormat {
 impl Config {
     /// Reads, parses and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigErrors::single(ConfigError::io(path, &e))
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors::single(ConfigError::io(path, &e)))?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Self::parse(&text, path, &base)
     }
@@ -185,8 +183,7 @@ impl Config {
     /// relative paths.
     pub fn parse(text: &str, origin: &Path, base_dir: &Path) -> Result<Self> {
         let located = error::Locator::new(origin, text);
-        let mut config: Config =
-            toml::from_str(text).map_err(|e| ConfigErrors::single(located.from_toml(&e)))?;
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigErrors::single(located.toml_error(&e)))?;
         config.base_dir = base_dir.to_path_buf();
         let problems = config.validate();
         if problems.is_empty() {
@@ -220,7 +217,10 @@ impl Config {
     pub fn validate(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         if !is_dns_label(&self.name) {
-            out.push(("name".into(), format!("federation name {:?} must be a DNS label (a-z, 0-9, '-', at most 63)", self.name)));
+            out.push((
+                "name".into(),
+                format!("federation name {:?} must be a DNS label (a-z, 0-9, '-', at most 63)", self.name),
+            ));
         }
         if let Err(m) = check_domain(&self.dns_zone) {
             out.push(("dns_zone".into(), m));
@@ -229,15 +229,26 @@ impl Config {
         for (i, c) in self.clusters.iter().enumerate() {
             let p = |f: &str| format!("clusters[{i}].{f}");
             if !is_dns_label(&c.name) {
-                out.push((p("name"), format!("cluster name {:?} must be a DNS label (a-z, 0-9, '-', at most 63)", c.name)));
+                out.push((
+                    p("name"),
+                    format!("cluster name {:?} must be a DNS label (a-z, 0-9, '-', at most 63)", c.name),
+                ));
             }
             if let Some(first) = seen.insert(c.name.clone(), i) {
                 out.push((p("name"), format!("cluster name {:?} is already used by clusters[{first}]", c.name)));
             }
             match (c.simulated, &c.kubeconfig) {
-                (true, Some(_)) => out.push((p("kubeconfig"), "a cluster is either `simulated = true` or reached through `kubeconfig`, not both".into())),
-                (false, None) => out.push((p("kubeconfig"), format!("cluster {:?} needs `kubeconfig` (and optionally `context`) or `simulated = true`", c.name))),
-                (true, None) if c.context.is_some() => out.push((p("context"), "`context` only applies with `kubeconfig`".into())),
+                (true, Some(_)) => out.push((
+                    p("kubeconfig"),
+                    "a cluster is either `simulated = true` or reached through `kubeconfig`, not both".into(),
+                )),
+                (false, None) => out.push((
+                    p("kubeconfig"),
+                    format!("cluster {:?} needs `kubeconfig` (and optionally `context`) or `simulated = true`", c.name),
+                )),
+                (true, None) if c.context.is_some() => {
+                    out.push((p("context"), "`context` only applies with `kubeconfig`".into()))
+                }
                 _ => {}
             }
             if let Some(kc) = &c.kubeconfig
@@ -249,7 +260,10 @@ impl Config {
                 if let Some(v) = v
                     && !is_dns_label(v)
                 {
-                    out.push((p(field), format!("{field} {v:?} must be a DNS label, since it appears in federated names")));
+                    out.push((
+                        p(field),
+                        format!("{field} {v:?} must be a DNS label, since it appears in federated names"),
+                    ));
                 }
             }
             if let Some(loc) = c.location {

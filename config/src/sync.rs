@@ -25,10 +25,16 @@ impl SyncConfig {
                 out.push(("sync.host.name".into(), format!("cluster name {:?} must be a DNS label", h.name)));
             }
             if config.cluster(&h.name).is_some() {
-                out.push(("sync.host.name".into(), format!("{:?} is also a member cluster; the control plane needs its own name", h.name)));
+                out.push((
+                    "sync.host.name".into(),
+                    format!("{:?} is also a member cluster; the control plane needs its own name", h.name),
+                ));
             }
             if h.simulated == h.kubeconfig.is_some() {
-                out.push(("sync.host.kubeconfig".into(), "the control plane needs `kubeconfig` or `simulated = true` (one of them)".into()));
+                out.push((
+                    "sync.host.kubeconfig".into(),
+                    "the control plane needs `kubeconfig` or `simulated = true` (one of them)".into(),
+                ));
             }
         }
         out

@@ -57,17 +57,32 @@ fn defaults_fill_missing_sections() {
 fn errors_name_the_field_and_line() {
     let cases: &[(&str, &[(&str, usize)])] = &[
         // Unknown key: serde's error, located at the key.
-        ("name = \"f\"\ndns_zone = \"x.com\"\n[[clusters]]\nname = \"a\"\nsimulated = true\nregoin = \"r\"\n", &[("clusters[0].regoin", 6)]),
+        (
+            "name = \"f\"\ndns_zone = \"x.com\"\n[[clusters]]\nname = \"a\"\nsimulated = true\nregoin = \"r\"\n",
+            &[("clusters[0].regoin", 6)],
+        ),
         // Wrong type.
-        ("name = \"f\"\ndns_zone = \"x.com\"\n[[clusters]]\nname = \"a\"\nsimulated = true\nweight = \"heavy\"\n", &[("clusters[0].weight", 6)]),
+        (
+            "name = \"f\"\ndns_zone = \"x.com\"\n[[clusters]]\nname = \"a\"\nsimulated = true\nweight = \"heavy\"\n",
+            &[("clusters[0].weight", 6)],
+        ),
         // Several semantic errors at once, each at its own line.
         (
             "name = \"Bad_Name\"\ndns_zone = \"x..com\"\n[[clusters]]\nname = \"a\"\n\n[[clusters]]\nname = \"a\"\nsimulated = true\nlocation = { lat = 91.0, lon = 0.0 }\n",
-            &[("name", 1), ("dns_zone", 2), ("clusters[0].kubeconfig", 3), ("clusters[1].name", 7), ("clusters[1].location.lat", 9)],
+            &[
+                ("name", 1),
+                ("dns_zone", 2),
+                ("clusters[0].kubeconfig", 3),
+                ("clusters[1].name", 7),
+                ("clusters[1].location.lat", 9),
+            ],
         ),
         // Syntax error.
         ("name = \"f\"\ndns_zone = \n", &[("", 2)]),
-        ("name = \"f\"\ndns_zone = \"x.com\"\n[discovery]\nprobe_interval = \"fast\"\n", &[("discovery.probe_interval", 4)]),
+        (
+            "name = \"f\"\ndns_zone = \"x.com\"\n[discovery]\nprobe_interval = \"fast\"\n",
+            &[("discovery.probe_interval", 4)],
+        ),
     ];
     for (text, want) in cases {
         let all = parse(text).expect_err("must be rejected");

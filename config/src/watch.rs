@@ -34,8 +34,7 @@ impl FileWatcher {
                 let _ = raw_tx.send(());
             }
         })?;
-        let dirs: BTreeSet<PathBuf> =
-            wanted.iter().filter_map(|f| f.parent().map(Path::to_path_buf)).collect();
+        let dirs: BTreeSet<PathBuf> = wanted.iter().filter_map(|f| f.parent().map(Path::to_path_buf)).collect();
         for d in dirs {
             watcher.watch(&d, RecursiveMode::NonRecursive)?;
         }

@@ -81,8 +81,6 @@ impl ClusterState {
 pub struct ClusterEntry {
     pub meta: Arc<ClusterMeta>,
     pub state: ClusterState,
-    /// Watch events received from this cluster since start.
-    pub events: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -241,12 +239,8 @@ pub struct IngressShard {
 impl FederatedIngress {
     /// Every host named by any shard's rules, sorted and without duplicates.
     pub fn hosts(&self) -> Vec<Arc<str>> {
-        let mut hosts: Vec<Arc<str>> = self
-            .shards
-            .iter()
-            .flat_map(|s| s.paths.iter().map(|p| p.host.clone()))
-            .filter(|h| !h.is_empty())
-            .collect();
+        let mut hosts: Vec<Arc<str>> =
+            self.shards.iter().flat_map(|s| s.paths.iter().map(|p| p.host.clone())).filter(|h| !h.is_empty()).collect();
         hosts.sort();
         hosts.dedup();
         hosts
@@ -286,14 +280,14 @@ impl Snapshot {
     /// how long its cluster has been Offline. `Fallback` is decided by the caller, who
     /// knows whether a fresh healthy shard exists.
     pub fn stale_servable(&self, cluster: &str) -> bool {
-        let Some((policy, max_age)) = self.stale_policy else { return true };
+        let Some((policy, max_age)) = self.stale_policy else {
+            return true;
+        };
         if policy == StalePolicy::Drop {
             return false;
         }
         match self.clusters.get(cluster).map(|c| &c.state) {
-            Some(ClusterState::Offline { since, .. }) => {
-                since.elapsed().map_or(true, |age| age <= max_age)
-            }
+            Some(ClusterState::Offline { since, .. }) => since.elapsed().map_or(true, |age| age <= max_age),
             _ => true,
         }
     }
@@ -326,17 +320,47 @@ pub enum Update {
     Cluster(Arc<ClusterMeta>),
     /// A cluster left the configuration: drop it and all its shards.
     RemoveCluster(Arc<str>),
-    State { cluster: Arc<str>, state: ClusterState },
+    State {
+        cluster: Arc<str>,
+        state: ClusterState,
+    },
     /// The shard of `key` in `cluster`; `None` removes it.
-    Service { cluster: Arc<str>, key: ObjectKey, shard: Option<Shard> },
-    Ingress { cluster: Arc<str>, key: ObjectKey, shard: Option<IngressShard> },
-    Export { cluster: Arc<str>, key: ObjectKey, present: bool },
-    /// The set of all objects of a cluster after a relist: anything of this cluster not in
-    /// the sets is removed (objects deleted while a watch was down).
-    Resync { cluster: Arc<str>, services: Vec<ObjectKey>, ingresses: Vec<ObjectKey>, exports: Vec<ObjectKey> },
-    Probe { cluster: Arc<str>, key: ObjectKey, probe: Probe },
-    Events { cluster: Arc<str>, count: u64 },
+    Service {
+        cluster: Arc<str>,
+        key: ObjectKey,
+        shard: Option<Shard>,
+    },
+    Ingress {
+        cluster: Arc<str>,
+        key: ObjectKey,
+        shard: Option<IngressShard>,
+    },
+    Export {
+        cluster: Arc<str>,
+        key: ObjectKey,
+        present: bool,
+    },
+    /// Every object of one kind that a cluster has after a full list: anything else of
+    /// that kind from this cluster is removed (deleted while nobody was watching).
+    Resync {
+        cluster: Arc<str>,
+        kind: Kind,
+        keys: Vec<ObjectKey>,
+    },
+    Probe {
+        cluster: Arc<str>,
+        key: ObjectKey,
+        probe: Probe,
+    },
     StalePolicy(StalePolicy, Duration),
+}
+
+/// The kinds of object a cluster contributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Services,
+    Ingresses,
+    Exports,
 }
 
 /// What changed in one published batch, for subscribers that update incrementally.
@@ -448,11 +472,10 @@ impl TableWriter {
         match u {
             Update::Cluster(meta) => {
                 let name = meta.name.clone();
-                let entry = w.clusters.entry(name.clone()).or_insert_with(|| ClusterEntry {
-                    meta: meta.clone(),
-                    state: ClusterState::Pending,
-                    events: 0,
-                });
+                let entry = w
+                    .clusters
+                    .entry(name.clone())
+                    .or_insert_with(|| ClusterEntry { meta: meta.clone(), state: ClusterState::Pending });
                 if entry.meta == meta {
                     return false;
                 }
@@ -482,7 +505,9 @@ impl TableWriter {
                 true
             }
             Update::State { cluster, state } => {
-                let Some(entry) = w.clusters.get_mut(&cluster) else { return false };
+                let Some(entry) = w.clusters.get_mut(&cluster) else {
+                    return false;
+                };
                 let was_offline = matches!(entry.state, ClusterState::Offline { .. });
                 let now_offline = matches!(state, ClusterState::Offline { .. });
                 if was_offline && now_offline {
@@ -535,45 +560,53 @@ impl TableWriter {
                 }
                 changed
             }
-            Update::Resync { cluster, services, ingresses, exports } => {
-                let keep: std::collections::BTreeSet<_> = services.into_iter().collect();
-                let gone: Vec<_> = w
-                    .services
-                    .iter()
-                    .filter(|(k, v)| !keep.contains(*k) && v.shards.iter().any(|s| *s.cluster.name == *cluster))
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                let keep_ing: std::collections::BTreeSet<_> = ingresses.into_iter().collect();
-                let gone_ing: Vec<_> = w
-                    .ingresses
-                    .iter()
-                    .filter(|(k, v)| !keep_ing.contains(*k) && v.shards.iter().any(|s| *s.cluster.name == *cluster))
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                let keep_exp: std::collections::BTreeSet<_> = exports.into_iter().collect();
-                let gone_exp: Vec<_> = w
-                    .exports
-                    .iter()
-                    .filter(|(k, v)| !keep_exp.contains(*k) && v.iter().any(|c| **c == *cluster))
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                let any = !gone.is_empty() || !gone_ing.is_empty() || !gone_exp.is_empty();
-                for k in gone {
-                    set_service_shard(w, &cluster, &k, None);
-                    change.services.push(k);
-                }
-                for k in gone_ing {
-                    set_ingress_shard(w, &cluster, &k, None);
-                    change.ingresses.push(k);
-                }
-                for k in gone_exp {
-                    set_export(w, &cluster, &k, false);
-                    change.services.push(k);
+            Update::Resync { cluster, kind, keys } => {
+                let keep: std::collections::BTreeSet<_> = keys.into_iter().collect();
+                let mut any = false;
+                match kind {
+                    Kind::Services => {
+                        let gone: Vec<_> = w
+                            .services
+                            .iter()
+                            .filter(|(k, v)| !keep.contains(*k) && v.shard(&cluster).is_some())
+                            .map(|(k, _)| k.clone())
+                            .collect();
+                        for k in gone {
+                            any |= set_service_shard(w, &cluster, &k, None);
+                            change.services.push(k);
+                        }
+                    }
+                    Kind::Ingresses => {
+                        let gone: Vec<_> = w
+                            .ingresses
+                            .iter()
+                            .filter(|(k, v)| !keep.contains(*k) && v.shard(&cluster).is_some())
+                            .map(|(k, _)| k.clone())
+                            .collect();
+                        for k in gone {
+                            any |= set_ingress_shard(w, &cluster, &k, None);
+                            change.ingresses.push(k);
+                        }
+                    }
+                    Kind::Exports => {
+                        let gone: Vec<_> = w
+                            .exports
+                            .iter()
+                            .filter(|(k, v)| !keep.contains(*k) && v.iter().any(|c| **c == *cluster))
+                            .map(|(k, _)| k.clone())
+                            .collect();
+                        for k in gone {
+                            any |= set_export(w, &cluster, &k, false);
+                            change.services.push(k);
+                        }
+                    }
                 }
                 any
             }
             Update::Probe { cluster, key, probe } => {
-                let Some(old) = find_shard(w, &cluster, &key) else { return false };
+                let Some(old) = find_shard(w, &cluster, &key) else {
+                    return false;
+                };
                 if old.probe == probe {
                     return false;
                 }
@@ -582,13 +615,6 @@ impl TableWriter {
                 set_service_shard(w, &cluster, &key, Some(n));
                 change.services.push(key);
                 true
-            }
-            Update::Events { cluster, count } => {
-                // Counters only: no new version is needed for answers, but `status` shows them.
-                if let Some(e) = w.clusters.get_mut(&cluster) {
-                    e.events += count;
-                }
-                false
             }
             Update::StalePolicy(policy, age) => {
                 if w.stale_policy == Some((policy, age)) {

@@ -1,1 +1,34 @@
-//! placeholder
+//! Meridian's authoritative DNS server: federated service and ingress names (Federation v1
+//! scheme), Multi-Cluster Services `clusterset` names, Ingress hosts, custom names and the
+//! zones' own records, answered from the service table.
+//!
+//! Layout:
+//! - [`server`]: [`DnsServer`], UDP workers and RFC 7766 TCP connections, reloads.
+//! - `answer`: the query handler (packet in, response out) — the hot path.
+//! - `wire`: reading queries and writing responses on the wire, without hickory's
+//!   `Message` (too allocation-heavy per query).
+//! - `index`: lower-cased name → precomputed answer data, updated from table changes.
+//! - `scheme`: which names a federated object publishes and what they answer.
+//! - `zone`: master files (hickory's zone-file parser) and synthesised SOA/NS.
+//! - `name`: wire-format name helpers. `metrics`: counters and latency histogram.
+//!
+//! It does not resolve (no recursion, RA is always clear), does not transfer zones, does
+//! not sign (no DNSSEC), and never blocks on I/O or takes a lock while answering.
+
+mod answer;
+pub mod error;
+mod index;
+mod metrics;
+mod name;
+mod scheme;
+pub mod server;
+mod wire;
+mod zone;
+
+pub use error::{Error, Result};
+pub use scheme::TTL_ANNOTATION;
+pub use server::{DnsServer, ServedName, Sockets};
+
+/// The query handler as a pure function, for the fuzz target and its stable-Rust twin.
+#[doc(hidden)]
+pub mod fuzzing;

@@ -1,1 +1,5 @@
+//! Black-box tests: the real `meridian` binary, driven over the network with real clients.
 
+mod check;
+mod demo;
+mod reload;

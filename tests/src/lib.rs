@@ -1,1 +1,275 @@
-//! placeholder
+//! Support for Meridian's black-box tests: start the real `meridian` binary, find free
+//! loopback ports, and drive real clients (dig, kubectl, curl) against it.
+//!
+//! Tests talk to the binary only over the network, as users do. This crate holds what
+//! every test needs once; the tests themselves live in `blackbox/`.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// The `meridian` binary built by `cargo build` (scripts/test builds it first).
+pub fn binary() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    target.join(profile).join("meridian")
+}
+
+/// A loopback address whose port is free for both TCP and UDP (DNS needs both).
+///
+/// Tests run in parallel processes, and a port found free can be taken by another test
+/// before the server binds it. Each address therefore gets its own random IP in
+/// 127.200.0.0–127.249.255.255 (all of 127/8 is loopback), far from the simulator's
+/// load-balancer pools, so two tests practically never race for the same IP and port.
+pub fn free_addr() -> SocketAddr {
+    use std::hash::{BuildHasher, RandomState};
+    for attempt in 0u64..100 {
+        let r = RandomState::new().hash_one((std::process::id(), attempt, Instant::now()));
+        let ip = Ipv4Addr::new(127, 200 + (r % 50) as u8, (r >> 8) as u8, 1 + ((r >> 16) % 250) as u8);
+        let Ok(tcp) = TcpListener::bind((ip, 0)) else { continue };
+        let Ok(addr) = tcp.local_addr() else { continue };
+        if UdpSocket::bind(addr).is_ok() {
+            return addr;
+        }
+    }
+    panic!("no free loopback address for TCP and UDP");
+}
+
+/// A free port on 127.0.0.1 (for tests that need that exact IP).
+pub fn free_port() -> u16 {
+    for _ in 0..100 {
+        let Ok(tcp) = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)) else { continue };
+        let Ok(addr) = tcp.local_addr() else { continue };
+        if UdpSocket::bind(addr).is_ok() {
+            return addr.port();
+        }
+    }
+    panic!("no free loopback port for TCP and UDP");
+}
+
+/// Fails with the package to install when a client program is missing: tests never skip
+/// silently.
+pub fn require(cmd: &str, package: &str) {
+    let found = Command::new("sh").arg("-c").arg(format!("command -v {cmd}")).output().map(|o| o.status.success());
+    assert!(found.unwrap_or(false), "`{cmd}` is not installed: run scripts/test, or apt-get install {package}");
+}
+
+/// A running `meridian` process, killed on drop.
+pub struct Meridian {
+    child: Child,
+    pub admin: SocketAddr,
+    pub dns: SocketAddr,
+    pub state_dir: tempfile::TempDir,
+    log: PathBuf,
+}
+
+impl Meridian {
+    /// `meridian demo` on free ports, waiting until its admin endpoint reports ready.
+    pub fn demo() -> Result<Self> {
+        Self::spawn(&["demo"], &[])
+    }
+
+    /// `meridian serve --config FILE`.
+    pub fn serve(config: &Path) -> Result<Self> {
+        let c = config.to_string_lossy().into_owned();
+        Self::spawn(&["serve", "--config", &c], &[])
+    }
+
+    fn spawn(args: &[&str], env: &[(&str, &str)]) -> Result<Self> {
+        let state_dir = tempfile::tempdir()?;
+        let admin = free_addr();
+        let dns = free_addr();
+        let log = state_dir.path().join("meridian.log");
+        let mut cmd = Command::new(binary());
+        cmd.args(args).arg("--state-dir").arg(state_dir.path());
+        if args.first() == Some(&"demo") {
+            cmd.arg("--admin").arg(admin.to_string()).arg("--dns").arg(dns.to_string());
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let logfile = std::fs::File::create(&log)?;
+        cmd.stdout(logfile.try_clone()?).stderr(logfile).stdin(Stdio::null());
+        let child =
+            cmd.spawn().with_context(|| format!("cannot run {}: build it with `cargo build`", binary().display()))?;
+        let mut m = Self { child, admin, dns, state_dir, log };
+        if args.first() == Some(&"demo") {
+            m.wait_ready(Duration::from_secs(30))?;
+        }
+        Ok(m)
+    }
+
+    /// For `serve`, the caller's config decides the ports; tell the handle.
+    pub fn with_ports(mut self, admin: SocketAddr, dns: SocketAddr) -> Result<Self> {
+        self.admin = admin;
+        self.dns = dns;
+        self.wait_ready(Duration::from_secs(30))?;
+        Ok(self)
+    }
+
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.state_dir.path().join("kubeconfig")
+    }
+
+    /// Everything the process printed so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                bail!("meridian exited with {status} before becoming ready:\n{}", self.log());
+            }
+            if let Ok(body) = self.get("/readyz")
+                && body.starts_with("ready")
+            {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bail!("meridian not ready after {timeout:?}:\n{}", self.log())
+    }
+
+    /// GET a path of the admin endpoint (plain HTTP/1.1 over a TCP socket).
+    pub fn get(&self, path: &str) -> Result<String> {
+        http_get(self.admin, path)
+    }
+
+    /// GET a JSON document from the admin endpoint.
+    pub fn json(&self, path: &str) -> Result<serde_json::Value> {
+        Ok(serde_json::from_str(&self.get(path)?)?)
+    }
+
+    /// Runs kubectl against one simulated cluster.
+    pub fn kubectl(&self, context: &str, args: &[&str]) -> Result<Output> {
+        kubectl(&self.kubeconfig(), context, args)
+    }
+
+    /// `dig` against the DNS listener, `+short` answers by default.
+    pub fn dig(&self, args: &[&str]) -> Result<String> {
+        dig(self.dns, args)
+    }
+
+    /// Sends a signal to the process.
+    pub fn signal(&self, sig: &str) -> Result<()> {
+        let st = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status()?;
+        if !st.success() {
+            bail!("kill -{sig} failed");
+        }
+        Ok(())
+    }
+
+    /// Waits for the process to exit and returns its exit status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.child.try_wait()? {
+                return Ok(st);
+            }
+            if Instant::now() > deadline {
+                bail!("meridian did not exit within {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Meridian {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Minimal HTTP/1.1 GET; the admin endpoint is plain HTTP on loopback.
+pub fn http_get(addr: SocketAddr, path: &str) -> Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").context("malformed HTTP response")?;
+    let status: u16 = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).context("no status code")?;
+    let body =
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_owned() };
+    if !(200..300).contains(&status) {
+        bail!("GET {path} answered {status}: {body}");
+    }
+    Ok(body)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Runs kubectl with a kubeconfig and context.
+pub fn kubectl(kubeconfig: &Path, context: &str, args: &[&str]) -> Result<Output> {
+    require("kubectl", "kubernetes-client");
+    let out = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("--context")
+        .arg(context)
+        .args(args)
+        .output()
+        .context("cannot run kubectl")?;
+    Ok(out)
+}
+
+/// Runs kubectl and returns stdout, failing with stderr when it fails.
+pub fn kubectl_ok(kubeconfig: &Path, context: &str, args: &[&str]) -> Result<String> {
+    let out = kubectl(kubeconfig, context, args)?;
+    if !out.status.success() {
+        bail!("kubectl {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `dig @server -p port ARGS`, returning stdout.
+pub fn dig(server: SocketAddr, args: &[&str]) -> Result<String> {
+    require("dig", "dnsutils");
+    let out = Command::new("dig")
+        .arg(format!("@{}", server.ip()))
+        .arg("-p")
+        .arg(server.port().to_string())
+        .arg("+time=2")
+        .arg("+tries=1")
+        .args(args)
+        .output()
+        .context("cannot run dig")?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Polls `f` until it returns `Some`, or fails after `timeout` with the last value seen.
+pub fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Result<Option<T>>) -> Result<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = match f() {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => "condition not met".to_owned(),
+            Err(e) => format!("{e:#}"),
+        };
+        if Instant::now() > deadline {
+            bail!("{what}: not true within {timeout:?} ({last})");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -116,7 +116,10 @@ fn usable_shards_apply_health_stale_policy_and_fail_open() {
         svc_update(&a, Some(shard(&a, "127.0.0.1", 1))),
         svc_update(&b, Some(shard(&b, "127.0.0.2", 1))),
         Update::StalePolicy(StalePolicy::Fallback, Duration::from_secs(60)),
-        Update::State { cluster: a.name.clone(), state: ClusterState::Offline { reason: "x".into(), since: SystemTime::now() } },
+        Update::State {
+            cluster: a.name.clone(),
+            state: ClusterState::Offline { reason: "x".into(), since: SystemTime::now() },
+        },
     ]);
     assert_eq!(names(&t.snapshot(), true), ["b"]);
     w.apply([svc_update(&b, Some(shard(&b, "127.0.0.2", 0)))]);
@@ -148,7 +151,7 @@ fn resync_removes_objects_deleted_while_the_watch_was_down() {
         svc_update(&b, Some(shard(&b, "127.0.0.2", 1))),
         Update::Service { cluster: a.name.clone(), key: other.clone(), shard: Some(shard(&a, "127.0.0.5", 1)) },
     ]);
-    w.apply([Update::Resync { cluster: a.name.clone(), services: vec![other.clone()], ingresses: vec![], exports: vec![] }]);
+    w.apply([Update::Resync { cluster: a.name.clone(), kind: Kind::Services, keys: vec![other.clone()] }]);
     let snap = t.snapshot();
     assert!(snap.service("default", "web").expect("svc").shard("a").is_none());
     assert!(snap.service("default", "web").expect("svc").shard("b").is_some());

@@ -1,0 +1,79 @@
+//! Discovery's Prometheus metrics.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::table::{ClusterState, Snapshot};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    cluster: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClusterLabels {
+    cluster: String,
+}
+
+/// Handles to discovery's metrics; cheap to clone.
+#[derive(Clone, Default)]
+pub struct Metrics {
+    events: Family<KindLabels, Counter>,
+    errors: Family<KindLabels, Counter>,
+    ready: Family<ClusterLabels, Gauge>,
+    services: Gauge,
+    shards: Gauge,
+    ingresses: Gauge,
+    version: Gauge,
+}
+
+impl Metrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self::default();
+        registry.register("meridian_watch_events", "Watch events received, by cluster and kind", m.events.clone());
+        registry.register(
+            "meridian_watch_errors",
+            "Failed watch requests (retried with backoff), by cluster and kind",
+            m.errors.clone(),
+        );
+        registry.register(
+            "meridian_cluster_ready",
+            "1 when the cluster's API is Ready, 0 when Offline or Pending",
+            m.ready.clone(),
+        );
+        registry.register("meridian_table_services", "Federated services in the table", m.services.clone());
+        registry.register("meridian_table_shards", "Service shards in the table, over all clusters", m.shards.clone());
+        registry.register("meridian_table_ingresses", "Federated ingresses in the table", m.ingresses.clone());
+        registry.register("meridian_table_version", "Version of the published table snapshot", m.version.clone());
+        m
+    }
+
+    pub(crate) fn watch_event(&self, cluster: &str, kind: &str) {
+        self.events.get_or_create(&KindLabels { cluster: cluster.to_owned(), kind: kind.to_owned() }).inc();
+    }
+
+    pub(crate) fn watch_error(&self, cluster: &str, kind: &str) {
+        self.errors.get_or_create(&KindLabels { cluster: cluster.to_owned(), kind: kind.to_owned() }).inc();
+    }
+
+    pub(crate) fn cluster_state(&self, cluster: &str, state: &ClusterState) {
+        let v = i64::from(matches!(state, ClusterState::Ready));
+        self.ready.get_or_create(&ClusterLabels { cluster: cluster.to_owned() }).set(v);
+    }
+
+    pub(crate) fn table(&self, snap: &Snapshot) {
+        let as_i64 = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.services.set(as_i64(snap.services.len()));
+        self.shards.set(as_i64(snap.shard_count()));
+        self.ingresses.set(as_i64(snap.ingresses.len()));
+        self.version.set(i64::try_from(snap.version).unwrap_or(i64::MAX));
+    }
+
+    pub(crate) fn forget_cluster(&self, cluster: &str) {
+        self.ready.remove(&ClusterLabels { cluster: cluster.to_owned() });
+    }
+}

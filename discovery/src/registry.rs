@@ -1,0 +1,260 @@
+//! The cluster registry: one kube client per member cluster, shared by every module
+//! (discovery's watchers, the sync module), and the tasks that watch each member.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dashmap::DashMap;
+use kube::Client;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use meridian_config::{ClusterConfig, Config};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::cluster::{self, Settings};
+use crate::metrics::Metrics;
+use crate::table::{ClusterMeta, Table, TableWriter, Update};
+
+/// Why a member cluster cannot be used. Each message names the cluster and the thing.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cluster {cluster}: cannot read kubeconfig {path}: {reason}")]
+    Kubeconfig { cluster: String, path: PathBuf, reason: String },
+    #[error("cluster {cluster}: context {context:?} not found in {path} (it has: {available})")]
+    UnknownContext { cluster: String, context: String, path: PathBuf, available: String },
+    #[error("cluster {cluster}: {reason}")]
+    Client { cluster: String, reason: String },
+    #[error("cluster {cluster}: simulated, but no simulator kubeconfig was given")]
+    NoSimulator { cluster: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A member cluster as the registry holds it.
+#[derive(Clone)]
+pub struct Member {
+    pub meta: Arc<ClusterMeta>,
+    pub client: Client,
+    /// The configuration entry, to tell a reload that changes how to reach the cluster.
+    pub config: ClusterConfig,
+    /// Watch events received from this cluster.
+    pub events: Arc<AtomicU64>,
+}
+
+/// Where simulated clusters are reached: the kubeconfig the in-process simulator wrote.
+#[derive(Debug, Clone, Default)]
+pub struct SimulatorLink {
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// Reads a kubeconfig and builds a client for one context, with errors that say which
+/// file and which context.
+pub async fn connect(cluster: &str, path: &Path, context: Option<&str>) -> Result<Client> {
+    let kc = Kubeconfig::read_from(path).map_err(|e| Error::Kubeconfig {
+        cluster: cluster.to_owned(),
+        path: path.to_path_buf(),
+        reason: first_line(&e.to_string()),
+    })?;
+    if let Some(ctx) = context
+        && !kc.contexts.iter().any(|c| c.name == ctx)
+    {
+        let available: Vec<_> = kc.contexts.iter().map(|c| c.name.as_str()).collect();
+        return Err(Error::UnknownContext {
+            cluster: cluster.to_owned(),
+            context: ctx.to_owned(),
+            path: path.to_path_buf(),
+            available: if available.is_empty() { "no contexts".to_owned() } else { available.join(", ") },
+        });
+    }
+    let opts = KubeConfigOptions { context: context.map(str::to_owned), ..Default::default() };
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &opts)
+        .await
+        .map_err(|e| Error::Client { cluster: cluster.to_owned(), reason: first_line(&e.to_string()) })?;
+    Client::try_from(cfg).map_err(|e| Error::Client { cluster: cluster.to_owned(), reason: first_line(&e.to_string()) })
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").to_owned()
+}
+
+/// The kubeconfig path and context that reach a configured cluster.
+pub fn endpoint(config: &Config, c: &ClusterConfig, sim: &SimulatorLink) -> Result<(PathBuf, Option<String>)> {
+    if c.simulated {
+        let path = sim.kubeconfig.clone().ok_or_else(|| Error::NoSimulator { cluster: c.name.clone() })?;
+        return Ok((path, Some(c.name.clone())));
+    }
+    match &c.kubeconfig {
+        Some(p) => Ok((config.resolve(p), c.context.clone())),
+        None => Err(Error::Client { cluster: c.name.clone(), reason: "no kubeconfig configured".into() }),
+    }
+}
+
+/// Builds the table metadata of a configured cluster.
+pub fn meta_of(c: &ClusterConfig, order: usize) -> Arc<ClusterMeta> {
+    Arc::new(ClusterMeta {
+        name: c.name.as_str().into(),
+        region: c.region.as_deref().map(Arc::from),
+        zone: c.zone.as_deref().map(Arc::from),
+        location: c.location,
+        weight: c.weight,
+        labels: c.labels.clone(),
+        order,
+    })
+}
+
+/// The running discovery module: registry, per-cluster tasks and the table writer.
+pub struct Discovery {
+    table: Table,
+    tx: UnboundedSender<Update>,
+    members: DashMap<String, (Member, JoinHandle<()>)>,
+    metrics: Metrics,
+    sim: SimulatorLink,
+}
+
+impl Discovery {
+    /// Creates the table and starts its writer. Clusters are added by [`Discovery::apply`].
+    pub fn new(metrics: Metrics, sim: SimulatorLink) -> Arc<Self> {
+        let (table, writer) = Table::new();
+        let (tx, rx) = unbounded_channel();
+        tokio::spawn(run_writer(writer, rx, metrics.clone()));
+        Arc::new(Self { table, tx, members: DashMap::new(), metrics, sim })
+    }
+
+    pub fn table(&self) -> Table {
+        self.table.clone()
+    }
+
+    /// A sender into the table writer, for other producers of shard state (health checks).
+    pub fn updates(&self) -> UnboundedSender<Update> {
+        self.tx.clone()
+    }
+
+    /// The member clusters, by name, for modules that need their clients (sync).
+    pub fn members(&self) -> BTreeMap<String, Member> {
+        self.members.iter().map(|e| (e.key().clone(), e.value().0.clone())).collect()
+    }
+
+    pub fn member(&self, name: &str) -> Option<Member> {
+        self.members.get(name).map(|e| e.value().0.clone())
+    }
+
+    /// Brings the running clusters in line with `config`: starts new ones, stops removed
+    /// ones, restarts those whose connection changed, and updates metadata. Returns the
+    /// clusters that could not be started; the others run regardless, because one broken
+    /// entry must not take the rest down.
+    pub async fn apply(&self, config: &Config) -> Vec<Error> {
+        let _ =
+            self.tx.send(Update::StalePolicy(config.discovery.stale_policy, config.discovery.stale_max_age.as_std()));
+        let settings = Settings {
+            probe_interval: config.discovery.probe_interval.as_std(),
+            probe_timeout: config.discovery.probe_timeout.as_std(),
+            offline_after: config.discovery.offline_after,
+            federate_annotation: config.discovery.federate_annotation.clone(),
+        };
+        let wanted: BTreeMap<&str, (usize, &ClusterConfig)> =
+            config.clusters.iter().enumerate().map(|(i, c)| (c.name.as_str(), (i, c))).collect();
+        let running: Vec<String> = self.members.iter().map(|e| e.key().clone()).collect();
+        for name in running {
+            if !wanted.contains_key(name.as_str()) {
+                self.stop(&name);
+                info!(cluster = %name, "cluster removed from the configuration");
+            }
+        }
+        let mut errors = Vec::new();
+        for (name, (order, c)) in wanted {
+            let meta = meta_of(c, order);
+            if let Some(existing) = self.members.get(name) {
+                let (m, _) = existing.value();
+                let same_conn = m.config.kubeconfig == c.kubeconfig
+                    && m.config.context == c.context
+                    && m.config.simulated == c.simulated;
+                if same_conn && m.meta == meta {
+                    continue;
+                }
+            }
+            // Any change restarts the cluster's task: a fresh list is cheap, and a resync on
+            // first list clears whatever the previous task left behind.
+            self.stop_task(name);
+            match self.start(config, c, meta.clone(), settings.clone()).await {
+                Ok(()) => {}
+                Err(e) => {
+                    warn!(error = %e, "cannot start cluster");
+                    // Keep it visible as Offline rather than absent.
+                    let _ = self.tx.send(Update::Cluster(meta));
+                    let _ = self.tx.send(Update::State {
+                        cluster: name.into(),
+                        state: crate::table::ClusterState::Offline {
+                            reason: e.to_string(),
+                            since: std::time::SystemTime::now(),
+                        },
+                    });
+                    errors.push(e);
+                }
+            }
+        }
+        errors
+    }
+
+    async fn start(
+        &self,
+        config: &Config,
+        c: &ClusterConfig,
+        meta: Arc<ClusterMeta>,
+        settings: Settings,
+    ) -> Result<()> {
+        let (path, context) = endpoint(config, c, &self.sim)?;
+        let client = connect(&c.name, &path, context.as_deref()).await?;
+        let events = Arc::new(AtomicU64::new(0));
+        let task = tokio::spawn(cluster::run(
+            client.clone(),
+            meta.clone(),
+            settings,
+            self.tx.clone(),
+            self.metrics.clone(),
+            events.clone(),
+        ));
+        let member = Member { meta, client, config: c.clone(), events };
+        self.members.insert(c.name.clone(), (member, task));
+        Ok(())
+    }
+
+    fn stop_task(&self, name: &str) {
+        if let Some((_, (_, task))) = self.members.remove(name) {
+            task.abort();
+        }
+    }
+
+    fn stop(&self, name: &str) {
+        self.stop_task(name);
+        self.metrics.forget_cluster(name);
+        let _ = self.tx.send(Update::RemoveCluster(name.into()));
+    }
+
+    /// Watch events received from a cluster since it was (re)started.
+    pub fn events(&self, cluster: &str) -> u64 {
+        self.members.get(cluster).map_or(0, |e| e.value().0.events.load(Ordering::Relaxed))
+    }
+
+    /// Stops every cluster task.
+    pub fn shutdown(&self) {
+        for e in self.members.iter() {
+            e.value().1.abort();
+        }
+    }
+}
+
+/// The table's single writer: drains whatever updates are queued and publishes them as
+/// one snapshot, so a burst of events costs one publish, not one per event.
+async fn run_writer(mut writer: TableWriter, mut rx: UnboundedReceiver<Update>, metrics: Metrics) {
+    /// Bounds the work between publishes, so a flood does not delay every answer.
+    const MAX_BATCH: usize = 4096;
+    let mut batch = Vec::with_capacity(64);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        if writer.apply(batch.drain(..)).is_some() {
+            metrics.table(writer.working());
+        }
+    }
+}

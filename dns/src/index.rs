@@ -1,0 +1,465 @@
+//! The answer index: lower-cased query name → precomputed answer data, published as an
+//! immutable [`Index`] that the query path reads without locks.
+//!
+//! One [`Builder`] (behind the server's mutex) owns the bookkeeping and rebuilds only the
+//! names of the services and ingresses a table [`Change`] lists; the maps are persistent
+//! (`imbl`), so publishing after a small change costs O(log n), not a copy.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use meridian_config::Config;
+use meridian_config::dns::WhenNoneHealthy;
+use meridian_discovery::table::{Change, ClusterMeta, ObjectKey, Snapshot};
+
+use crate::error::{Error, Result};
+use crate::name::{self, Key, NameBuf};
+use crate::scheme;
+use crate::zone::{self, ZoneData, ZoneDefaults, ZoneSpec};
+
+/// Everything known about one name.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Node {
+    /// An alias: the name has no other data (RFC 1034 §3.6.2).
+    pub(crate) cname: Option<Cname>,
+    /// A/AAAA of candidate shards, ordered per query.
+    pub(crate) addrs: Option<Arc<Candidates>>,
+    /// Other records (zone file, SRV, TXT), RDATA already encoded.
+    pub(crate) rrsets: Vec<Rrset>,
+    pub(crate) source: Source,
+}
+
+/// Where a name comes from, for `meridian status`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) enum Source {
+    #[default]
+    ZoneFile,
+    Service(ObjectKey),
+    Ingress(ObjectKey),
+    ClusterSet(ObjectKey),
+    IngressHost(ObjectKey),
+    Custom(ObjectKey),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Cname {
+    pub(crate) ttl: u32,
+    /// Target as RDATA (case as written).
+    pub(crate) target: Box<[u8]>,
+    /// Target lower-cased, for the chase.
+    pub(crate) key: Key,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Rrset {
+    pub(crate) rtype: u16,
+    pub(crate) ttl: u32,
+    pub(crate) rdata: Vec<Box<[u8]>>,
+}
+
+/// The A and AAAA records a name may answer with, grouped by the shard they come from so
+/// a per-query ranking step (geo, weight, failover) can order shards before records are
+/// written. Flattened lists make the common case (all equal rank) a rotation.
+#[derive(Debug, Default)]
+pub(crate) struct Candidates {
+    pub(crate) ttl: u32,
+    pub(crate) members: Vec<Member>,
+    pub(crate) a: Vec<[u8; 4]>,
+    pub(crate) aaaa: Vec<[u8; 16]>,
+}
+
+/// One shard's share of [`Candidates`].
+#[derive(Debug)]
+#[allow(dead_code)] // read by the ranking policies (geo, weighted, failover) of the next issue
+pub(crate) struct Member {
+    pub(crate) cluster: Arc<ClusterMeta>,
+    pub(crate) a: Range<usize>,
+    pub(crate) aaaa: Range<usize>,
+}
+
+impl Candidates {
+    pub(crate) fn new<'a>(
+        ttl: u32,
+        members: impl IntoIterator<Item = (&'a Arc<ClusterMeta>, &'a [std::net::IpAddr])>,
+    ) -> Self {
+        let mut c = Candidates { ttl, ..Default::default() };
+        for (cluster, addrs) in members {
+            let (a0, q0) = (c.a.len(), c.aaaa.len());
+            for ip in addrs {
+                match ip {
+                    std::net::IpAddr::V4(v4) if !c.a.contains(&v4.octets()) => c.a.push(v4.octets()),
+                    std::net::IpAddr::V6(v6) if !c.aaaa.contains(&v6.octets()) => c.aaaa.push(v6.octets()),
+                    _ => {}
+                }
+            }
+            c.members.push(Member { cluster: cluster.clone(), a: a0..c.a.len(), aaaa: q0..c.aaaa.len() });
+        }
+        c
+    }
+}
+
+/// The configuration the index is built from.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) federation: String,
+    pub(crate) dns_zone: String,
+    pub(crate) ttl: u32,
+    pub(crate) negative_ttl: u32,
+    pub(crate) fail_open: bool,
+    /// MCS domain when enabled.
+    pub(crate) clusterset: Option<String>,
+    pub(crate) export_all: bool,
+    /// Custom names → service.
+    pub(crate) names: Vec<(Key, ObjectKey)>,
+    pub(crate) zones: Vec<ZoneSpec>,
+    pub(crate) nameservers: Vec<String>,
+}
+
+impl Settings {
+    pub(crate) fn from_config(config: &Config) -> Self {
+        let dns = &config.dns;
+        let trim = |s: &str| s.trim_end_matches('.').to_ascii_lowercase();
+        let mut zones: Vec<ZoneSpec> = Vec::new();
+        let file_for = |apex: &str| {
+            dns.zones.iter().find(|z| trim(&z.name) == apex).and_then(|z| z.file.as_ref()).map(|f| config.resolve(f))
+        };
+        let mut add = |apex: String| {
+            if !zones.iter().any(|z| z.apex == apex) {
+                let file = file_for(&apex);
+                zones.push(ZoneSpec { apex, file });
+            }
+        };
+        add(trim(&config.dns_zone));
+        for z in &dns.zones {
+            add(trim(&z.name));
+        }
+        let clusterset = dns.clusterset.enabled.then(|| trim(&dns.clusterset.domain));
+        if let Some(cs) = &clusterset {
+            add(cs.clone());
+        }
+        let names = dns
+            .names
+            .iter()
+            .filter_map(|n| {
+                let (ns, svc) = n.service.split_once('/')?;
+                Some((name::key(&n.name)?, ObjectKey::new(ns, svc)))
+            })
+            .collect();
+        Settings {
+            federation: config.name.to_ascii_lowercase(),
+            dns_zone: trim(&config.dns_zone),
+            ttl: dns.ttl,
+            negative_ttl: dns.negative_ttl,
+            fail_open: dns.when_none_healthy == WhenNoneHealthy::AllKnown,
+            clusterset,
+            export_all: dns.clusterset.export == meridian_config::dns::ExportMode::All,
+            names,
+            zones,
+            nameservers: dns.nameservers.clone(),
+        }
+    }
+}
+
+/// A served zone as published: its static data and current SOA.
+#[derive(Debug, Clone)]
+pub(crate) struct ZoneEntry {
+    pub(crate) data: Arc<ZoneData>,
+    pub(crate) soa: Arc<[u8]>,
+    pub(crate) serial: u32,
+}
+
+/// What a name lookup found.
+pub(crate) enum Lookup<'a> {
+    Node(&'a Node),
+    /// An empty non-terminal: NODATA.
+    Empty,
+    Missing,
+}
+
+/// The published, immutable index.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Index {
+    /// Served zones, most labels first (longest match wins).
+    pub(crate) zones: Vec<ZoneEntry>,
+    names: imbl::HashMap<Key, Arc<Node>>,
+    ents: imbl::HashMap<Key, u32>,
+    extras: Arc<HashMap<Key, Arc<Node>>>,
+    extra_ents: Arc<HashSet<Key>>,
+}
+
+impl Index {
+    /// The zone a name falls in, by longest apex match.
+    pub(crate) fn zone_of(&self, name: &NameBuf) -> Option<usize> {
+        zone_position(&self.zones, name)
+    }
+
+    pub(crate) fn lookup<'a>(&'a self, zone: &'a ZoneEntry, key: &[u8]) -> Lookup<'a> {
+        if let Some(n) = zone.data.nodes.get(key) {
+            return Lookup::Node(n);
+        }
+        if let Some(n) = self.extras.get(key) {
+            return Lookup::Node(n);
+        }
+        if let Some(n) = self.names.get(key) {
+            return Lookup::Node(n);
+        }
+        if zone.data.ents.contains(key) || self.extra_ents.contains(key) || self.ents.contains_key(key) {
+            return Lookup::Empty;
+        }
+        Lookup::Missing
+    }
+
+    /// Every name with data, with where it comes from.
+    pub(crate) fn all_names(&self) -> Vec<(&[u8], &Node, &str)> {
+        let mut out = Vec::new();
+        for z in &self.zones {
+            for (k, n) in &z.data.nodes {
+                out.push((&k[..], n, &*z.data.name));
+            }
+        }
+        for (k, n) in self.extras.iter().chain(self.names.iter()) {
+            let zone = NameBuf::from_wire(k)
+                .and_then(|nb| self.zone_of(&nb))
+                .and_then(|i| self.zones.get(i))
+                .map_or("", |z| &*z.data.name);
+            out.push((&k[..], &**n, zone));
+        }
+        out
+    }
+}
+
+fn zone_position(zones: &[ZoneEntry], name: &NameBuf) -> Option<usize> {
+    zones
+        .iter()
+        .position(|z| z.data.labels <= name.labels() && name.suffix(name.labels() - z.data.labels) == &z.data.apex[..])
+}
+
+/// Per-zone serial bookkeeping across reloads.
+#[derive(Debug, Clone, Copy)]
+struct SerialState {
+    serial: u32,
+    content_hash: u64,
+}
+
+/// The single writer of the index.
+pub(crate) struct Builder {
+    pub(crate) settings: Arc<Settings>,
+    zones: Vec<ZoneEntry>,
+    serials: HashMap<String, SerialState>,
+    apexes: HashSet<Key>,
+    names: imbl::HashMap<Key, Arc<Node>>,
+    ents: imbl::HashMap<Key, u32>,
+    /// Names each service / ingress published, to withdraw them when it changes.
+    by_service: HashMap<ObjectKey, Vec<Key>>,
+    by_ingress: HashMap<ObjectKey, Vec<Key>>,
+    extras: Arc<HashMap<Key, Arc<Node>>>,
+    extra_ents: Arc<HashSet<Key>>,
+}
+
+impl Builder {
+    /// A builder for `config`; fails when a zone (file) cannot be loaded.
+    pub(crate) fn new(config: &Config) -> Result<Self> {
+        let mut b = Builder {
+            settings: Arc::new(Settings::from_config(config)),
+            zones: Vec::new(),
+            serials: HashMap::new(),
+            apexes: HashSet::new(),
+            names: imbl::HashMap::new(),
+            ents: imbl::HashMap::new(),
+            by_service: HashMap::new(),
+            by_ingress: HashMap::new(),
+            extras: Arc::default(),
+            extra_ents: Arc::default(),
+        };
+        let errors = b.load_zones();
+        if errors.is_empty() { Ok(b) } else { Err(many(errors)) }
+    }
+
+    /// Applies a new configuration. Zones whose file fails keep their previous content
+    /// (or, when new, serve only the synthesised SOA and NS); the errors are returned.
+    pub(crate) fn set_config(&mut self, config: &Config, snap: &Snapshot) -> Result<()> {
+        self.settings = Arc::new(Settings::from_config(config));
+        let errors = self.load_zones();
+        self.rebuild(snap);
+        if errors.is_empty() { Ok(()) } else { Err(many(errors)) }
+    }
+
+    fn load_zones(&mut self) -> Vec<Error> {
+        let s = self.settings.clone();
+        let defaults = ZoneDefaults { ttl: s.ttl, negative_ttl: s.negative_ttl, nameservers: &s.nameservers };
+        let mut errors = Vec::new();
+        let mut zones = Vec::new();
+        for spec in &s.zones {
+            let extra = if s.clusterset.as_deref() == Some(spec.apex.as_str()) {
+                scheme::clusterset_static(&spec.apex, s.ttl)
+            } else {
+                Vec::new()
+            };
+            let data = match zone::build(spec, &defaults, extra.clone()) {
+                Ok(d) => d,
+                Err(e) => {
+                    errors.push(e);
+                    let previous = self.zones.iter().find(|z| &*z.data.name == spec.apex.as_str());
+                    if let Some(prev) = previous {
+                        zones.push(prev.clone());
+                        continue;
+                    }
+                    let bare = ZoneSpec { apex: spec.apex.clone(), file: None };
+                    match zone::build(&bare, &defaults, extra) {
+                        Ok(d) => d,
+                        Err(e) => {
+                            errors.push(e);
+                            continue;
+                        }
+                    }
+                }
+            };
+            let serial = match self.serials.get(&spec.apex) {
+                None => data.file_serial.unwrap_or(0).max(unix_now()),
+                Some(st) if st.content_hash == data.content_hash => st.serial,
+                Some(st) => data.file_serial.unwrap_or(0).max(st.serial.wrapping_add(1)),
+            };
+            self.serials.insert(spec.apex.clone(), SerialState { serial, content_hash: data.content_hash });
+            let soa = zone::with_serial(&data.soa, serial).into();
+            zones.push(ZoneEntry { data: Arc::new(data), soa, serial });
+        }
+        zones.sort_by_key(|z| std::cmp::Reverse(z.data.labels));
+        self.apexes = zones.iter().map(|z| z.data.apex.clone()).collect();
+        self.zones = zones;
+        errors
+    }
+
+    /// Rebuilds every dynamic name from `snap`.
+    pub(crate) fn rebuild(&mut self, snap: &Snapshot) {
+        self.names = imbl::HashMap::new();
+        self.ents = imbl::HashMap::new();
+        self.by_service.clear();
+        self.by_ingress.clear();
+        let services: Vec<ObjectKey> = snap.services.keys().cloned().collect();
+        let ingresses: Vec<ObjectKey> = snap.ingresses.keys().cloned().collect();
+        self.update(snap, &services, &ingresses);
+    }
+
+    /// Applies one published change of the table.
+    pub(crate) fn apply(&mut self, snap: &Snapshot, change: &Change) {
+        if change.everything {
+            self.rebuild(snap);
+        } else {
+            self.update(snap, &change.services, &change.ingresses);
+        }
+    }
+
+    fn update(&mut self, snap: &Snapshot, services: &[ObjectKey], ingresses: &[ObjectKey]) {
+        let s = self.settings.clone();
+        let mut out = Vec::new();
+        for key in services {
+            if let Some(old) = self.by_service.remove(key) {
+                self.withdraw(&old);
+            }
+            out.clear();
+            if let Some(svc) = snap.services.get(key) {
+                scheme::service(snap, &s, svc, &mut out);
+            }
+            let keys = self.publish_names(&mut out);
+            if !keys.is_empty() {
+                self.by_service.insert(key.clone(), keys);
+            }
+        }
+        for key in ingresses {
+            if let Some(old) = self.by_ingress.remove(key) {
+                self.withdraw(&old);
+            }
+            out.clear();
+            if let Some(ing) = snap.ingresses.get(key) {
+                scheme::ingress(snap, &s, ing, &mut out);
+            }
+            let keys = self.publish_names(&mut out);
+            if !keys.is_empty() {
+                self.by_ingress.insert(key.clone(), keys);
+            }
+        }
+        let in_zone = |k: &[u8]| NameBuf::from_wire(k).and_then(|n| zone_position(&self.zones, &n)).is_some();
+        let extras = scheme::extras(snap, &s, in_zone);
+        let mut extra_ents = HashSet::new();
+        for k in extras.keys() {
+            for p in self.ancestors(k) {
+                extra_ents.insert(Key::from(p));
+            }
+        }
+        self.extras = Arc::new(extras);
+        self.extra_ents = Arc::new(extra_ents);
+        for z in &mut self.zones {
+            z.serial = z.serial.wrapping_add(1);
+            z.soa = zone::with_serial(&z.soa, z.serial).into();
+            if let Some(st) = self.serials.get_mut(&*z.data.name) {
+                st.serial = z.serial;
+            }
+        }
+    }
+
+    /// Proper ancestors of `key` below its zone apex.
+    fn ancestors<'k>(&self, key: &'k [u8]) -> Vec<&'k [u8]> {
+        let mut out = Vec::new();
+        let mut cur = name::parent(key);
+        while let Some(p) = cur {
+            if p.len() <= 1 || self.apexes.contains(p) {
+                break;
+            }
+            out.push(p);
+            cur = name::parent(p);
+        }
+        out
+    }
+
+    fn publish_names(&mut self, out: &mut Vec<(Key, Node)>) -> Vec<Key> {
+        let mut keys = Vec::with_capacity(out.len());
+        for (key, node) in out.drain(..) {
+            for p in self.ancestors(&key) {
+                *self.ents.entry(Key::from(p)).or_insert(0) += 1;
+            }
+            self.names.insert(key.clone(), Arc::new(node));
+            keys.push(key);
+        }
+        keys
+    }
+
+    fn withdraw(&mut self, keys: &[Key]) {
+        for key in keys {
+            self.names.remove(key);
+            for p in self.ancestors(key) {
+                let p = Key::from(p);
+                let gone = match self.ents.get_mut(&p) {
+                    Some(n) => {
+                        *n = n.saturating_sub(1);
+                        *n == 0
+                    }
+                    None => false,
+                };
+                if gone {
+                    self.ents.remove(&p);
+                }
+            }
+        }
+    }
+
+    /// The index readers will see.
+    pub(crate) fn index(&self) -> Index {
+        Index {
+            zones: self.zones.clone(),
+            names: self.names.clone(),
+            ents: self.ents.clone(),
+            extras: self.extras.clone(),
+            extra_ents: self.extra_ents.clone(),
+        }
+    }
+}
+
+fn many(mut errors: Vec<Error>) -> Error {
+    if errors.len() == 1 { errors.remove(0) } else { Error::Many(errors) }
+}
+
+fn unix_now() -> u32 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| d.as_secs() as u32)
+}

@@ -1,0 +1,274 @@
+//! The names a federated object publishes, and what each answers.
+//!
+//! - Federation v1: `<svc>.<ns>.<fed>.svc.<dns-zone>` (global), `….svc.<region>.<dns-zone>`
+//!   and `….svc.<zone>.<region>.<dns-zone>`, each with the healthy shards at that level or
+//!   a CNAME one level up; the same under `ing` for Ingresses.
+//! - Multi-Cluster Services (KEP-1645): `<svc>.<ns>.svc.<clusterset>`, SRV per named port,
+//!   and per-endpoint names of headless services.
+//! - Ingress hosts and configured custom names inside a served zone.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use meridian_discovery::table::{
+    ClusterMeta, FederatedIngress, FederatedService, IngressShard, ObjectKey, Shard, Snapshot, StalePolicy,
+};
+
+use crate::index::{Candidates, Cname, Node, Rrset, Settings, Source};
+use crate::name::{self, Key};
+use crate::wire::rtype;
+
+/// Annotation overriding the TTL of a service's answers, in seconds.
+pub const TTL_ANNOTATION: &str = "meridian.io/ttl";
+/// Highest TTL accepted from an annotation (one week, like `dns.ttl`).
+const MAX_TTL: u32 = 604_800;
+/// SRV weight of MCS records: every target is equal (RFC 2782 allows any value).
+const SRV_WEIGHT: u16 = 100;
+
+type Members<'a> = Vec<(&'a Arc<ClusterMeta>, &'a [IpAddr])>;
+/// SRV RDATA by (port name, protocol).
+type SrvSets = BTreeMap<(Arc<str>, &'static str), Vec<Box<[u8]>>>;
+
+/// The TTL a set of annotations asks for (the first shard that sets it wins).
+pub(crate) fn ttl_override<'a>(annotations: impl IntoIterator<Item = &'a BTreeMap<String, String>>) -> Option<u32> {
+    annotations.into_iter().find_map(|a| {
+        let v = a.get(TTL_ANNOTATION)?.trim();
+        v.strip_suffix('s').unwrap_or(v).parse::<u32>().ok().map(|t| t.min(MAX_TTL))
+    })
+}
+
+/// Healthy shards with addresses, and what the global name answers (fail-open when none is
+/// healthy).
+fn service_pools<'a>(snap: &Snapshot, s: &Settings, svc: &'a FederatedService) -> (Members<'a>, Members<'a>) {
+    let members = |v: Vec<&'a Arc<Shard>>| -> Members<'a> {
+        v.into_iter().filter(|sh| !sh.addresses.is_empty()).map(|sh| (&sh.cluster, &sh.addresses[..])).collect()
+    };
+    let healthy = members(snap.usable_shards(&svc.shards, false));
+    let global = if !healthy.is_empty() || !s.fail_open {
+        healthy.clone()
+    } else {
+        members(snap.usable_shards(&svc.shards, true))
+    };
+    (healthy, global)
+}
+
+/// Ingress shards that answers may use: Ingresses carry no endpoint health, so every shard
+/// with an address counts, subject to the stale policy.
+fn ingress_members<'a>(snap: &Snapshot, shards: &'a [Arc<IngressShard>]) -> Members<'a> {
+    let policy = snap.stale_policy.map_or(StalePolicy::Serve, |p| p.0);
+    let with_addr = || shards.iter().filter(|sh| !sh.addresses.is_empty());
+    let fresh: Vec<_> = with_addr().filter(|sh| !sh.stale).collect();
+    let stale = || with_addr().filter(|sh| sh.stale && snap.stale_servable(&sh.cluster.name));
+    let chosen: Vec<&Arc<IngressShard>> = match policy {
+        StalePolicy::Drop => fresh,
+        StalePolicy::Serve => with_addr().filter(|sh| !sh.stale || snap.stale_servable(&sh.cluster.name)).collect(),
+        StalePolicy::Fallback if fresh.is_empty() => stale().collect(),
+        StalePolicy::Fallback => fresh,
+    };
+    chosen.into_iter().map(|sh| (&sh.cluster, &sh.addresses[..])).collect()
+}
+
+fn addr_node(ttl: u32, members: &[(&Arc<ClusterMeta>, &[IpAddr])], source: Source) -> Node {
+    Node { addrs: Some(Arc::new(Candidates::new(ttl, members.iter().copied()))), source, ..Default::default() }
+}
+
+fn cname_node(ttl: u32, target: &Key, source: Source) -> Node {
+    Node { cname: Some(Cname { ttl, target: target.clone(), key: target.clone() }), source, ..Default::default() }
+}
+
+/// Names of a federated service (Federation v1 and, when exported, MCS).
+pub(crate) fn service(snap: &Snapshot, s: &Settings, svc: &FederatedService, out: &mut Vec<(Key, Node)>) {
+    let ttl = ttl_override(svc.shards.iter().map(|sh| &sh.annotations)).unwrap_or(s.ttl);
+    let (healthy, global) = service_pools(snap, s, svc);
+    federated(snap, s, &svc.key, "svc", &healthy, &global, ttl, Source::Service(svc.key.clone()), out);
+    if let Some(domain) = &s.clusterset
+        && (s.export_all || snap.exports.contains_key(&svc.key))
+    {
+        clusterset(snap, domain, svc, &global, ttl, out);
+    }
+}
+
+/// Names of a federated Ingress.
+pub(crate) fn ingress(snap: &Snapshot, s: &Settings, ing: &FederatedIngress, out: &mut Vec<(Key, Node)>) {
+    let ttl = ttl_override(ing.shards.iter().map(|sh| &sh.annotations)).unwrap_or(s.ttl);
+    let members = ingress_members(snap, &ing.shards);
+    federated(snap, s, &ing.key, "ing", &members, &members, ttl, Source::Ingress(ing.key.clone()), out);
+}
+
+/// The three levels of Federation v1 names.
+#[allow(clippy::too_many_arguments)]
+fn federated(
+    snap: &Snapshot,
+    s: &Settings,
+    key: &ObjectKey,
+    kind: &str,
+    healthy: &Members<'_>,
+    global: &Members<'_>,
+    ttl: u32,
+    source: Source,
+    out: &mut Vec<(Key, Node)>,
+) {
+    let base = format!("{}.{}.{}.{kind}", key.name, key.namespace, s.federation);
+    let Some(gkey) = name::key(&format!("{base}.{}", s.dns_zone)) else { return };
+    out.push((gkey.clone(), addr_node(ttl, global, source.clone())));
+
+    // Every region and zone of the federation gets names (as in Federation v1), so a
+    // client pinned to its zone's name keeps resolving when the service leaves the zone.
+    let mut regions = BTreeSet::new();
+    let mut zones = BTreeSet::new();
+    let metas =
+        snap.clusters.values().map(|c| &c.meta).chain(healthy.iter().map(|m| m.0)).chain(global.iter().map(|m| m.0));
+    for meta in metas {
+        if let Some(r) = &meta.region {
+            regions.insert(r.clone());
+            if let Some(z) = &meta.zone {
+                zones.insert((z.clone(), r.clone()));
+            }
+        }
+    }
+    let mut region_keys = HashMap::new();
+    for r in &regions {
+        let Some(rkey) = name::key(&format!("{base}.{r}.{}", s.dns_zone)) else { continue };
+        let here: Members<'_> = healthy.iter().filter(|m| m.0.region.as_ref() == Some(r)).copied().collect();
+        let node = if here.is_empty() {
+            cname_node(ttl, &gkey, source.clone())
+        } else {
+            addr_node(ttl, &here, source.clone())
+        };
+        region_keys.insert(r.clone(), rkey.clone());
+        out.push((rkey, node));
+    }
+    for (z, r) in &zones {
+        let (Some(zkey), Some(rkey)) = (name::key(&format!("{base}.{z}.{r}.{}", s.dns_zone)), region_keys.get(r))
+        else {
+            continue;
+        };
+        let here: Members<'_> = healthy
+            .iter()
+            .filter(|m| m.0.region.as_ref() == Some(r) && m.0.zone.as_ref() == Some(z))
+            .copied()
+            .collect();
+        let node =
+            if here.is_empty() { cname_node(ttl, rkey, source.clone()) } else { addr_node(ttl, &here, source.clone()) };
+        out.push((zkey, node));
+    }
+}
+
+/// SRV RDATA (RFC 2782), target uncompressed.
+fn srv(port: u16, target: &[u8]) -> Box<[u8]> {
+    let mut v = Vec::with_capacity(6 + target.len());
+    v.extend_from_slice(&0u16.to_be_bytes());
+    v.extend_from_slice(&SRV_WEIGHT.to_be_bytes());
+    v.extend_from_slice(&port.to_be_bytes());
+    v.extend_from_slice(target);
+    v.into_boxed_slice()
+}
+
+/// The static content of the clusterset zone: `dns-version` TXT "1.0.0" (KEP-1645).
+pub(crate) fn clusterset_static(domain: &str, ttl: u32) -> Vec<(Key, Rrset)> {
+    let Some(key) = name::key(&format!("dns-version.{domain}")) else { return Vec::new() };
+    let txt: Box<[u8]> = Box::new(*b"\x051.0.0");
+    vec![(key, Rrset { rtype: rtype::TXT, ttl, rdata: vec![txt] })]
+}
+
+/// A DNS label for an endpoint without a hostname: its address with '-' for '.' and ':'.
+fn address_label(ip: &IpAddr) -> String {
+    ip.to_string().replace(['.', ':'], "-")
+}
+
+/// MCS names of an exported service.
+fn clusterset(
+    snap: &Snapshot,
+    domain: &str,
+    svc: &FederatedService,
+    global: &Members<'_>,
+    ttl: u32,
+    out: &mut Vec<(Key, Node)>,
+) {
+    let base = format!("{}.{}.svc.{domain}", svc.key.name, svc.key.namespace);
+    let Some(bkey) = name::key(&base) else { return };
+    let source = Source::ClusterSet(svc.key.clone());
+    let headless = svc.shards.iter().any(|sh| sh.headless);
+    // (port name, protocol) → SRV RDATA
+    let mut srvs: SrvSets = BTreeMap::new();
+    if !headless {
+        out.push((bkey.clone(), addr_node(ttl, global, source.clone())));
+        for port in svc.shards.iter().flat_map(|sh| &sh.ports) {
+            if let Some(n) = &port.name {
+                srvs.entry((n.clone(), port.protocol.as_str())).or_insert_with(|| vec![srv(port.port, &bkey)]);
+            }
+        }
+    } else {
+        let mut all: Members<'_> = Vec::new();
+        for sh in snap.usable_shards(&svc.shards, false) {
+            for ep in sh.endpoints.iter().filter(|ep| ep.ready && !ep.addresses.is_empty()) {
+                all.push((&sh.cluster, &ep.addresses[..]));
+                let host = match (&ep.hostname, ep.addresses.first()) {
+                    (Some(h), _) => h.to_string(),
+                    (None, Some(ip)) => address_label(ip),
+                    (None, None) => continue,
+                };
+                let Some(hkey) = name::key(&format!("{host}.{}.{base}", sh.cluster.name)) else { continue };
+                out.push((hkey.clone(), addr_node(ttl, &[(&sh.cluster, &ep.addresses[..])], source.clone())));
+                for port in &sh.ports {
+                    let Some(n) = &port.name else { continue };
+                    let number = ep.ports.iter().find(|p| p.name.as_ref() == Some(n)).map_or(port.port, |p| p.port);
+                    srvs.entry((n.clone(), port.protocol.as_str())).or_default().push(srv(number, &hkey));
+                }
+            }
+        }
+        if all.is_empty() {
+            // KEP-1645: a headless service without ready endpoints is NXDOMAIN.
+            return;
+        }
+        out.push((bkey.clone(), addr_node(ttl, &all, source.clone())));
+    }
+    for ((port, proto), rdata) in srvs {
+        let Some(k) = name::key(&format!("_{port}._{proto}.{base}")) else { continue };
+        out.push((
+            k,
+            Node {
+                rrsets: vec![Rrset { rtype: rtype::SRV, ttl, rdata }],
+                source: source.clone(),
+                ..Default::default()
+            },
+        ));
+    }
+}
+
+/// Ingress hosts and custom names that fall inside a served zone (`in_zone`).
+pub(crate) fn extras(snap: &Snapshot, s: &Settings, in_zone: impl Fn(&[u8]) -> bool) -> HashMap<Key, Arc<Node>> {
+    let mut out = HashMap::new();
+    for (key, svc_key) in &s.names {
+        if !in_zone(key) {
+            continue;
+        }
+        let node = match snap.services.get(svc_key) {
+            Some(svc) => {
+                let ttl = ttl_override(svc.shards.iter().map(|sh| &sh.annotations)).unwrap_or(s.ttl);
+                let (_, global) = service_pools(snap, s, svc);
+                addr_node(ttl, &global, Source::Custom(svc_key.clone()))
+            }
+            None => addr_node(s.ttl, &[], Source::Custom(svc_key.clone())),
+        };
+        out.insert(key.clone(), Arc::new(node));
+    }
+    let mut hosts: BTreeMap<Key, (u32, Members<'_>, ObjectKey)> = BTreeMap::new();
+    for ing in snap.ingresses.values() {
+        let ttl = ttl_override(ing.shards.iter().map(|sh| &sh.annotations)).unwrap_or(s.ttl);
+        let members = ingress_members(snap, &ing.shards);
+        for host in ing.hosts() {
+            let Some(key) = name::key(&host) else { continue };
+            if !in_zone(&key) || out.contains_key(&key) {
+                continue;
+            }
+            let entry = hosts.entry(key).or_insert_with(|| (ttl, Vec::new(), ing.key.clone()));
+            entry.1.extend(members.iter().copied());
+        }
+    }
+    for (key, (ttl, members, ing)) in hosts {
+        out.insert(key, Arc::new(addr_node(ttl, &members, Source::IngressHost(ing))));
+    }
+    out
+}

@@ -1,0 +1,370 @@
+//! The listeners: UDP workers and RFC 7766 TCP connections around [`answer`], and the task
+//! that keeps the index in step with the table.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use meridian_config::Config;
+use meridian_discovery::table::Table;
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{Semaphore, broadcast, watch};
+use tokio::task::JoinHandle;
+
+use crate::answer::{Client, Transport, answer};
+use crate::error::{Error, Result};
+use crate::index::{Builder, Index, Settings, Source};
+use crate::metrics::{LocalStats, Metrics};
+use crate::name;
+
+/// How long shutdown waits for workers before leaving them to the runtime.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
+
+/// One name being served, for `meridian status` and the admin API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServedName {
+    /// Fully qualified, lower case, with the trailing dot.
+    pub name: String,
+    pub zone: String,
+    /// `zone-file`, `service`, `ingress`, `clusterset`, `ingress-host` or `custom`.
+    pub kind: &'static str,
+    /// `namespace/name` of the object behind the name, if any.
+    pub object: Option<String>,
+    /// Short summary of the answer, e.g. `2 A, 1 AAAA` or `CNAME x.example.`.
+    pub answer: String,
+}
+
+/// State shared by every worker.
+struct Shared {
+    index: ArcSwap<Index>,
+    /// The index's only writer (table updates and reloads).
+    builder: Mutex<Builder>,
+    table: Table,
+    metrics: Metrics,
+    tcp_idle_ms: AtomicU64,
+}
+
+impl Shared {
+    fn publish(&self, builder: &Builder) {
+        self.index.store(Arc::new(builder.index()));
+    }
+}
+
+/// The authoritative DNS server.
+pub struct DnsServer {
+    shared: Arc<Shared>,
+    addrs: Vec<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Sockets for [`DnsServer::run`]: each UDP socket with the TCP listener on the same address.
+pub struct Sockets {
+    pub udp: Vec<UdpSocket>,
+    pub tcp: Vec<TcpListener>,
+}
+
+impl Sockets {
+    /// Binds UDP and TCP on every address. Port 0 gets one ephemeral port for both.
+    pub async fn bind(addrs: &[SocketAddr]) -> Result<Sockets> {
+        let mut s = Sockets { udp: Vec::new(), tcp: Vec::new() };
+        for &addr in addrs {
+            let udp = UdpSocket::bind(addr).await.map_err(|source| Error::Bind { addr, proto: "udp", source })?;
+            let bound = udp.local_addr().map_err(|source| Error::Bind { addr, proto: "udp", source })?;
+            let tcp =
+                TcpListener::bind(bound).await.map_err(|source| Error::Bind { addr: bound, proto: "tcp", source })?;
+            s.udp.push(udp);
+            s.tcp.push(tcp);
+        }
+        Ok(s)
+    }
+}
+
+impl DnsServer {
+    /// Binds every configured listener (UDP and TCP each) and starts serving.
+    pub async fn start(config: &Config, table: Table, registry: &mut Registry) -> Result<DnsServer> {
+        let sockets = Sockets::bind(&config.dns.listen).await?;
+        let metrics = Metrics::register(registry);
+        Self::run(config, table, sockets, metrics)
+    }
+
+    /// Serves on already bound sockets (tests bind `127.0.0.1:0`).
+    pub fn run_with(config: &Config, table: Table, sockets: Sockets, registry: &mut Registry) -> Result<DnsServer> {
+        let metrics = Metrics::register(registry);
+        Self::run(config, table, sockets, metrics)
+    }
+
+    fn run(config: &Config, table: Table, sockets: Sockets, metrics: Metrics) -> Result<DnsServer> {
+        // Subscribe before the first build so no change falls between the two.
+        let changes = table.changes();
+        let mut builder = Builder::new(config)?;
+        builder.rebuild(&table.snapshot());
+        let shared = Arc::new(Shared {
+            index: ArcSwap::from_pointee(builder.index()),
+            builder: Mutex::new(builder),
+            table,
+            metrics,
+            tcp_idle_ms: AtomicU64::new(config.dns.tcp_idle_timeout.as_std().as_millis() as u64),
+        });
+        let (shutdown, _) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let mut addrs = Vec::new();
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+        for udp in sockets.udp {
+            if let Ok(a) = udp.local_addr() {
+                addrs.push(a);
+            }
+            let udp = Arc::new(udp);
+            for _ in 0..workers {
+                tasks.push(tokio::spawn(udp_worker(udp.clone(), shared.clone(), shutdown.subscribe())));
+            }
+        }
+        let limit = Arc::new(Semaphore::new(config.dns.tcp_max_connections.max(1)));
+        for tcp in sockets.tcp {
+            tasks.push(tokio::spawn(tcp_acceptor(tcp, limit.clone(), shared.clone(), shutdown.subscribe())));
+        }
+        tasks.push(tokio::spawn(follow_table(changes, shared.clone(), shutdown.subscribe())));
+        tracing::info!(listen = ?addrs, "dns: serving");
+        Ok(DnsServer { shared, addrs, shutdown, tasks })
+    }
+
+    /// Applies a new configuration (zones, TTLs, names, zone files). A zone whose file has
+    /// errors keeps serving its previous content; the error names file, line and reason.
+    /// Listen addresses and the TCP connection limit take effect at the next start.
+    pub fn reload(&self, config: &Config) -> Result<()> {
+        let mut b = self.shared.builder.lock().unwrap_or_else(|e| e.into_inner());
+        let result = b.set_config(config, &self.shared.table.snapshot());
+        self.shared.publish(&b);
+        self.shared.tcp_idle_ms.store(config.dns.tcp_idle_timeout.as_std().as_millis() as u64, Ordering::Relaxed);
+        if let Err(e) = &result {
+            tracing::warn!(error = %e, "dns: reload kept the previous content of a zone");
+        }
+        result
+    }
+
+    /// Zone master files to watch for reloads.
+    pub fn watched_files(config: &Config) -> Vec<PathBuf> {
+        Settings::from_config(config).zones.into_iter().filter_map(|z| z.file).collect()
+    }
+
+    /// Every name being served, sorted.
+    pub fn names(&self) -> Vec<ServedName> {
+        let index = self.shared.index.load();
+        let mut out: Vec<ServedName> = index
+            .all_names()
+            .into_iter()
+            .map(|(key, node, zone)| {
+                let (kind, object) = match &node.source {
+                    Source::ZoneFile => ("zone-file", None),
+                    Source::Service(k) => ("service", Some(k.to_string())),
+                    Source::Ingress(k) => ("ingress", Some(k.to_string())),
+                    Source::ClusterSet(k) => ("clusterset", Some(k.to_string())),
+                    Source::IngressHost(k) => ("ingress-host", Some(k.to_string())),
+                    Source::Custom(k) => ("custom", Some(k.to_string())),
+                };
+                let mut parts = Vec::new();
+                if let Some(c) = &node.cname {
+                    parts.push(format!("CNAME {}", name::text(&c.target)));
+                }
+                if let Some(a) = &node.addrs {
+                    parts.push(format!("{} A, {} AAAA", a.a.len(), a.aaaa.len()));
+                }
+                for set in &node.rrsets {
+                    parts.push(format!("{} {}", set.rdata.len(), hickory_proto::rr::RecordType::from(set.rtype)));
+                }
+                ServedName { name: name::text(key), zone: zone.to_owned(), kind, object, answer: parts.join(", ") }
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// The bound addresses (UDP and TCP share each).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.addrs.clone()
+    }
+
+    /// Stops every listener and waits (briefly) for the workers.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            if tokio::time::timeout(SHUTDOWN_GRACE, t).await.is_err() {
+                tracing::warn!("dns: a worker did not stop in time");
+            }
+        }
+    }
+}
+
+/// Keeps the index in step with the table: incremental for listed keys, a rebuild when the
+/// change says everything or this subscriber lagged.
+async fn follow_table(
+    mut changes: broadcast::Receiver<Arc<meridian_discovery::table::Change>>,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let first = tokio::select! {
+            _ = shutdown.changed() => return,
+            r = changes.recv() => r,
+        };
+        let mut batch = Vec::new();
+        let mut lagged = false;
+        match first {
+            Ok(c) => batch.push(c),
+            Err(broadcast::error::RecvError::Lagged(_)) => lagged = true,
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+        loop {
+            match changes.try_recv() {
+                Ok(c) => batch.push(c),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => lagged = true,
+                Err(_) => break,
+            }
+        }
+        let snap = shared.table.snapshot();
+        let mut b = shared.builder.lock().unwrap_or_else(|e| e.into_inner());
+        if lagged || batch.iter().any(|c| c.everything) {
+            b.rebuild(&snap);
+        } else {
+            let mut all = meridian_discovery::table::Change::default();
+            for c in &batch {
+                all.services.extend(c.services.iter().cloned());
+                all.ingresses.extend(c.ingresses.iter().cloned());
+            }
+            all.services.sort();
+            all.services.dedup();
+            all.ingresses.sort();
+            all.ingresses.dedup();
+            b.apply(&snap, &all);
+        }
+        shared.publish(&b);
+    }
+}
+
+async fn udp_worker(sock: Arc<UdpSocket>, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let mut buf = vec![0u8; 65_535];
+    let mut out = Vec::with_capacity(4096);
+    let mut stats = LocalStats::default();
+    loop {
+        let first = tokio::select! {
+            _ = shutdown.changed() => break,
+            r = sock.recv_from(&mut buf) => r,
+        };
+        let mut next = first;
+        // Drain what is queued before flushing counters: one merge per burst.
+        loop {
+            match next {
+                Ok((n, peer)) => {
+                    let t0 = Instant::now();
+                    let client = Client { transport: Transport::Udp, addr: Some(peer) };
+                    let outcome = {
+                        let index = shared.index.load();
+                        answer(&index, buf.get(..n).unwrap_or_default(), &client, &mut out)
+                    };
+                    stats.record(&outcome, t0.elapsed());
+                    if outcome.respond {
+                        let _ = sock.send_to(&out, peer).await;
+                    }
+                }
+                // ICMP errors from earlier sends surface here on some systems; not fatal.
+                Err(e) => tracing::debug!(error = %e, "dns: udp receive"),
+            }
+            next = match sock.try_recv_from(&mut buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                r => r,
+            };
+        }
+        stats.flush(&shared.metrics);
+    }
+    stats.flush(&shared.metrics);
+}
+
+async fn tcp_acceptor(
+    listener: TcpListener,
+    limit: Arc<Semaphore>,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.changed() => return,
+            r = listener.accept() => r,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                // RFC 7766 §6.2.2: over the limit, close at once rather than queue.
+                let Ok(permit) = limit.clone().try_acquire_owned() else {
+                    drop(stream);
+                    continue;
+                };
+                let shared = shared.clone();
+                let shutdown = shutdown.clone();
+                tokio::spawn(async move {
+                    tcp_connection(stream, peer, shared, shutdown).await;
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "dns: tcp accept");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+}
+
+/// One TCP connection: length-prefixed queries answered in order (pipelining), responses
+/// flushed when no further query is already buffered; closed after the idle timeout.
+async fn tcp_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let _ = stream.set_nodelay(true);
+    let (rd, wr) = stream.into_split();
+    let mut rd = BufReader::new(rd);
+    let mut wr = BufWriter::new(wr);
+    let mut buf = vec![0u8; 65_535];
+    let mut out = Vec::with_capacity(4096);
+    let mut stats = LocalStats::default();
+    let client = Client { transport: Transport::Tcp, addr: Some(peer) };
+    loop {
+        let idle = Duration::from_millis(shared.tcp_idle_ms.load(Ordering::Relaxed));
+        let read = async {
+            let len = usize::from(rd.read_u16().await?);
+            let msg = buf.get_mut(..len).ok_or(std::io::ErrorKind::InvalidData)?;
+            rd.read_exact(msg).await?;
+            Ok::<usize, std::io::Error>(len)
+        };
+        let len = tokio::select! {
+            _ = shutdown.changed() => break,
+            r = tokio::time::timeout(idle, read) => match r {
+                Ok(Ok(len)) => len,
+                _ => break,
+            },
+        };
+        let t0 = Instant::now();
+        let outcome = {
+            let index = shared.index.load();
+            answer(&index, buf.get(..len).unwrap_or_default(), &client, &mut out)
+        };
+        stats.record(&outcome, t0.elapsed());
+        if outcome.respond {
+            let prefix = (out.len() as u16).to_be_bytes();
+            if wr.write_all(&prefix).await.is_err() || wr.write_all(&out).await.is_err() {
+                break;
+            }
+        }
+        if rd.buffer().is_empty() {
+            stats.flush(&shared.metrics);
+            if wr.flush().await.is_err() {
+                break;
+            }
+        }
+    }
+    let _ = wr.flush().await;
+    stats.flush(&shared.metrics);
+}

@@ -1,0 +1,118 @@
+use super::*;
+
+fn packet(flags: u16, qd: u16, ar: u16, body: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x12, 0x34];
+    p.extend_from_slice(&flags.to_be_bytes());
+    for c in [qd, 0, 0, ar] {
+        p.extend_from_slice(&c.to_be_bytes());
+    }
+    p.extend_from_slice(body);
+    p
+}
+
+const QUESTION: &[u8] = b"\x03WWW\x07example\x04test\x00\x00\x01\x00\x01";
+const OPT_V0: &[u8] = b"\x00\x00\x29\x04\xd0\x00\x00\x80\x00\x00\x00";
+
+#[derive(Debug, PartialEq)]
+enum Want {
+    Drop,
+    Error(u16),
+    Ok { qtype: u16, edns: Option<(u16, u8, bool)> },
+}
+
+fn outcome(p: &[u8]) -> Want {
+    match parse(p) {
+        Parsed::Drop => Want::Drop,
+        Parsed::Query(q) if q.error.is_some() => Want::Error(q.error.unwrap_or_default()),
+        Parsed::Query(q) => Want::Ok {
+            qtype: q.question.map_or(0, |x| x.qtype),
+            edns: q.edns.map(|e| (e.payload, e.version, e.dnssec_ok)),
+        },
+    }
+}
+
+/// What the parser makes of well-formed and malformed packets.
+#[test]
+fn parse_cases() {
+    let with_opt = [QUESTION, OPT_V0].concat();
+    let two_opts = [QUESTION, OPT_V0, OPT_V0].concat();
+    let cases: Vec<(&str, Vec<u8>, Want)> = vec![
+        ("empty", vec![], Want::Drop),
+        ("short header", vec![0; 11], Want::Drop),
+        ("a response", packet(0x8000, 1, 0, QUESTION), Want::Drop),
+        ("plain query", packet(0x0100, 1, 0, QUESTION), Want::Ok { qtype: 1, edns: None }),
+        ("with OPT", packet(0, 1, 1, &with_opt), Want::Ok { qtype: 1, edns: Some((1232, 0, true)) }),
+        ("two OPTs", packet(0, 1, 2, &two_opts), Want::Error(rcode::FORMERR)),
+        ("no question", packet(0, 0, 0, &[]), Want::Error(rcode::FORMERR)),
+        ("two questions", packet(0, 2, 0, &[QUESTION, QUESTION].concat()), Want::Error(rcode::FORMERR)),
+        ("pointer in question", packet(0, 1, 0, b"\xc0\x0c\x00\x01\x00\x01"), Want::Error(rcode::FORMERR)),
+        (
+            "label of 64",
+            packet(0, 1, 0, &[&[64u8][..], &[b'a'; 64], b"\x00\x00\x01\x00\x01"].concat()),
+            Want::Error(rcode::FORMERR),
+        ),
+        ("cut question", packet(0, 1, 0, &QUESTION[..QUESTION.len() - 2]), Want::Error(rcode::FORMERR)),
+        ("announced OPT missing", packet(0, 1, 1, QUESTION), Want::Error(rcode::FORMERR)),
+        ("opcode 2", packet(2 << 11, 1, 0, QUESTION), Want::Error(rcode::NOTIMP)),
+        ("qtype OPT", packet(0, 1, 0, b"\x00\x00\x29\x00\x01"), Want::Error(rcode::FORMERR)),
+    ];
+    for (what, p, want) in cases {
+        assert_eq!(outcome(&p), want, "{what}");
+    }
+    // A name over 255 octets: five labels of 63.
+    let mut long = Vec::new();
+    for _ in 0..5 {
+        long.push(63);
+        long.extend_from_slice(&[b'a'; 63]);
+    }
+    long.extend_from_slice(b"\x00\x00\x01\x00\x01");
+    assert_eq!(outcome(&packet(0, 1, 0, &long)), Want::Error(rcode::FORMERR));
+}
+
+/// The question is lower-cased for lookup and kept as sent for the echo.
+#[test]
+fn question_lowercased_and_raw_kept() {
+    let p = packet(0, 1, 0, QUESTION);
+    let Parsed::Query(q) = parse(&p) else { panic!("dropped") };
+    let qu = q.question.expect("question");
+    assert_eq!(qu.name.wire(), b"\x03www\x07example\x04test\x00");
+    assert_eq!(&p[qu.raw.clone()], QUESTION);
+}
+
+/// Answers over the limit are cut back to the question with TC=1 and the OPT kept.
+#[test]
+fn truncation_cases() {
+    let p = packet(0x0100, 1, 0, QUESTION);
+    let Parsed::Query(q) = parse(&p) else { panic!("dropped") };
+    let edns = Edns { payload: 4096, version: 0, dnssec_ok: false, options: 0..0 };
+    // (records of 4 octets, EDNS, limit, want TC, want ANCOUNT)
+    let cases = [
+        (10, None, 512, false, 10),
+        (40, None, 512, true, 0),
+        (40, Some(&edns), 1232, false, 40),
+        (100, Some(&edns), 1232, true, 0),
+    ];
+    for (n, e, limit, tc, an) in cases {
+        let mut buf = Vec::new();
+        let mut r = Response::start(&mut buf, &q, &p);
+        for i in 0..n {
+            r.record(Section::Answer, Owner::Ptr(12), rtype::A, 30, &[10, 0, 0, i as u8]);
+        }
+        r.finish(e, rcode::NOERROR, limit);
+        assert!(buf.len() <= limit, "{n} records: {} octets", buf.len());
+        assert_eq!(buf[2] & 0x02 != 0, tc, "{n} records, limit {limit}");
+        assert_eq!(u16::from_be_bytes([buf[6], buf[7]]), an);
+        assert_eq!(u16::from_be_bytes([buf[10], buf[11]]), u16::from(e.is_some()));
+        assert_eq!(buf[2] & 0x01, 1, "RD copied");
+        assert_eq!(buf[3] & 0x80, 0, "RA clear");
+    }
+}
+
+#[test]
+fn udp_limit_clamps() {
+    let e = |payload| Some(Edns { payload, version: 0, dnssec_ok: false, options: 0..0 });
+    assert_eq!(udp_limit(None), 512);
+    assert_eq!(udp_limit(e(100).as_ref()), 512);
+    assert_eq!(udp_limit(e(4096).as_ref()), 1232);
+    assert_eq!(udp_limit(e(1000).as_ref()), 1000);
+}

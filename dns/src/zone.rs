@@ -1,0 +1,273 @@
+//! A zone's own records: its RFC 1035 master file (parsed with hickory's zone-file parser),
+//! plus the SOA and NS synthesised from the configuration when the file has none.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hickory_proto::rr::rdata::{NS, SOA};
+use hickory_proto::rr::{Name, RData, RecordSet, RecordType, RrKey};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
+use hickory_proto::serialize::txt::{LexerError, ParseError, Parser};
+
+use crate::error::{Error, Result};
+use crate::index::{Cname, Node, Rrset};
+use crate::name::{self, Key};
+
+/// SOA timers of a synthesised SOA (RFC 1912 §2.2 recommendations).
+const SOA_REFRESH: i32 = 3600;
+const SOA_RETRY: i32 = 600;
+const SOA_EXPIRE: i32 = 1_209_600;
+
+/// What the configuration says about one zone.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct ZoneSpec {
+    /// Apex as configured, without a trailing dot.
+    pub(crate) apex: String,
+    pub(crate) file: Option<PathBuf>,
+}
+
+/// A zone's static content, built from its file and the configuration.
+#[derive(Debug)]
+pub(crate) struct ZoneData {
+    pub(crate) name: Arc<str>,
+    pub(crate) apex: Key,
+    pub(crate) labels: usize,
+    /// SOA RDATA; the serial (bytes `len-20..len-16`) is patched as the zone changes.
+    pub(crate) soa: Box<[u8]>,
+    pub(crate) soa_ttl: u32,
+    /// TTL of negative answers: min(SOA TTL, SOA MINIMUM) (RFC 2308 §5).
+    pub(crate) negative_ttl: u32,
+    /// Serial written in the file, if it had an SOA.
+    pub(crate) file_serial: Option<u32>,
+    pub(crate) nodes: HashMap<Key, Node>,
+    /// Names with nothing of their own but records below them (RFC 8020: NODATA, not
+    /// NXDOMAIN).
+    pub(crate) ents: HashSet<Key>,
+    /// Hash of everything the zone's content was built from, to advance the serial only
+    /// when it changes.
+    pub(crate) content_hash: u64,
+}
+
+/// Settings the synthesised records need.
+pub(crate) struct ZoneDefaults<'a> {
+    pub(crate) ttl: u32,
+    pub(crate) negative_ttl: u32,
+    pub(crate) nameservers: &'a [String],
+}
+
+/// Builds a zone; `extra` adds records that are part of the zone by definition (the MCS
+/// `dns-version` TXT).
+pub(crate) fn build(spec: &ZoneSpec, defaults: &ZoneDefaults<'_>, extra: Vec<(Key, Rrset)>) -> Result<ZoneData> {
+    let origin = Name::from_ascii(format!("{}.", spec.apex))
+        .map_err(|e| Error::Zone { zone: spec.apex.clone(), reason: e.to_string() })?;
+    let apex =
+        name::key(&spec.apex).ok_or_else(|| Error::Zone { zone: spec.apex.clone(), reason: "invalid apex".into() })?;
+    let mut hasher = DefaultHasher::new();
+    spec.hash(&mut hasher);
+    defaults.ttl.hash(&mut hasher);
+    defaults.negative_ttl.hash(&mut hasher);
+    defaults.nameservers.hash(&mut hasher);
+    let records = match &spec.file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::ZoneFile {
+                file: path.clone(),
+                line: 0,
+                reason: e.to_string(),
+            })?;
+            text.hash(&mut hasher);
+            parse_file(&text, path, &origin)?
+        }
+        None => BTreeMap::new(),
+    };
+
+    let mut nodes: HashMap<Key, Node> = HashMap::new();
+    let mut soa_record = None;
+    for ((owner, rtype), set) in &records {
+        if *rtype == RecordType::SOA {
+            soa_record = set.records_without_rrsigs().next().map(|r| (r.ttl, r.data.clone()));
+            continue;
+        }
+        let key = name::key(&owner.to_ascii())
+            .ok_or_else(|| Error::Zone { zone: spec.apex.clone(), reason: format!("invalid owner {owner}") })?;
+        let mut rdata = Vec::new();
+        for r in set.records_without_rrsigs() {
+            rdata.push(encode(&r.data).map_err(|reason| Error::Zone { zone: spec.apex.clone(), reason })?);
+        }
+        let node = nodes.entry(key).or_default();
+        if *rtype == RecordType::CNAME {
+            let target = rdata.first().cloned().unwrap_or_default();
+            let lower: Key = target.iter().map(u8::to_ascii_lowercase).collect();
+            node.cname = Some(Cname { ttl: set.ttl(), target, key: lower });
+        } else {
+            node.rrsets.push(Rrset { rtype: u16::from(*rtype), ttl: set.ttl(), rdata });
+        }
+    }
+    for (key, rrset) in extra {
+        nodes.entry(key).or_default().rrsets.push(rrset);
+    }
+
+    let nameservers: Vec<Name> = if defaults.nameservers.is_empty() {
+        vec![
+            Name::from_ascii(format!("ns1.{}.", spec.apex))
+                .map_err(|e| Error::Zone { zone: spec.apex.clone(), reason: e.to_string() })?,
+        ]
+    } else {
+        defaults
+            .nameservers
+            .iter()
+            .map(|n| Name::from_ascii(format!("{}.", n.trim_end_matches('.'))))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| Error::Zone { zone: spec.apex.clone(), reason: e.to_string() })?
+    };
+    let apex_node = nodes.entry(apex.clone()).or_default();
+    if !apex_node.rrsets.iter().any(|r| r.rtype == u16::from(RecordType::NS)) {
+        let mut rdata = Vec::new();
+        for ns in &nameservers {
+            rdata.push(
+                encode(&RData::NS(NS(ns.clone()))).map_err(|reason| Error::Zone { zone: spec.apex.clone(), reason })?,
+            );
+        }
+        apex_node.rrsets.push(Rrset { rtype: u16::from(RecordType::NS), ttl: defaults.ttl.max(3600), rdata });
+    }
+
+    let (soa_ttl, soa_rdata, file_serial, minimum) = match soa_record {
+        Some((ttl, RData::SOA(soa))) => {
+            let minimum = soa.minimum;
+            let serial = soa.serial;
+            (ttl, RData::SOA(soa), Some(serial), minimum)
+        }
+        _ => {
+            let rname = Name::from_ascii(format!("hostmaster.{}.", spec.apex))
+                .map_err(|e| Error::Zone { zone: spec.apex.clone(), reason: e.to_string() })?;
+            let mname = nameservers.first().cloned().unwrap_or_else(|| origin.clone());
+            let soa = SOA::new(mname, rname, 1, SOA_REFRESH, SOA_RETRY, SOA_EXPIRE, defaults.negative_ttl);
+            (defaults.negative_ttl.max(defaults.ttl), RData::SOA(soa), None, defaults.negative_ttl)
+        }
+    };
+    let soa = encode(&soa_rdata).map_err(|reason| Error::Zone { zone: spec.apex.clone(), reason })?;
+
+    let mut ents = HashSet::new();
+    for key in nodes.keys() {
+        let mut cur = name::parent(key);
+        while let Some(p) = cur {
+            if p == &apex[..] || p.len() <= apex.len() {
+                break;
+            }
+            if !nodes.contains_key(p) {
+                ents.insert(Key::from(p));
+            }
+            cur = name::parent(p);
+        }
+    }
+
+    Ok(ZoneData {
+        name: spec.apex.as_str().into(),
+        labels: name::label_starts(&apex).len(),
+        apex,
+        soa,
+        soa_ttl,
+        negative_ttl: soa_ttl.min(minimum),
+        file_serial,
+        nodes,
+        ents,
+        content_hash: hasher.finish(),
+    })
+}
+
+/// Encodes RDATA the way it goes on the wire, names uncompressed (they are copied into
+/// responses at any offset).
+fn encode(rdata: &RData) -> std::result::Result<Box<[u8]>, String> {
+    let mut buf = Vec::new();
+    let mut enc = BinEncoder::new(&mut buf);
+    enc.set_name_encoding(NameEncoding::Uncompressed);
+    rdata.emit(&mut enc).map_err(|e| e.to_string())?;
+    if buf.len() > usize::from(u16::MAX) {
+        return Err("record data longer than 65535 octets".into());
+    }
+    Ok(buf.into_boxed_slice())
+}
+
+type Records = BTreeMap<(Name, RecordType), RecordSet>;
+
+/// Parses a master file; on error, names the line (hickory's parser does not track lines,
+/// so the first failing prefix of the file is found by bisection).
+fn parse_file(text: &str, path: &Path, origin: &Name) -> Result<Records> {
+    match parse_text(text, path, origin) {
+        Ok(r) => Ok(r),
+        Err(reason) => {
+            let lines: Vec<&str> = text.split_inclusive('\n').collect();
+            let fails = |k: usize| -> bool {
+                let prefix: String = lines.iter().take(k).copied().collect();
+                match parse_text(&prefix, path, origin) {
+                    Ok(_) => false,
+                    Err(e) => !e.incomplete,
+                }
+            };
+            // Smallest k such that the first k lines fail; an error that only shows at the
+            // end of the file (an unclosed parenthesis) points at the last line.
+            let (mut lo, mut hi) = (1, lines.len().max(1));
+            if !fails(hi) {
+                lo = hi;
+            }
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if fails(mid) { hi = mid } else { lo = mid + 1 }
+            }
+            Err(Error::ZoneFile { file: path.to_path_buf(), line: lo, reason: reason.message })
+        }
+    }
+}
+
+struct ParseFailure {
+    message: String,
+    /// The text ended in the middle of something (a prefix cut inside parentheses).
+    incomplete: bool,
+}
+
+fn parse_text(text: &str, path: &Path, origin: &Name) -> std::result::Result<Records, ParseFailure> {
+    let parsed = Parser::new(text, Some(path.to_path_buf()), Some(origin.clone())).parse();
+    let (_, sets) = parsed.map_err(|e| ParseFailure {
+        incomplete: matches!(
+            e,
+            ParseError::Lexer(LexerError::UnclosedList | LexerError::UnclosedQuotedString | LexerError::EOF)
+        ),
+        message: e.to_string(),
+    })?;
+    let mut out = BTreeMap::new();
+    for (RrKey { name, record_type, .. }, set) in sets {
+        let name = Name::from(name);
+        if !origin.zone_of(&name) {
+            return Err(ParseFailure { message: format!("{name} is outside the zone {origin}"), incomplete: false });
+        }
+        if record_type == RecordType::SOA && name != *origin {
+            return Err(ParseFailure { message: format!("SOA at {name} is not at the zone apex"), incomplete: false });
+        }
+        out.insert((name, record_type), set);
+    }
+    let cnames: Vec<&Name> = out.keys().filter(|(_, t)| *t == RecordType::CNAME).map(|(n, _)| n).collect();
+    for n in cnames {
+        if out.keys().any(|(m, t)| m == n && *t != RecordType::CNAME) {
+            return Err(ParseFailure {
+                message: format!("{n} has a CNAME and other records (RFC 1034 §3.6.2)"),
+                incomplete: false,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Puts `serial` into SOA RDATA.
+pub(crate) fn with_serial(soa: &[u8], serial: u32) -> Box<[u8]> {
+    let mut out = soa.to_vec();
+    let at = out.len().saturating_sub(20);
+    if let Some(b) = out.get_mut(at..at + 4) {
+        b.copy_from_slice(&serial.to_be_bytes());
+    }
+    out.into_boxed_slice()
+}
+
+#[cfg(test)]
+mod tests;

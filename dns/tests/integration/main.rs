@@ -1,0 +1,11 @@
+//! Black-box tests of the DNS server: a table built in memory, the server on 127.0.0.1
+//! port 0, and the real `dig` and `kdig` as clients (Debian packages `dnsutils` and
+//! `knot-dnsutils`).
+
+mod federation;
+mod fuzz;
+mod mcs;
+mod protocol;
+mod robustness;
+mod support;
+mod zones;

@@ -1,0 +1,178 @@
+//! Protocol behaviour of section 6, checked with dig, kdig and raw packets.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support::*;
+
+const GLOBAL: &str = "web.shop.demo.svc.meridian.test";
+
+async fn env() -> Env {
+    start(config(), vec![svc("us-east", "shop", "web", shard("us-east", &["192.0.2.1"], 1))]).await
+}
+
+/// AA on authoritative answers, RA never; NXDOMAIN and NODATA carry the SOA with the
+/// negative TTL; names outside the zones are REFUSED (without AA).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flags_rcodes_and_negative_answers() {
+    let env = env().await;
+    // (query type, name, status, aa, SOA in authority)
+    let cases = [
+        ("A", GLOBAL, "NOERROR", true, false),
+        ("A", "nope.meridian.test", "NXDOMAIN", true, true),
+        ("TXT", GLOBAL, "NOERROR", true, true),
+        ("TYPE65000", GLOBAL, "NOERROR", true, true),
+        ("A", "shop.demo.svc.meridian.test", "NOERROR", true, true),
+        ("A", "example.org", "REFUSED", false, false),
+        ("SOA", "meridian.test", "NOERROR", true, false),
+        ("NS", "meridian.test", "NOERROR", true, false),
+    ];
+    for (t, name, want, aa, soa) in cases {
+        for out in [dig(&env, &[t, name]), kdig(&env, &[t, name])] {
+            assert_eq!(status(&out), want, "{t} {name}: {out}");
+            let f = flags(&out);
+            assert_eq!(f.contains(&"aa".to_owned()), aa, "{t} {name}: {out}");
+            assert!(!f.contains(&"ra".to_owned()), "{t} {name}: {out}");
+            let auth = section(&out, "AUTHORITY");
+            assert_eq!(
+                auth.iter().any(|r| r.2 == "SOA" && r.1 == 30 && r.0 == "meridian.test."),
+                soa,
+                "{t} {name}: {out}"
+            );
+        }
+    }
+    env.server.shutdown().await;
+}
+
+/// Names match case-insensitively and the question comes back exactly as sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_insensitive_and_question_echoed() {
+    let env = env().await;
+    let mixed = "WeB.ShOp.DeMo.SvC.MeRiDiAn.TeSt";
+    let out = dig(&env, &["A", mixed]);
+    assert_eq!(answers(&out, "A"), vec!["192.0.2.1"], "{out}");
+    assert!(out.contains(&format!(";{mixed}.")), "question not echoed as sent: {out}");
+    env.server.shutdown().await;
+}
+
+/// EDNS: OPT echoed with our payload size, BADVERS for version 1, ANY answered minimally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edns_badvers_and_minimal_any() {
+    let env = env().await;
+    let out = dig(&env, &["A", GLOBAL, "+edns=0"]);
+    assert!(out.contains("EDNS: version: 0") && out.contains("udp: 1232"), "{out}");
+    let out = dig(&env, &["A", GLOBAL, "+edns=1", "+noednsneg"]);
+    assert_eq!(status(&out), "BADVERS", "{out}");
+    let out = dig(&env, &["A", GLOBAL, "+noedns"]);
+    assert!(!out.contains("OPT PSEUDOSECTION"), "{out}");
+    let out = dig(&env, &["ANY", "meridian.test"]);
+    assert_eq!(section(&out, "ANSWER").len(), 1, "ANY must return one RRset: {out}");
+    env.server.shutdown().await;
+}
+
+/// Unknown opcodes get NOTIMP; two questions get FORMERR.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notimp_and_formerr() {
+    let env = env().await;
+    let mut p = query(GLOBAL, 1, None);
+    p[2] = 5 << 3; // opcode UPDATE
+    assert_eq!(udp(env.addr, &p).await.map(|r| rcode_of(&r)), Some(4));
+    let mut p = query(GLOBAL, 1, None);
+    p[5] = 2;
+    let q = query(GLOBAL, 1, None);
+    p.extend_from_slice(&q[12..]);
+    assert_eq!(udp(env.addr, &p).await.map(|r| rcode_of(&r)), Some(1));
+    let out = dig(&env, &["A", GLOBAL, "+opcode=15"]);
+    assert_eq!(status(&out), "NOTIMP", "{out}");
+    env.server.shutdown().await;
+}
+
+/// A UDP answer bigger than the client allows is truncated (TC=1); TCP carries it whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_answers_truncate_over_udp_and_complete_over_tcp() {
+    let addrs: Vec<String> = (1..=100).map(|i| format!("10.1.0.{i}")).collect();
+    let refs: Vec<&str> = addrs.iter().map(String::as_str).collect();
+    let env = start(config(), vec![svc("us-east", "shop", "big", shard("us-east", &refs, 1))]).await;
+    let name = "big.shop.demo.svc.meridian.test";
+    for args in [vec!["A", name, "+ignore", "+noedns"], vec!["A", name, "+ignore", "+bufsize=1232"]] {
+        let out = dig(&env, &args);
+        assert!(flags(&out).contains(&"tc".to_owned()), "{out}");
+    }
+    let out = dig(&env, &["A", name, "+tcp"]);
+    assert_eq!(answers(&out, "A").len(), 100, "{out}");
+    let out = kdig(&env, &["A", name, "+tcp"]);
+    assert_eq!(answers(&out, "A").len(), 100, "{out}");
+    // dig retries over TCP on its own after TC=1.
+    assert_eq!(answers(&dig(&env, &["A", name, "+noedns"]), "A").len(), 100);
+    env.server.shutdown().await;
+}
+
+/// Several queries written at once on one TCP connection are all answered, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_tcp_queries() {
+    let env = env().await;
+    let mut s = tokio::net::TcpStream::connect(env.addr).await.expect("connect");
+    let mut burst = Vec::new();
+    for (i, name) in [GLOBAL, "nope.meridian.test", "example.org"].iter().enumerate() {
+        let mut q = query(name, 1, None);
+        q[1] = i as u8;
+        burst.extend_from_slice(&(q.len() as u16).to_be_bytes());
+        burst.extend_from_slice(&q);
+    }
+    s.write_all(&burst).await.expect("write");
+    for (i, want) in [0u8, 3, 5].into_iter().enumerate() {
+        let len = tokio::time::timeout(Duration::from_secs(2), s.read_u16()).await.expect("in time").expect("len");
+        let mut msg = vec![0; len as usize];
+        s.read_exact(&mut msg).await.expect("msg");
+        assert_eq!(msg[1], i as u8, "answers out of order");
+        assert_eq!(rcode_of(&msg), want);
+    }
+    env.server.shutdown().await;
+}
+
+/// An idle TCP connection is closed after `dns.tcp_idle_timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_tcp_connections_close() {
+    let mut c = config();
+    c.dns.tcp_idle_timeout = meridian_config::Duration::from_millis(200);
+    let env = start(c, vec![]).await;
+    let mut s = tokio::net::TcpStream::connect(env.addr).await.expect("connect");
+    let mut b = [0u8; 1];
+    let r = tokio::time::timeout(Duration::from_secs(2), s.read(&mut b)).await.expect("closed in time");
+    assert!(matches!(r, Ok(0) | Err(_)), "connection still open");
+    env.server.shutdown().await;
+}
+
+/// The server also answers on IPv6 when [::1] is available.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_listener() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback here; skipping the IPv6 listener check");
+        return;
+    }
+    let mut c = config();
+    c.dns.listen = vec!["[::1]:0".parse().expect("addr"), "127.0.0.1:0".parse().expect("addr")];
+    let env = start(c, vec![svc("us-east", "shop", "web", shard("us-east", &["192.0.2.1"], 1))]).await;
+    let addrs = env.server.local_addrs();
+    assert_eq!(addrs.len(), 2);
+    let v6 = addrs.iter().find(|a| a.is_ipv6()).copied().expect("v6 addr");
+    let sock = tokio::net::UdpSocket::bind("[::1]:0").await.expect("bind v6");
+    sock.send_to(&query(GLOBAL, 1, None), v6).await.expect("send");
+    let mut buf = vec![0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(1), sock.recv(&mut buf)).await.expect("answer").expect("recv");
+    assert_eq!(rcode_of(&buf[..n]), 0);
+    env.server.shutdown().await;
+}
+
+/// A port already in use is an error naming the address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_in_use_names_the_address() {
+    let env = env().await;
+    let mut c = config();
+    c.dns.listen = vec![env.addr];
+    let (table, _w) = meridian_discovery::table::Table::new();
+    let err = meridian_dns::DnsServer::start(&c, table, &mut Default::default()).await.err().expect("bind fails");
+    assert!(err.to_string().contains(&env.addr.to_string()), "{err}");
+    env.server.shutdown().await;
+}

@@ -1,0 +1,433 @@
+//! One simulated cluster: its store, controllers, backends and API listener.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
+
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::api::{self, Sub, WriteOpts};
+use crate::backends::Backends;
+use crate::controllers::{self, ControllerState, Ipv4Pool, services};
+use crate::error::{ApiError, Error, Result};
+use crate::patch::PatchType;
+use crate::resources::{self, ResId};
+use crate::store::{Key, Store};
+use crate::util;
+
+/// Nodes created per cluster: two, so endpoints spread over more than one node name.
+const NODES_PER_CLUSTER: usize = 2;
+
+/// Everything the HTTP handlers, watches and controllers of one cluster share.
+pub(crate) struct Core {
+    pub(crate) name: String,
+    /// Position among the simulator's clusters; picks default address ranges.
+    pub(crate) index: usize,
+    pub(crate) region: String,
+    pub(crate) zone: String,
+    pub(crate) store: Store,
+    /// Controller allocations. Lock order: `ctrl` before the store lock.
+    pub(crate) ctrl: Mutex<ControllerState>,
+    pub(crate) backends: Backends,
+    /// Bumped to end every open watch stream (`drop_watches`, `stop`).
+    pub(crate) kill_watches: tokio::sync::watch::Sender<u64>,
+    port: AtomicU16,
+}
+
+impl Core {
+    pub(crate) fn port(&self) -> u16 {
+        self.port.load(Ordering::Relaxed)
+    }
+}
+
+/// A simulated Kubernetes cluster serving its API on `127.0.0.1:<port>`.
+pub struct SimCluster {
+    core: Arc<Core>,
+    /// The accept loop; aborting it closes the listener and every connection it owns.
+    server: Mutex<Option<JoinHandle<()>>>,
+    controller: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for SimCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimCluster").field("name", &self.core.name).field("port", &self.core.port()).finish()
+    }
+}
+
+/// Parses `a.b.c.d/p`, requiring it to lie inside 127.0.0.0/8 so backends can bind it
+/// without any interface set-up.
+pub(crate) fn parse_lb_cidr(cidr: &str) -> Result<(Ipv4Addr, u8)> {
+    let bad = |reason: &str| Error::InvalidCidr { cidr: cidr.to_string(), reason: reason.to_string() };
+    let (ip, prefix) = cidr.split_once('/').ok_or_else(|| bad("expected address/prefix"))?;
+    let ip: Ipv4Addr = ip.trim().parse().map_err(|_| bad("not an IPv4 address"))?;
+    let prefix: u8 = prefix.trim().parse().map_err(|_| bad("bad prefix length"))?;
+    if !(8..=30).contains(&prefix) {
+        return Err(bad("prefix length must be between 8 and 30"));
+    }
+    if ip.octets()[0] != 127 {
+        return Err(bad("must be inside 127.0.0.0/8"));
+    }
+    let mask = u32::MAX << (32 - prefix);
+    Ok((Ipv4Addr::from(u32::from(ip) & mask), prefix))
+}
+
+impl SimCluster {
+    pub(crate) fn new(
+        spec: &crate::ClusterSpec,
+        index: usize,
+        history: usize,
+        backends: bool,
+        rt: tokio::runtime::Handle,
+    ) -> Result<(Arc<Self>, mpsc::UnboundedReceiver<Key>)> {
+        let (lb_base, lb_prefix) = match &spec.lb_cidr {
+            Some(c) => parse_lb_cidr(c)?,
+            None => {
+                let second = u8::try_from(100 + index).map_err(|_| Error::InvalidCidr {
+                    cidr: String::new(),
+                    reason: format!("no default load-balancer pool for cluster index {index}; set lb_cidr"),
+                })?;
+                (Ipv4Addr::new(127, second, 0, 0), 16)
+            }
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (kill, _) = tokio::sync::watch::channel(0);
+        let core = Arc::new(Core {
+            name: spec.name.clone(),
+            index,
+            region: spec.region.clone(),
+            zone: spec.zone.clone(),
+            store: Store::new(history, Some(tx)),
+            ctrl: Mutex::new(ControllerState {
+                lb: Ipv4Pool::new(lb_base, lb_prefix),
+                pods: Ipv4Pool::new(Ipv4Addr::new(10, 128 + (index % 64) as u8, 0, 0), 16),
+            }),
+            backends: Backends::new(backends, &spec.name, rt),
+            kill_watches: kill,
+            port: AtomicU16::new(spec.port),
+        });
+        Ok((Arc::new(Self { core, server: Mutex::new(None), controller: Mutex::new(None) }), rx))
+    }
+
+    /// Seeds namespaces and nodes (when not restored from a state file) and starts the
+    /// controller task.
+    pub(crate) fn boot(&self, rx: mpsc::UnboundedReceiver<Key>) {
+        {
+            let mut g = self.core.store.write();
+            for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+                let key = (resources::NAMESPACES, String::new(), ns.to_string());
+                if g.get(&key).is_none() {
+                    let obj = json!({
+                        "apiVersion": "v1", "kind": "Namespace",
+                        "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}},
+                        "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"},
+                    });
+                    controllers::put_new(&mut g, key, obj);
+                }
+            }
+        }
+        controllers::create_nodes(&self.core, NODES_PER_CLUSTER);
+        *self.controller.lock() = Some(tokio::spawn(controllers::run(self.core.clone(), rx)));
+    }
+
+    /// The cluster's name (also its kubeconfig context name).
+    pub fn name(&self) -> &str {
+        &self.core.name
+    }
+
+    /// Base URL of the API, e.g. `http://127.0.0.1:34567`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.core.port())
+    }
+
+    /// The API port (fixed after the first start, so `stop`/`start` keep URLs valid).
+    pub fn port(&self) -> u16 {
+        self.core.port()
+    }
+
+    /// Region and zone the Nodes are labelled with.
+    pub fn region(&self) -> &str {
+        &self.core.region
+    }
+
+    pub fn zone(&self) -> &str {
+        &self.core.zone
+    }
+
+    /// Current resourceVersion (the cluster-wide counter).
+    pub fn resource_version(&self) -> u64 {
+        self.core.store.read().rv()
+    }
+
+    /// Number of load-balancer backends currently listening.
+    pub fn backend_count(&self) -> usize {
+        self.core.backends.count()
+    }
+
+    /// Serves the API again on the same port with the same data. No-op when running.
+    pub async fn start(&self) -> Result<()> {
+        if self.server.lock().as_ref().is_some_and(|h| !h.is_finished()) {
+            return Ok(());
+        }
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.core.port()));
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr, source })?;
+        let bound = listener.local_addr().map_err(|source| Error::Bind { addr, source })?;
+        self.core.port.store(bound.port(), Ordering::Relaxed);
+        let core = self.core.clone();
+        *self.server.lock() = Some(tokio::spawn(serve(listener, core)));
+        Ok(())
+    }
+
+    /// Makes the API unreachable: closes the listener and drops open connections and
+    /// watches. Data, controllers and backends stay.
+    pub async fn stop(&self) {
+        let handle = self.server.lock().take();
+        if let Some(h) = handle {
+            h.abort();
+            let _ = h.await;
+        }
+        self.core.kill_watches.send_modify(|n| *n += 1);
+    }
+
+    /// Stops the API, the controllers and all backends.
+    pub(crate) async fn shutdown(&self) {
+        self.stop().await;
+        let ctrl = self.controller.lock().take();
+        if let Some(h) = ctrl {
+            h.abort();
+            let _ = h.await;
+        }
+        self.core.backends.stop_all();
+    }
+
+    /// Forgets all retained watch history, so every resourceVersion clients hold answers
+    /// 410 Gone (forces relists).
+    pub fn compact_history(&self) {
+        self.core.store.compact();
+    }
+
+    /// Ends every open watch stream; clients reconnect with the resourceVersion they hold.
+    pub fn drop_watches(&self) {
+        self.core.kill_watches.send_modify(|n| *n += 1);
+    }
+
+    fn resolve(api_version: &str, kind: &str) -> Result<ResId> {
+        resources::by_kind(api_version, kind).ok_or_else(|| {
+            Error::Api(ApiError::new(404, "NotFound", format!("the server does not serve {api_version} {kind}")))
+        })
+    }
+
+    /// Creates or replaces an object (by apiVersion/kind/metadata) and runs the controllers
+    /// for it before returning, so derived state (LB address, EndpointSlice) is visible.
+    /// `.status` in the object is kept, unlike API writes. For seeding demo and test data.
+    pub fn apply_json(&self, obj: Value) -> Result<Value> {
+        let av = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
+        let res = Self::resolve(av, kind)?;
+        let name = util::meta_str(&obj, "name").unwrap_or("").to_string();
+        let ns = if resources::def(res).namespaced {
+            Some(util::meta_str(&obj, "namespace").filter(|n| !n.is_empty()).unwrap_or("default").to_string())
+        } else {
+            None
+        };
+        let opts = WriteOpts { field_manager: Some("meridian-sim".into()), dry_run: false, privileged: true };
+        let key: Key = (res, ns.clone().unwrap_or_default(), name.clone());
+        if let Some(ns) = &ns {
+            let ns_key = (resources::NAMESPACES, String::new(), ns.clone());
+            if self.core.store.get(&ns_key).is_none() {
+                let nsobj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+                match api::create(&self.core.store, resources::NAMESPACES, None, nsobj, &opts) {
+                    Ok(_) => {}
+                    Err(e) if e.code == 409 => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        let stored = if !name.is_empty() && self.core.store.get(&key).is_some() {
+            let mut obj = obj;
+            if let Some(m) = util::meta_mut(&mut obj) {
+                m.remove("resourceVersion");
+            }
+            api::replace(&self.core.store, res, ns.as_deref(), &name, obj, Sub::Main, &opts)?
+        } else {
+            api::create(&self.core.store, res, ns.as_deref(), obj, &opts)?
+        };
+        let key: Key = (res, ns.unwrap_or_default(), util::meta_str(&stored, "name").unwrap_or("").to_string());
+        controllers::reconcile(&self.core, &key);
+        Ok(self.core.store.get(&key).map(|o| (*o).clone()).unwrap_or_else(|| (*stored).clone()))
+    }
+
+    /// The stored object, if any.
+    pub fn get_json(&self, api_version: &str, kind: &str, ns: Option<&str>, name: &str) -> Option<Value> {
+        let res = resources::by_kind(api_version, kind)?;
+        let ns = if resources::def(res).namespaced { ns.unwrap_or("default") } else { "" };
+        self.core.store.get(&(res, ns.to_string(), name.to_string())).map(|o| (*o).clone())
+    }
+
+    /// Deletes like `kubectl delete` with default options (finalizers are honoured) and runs
+    /// the controllers before returning.
+    pub fn delete_json(&self, api_version: &str, kind: &str, ns: Option<&str>, name: &str) -> Result<()> {
+        let res = Self::resolve(api_version, kind)?;
+        let ns = if resources::def(res).namespaced { Some(ns.unwrap_or("default")) } else { None };
+        api::delete(&self.core.store, res, ns, name, &json!({}), false)?;
+        controllers::reconcile(&self.core, &(res, ns.unwrap_or("").to_string(), name.to_string()));
+        Ok(())
+    }
+
+    fn annotate_service(&self, ns: &str, svc: &str, key: &str, value: &str) -> Result<()> {
+        let patch = json!({"metadata": {"annotations": {key: value}}});
+        let opts = WriteOpts { field_manager: Some("meridian-sim".into()), ..WriteOpts::default() };
+        api::patch(&self.core.store, resources::SERVICES, Some(ns), svc, PatchType::Merge, &patch, Sub::Main, &opts)?;
+        controllers::reconcile(&self.core, &(resources::SERVICES, ns.to_string(), svc.to_string()));
+        Ok(())
+    }
+
+    /// Marks the first `ready` endpoints of the Service ready, the rest not ready
+    /// (sets the `sim.meridian.io/ready-endpoints` annotation, visible to kubectl).
+    pub fn set_ready(&self, ns: &str, svc: &str, ready: u32) -> Result<()> {
+        let key = (resources::SERVICES, ns.to_string(), svc.to_string());
+        let has_ready_false =
+            self.core.store.get(&key).is_some_and(|s| util::annotation(&s, services::ANN_READY) == Some("false"));
+        if has_ready_false {
+            let patch = json!({"metadata": {"annotations": {services::ANN_READY: null}}});
+            api::patch(
+                &self.core.store,
+                resources::SERVICES,
+                Some(ns),
+                svc,
+                PatchType::Merge,
+                &patch,
+                Sub::Main,
+                &WriteOpts::default(),
+            )?;
+        }
+        self.annotate_service(ns, svc, services::ANN_READY_ENDPOINTS, &ready.to_string())
+    }
+
+    /// Starts (`up`) or stops the Service's HTTP backends (sets `sim.meridian.io/backend`).
+    pub fn set_backend(&self, ns: &str, svc: &str, up: bool) -> Result<()> {
+        self.annotate_service(ns, svc, services::ANN_BACKEND, if up { "up" } else { "down" })
+    }
+
+    /// Writes every object and the resourceVersion counter to `<dir>/<cluster>.json`.
+    pub(crate) fn save_state(&self, dir: &Path) -> Result<()> {
+        let state = {
+            let g = self.core.store.read();
+            json!({"resourceVersion": g.rv(), "objects": g.all().map(|o| (**o).clone()).collect::<Vec<_>>()})
+        };
+        let path = dir.join(format!("{}.json", self.core.name));
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
+        let bytes = serde_json::to_vec(&state).map_err(|source| Error::State { path: path.clone(), source })?;
+        std::fs::write(&path, bytes).map_err(|source| Error::Io { path, source })
+    }
+
+    /// Restores a state file written by `save_state`, re-claiming addresses. Missing file: no-op.
+    pub(crate) fn load_state(&self, dir: &Path) -> Result<()> {
+        let path = dir.join(format!("{}.json", self.core.name));
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => return Err(Error::Io { path, source }),
+        };
+        let state: Value =
+            serde_json::from_slice(&bytes).map_err(|source| Error::State { path: path.clone(), source })?;
+        let mut st = self.core.ctrl.lock();
+        let mut g = self.core.store.write();
+        for obj in state.get("objects").and_then(Value::as_array).into_iter().flatten() {
+            let (Some(av), Some(kind), Some(name)) = (
+                obj.get("apiVersion").and_then(Value::as_str),
+                obj.get("kind").and_then(Value::as_str),
+                util::meta_str(obj, "name"),
+            ) else {
+                continue;
+            };
+            let Some(res) = resources::by_kind(av, kind) else { continue };
+            let ns =
+                if resources::def(res).namespaced { util::meta_str(obj, "namespace").unwrap_or("default") } else { "" };
+            if res == resources::SERVICES {
+                g.alloc.reserve(obj);
+                let owner = format!("services/{ns}/{name}");
+                if let Some(ip) = obj
+                    .pointer("/status/loadBalancer/ingress/0/ip")
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.parse().ok())
+                {
+                    st.lb.claim(&owner, ip);
+                }
+            }
+            g.put((res, ns.to_string(), name.to_string()), obj.clone());
+        }
+        if let Some(rv) = state.get("resourceVersion").and_then(Value::as_u64) {
+            g.set_rv_floor(rv);
+        }
+        Ok(())
+    }
+
+    /// Re-runs every controller over existing objects (after a state restore).
+    pub(crate) fn resync(&self) {
+        let keys: Vec<Key> = {
+            let g = self.core.store.read();
+            [
+                resources::SERVICES,
+                resources::INGRESSES,
+                resources::DEPLOYMENTS,
+                resources::REPLICASETS,
+                resources::DAEMONSETS,
+            ]
+            .iter()
+            .flat_map(|r| g.range(*r, None, None).map(|(k, _)| k.clone()).collect::<Vec<_>>())
+            .collect()
+        };
+        for k in keys {
+            controllers::reconcile(&self.core, &k);
+        }
+    }
+}
+
+/// Accepts API connections until aborted. Connections live in the task's JoinSet, so
+/// aborting the task drops them all (which also ends their watch streams).
+async fn serve(listener: tokio::net::TcpListener, core: Arc<Core>) {
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((s, _)) => s,
+                    Err(e) => {
+                        // Typically EMFILE; back off instead of spinning.
+                        tracing::warn!(cluster = %core.name, error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let core = core.clone();
+                conns.spawn(async move {
+                    let svc = service_fn(move |req| crate::http::handle(core.clone(), req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lb_cidrs_must_be_loopback() {
+        assert_eq!(parse_lb_cidr("127.5.1.9/16").ok(), Some((Ipv4Addr::new(127, 5, 0, 0), 16)));
+        assert!(parse_lb_cidr("10.0.0.0/16").is_err());
+        assert!(parse_lb_cidr("127.0.0.1").is_err());
+        assert!(parse_lb_cidr("127.0.0.0/4").is_err());
+    }
+}

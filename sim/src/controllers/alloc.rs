@@ -1,0 +1,325 @@
+//! Address allocators: Service clusterIPs and nodePorts (done synchronously on write, as the
+//! real API server's allocators do), the loopback load-balancer pool and pod IPs (used by
+//! the asynchronous controllers).
+
+use std::collections::{HashMap, HashSet};
+use std::net::Ipv4Addr;
+
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+
+/// 10.96.0.0/12, kubeadm's default service CIDR.
+const SERVICE_NET: u32 = u32::from_be_bytes([10, 96, 0, 0]);
+const SERVICE_NET_SIZE: u32 = 1 << 20;
+/// 30000–32767, the default nodePort range.
+const NODE_PORT_MIN: u16 = 30000;
+const NODE_PORT_MAX: u16 = 32767;
+
+/// ClusterIP and nodePort allocations of one cluster.
+#[derive(Debug, Default)]
+pub(crate) struct ServiceAlloc {
+    ips: HashSet<u32>,
+    next_ip: u32,
+    ports: HashSet<u16>,
+    next_port: u16,
+}
+
+fn in_service_net(ip: u32) -> bool {
+    ip.wrapping_sub(SERVICE_NET) < SERVICE_NET_SIZE
+}
+
+impl ServiceAlloc {
+    fn alloc_ip(&mut self) -> Option<Ipv4Addr> {
+        for _ in 0..SERVICE_NET_SIZE {
+            // Offsets 0 (network), 1 (the `kubernetes` service) and the last are never handed out.
+            let off = 2 + self.next_ip % (SERVICE_NET_SIZE - 3);
+            self.next_ip = self.next_ip.wrapping_add(1);
+            let ip = SERVICE_NET + off;
+            if self.ips.insert(ip) {
+                return Some(Ipv4Addr::from(ip));
+            }
+        }
+        None
+    }
+
+    fn alloc_port(&mut self) -> Option<u16> {
+        let span = NODE_PORT_MAX - NODE_PORT_MIN + 1;
+        for _ in 0..span {
+            let p = NODE_PORT_MIN + self.next_port % span;
+            self.next_port = self.next_port.wrapping_add(1);
+            if self.ports.insert(p) {
+                return Some(p);
+            }
+        }
+        None
+    }
+
+    /// Marks a stored Service's addresses as used (state-file restore).
+    pub(crate) fn reserve(&mut self, svc: &Value) {
+        let (ip, ports) = held(svc);
+        if let Some(ip) = ip {
+            self.ips.insert(ip);
+        }
+        self.ports.extend(ports);
+    }
+
+    /// Returns a deleted Service's clusterIP and nodePorts to the pools.
+    pub(crate) fn release(&mut self, svc: &Value) {
+        let (ip, ports) = held(svc);
+        if let Some(ip) = ip {
+            self.ips.remove(&ip);
+        }
+        for p in ports {
+            self.ports.remove(&p);
+        }
+    }
+
+    /// API-server defaulting of a Service being created (`old` = None) or updated:
+    /// type, protocols, targetPorts, clusterIP(s), ipFamilies, nodePorts. Values the
+    /// client leaves out on update are carried over, so addresses stay stable.
+    pub(crate) fn default_service(&mut self, svc: &mut Value, old: Option<&Value>, name: &str) -> Result<(), ApiError> {
+        let invalid = |msg: String| ApiError::invalid("Service", name, msg);
+        let Some(obj) = svc.as_object_mut() else { return Ok(()) };
+        let spec = obj.entry("spec").or_insert_with(|| json!({}));
+        let Some(spec) = spec.as_object_mut() else {
+            return Err(invalid("spec: Invalid value: must be an object".into()));
+        };
+        let old_spec = old.and_then(|o| o.get("spec"));
+        let ty = spec.get("type").and_then(Value::as_str).unwrap_or("ClusterIP").to_string();
+        spec.insert("type".into(), json!(ty));
+        if ty == "ExternalName" {
+            return Ok(());
+        }
+        spec.entry("sessionAffinity").or_insert(json!("None"));
+        spec.entry("internalTrafficPolicy").or_insert(json!("Cluster"));
+        let node_ports_wanted = ty == "NodePort" || ty == "LoadBalancer";
+        if node_ports_wanted {
+            spec.entry("externalTrafficPolicy").or_insert(json!("Cluster"));
+        }
+        if ty == "LoadBalancer" {
+            spec.entry("allocateLoadBalancerNodePorts").or_insert(json!(true));
+        }
+
+        // clusterIP
+        let old_ip = old_spec.and_then(|s| s.get("clusterIP")).and_then(Value::as_str).map(String::from);
+        let want = spec.get("clusterIP").and_then(Value::as_str).filter(|s| !s.is_empty()).map(String::from);
+        let ip = match (want, old_ip) {
+            (Some(w), Some(o)) if w != o => {
+                return Err(invalid(format!(
+                    "spec.clusterIPs[0]: Invalid value: []string{{{w:?}}}: may not change once set"
+                )));
+            }
+            (_, Some(o)) => o,
+            (Some(w), None) if w == "None" => w,
+            (Some(w), None) => {
+                let parsed: Ipv4Addr = w.parse().map_err(|_| {
+                    invalid(format!("spec.clusterIPs[0]: Invalid value: {w:?}: must be a valid IP address"))
+                })?;
+                let n = u32::from(parsed);
+                if in_service_net(n) && !self.ips.insert(n) {
+                    return Err(invalid(format!(
+                        "spec.clusterIPs: Invalid value: []string{{{w:?}}}: failed to allocate IP {w}: provided IP is already allocated"
+                    )));
+                }
+                w
+            }
+            (None, None) => self
+                .alloc_ip()
+                .map(|ip| ip.to_string())
+                .ok_or_else(|| invalid("spec.clusterIPs: Internal error: range is full".into()))?,
+        };
+        spec.insert("clusterIP".into(), json!(ip));
+        spec.insert("clusterIPs".into(), json!([ip]));
+        spec.entry("ipFamilies").or_insert(json!(["IPv4"]));
+        spec.entry("ipFamilyPolicy").or_insert(json!("SingleStack"));
+
+        // ports
+        let old_ports: Vec<Value> =
+            old_spec.and_then(|s| s.get("ports")).and_then(Value::as_array).cloned().unwrap_or_default();
+        let mut taken_here: Vec<u16> = Vec::new();
+        if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
+            for p in ports.iter_mut() {
+                let Some(pm) = p.as_object_mut() else { continue };
+                let proto = pm.get("protocol").and_then(Value::as_str).unwrap_or("TCP").to_string();
+                pm.insert("protocol".into(), json!(proto));
+                let port = pm.get("port").cloned().unwrap_or(Value::Null);
+                if port.as_u64().is_none_or(|n| n == 0 || n > 65535) {
+                    return Err(invalid(format!(
+                        "spec.ports[].port: Invalid value: {port}: must be between 1 and 65535, inclusive"
+                    )));
+                }
+                pm.entry("targetPort").or_insert(port.clone());
+                if !node_ports_wanted {
+                    pm.remove("nodePort");
+                    continue;
+                }
+                let given =
+                    pm.get("nodePort").and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok()).filter(|n| *n != 0);
+                let previous = old_ports
+                    .iter()
+                    .find(|o| {
+                        o.get("port") == Some(&port)
+                            && o.get("protocol").and_then(Value::as_str).unwrap_or("TCP") == proto
+                    })
+                    .and_then(|o| o.get("nodePort"))
+                    .and_then(Value::as_u64)
+                    .and_then(|n| u16::try_from(n).ok());
+                let np = match (given, previous) {
+                    (Some(g), Some(p)) if g == p => g,
+                    (None, Some(p)) => p,
+                    (Some(g), _) => {
+                        if !self.ports.insert(g) && !taken_here.contains(&g) {
+                            return Err(invalid(format!(
+                                "spec.ports[].nodePort: Invalid value: {g}: provided port is already allocated"
+                            )));
+                        }
+                        g
+                    }
+                    (None, None) => self
+                        .alloc_port()
+                        .ok_or_else(|| invalid("spec.ports[].nodePort: Internal error: range is full".into()))?,
+                };
+                taken_here.push(np);
+                pm.insert("nodePort".into(), json!(np));
+            }
+        }
+        // Release what the old version held and the new one no longer does.
+        if let Some(old) = old {
+            let (old_ip, old_ports) = held(old);
+            let (new_ip, new_ports) = held(svc);
+            if let Some(ip) = old_ip.filter(|ip| Some(*ip) != new_ip) {
+                self.ips.remove(&ip);
+            }
+            for p in old_ports.into_iter().filter(|p| !new_ports.contains(p)) {
+                self.ports.remove(&p);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// (clusterIP inside the service net, nodePorts) of a Service.
+fn held(svc: &Value) -> (Option<u32>, Vec<u16>) {
+    let ip = svc
+        .pointer("/spec/clusterIP")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse::<Ipv4Addr>().ok())
+        .map(u32::from)
+        .filter(|n| in_service_net(*n));
+    let ports = svc
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|p| p.get("nodePort")?.as_u64()).filter_map(|n| u16::try_from(n).ok()).collect())
+        .unwrap_or_default();
+    (ip, ports)
+}
+
+/// A pool of IPv4 addresses (the loopback load-balancer range), keyed by owner so an owner
+/// keeps its address across updates. Addresses ending in .0 or .255 are skipped because some
+/// clients treat them as network/broadcast addresses.
+#[derive(Debug)]
+pub(crate) struct Ipv4Pool {
+    base: u32,
+    size: u32,
+    next: u32,
+    by_owner: HashMap<String, u32>,
+    used: HashSet<u32>,
+}
+
+impl Ipv4Pool {
+    pub(crate) fn new(base: Ipv4Addr, prefix: u8) -> Self {
+        let size = if prefix >= 32 { 1 } else { 1u32 << (32 - prefix) };
+        Self { base: u32::from(base), size, next: 0, by_owner: HashMap::new(), used: HashSet::new() }
+    }
+
+    /// The owner's address, allocating one if it has none. `None` when the pool is full.
+    pub(crate) fn get_or_alloc(&mut self, owner: &str) -> Option<(Ipv4Addr, u32)> {
+        if let Some(off) = self.by_owner.get(owner) {
+            return Some((Ipv4Addr::from(self.base + off), *off));
+        }
+        for _ in 0..self.size {
+            let off = self.next % self.size;
+            self.next = self.next.wrapping_add(1);
+            let last_octet = (self.base + off) & 0xff;
+            if last_octet == 0 || last_octet == 255 || self.used.contains(&off) {
+                continue;
+            }
+            self.used.insert(off);
+            self.by_owner.insert(owner.to_string(), off);
+            return Some((Ipv4Addr::from(self.base + off), off));
+        }
+        None
+    }
+
+    /// Re-claims a specific address for an owner (state-file restore). False when taken or outside.
+    pub(crate) fn claim(&mut self, owner: &str, ip: Ipv4Addr) -> bool {
+        let off = u32::from(ip).wrapping_sub(self.base);
+        if off >= self.size || self.used.contains(&off) {
+            return false;
+        }
+        self.used.insert(off);
+        self.by_owner.insert(owner.to_string(), off);
+        true
+    }
+
+    pub(crate) fn release(&mut self, owner: &str) {
+        if let Some(off) = self.by_owner.remove(owner) {
+            self.used.remove(&off);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn services_get_stable_cluster_ips_and_node_ports() -> Result<(), ApiError> {
+        let mut a = ServiceAlloc::default();
+        let mut svc = json!({"spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}});
+        a.default_service(&mut svc, None, "web")?;
+        let ip = svc["spec"]["clusterIP"].as_str().map(String::from);
+        assert!(ip.as_deref().is_some_and(|s| s.starts_with("10.9")));
+        let np = svc["spec"]["ports"][0]["nodePort"].as_u64();
+        assert!(np.is_some_and(|p| (30000..=32767).contains(&p)));
+        assert_eq!(svc["spec"]["ports"][0]["targetPort"], 80);
+        // An update that omits them keeps them.
+        let mut upd = json!({"spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}});
+        a.default_service(&mut upd, Some(&svc), "web")?;
+        assert_eq!(upd["spec"]["clusterIP"].as_str().map(String::from), ip);
+        assert_eq!(upd["spec"]["ports"][0]["nodePort"].as_u64(), np);
+        // Switching to ClusterIP releases the nodePort.
+        let mut cip = json!({"spec": {"ports": [{"port": 80}]}});
+        a.default_service(&mut cip, Some(&upd), "web")?;
+        assert!(cip["spec"]["ports"][0].get("nodePort").is_none());
+        assert!(a.ports.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn headless_and_taken_cluster_ips() {
+        let mut a = ServiceAlloc::default();
+        let mut headless = json!({"spec": {"clusterIP": "None", "ports": [{"port": 80}]}});
+        assert!(a.default_service(&mut headless, None, "h").is_ok());
+        assert_eq!(headless["spec"]["clusterIPs"], json!(["None"]));
+        let mut x = json!({"spec": {"clusterIP": "10.96.0.50"}});
+        assert!(a.default_service(&mut x, None, "x").is_ok());
+        let mut y = json!({"spec": {"clusterIP": "10.96.0.50"}});
+        assert_eq!(a.default_service(&mut y, None, "y").err().map(|e| e.code), Some(422));
+    }
+
+    #[test]
+    fn pool_skips_network_and_broadcast_octets_and_is_stable() {
+        let mut p = Ipv4Pool::new(Ipv4Addr::new(127, 100, 0, 0), 16);
+        let (a, _) = p.get_or_alloc("a").unwrap_or((Ipv4Addr::UNSPECIFIED, 0));
+        assert_eq!(a, Ipv4Addr::new(127, 100, 0, 1));
+        assert_eq!(p.get_or_alloc("a").map(|x| x.0), Some(a));
+        for i in 0..300 {
+            let ip = p.get_or_alloc(&format!("s{i}")).map(|x| x.0);
+            assert!(ip.is_some_and(|ip| ip.octets()[3] != 0 && ip.octets()[3] != 255));
+        }
+        p.release("a");
+        assert!(p.claim("b", a));
+    }
+}

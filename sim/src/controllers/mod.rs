@@ -1,0 +1,127 @@
+//! Built-in controllers: what a cluster's control plane and cloud provider would do after a
+//! write. They run asynchronously (a queue of changed keys drained by one task per cluster),
+//! write through the store so their changes bump resourceVersion and reach watches, and are
+//! idempotent: an unchanged result is not written, so their own writes settle at once.
+//!
+//! - Services: loopback load-balancer address in `status.loadBalancer`, an EndpointSlice
+//!   `<svc>-sim` and an Endpoints object, and the HTTP backends.
+//! - Ingresses: a load-balancer address from the same pool.
+//! - Deployments, ReplicaSets, DaemonSets: status as if every replica were ready.
+
+mod alloc;
+pub(crate) mod services;
+mod workloads;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+pub(crate) use alloc::{Ipv4Pool, ServiceAlloc};
+
+use crate::cluster::Core;
+use crate::resources;
+use crate::store::{Inner, Key};
+use crate::util;
+
+/// Allocation state of the asynchronous controllers.
+#[derive(Debug)]
+pub(crate) struct ControllerState {
+    /// Load-balancer addresses for Services and Ingresses, keyed `<res>/<ns>/<name>`.
+    pub(crate) lb: Ipv4Pool,
+    /// Pod IPs handed to simulated endpoints.
+    pub(crate) pods: Ipv4Pool,
+}
+
+/// Drains the queue of changed keys until the sender is dropped. Keys that arrive in a
+/// burst are de-duplicated, so a Service written three times is reconciled once.
+pub(crate) async fn run(core: Arc<Core>, mut rx: mpsc::UnboundedReceiver<Key>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while let Ok(k) = rx.try_recv() {
+            batch.push(k);
+        }
+        let mut seen = HashSet::new();
+        for key in batch {
+            if seen.insert(key.clone()) {
+                reconcile(&core, &key);
+            }
+        }
+        // Let API requests in between large batches.
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Brings everything derived from `key` up to date.
+pub(crate) fn reconcile(core: &Core, key: &Key) {
+    match key.0 {
+        resources::SERVICES => services::reconcile(core, &key.1, &key.2),
+        resources::INGRESSES => services::reconcile_ingress(core, &key.1, &key.2),
+        resources::DEPLOYMENTS | resources::REPLICASETS => workloads::reconcile_replicas(core, key),
+        resources::DAEMONSETS => workloads::reconcile_daemonset(core, key),
+        resources::NODES => workloads::reconcile_all_daemonsets(core),
+        _ => {}
+    }
+}
+
+/// Creates the cluster's Nodes (their labels carry the region and zone Meridian reads).
+pub(crate) fn create_nodes(core: &Core, count: usize) {
+    let mut g = core.store.write();
+    for i in 0..count {
+        let name = format!("{}-node-{i}", core.name);
+        let key = (resources::NODES, String::new(), name.clone());
+        if g.get(&key).is_some() {
+            continue;
+        }
+        let node = json!({
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": name,
+                "labels": {
+                    "kubernetes.io/hostname": name,
+                    "kubernetes.io/os": "linux",
+                    "kubernetes.io/arch": "amd64",
+                    "topology.kubernetes.io/region": core.region,
+                    "topology.kubernetes.io/zone": core.zone,
+                    "node.kubernetes.io/instance-type": "sim",
+                },
+            },
+            "spec": {"podCIDR": format!("10.{}.{i}.0/24", 128 + core.index % 64)},
+            "status": {
+                "conditions": [{
+                    "type": "Ready", "status": "True", "reason": "KubeletReady",
+                    "message": "kubelet is posting ready status",
+                    "lastHeartbeatTime": util::now_rfc3339(), "lastTransitionTime": util::now_rfc3339(),
+                }],
+                "addresses": [
+                    {"type": "InternalIP", "address": format!("172.18.{}.{}", core.index % 256, i + 2)},
+                    {"type": "Hostname", "address": name},
+                ],
+                "nodeInfo": {"kubeletVersion": crate::discovery::GIT_VERSION, "osImage": "Meridian simulator", "architecture": "amd64", "operatingSystem": "linux", "containerRuntimeVersion": "sim://1.0"},
+                "capacity": {"cpu": "4", "memory": "16Gi", "pods": "110"},
+                "allocatable": {"cpu": "4", "memory": "16Gi", "pods": "110"},
+            },
+        });
+        put_new(&mut g, key, node);
+    }
+}
+
+/// Names of the cluster's Nodes, for endpoint `nodeName`s and DaemonSet counts.
+pub(crate) fn node_names(g: &Inner) -> Vec<String> {
+    g.range(resources::NODES, None, None).map(|(k, _)| k.2.clone()).collect()
+}
+
+/// Stores a controller-created object with the metadata the API server would add.
+pub(crate) fn put_new(g: &mut Inner, key: Key, mut obj: Value) -> Arc<Value> {
+    if let Some(m) = util::meta_mut(&mut obj) {
+        m.entry("uid").or_insert_with(|| Value::String(util::uid()));
+        m.entry("creationTimestamp").or_insert_with(|| Value::String(util::now_rfc3339()));
+        m.entry("generation").or_insert(json!(1));
+        if !key.1.is_empty() {
+            m.insert("namespace".into(), Value::String(key.1.clone()));
+        }
+    }
+    g.put(key, obj)
+}

@@ -1,0 +1,461 @@
+//! The API server's HTTP front: path routing, query parsing, content negotiation
+//! (plain JSON, Table, PartialObjectMetadata) and mapping results to responses.
+//!
+//! Routing is a match over path segments rather than a router table because Kubernetes
+//! paths are ambiguous by position (`/api/v1/namespaces/x` is an object,
+//! `/api/v1/namespaces/x/services` a collection) and the resource set is fixed.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use base64::Engine as _;
+use bytes::Bytes;
+use futures::StreamExt as _;
+use http::{HeaderMap, Method, Request, Response, StatusCode, header};
+use http_body_util::BodyExt as _;
+use serde_json::{Value, json};
+
+use crate::api::{self, Deleted, Sub, WriteOpts};
+use crate::cluster::Core;
+use crate::discovery;
+use crate::error::ApiError;
+use crate::patch::PatchType;
+use crate::resources::{self, ResId};
+use crate::selectors::{FieldSelector, LabelSelector};
+use crate::table;
+use crate::watch::{self, Render, Start, WatchSpec};
+
+/// Largest accepted request body (the real server's limit is 3 MiB for most objects).
+const MAX_BODY: usize = 8 << 20;
+
+type Query = HashMap<String, String>;
+
+/// Serves one request. Never fails: every error becomes a `Status` response.
+pub(crate) async fn handle<B>(core: Arc<Core>, req: Request<B>) -> Result<Response<Body>, Infallible>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let query: Query =
+        req.uri().query().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
+    let headers = req.headers().clone();
+    let body = match http_body_util::Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return Ok(error(&ApiError::new(413, "RequestEntityTooLarge", format!("reading the request body: {e}"))));
+        }
+    };
+    tracing::debug!(cluster = %core.name, %method, %path, ?query, "api request");
+    let resp = route(&core, &method, &path, &query, &headers, body).await;
+    Ok(resp.unwrap_or_else(|e| error(&e)))
+}
+
+fn json_response(code: StatusCode, v: &Value) -> Response<Body> {
+    let bytes = serde_json::to_vec(v).unwrap_or_default();
+    bytes_response(code, bytes)
+}
+
+fn bytes_response(code: StatusCode, bytes: Vec<u8>) -> Response<Body> {
+    let mut r = Response::new(Body::from(bytes));
+    *r.status_mut() = code;
+    r.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    r
+}
+
+fn error(e: &ApiError) -> Response<Body> {
+    json_response(StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), &e.to_status())
+}
+
+fn not_found_path() -> ApiError {
+    ApiError::new(404, "NotFound", "the server could not find the requested resource")
+}
+
+fn render_of(headers: &HeaderMap, query: &Query) -> Render {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if accept.contains("as=Table") {
+        Render::Table(query.get("includeObject").map(String::as_str) == Some("Object"))
+    } else if accept.contains("as=PartialObjectMetadata") {
+        Render::Meta
+    } else {
+        Render::Object
+    }
+}
+
+async fn route(
+    core: &Arc<Core>,
+    method: &Method,
+    path: &str,
+    query: &Query,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response<Body>, ApiError> {
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let ok = |v: Value| Ok(json_response(StatusCode::OK, &v));
+    if *method == Method::GET {
+        match segs.as_slice() {
+            ["version"] => return ok(discovery::version()),
+            [probe, ..] if matches!(*probe, "healthz" | "readyz" | "livez") => {
+                let mut r = Response::new(Body::from("ok"));
+                r.headers_mut()
+                    .insert(header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
+                return Ok(r);
+            }
+            ["api"] => return ok(discovery::api_versions(&format!("127.0.0.1:{}", core.port()))),
+            ["apis"] => return ok(discovery::api_group_list()),
+            ["openapi", "v3"] => return ok(discovery::openapi_index()),
+            ["openapi", "v3", "api", v] => {
+                return discovery::openapi_doc("", v).map_or_else(|| Err(not_found_path()), ok);
+            }
+            ["openapi", "v3", "apis", g, v] => {
+                return discovery::openapi_doc(g, v).map_or_else(|| Err(not_found_path()), ok);
+            }
+            ["api", v] => return discovery::resource_list("", v).map_or_else(|| Err(not_found_path()), ok),
+            ["apis", g] => return discovery::api_group(g).map_or_else(|| Err(not_found_path()), ok),
+            ["apis", g, v] => return discovery::resource_list(g, v).map_or_else(|| Err(not_found_path()), ok),
+            _ => {}
+        }
+    }
+    let (group, version, rest) = match segs.as_slice() {
+        ["api", v, rest @ ..] if !rest.is_empty() => ("", *v, rest),
+        ["apis", g, v, rest @ ..] if !rest.is_empty() => (*g, *v, rest),
+        _ => return Err(not_found_path()),
+    };
+    let (watch_path, rest) = match rest {
+        ["watch", rest @ ..] => (true, rest),
+        _ => (false, rest),
+    };
+    let namespaced_form = rest.len() >= 3
+        && rest[0] == "namespaces"
+        && resources::by_plural(group, version, rest[2]).is_some_and(|r| resources::def(r).namespaced);
+    let (ns, rest) = if namespaced_form { (Some(rest[1].to_string()), &rest[2..]) } else { (None, rest) };
+    let (plural, name, sub) = match rest {
+        [p] => (*p, None, None),
+        [p, n] => (*p, Some(n.to_string()), None),
+        [p, n, s] => (*p, Some(n.to_string()), Some(*s)),
+        _ => return Err(not_found_path()),
+    };
+    let res = resources::by_plural(group, version, plural).ok_or_else(not_found_path)?;
+    let def = resources::def(res);
+    if def.namespaced && ns.is_none() && name.is_some() {
+        return Err(not_found_path());
+    }
+    let sub = match sub {
+        None => Sub::Main,
+        Some("status") if def.status => Sub::Status,
+        Some("finalize") if res == resources::NAMESPACES => Sub::Main,
+        Some(_) => return Err(not_found_path()),
+    };
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if content_type.contains("protobuf") || content_type.contains("cbor") {
+        // Not decoded (see `discovery::GIT_VERSION`); say so clearly instead of a parse error.
+        return Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {content_type})"
+            ),
+        ));
+    }
+    let req = ResourceRequest { core, res, ns, name, sub, query, headers, watch_path };
+    match *method {
+        Method::GET => req.get(),
+        Method::POST => req.create(&body),
+        Method::PUT => req.replace(&body),
+        Method::PATCH => req.patch(&body),
+        Method::DELETE => req.delete(&body),
+        _ => Err(ApiError::method_not_allowed(format!("method {method} is not supported"))),
+    }
+}
+
+struct ResourceRequest<'a> {
+    core: &'a Arc<Core>,
+    res: ResId,
+    ns: Option<String>,
+    name: Option<String>,
+    sub: Sub,
+    query: &'a Query,
+    headers: &'a HeaderMap,
+    watch_path: bool,
+}
+
+/// Parses a request body as JSON, or YAML when it is not JSON (apply bodies).
+fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request("the request body is empty"));
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v) => Ok(v),
+        Err(json_err) => serde_yaml::from_slice::<Value>(body).map_err(|_| {
+            ApiError::bad_request(format!("the body of the request was in an unknown format: {json_err}"))
+        }),
+    }
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListOut<'a> {
+    kind: String,
+    api_version: String,
+    metadata: Value,
+    items: Vec<&'a Value>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ContinueToken {
+    v: String,
+    rv: u64,
+    ns: String,
+    name: String,
+}
+
+impl ResourceRequest<'_> {
+    fn q(&self, k: &str) -> Option<&str> {
+        self.query.get(k).map(String::as_str)
+    }
+
+    fn q_bool(&self, k: &str) -> bool {
+        matches!(self.q(k), Some("true" | "1"))
+    }
+
+    fn write_opts(&self) -> WriteOpts {
+        WriteOpts {
+            field_manager: self.q("fieldManager").filter(|s| !s.is_empty()).map(String::from),
+            dry_run: self.q("dryRun").is_some_and(|d| d == "All"),
+            privileged: false,
+        }
+    }
+
+    fn render(&self) -> Render {
+        render_of(self.headers, self.query)
+    }
+
+    fn object_response(&self, code: StatusCode, obj: &Value) -> Response<Body> {
+        match self.render() {
+            Render::Table(full) => json_response(code, &table::table(self.res, [obj], json!({}), true, full)),
+            Render::Meta => json_response(code, &table::partial(obj)),
+            Render::Object => json_response(code, obj),
+        }
+    }
+
+    fn get(&self) -> Result<Response<Body>, ApiError> {
+        let labels = LabelSelector::parse(self.q("labelSelector").unwrap_or(""))?;
+        let fields = FieldSelector::parse(self.q("fieldSelector").unwrap_or(""))?;
+        if self.watch_path || self.q_bool("watch") {
+            return self.watch(labels, fields);
+        }
+        if let Some(name) = &self.name {
+            let key = (self.res, self.ns.clone().unwrap_or_default(), name.clone());
+            let obj = self.core.store.get(&key).ok_or_else(|| {
+                let def = resources::def(self.res);
+                let what =
+                    if def.group.is_empty() { def.plural.to_string() } else { format!("{}.{}", def.plural, def.group) };
+                ApiError::new(404, "NotFound", format!("{what} \"{name}\" not found"))
+                    .with_details(json!({"name": name, "group": def.group, "kind": def.plural}))
+            })?;
+            return Ok(self.object_response(StatusCode::OK, &obj));
+        }
+        self.list(labels, fields)
+    }
+
+    fn list(&self, labels: LabelSelector, fields: FieldSelector) -> Result<Response<Body>, ApiError> {
+        let def = resources::def(self.res);
+        let limit = self.q("limit").and_then(|l| l.parse::<usize>().ok()).filter(|l| *l > 0);
+        let token = match self.q("continue").filter(|c| !c.is_empty()) {
+            Some(c) => Some(decode_continue(c)?),
+            None => None,
+        };
+        let (items, rv, next) = {
+            let g = self.core.store.read();
+            let (rv, after) = match &token {
+                Some(t) => {
+                    g.check_not_compacted(t.rv).map_err(|_| {
+                        ApiError::gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.")
+                    })?;
+                    (t.rv, Some((self.res, t.ns.clone(), t.name.clone())))
+                }
+                None => (g.rv(), None),
+            };
+            let mut items = Vec::new();
+            let mut next = None;
+            let pinned = fields.pinned_name().map(String::from);
+            for (k, obj) in g.range(self.res, self.ns.as_deref(), after.as_ref()) {
+                if pinned.as_deref().is_some_and(|p| p != k.2) || !labels.matches(obj) || !fields.matches(obj) {
+                    continue;
+                }
+                if limit.is_some_and(|l| items.len() >= l) {
+                    // More remain: resume after the last returned key.
+                    if let Some((ns, name)) =
+                        items.last().map(|(k, _): &(crate::store::Key, _)| (k.1.clone(), k.2.clone()))
+                    {
+                        next = Some(ContinueToken { v: "meta.k8s.io/v1".into(), rv, ns, name });
+                    }
+                    break;
+                }
+                items.push((k.clone(), obj.clone()));
+            }
+            (items, rv, next)
+        };
+        let mut meta = json!({"resourceVersion": rv.to_string()});
+        if let Some(t) = next {
+            let raw = serde_json::to_vec(&t).unwrap_or_default();
+            meta["continue"] = json!(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw));
+        }
+        let objs: Vec<&Value> = items.iter().map(|(_, o)| o.as_ref()).collect();
+        match self.render() {
+            Render::Table(full) => Ok(json_response(StatusCode::OK, &table::table(self.res, objs, meta, true, full))),
+            Render::Meta => {
+                let partials: Vec<Value> = objs.iter().map(|o| table::partial(o)).collect();
+                Ok(json_response(
+                    StatusCode::OK,
+                    &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": partials}),
+                ))
+            }
+            Render::Object => {
+                let out = ListOut {
+                    kind: format!("{}List", def.kind),
+                    api_version: def.api_version(),
+                    metadata: meta,
+                    items: objs,
+                };
+                Ok(bytes_response(StatusCode::OK, serde_json::to_vec(&out).unwrap_or_default()))
+            }
+        }
+    }
+
+    fn watch(&self, labels: LabelSelector, fields: FieldSelector) -> Result<Response<Body>, ApiError> {
+        let spec = WatchSpec {
+            res: self.res,
+            ns: self.ns.clone(),
+            name: self.name.clone(),
+            labels,
+            fields,
+            render: self.render(),
+        };
+        let initial = self.q_bool("sendInitialEvents");
+        let start = match self.q("resourceVersion").filter(|rv| !rv.is_empty() && *rv != "0") {
+            _ if initial => Start::Current { initial_end_bookmark: true },
+            None => Start::Current { initial_end_bookmark: false },
+            Some(rv) => Start::After(
+                crate::util::parse_rv(rv)
+                    .ok_or_else(|| ApiError::bad_request(format!("invalid resource version: {rv:?}")))?,
+            ),
+        };
+        let timeout = match self.q("timeoutSeconds").and_then(|t| t.parse::<u64>().ok()) {
+            Some(t) if t > 0 => Duration::from_secs(t),
+            _ => watch::default_timeout(),
+        };
+        let bookmarks = self.q_bool("allowWatchBookmarks");
+        let rx = watch::start(self.core.clone(), spec, start, bookmarks, timeout);
+        let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, Infallible>);
+        let mut r = Response::new(Body::from_stream(stream));
+        r.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+        r.headers_mut().insert(header::CACHE_CONTROL, http::HeaderValue::from_static("no-cache, private"));
+        Ok(r)
+    }
+
+    fn create(&self, body: &[u8]) -> Result<Response<Body>, ApiError> {
+        if self.name.is_some() {
+            return Err(ApiError::method_not_allowed("POST is only supported on collections"));
+        }
+        let obj = parse_body(body)?;
+        let created = api::create(&self.core.store, self.res, self.ns.as_deref(), obj, &self.write_opts())?;
+        Ok(self.object_response(StatusCode::CREATED, &created))
+    }
+
+    fn replace(&self, body: &[u8]) -> Result<Response<Body>, ApiError> {
+        let name = self.name.as_deref().ok_or_else(|| ApiError::method_not_allowed("PUT needs an object name"))?;
+        let obj = parse_body(body)?;
+        let updated =
+            api::replace(&self.core.store, self.res, self.ns.as_deref(), name, obj, self.sub, &self.write_opts())?;
+        Ok(self.object_response(StatusCode::OK, &updated))
+    }
+
+    fn patch(&self, body: &[u8]) -> Result<Response<Body>, ApiError> {
+        let name = self.name.as_deref().ok_or_else(|| ApiError::method_not_allowed("PATCH needs an object name"))?;
+        let ct = self.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let ptype = PatchType::from_content_type(ct)
+            .ok_or_else(|| ApiError::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {ct:?})")))?;
+        let opts = self.write_opts();
+        if ptype == PatchType::Apply && opts.field_manager.is_none() {
+            return Err(ApiError::bad_request(
+                "PATCH requests of type application/apply-patch+yaml must include a fieldManager query parameter",
+            ));
+        }
+        let patch = parse_body(body)?;
+        let (obj, created) =
+            api::patch(&self.core.store, self.res, self.ns.as_deref(), name, ptype, &patch, self.sub, &opts)?;
+        Ok(self.object_response(if created { StatusCode::CREATED } else { StatusCode::OK }, &obj))
+    }
+
+    fn delete_options(&self, body: &[u8]) -> Result<Value, ApiError> {
+        let mut opts = if body.iter().all(u8::is_ascii_whitespace) { json!({}) } else { parse_body(body)? };
+        let Some(m) = opts.as_object_mut() else {
+            return Err(ApiError::bad_request("DeleteOptions must be a JSON object"));
+        };
+        if let Some(p) = self.q("propagationPolicy") {
+            m.insert("propagationPolicy".into(), json!(p));
+        }
+        if let Some(o) = self.q("orphanDependents") {
+            m.insert("orphanDependents".into(), json!(o == "true"));
+        }
+        if let Some(g) = self.q("gracePeriodSeconds").and_then(|g| g.parse::<i64>().ok()) {
+            m.insert("gracePeriodSeconds".into(), json!(g));
+        }
+        if let Some(d) = self.q("dryRun") {
+            m.insert("dryRun".into(), json!([d]));
+        }
+        Ok(opts)
+    }
+
+    fn delete(&self, body: &[u8]) -> Result<Response<Body>, ApiError> {
+        let opts = self.delete_options(body)?;
+        let dry_run = self.q("dryRun") == Some("All")
+            || opts.get("dryRun").and_then(Value::as_array).is_some_and(|a| a.iter().any(|d| d == "All"));
+        let def = resources::def(self.res);
+        let Some(name) = &self.name else {
+            // deletecollection
+            let labels = LabelSelector::parse(self.q("labelSelector").unwrap_or(""))?;
+            let fields = FieldSelector::parse(self.q("fieldSelector").unwrap_or(""))?;
+            let names: Vec<(String, String)> = {
+                let g = self.core.store.read();
+                g.range(self.res, self.ns.as_deref(), None)
+                    .filter(|(_, o)| labels.matches(o) && fields.matches(o))
+                    .map(|(k, _)| (k.1.clone(), k.2.clone()))
+                    .collect()
+            };
+            for (ns, name) in names {
+                // Objects removed concurrently are fine to skip.
+                let _ = api::delete(&self.core.store, self.res, Some(&ns), &name, &opts, dry_run);
+            }
+            return Ok(json_response(
+                StatusCode::OK,
+                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),
+            ));
+        };
+        match api::delete(&self.core.store, self.res, self.ns.as_deref(), name, &opts, dry_run)? {
+            Deleted::Gone(last) => Ok(json_response(
+                StatusCode::OK,
+                &json!({
+                    "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                    "details": {"name": name, "group": def.group, "kind": def.plural, "uid": crate::util::meta_str(&last, "uid").unwrap_or("")},
+                }),
+            )),
+            Deleted::Marked(obj) => Ok(self.object_response(StatusCode::OK, &obj)),
+        }
+    }
+}
+
+fn decode_continue(c: &str) -> Result<ContinueToken, ApiError> {
+    let bad = || {
+        ApiError::bad_request(
+            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+        )
+    };
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
+    serde_json::from_slice(&raw).map_err(|_| bad())
+}

@@ -1,0 +1,253 @@
+//! Label and field selectors, parsed once per request and matched per object.
+
+use serde_json::Value;
+
+use crate::error::ApiError;
+
+#[derive(Debug, Clone, PartialEq)]
+enum Op {
+    Eq(String),
+    NotEq(String),
+    In(Vec<String>),
+    NotIn(Vec<String>),
+    Exists,
+    NotExists,
+    Gt(i64),
+    Lt(i64),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Requirement {
+    key: String,
+    op: Op,
+}
+
+/// A parsed `labelSelector` (all requirements must hold).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct LabelSelector {
+    reqs: Vec<Requirement>,
+}
+
+impl LabelSelector {
+    /// Parses the Kubernetes label selector grammar: `a=b`, `a==b`, `a!=b`,
+    /// `a in (x,y)`, `a notin (x)`, `a`, `!a`, `a>1`, `a<1`, comma-separated.
+    pub(crate) fn parse(s: &str) -> Result<Self, ApiError> {
+        let bad = |why: &str| ApiError::bad_request(format!("unable to parse requirement: {why} in {s:?}"));
+        let mut reqs = Vec::new();
+        for part in split_top_level(s) {
+            let part = part.trim();
+            if part.is_empty() {
+                continue;
+            }
+            if let Some(key) = part.strip_prefix('!') {
+                reqs.push(Requirement { key: check_key(key.trim()).map_err(|e| bad(&e))?, op: Op::NotExists });
+                continue;
+            }
+            // Set-based: `key in (..)` / `key notin (..)`.
+            if let Some(open) = part.find('(') {
+                let head = part[..open].trim();
+                let close = part.rfind(')').ok_or_else(|| bad("missing ')'"))?;
+                if close < open {
+                    return Err(bad("misplaced ')'"));
+                }
+                let values: Vec<String> =
+                    part[open + 1..close].split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect();
+                let (key, op) = if let Some(k) = head.strip_suffix(" notin") {
+                    (k, Op::NotIn(values))
+                } else if let Some(k) = head.strip_suffix(" in") {
+                    (k, Op::In(values))
+                } else {
+                    return Err(bad("expected 'in' or 'notin'"));
+                };
+                reqs.push(Requirement { key: check_key(key.trim()).map_err(|e| bad(&e))?, op });
+                continue;
+            }
+            let (key, op) = if let Some((k, v)) = part.split_once("!=") {
+                (k, Op::NotEq(v.trim().to_string()))
+            } else if let Some((k, v)) = part.split_once("==") {
+                (k, Op::Eq(v.trim().to_string()))
+            } else if let Some((k, v)) = part.split_once('=') {
+                (k, Op::Eq(v.trim().to_string()))
+            } else if let Some((k, v)) = part.split_once('>') {
+                (k, Op::Gt(v.trim().parse().map_err(|_| bad("'>' needs an integer"))?))
+            } else if let Some((k, v)) = part.split_once('<') {
+                (k, Op::Lt(v.trim().parse().map_err(|_| bad("'<' needs an integer"))?))
+            } else {
+                (part, Op::Exists)
+            };
+            reqs.push(Requirement { key: check_key(key.trim()).map_err(|e| bad(&e))?, op });
+        }
+        Ok(Self { reqs })
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.reqs.is_empty()
+    }
+
+    /// Matches against a label map (missing labels behave as absent keys).
+    pub(crate) fn matches_labels(&self, labels: Option<&serde_json::Map<String, Value>>) -> bool {
+        self.reqs.iter().all(|r| {
+            let v = labels.and_then(|l| l.get(&r.key)).and_then(Value::as_str);
+            match &r.op {
+                Op::Eq(x) => v == Some(x.as_str()),
+                Op::NotEq(x) => v != Some(x.as_str()),
+                Op::In(xs) => v.is_some_and(|v| xs.iter().any(|x| x == v)),
+                Op::NotIn(xs) => v.is_none_or(|v| !xs.iter().any(|x| x == v)),
+                Op::Exists => v.is_some(),
+                Op::NotExists => v.is_none(),
+                Op::Gt(n) => v.and_then(|v| v.parse::<i64>().ok()).is_some_and(|v| v > *n),
+                Op::Lt(n) => v.and_then(|v| v.parse::<i64>().ok()).is_some_and(|v| v < *n),
+            }
+        })
+    }
+
+    pub(crate) fn matches(&self, obj: &Value) -> bool {
+        self.is_empty() || self.matches_labels(obj.pointer("/metadata/labels").and_then(Value::as_object))
+    }
+}
+
+fn check_key(key: &str) -> Result<String, String> {
+    let ok = !key.is_empty()
+        && key.len() <= 317
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+    if ok { Ok(key.to_string()) } else { Err(format!("invalid label key {key:?}")) }
+}
+
+/// Splits on commas that are not inside parentheses.
+fn split_top_level(s: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0i32, 0usize);
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&s[start..]);
+    out
+}
+
+/// A parsed `fieldSelector`: `path=value`, `path==value`, `path!=value`, comma-separated.
+///
+/// Paths are dotted JSON paths. The real server allows only a per-type list of fields
+/// (`metadata.name`, `metadata.namespace`, a few more); we accept any path, which is a
+/// superset of valid requests.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct FieldSelector {
+    reqs: Vec<(String, bool, String)>,
+}
+
+impl FieldSelector {
+    pub(crate) fn parse(s: &str) -> Result<Self, ApiError> {
+        let mut reqs = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (path, eq, value) = if let Some((k, v)) = part.split_once("!=") {
+                (k, false, v)
+            } else if let Some((k, v)) = part.split_once("==") {
+                (k, true, v)
+            } else if let Some((k, v)) = part.split_once('=') {
+                (k, true, v)
+            } else {
+                return Err(ApiError::bad_request(format!("invalid field selector: {part:?}")));
+            };
+            reqs.push((path.trim().to_string(), eq, value.trim().to_string()));
+        }
+        Ok(Self { reqs })
+    }
+
+    /// The `metadata.name` an equality requirement pins, so a list can look one key up.
+    pub(crate) fn pinned_name(&self) -> Option<&str> {
+        self.reqs.iter().find(|(p, eq, _)| *eq && p == "metadata.name").map(|(_, _, v)| v.as_str())
+    }
+
+    pub(crate) fn matches(&self, obj: &Value) -> bool {
+        self.reqs.iter().all(|(path, eq, want)| {
+            let mut cur = Some(obj);
+            for seg in path.split('.') {
+                cur = cur.and_then(|c| c.get(seg));
+            }
+            let have = match cur {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Bool(b)) => b.to_string(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => String::new(),
+            };
+            (have == *want) == *eq
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn obj(labels: Value) -> Value {
+        json!({"metadata": {"name": "web", "namespace": "prod", "labels": labels}, "spec": {"type": "LoadBalancer"}})
+    }
+
+    #[test]
+    fn label_selector_grammar_table() {
+        let o = obj(json!({"app": "web", "tier": "front", "n": "5"}));
+        let cases = [
+            ("app=web", true),
+            ("app==web", true),
+            ("app!=web", false),
+            ("app!=db", true),
+            ("missing!=x", true),
+            ("app in (db, web)", true),
+            ("app in (db)", false),
+            ("app notin (db)", true),
+            ("missing notin (db)", true),
+            ("app notin (web,db)", false),
+            ("app", true),
+            ("missing", false),
+            ("!missing", true),
+            ("!app", false),
+            ("app=web,tier in (front,back),!missing", true),
+            ("app=web,tier=back", false),
+            ("n>4", true),
+            ("n<4", false),
+            ("", true),
+        ];
+        for (sel, want) in cases {
+            let s = LabelSelector::parse(sel).unwrap_or_else(|e| panic!("{sel}: {e}"));
+            assert_eq!(s.matches(&o), want, "selector {sel:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_label_selectors_are_rejected() {
+        for sel in ["app in db)", "app foo (x)", "a b=c", "n>x"] {
+            assert!(LabelSelector::parse(sel).is_err(), "{sel:?} should not parse");
+        }
+    }
+
+    #[test]
+    fn field_selector_matches_metadata_and_other_paths() {
+        let o = obj(json!({}));
+        let cases = [
+            ("metadata.name=web", true),
+            ("metadata.name==web", true),
+            ("metadata.name!=web", false),
+            ("metadata.namespace=prod,metadata.name=web", true),
+            ("metadata.namespace=dev", false),
+            ("spec.type=LoadBalancer", true),
+        ];
+        for (sel, want) in cases {
+            let s = FieldSelector::parse(sel).unwrap_or_else(|e| panic!("{sel}: {e}"));
+            assert_eq!(s.matches(&o), want, "selector {sel:?}");
+        }
+        assert_eq!(
+            FieldSelector::parse("metadata.name=web").ok().and_then(|s| s.pinned_name().map(String::from)),
+            Some("web".into())
+        );
+        assert!(FieldSelector::parse("metadata.name").is_err());
+    }
+}

@@ -1,0 +1,322 @@
+//! One cluster's objects, its resourceVersion counter and its bounded event history.
+//!
+//! Like etcd behind a real API server there is one monotonic counter per cluster, shared by
+//! all resources. Every write happens under a single write lock and, while still holding it,
+//! appends to the history ring and broadcasts the event; a watch that reads history and
+//! subscribes under the read lock therefore sees every later event exactly once.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::ops::Bound;
+use std::sync::Arc;
+
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use serde_json::Value;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::error::ApiError;
+use crate::resources::{self, ResId};
+use crate::util;
+
+/// (resource, namespace or "" for cluster-scoped, name). Ordered so one resource, and one
+/// namespace within it, are contiguous ranges.
+pub(crate) type Key = (ResId, String, String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl EventType {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One committed change.
+#[derive(Debug)]
+pub(crate) struct Event {
+    pub(crate) rv: u64,
+    pub(crate) kind: EventType,
+    pub(crate) res: ResId,
+    pub(crate) ns: String,
+    pub(crate) name: String,
+    /// New state, or for `Deleted` the last state stamped with the deletion's resourceVersion.
+    pub(crate) object: Arc<Value>,
+    /// State before the change, so a selector-filtered watch can turn a change that moves an
+    /// object out of (into) its selector into DELETED (ADDED), as the real server does.
+    pub(crate) old: Option<Arc<Value>>,
+}
+
+/// Events to replay plus the receiver for later ones.
+pub(crate) type Resume = (Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>);
+
+/// Broadcast capacity. A watcher that falls further behind catches up from history.
+const BROADCAST_CAPACITY: usize = 4096;
+
+pub(crate) struct Store {
+    inner: RwLock<Inner>,
+}
+
+pub(crate) struct Inner {
+    objects: BTreeMap<Key, Arc<Value>>,
+    rv: u64,
+    history: VecDeque<Arc<Event>>,
+    history_cap: usize,
+    /// Highest resourceVersion whose event is no longer retained; watching from an older
+    /// version answers 410 Gone.
+    compacted: u64,
+    events: broadcast::Sender<Arc<Event>>,
+    /// Keys of written objects that built-in controllers care about.
+    changes: Option<mpsc::UnboundedSender<Key>>,
+    /// ClusterIP and nodePort allocations, kept beside the objects so they change atomically.
+    pub(crate) alloc: crate::controllers::ServiceAlloc,
+}
+
+impl Store {
+    pub(crate) fn new(history_cap: usize, changes: Option<mpsc::UnboundedSender<Key>>) -> Self {
+        let (events, _) = broadcast::channel(BROADCAST_CAPACITY);
+        Self {
+            inner: RwLock::new(Inner {
+                objects: BTreeMap::new(),
+                rv: 0,
+                history: VecDeque::new(),
+                history_cap,
+                compacted: 0,
+                events,
+                changes,
+                alloc: crate::controllers::ServiceAlloc::default(),
+            }),
+        }
+    }
+
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        self.inner.read()
+    }
+
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.inner.write()
+    }
+
+    pub(crate) fn get(&self, key: &Key) -> Option<Arc<Value>> {
+        self.inner.read().objects.get(key).cloned()
+    }
+
+    /// Drops all retained events and bumps the counter, like the API server's compactor
+    /// (which writes its own key before compacting): every resourceVersion a client holds
+    /// becomes too old to watch from.
+    pub(crate) fn compact(&self) {
+        let mut g = self.inner.write();
+        g.rv += 1;
+        g.compacted = g.rv;
+        g.history.clear();
+    }
+}
+
+impl Inner {
+    pub(crate) fn rv(&self) -> u64 {
+        self.rv
+    }
+
+    pub(crate) fn get(&self, key: &Key) -> Option<&Arc<Value>> {
+        self.objects.get(key)
+    }
+
+    /// Objects of one resource, optionally one namespace, starting after `after` (name key).
+    pub(crate) fn range<'a>(
+        &'a self,
+        res: ResId,
+        ns: Option<&'a str>,
+        after: Option<&Key>,
+    ) -> impl Iterator<Item = (&'a Key, &'a Arc<Value>)> + 'a {
+        let start = match after {
+            Some(k) => Bound::Excluded(k.clone()),
+            None => Bound::Included((res, ns.unwrap_or("").to_string(), String::new())),
+        };
+        self.objects
+            .range((start, Bound::Unbounded))
+            .take_while(move |(k, _)| k.0 == res && ns.is_none_or(|n| k.1 == n))
+    }
+
+    /// Whether any namespaced object lives in `ns`.
+    pub(crate) fn namespace_is_empty(&self, ns: &str) -> bool {
+        resources::RESOURCES
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.namespaced)
+            .all(|(id, _)| self.range(id, Some(ns), None).next().is_none())
+    }
+
+    /// Keys of every namespaced object in `ns`.
+    pub(crate) fn keys_in_namespace(&self, ns: &str) -> Vec<Key> {
+        resources::RESOURCES
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.namespaced)
+            .flat_map(|(id, _)| self.range(id, Some(ns), None).map(|(k, _)| k.clone()).collect::<Vec<_>>())
+            .collect()
+    }
+
+    /// Stores `obj` under `key`, stamping a new resourceVersion, and emits ADDED or MODIFIED.
+    pub(crate) fn put(&mut self, key: Key, mut obj: Value) -> Arc<Value> {
+        self.rv += 1;
+        if let Some(m) = util::meta_mut(&mut obj) {
+            m.insert("resourceVersion".into(), Value::String(self.rv.to_string()));
+        }
+        let obj = Arc::new(obj);
+        let old = self.objects.insert(key.clone(), obj.clone());
+        let kind = if old.is_some() { EventType::Modified } else { EventType::Added };
+        self.emit(key, kind, obj.clone(), old);
+        obj
+    }
+
+    /// Removes the object and emits DELETED carrying a fresh resourceVersion.
+    pub(crate) fn remove(&mut self, key: &Key) -> Option<Arc<Value>> {
+        let old = self.objects.remove(key)?;
+        self.rv += 1;
+        let mut last = (*old).clone();
+        if let Some(m) = util::meta_mut(&mut last) {
+            m.insert("resourceVersion".into(), Value::String(self.rv.to_string()));
+        }
+        if key.0 == resources::SERVICES {
+            self.alloc.release(&old);
+        }
+        let last = Arc::new(last);
+        self.emit(key.clone(), EventType::Deleted, last.clone(), Some(old));
+        Some(last)
+    }
+
+    fn emit(&mut self, key: Key, kind: EventType, object: Arc<Value>, old: Option<Arc<Value>>) {
+        let notify = matches!(
+            key.0,
+            resources::SERVICES
+                | resources::INGRESSES
+                | resources::DEPLOYMENTS
+                | resources::REPLICASETS
+                | resources::DAEMONSETS
+                | resources::NODES
+        );
+        if let (true, Some(tx)) = (notify, &self.changes) {
+            let _ = tx.send(key.clone());
+        }
+        let (res, ns, name) = key;
+        let ev = Arc::new(Event { rv: self.rv, kind, res, ns, name, object, old });
+        if self.history_cap > 0 {
+            while self.history.len() >= self.history_cap {
+                if let Some(dropped) = self.history.pop_front() {
+                    self.compacted = dropped.rv;
+                }
+            }
+            self.history.push_back(ev.clone());
+        } else {
+            self.compacted = self.rv;
+        }
+        // No receivers is normal: nobody watches.
+        let _ = self.events.send(ev);
+    }
+
+    /// Events after `rv` from history plus a receiver for everything later, or 410 Gone
+    /// when history no longer reaches back to `rv`.
+    pub(crate) fn watch_from(&self, rv: u64) -> Result<Resume, ApiError> {
+        self.check_not_compacted(rv)?;
+        let start = self.history.partition_point(|e| e.rv <= rv);
+        let replay = self.history.iter().skip(start).cloned().collect();
+        Ok((replay, self.events.subscribe()))
+    }
+
+    /// 410 Gone when events after `rv` were already dropped.
+    pub(crate) fn check_not_compacted(&self, rv: u64) -> Result<(), ApiError> {
+        if rv < self.compacted {
+            return Err(ApiError::gone(format!("too old resource version: {rv} ({})", self.compacted + 1)));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.events.subscribe()
+    }
+
+    /// Every object, for the state file.
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Arc<Value>> {
+        self.objects.values()
+    }
+
+    /// Restores a counter read from a state file, so clients never see it go backwards.
+    pub(crate) fn set_rv_floor(&mut self, rv: u64) {
+        if rv > self.rv {
+            self.rv = rv;
+            self.compacted = rv;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn key(name: &str) -> Key {
+        (resources::SERVICES, "default".into(), name.into())
+    }
+
+    #[test]
+    fn watch_replays_events_after_the_given_version() -> Result<(), ApiError> {
+        let store = Store::new(10, None);
+        let mut g = store.write();
+        g.put(key("a"), json!({"metadata": {"name": "a"}}));
+        g.put(key("b"), json!({"metadata": {"name": "b"}}));
+        g.remove(&key("a"));
+        let (replay, _rx) = g.watch_from(1)?;
+        let got: Vec<_> = replay.iter().map(|e| (e.rv, e.kind, e.name.as_str())).collect();
+        assert_eq!(got, vec![(2, EventType::Added, "b"), (3, EventType::Deleted, "a")]);
+        assert_eq!(replay[1].object["metadata"]["resourceVersion"], "3");
+        Ok(())
+    }
+
+    #[test]
+    fn bounded_history_answers_gone_for_versions_it_dropped() {
+        let store = Store::new(3, None);
+        let mut g = store.write();
+        for i in 0..5 {
+            g.put(key(&format!("s{i}")), json!({}));
+        }
+        // Events 3,4,5 retained; 2 was dropped, so watching from 2 still works (next is 3)
+        // but from 1 event 2 is missing.
+        assert!(g.watch_from(2).is_ok());
+        let err = g.watch_from(1).err().map(|e| (e.code, e.reason));
+        assert_eq!(err, Some((410, "Expired")));
+    }
+
+    #[test]
+    fn compaction_makes_every_held_version_too_old() {
+        let store = Store::new(100, None);
+        store.write().put(key("a"), json!({}));
+        let current = store.read().rv();
+        store.compact();
+        assert_eq!(store.read().watch_from(current).err().map(|e| e.code), Some(410));
+        let now = store.read().rv();
+        assert!(store.read().watch_from(now).is_ok());
+    }
+
+    #[test]
+    fn range_is_limited_to_resource_and_namespace() {
+        let store = Store::new(10, None);
+        let mut g = store.write();
+        g.put((resources::SERVICES, "a".into(), "x".into()), json!({}));
+        g.put((resources::SERVICES, "b".into(), "y".into()), json!({}));
+        g.put((resources::ENDPOINTS, "a".into(), "x".into()), json!({}));
+        assert_eq!(g.range(resources::SERVICES, None, None).count(), 2);
+        assert_eq!(g.range(resources::SERVICES, Some("a"), None).count(), 1);
+        let first = (resources::SERVICES, "a".to_string(), "x".to_string());
+        let rest: Vec<_> = g.range(resources::SERVICES, None, Some(&first)).map(|(k, _)| k.2.clone()).collect();
+        assert_eq!(rest, vec!["y".to_string()]);
+        assert!(!g.namespace_is_empty("a"));
+        assert!(g.namespace_is_empty("c"));
+    }
+}

@@ -1,0 +1,251 @@
+//! Real kubectl against the simulator.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+
+use crate::support::{Env, eventually, lb_service};
+
+/// `get` in table, wide, json and yaml forms shows seeded objects with controller results.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_shows_services_across_namespaces_in_every_output_format() -> Result<()> {
+    let env = Env::start(&["east"]).await?;
+    let c = env.cluster("east")?;
+    c.apply_json(lb_service("web", "default", 80))?;
+    c.apply_json(lb_service("api", "prod", 8080))?;
+    let ip = c
+        .get_json("v1", "Service", Some("prod"), "api")
+        .and_then(|s| s.pointer("/status/loadBalancer/ingress/0/ip").and_then(Value::as_str).map(String::from))
+        .context("api has no LB ip")?;
+
+    let table = env.kubectl(&["get", "svc", "-A"]).await?;
+    let header = table.lines().next().unwrap_or("");
+    for col in ["NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"] {
+        assert!(header.contains(col), "missing column {col} in {table}");
+    }
+    let api_row = table.lines().find(|l| l.starts_with("prod")).context("no prod row")?;
+    assert!(
+        api_row.contains("api")
+            && api_row.contains("LoadBalancer")
+            && api_row.contains(&ip)
+            && api_row.contains("8080:3"),
+        "{api_row}"
+    );
+
+    let wide = env.kubectl(&["get", "svc", "-A", "-o", "wide"]).await?;
+    assert!(wide.contains("SELECTOR") && wide.contains("app=api"), "{wide}");
+
+    let list: Value = serde_json::from_str(&env.kubectl(&["get", "svc", "-A", "-o", "json"]).await?)?;
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .context("items")?
+        .iter()
+        .filter_map(|i| i.pointer("/metadata/name").and_then(Value::as_str))
+        .collect();
+    assert_eq!(names, vec!["web", "api"]);
+
+    let yaml = env.kubectl(&["get", "svc", "api", "-n", "prod", "-o", "yaml"]).await?;
+    assert!(yaml.contains("kind: Service") && yaml.contains(&format!("ip: {ip}")), "{yaml}");
+
+    let jp = env
+        .kubectl(&["get", "svc", "api", "-n", "prod", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"])
+        .await?;
+    assert_eq!(jp, ip);
+
+    let nodes = env.kubectl(&["get", "nodes", "-L", "topology.kubernetes.io/zone"]).await?;
+    assert!(nodes.contains("east-node-0") && nodes.contains("Ready") && nodes.contains("eu-west-1a"), "{nodes}");
+
+    let slices = env
+        .kubectl(&["get", "endpointslices", "-n", "prod", "-l", "kubernetes.io/service-name=api", "-o", "name"])
+        .await?;
+    assert_eq!(slices.trim(), "endpointslice.discovery.k8s.io/api-sim");
+    Ok(())
+}
+
+/// `create -f`, client-side `apply -f` and `apply --server-side -f` all work without
+/// `--validate=false`, and updates bump generation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_apply_and_server_side_apply_work_with_validation() -> Result<()> {
+    let env = Env::start(&["east"]).await?;
+    let c = env.cluster("east")?;
+    let deploy = |replicas: u32| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\n  labels: {{app: api}}\nspec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: api}}}}\n  template:\n    metadata: {{labels: {{app: api}}}}\n    spec:\n      containers:\n      - name: api\n        image: nginx\n"
+        )
+    };
+    let f = env.manifest("d1.yaml", &deploy(1))?;
+    assert!(env.kubectl(&["create", "-f", &f]).await?.contains("deployment.apps/api created"));
+    let dup = env.kubectl_err(&["create", "-f", &f]).await?;
+    assert!(dup.contains("already exists"), "{dup}");
+
+    let f = env.manifest("d2.yaml", &deploy(3))?;
+    assert!(env.kubectl(&["apply", "-f", &f]).await?.contains("configured"));
+    let d = c.get_json("apps/v1", "Deployment", Some("default"), "api").context("deployment")?;
+    assert_eq!(d["spec"]["replicas"], 3);
+    assert_eq!(d["metadata"]["generation"], 2);
+    // The workload controller reports the rollout done.
+    let ready = eventually("readyReplicas=3", || {
+        c.get_json("apps/v1", "Deployment", Some("default"), "api")
+            .filter(|d| d.pointer("/status/readyReplicas") == Some(&json!(3)))
+    })
+    .await?;
+    assert_eq!(ready["status"]["observedGeneration"], 2);
+    env.kubectl(&["rollout", "status", "deploy/api", "--timeout=10s"]).await?;
+
+    let f = env.manifest("d3.yaml", &deploy(5))?;
+    assert!(env.kubectl(&["apply", "--server-side", "-f", &f]).await?.contains("serverside-applied"));
+    let d = c.get_json("apps/v1", "Deployment", Some("default"), "api").context("deployment")?;
+    assert_eq!(d["spec"]["replicas"], 5);
+    let managers: Vec<&str> = d["metadata"]["managedFields"]
+        .as_array()
+        .context("managedFields")?
+        .iter()
+        .filter_map(|m| m["manager"].as_str())
+        .collect();
+    assert!(managers.contains(&"kubectl"), "{managers:?}");
+
+    // Server-side apply also creates.
+    let f = env.manifest(
+        "svc.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: ssa\nspec:\n  type: LoadBalancer\n  ports:\n  - port: 81\n",
+    )?;
+    env.kubectl(&["apply", "--server-side", "-f", &f]).await?;
+    assert!(c.get_json("v1", "Service", Some("default"), "ssa").is_some());
+
+    // Namespaces must exist.
+    let err = env.kubectl_err(&["create", "-f", &f, "-n", "missing"]).await?;
+    assert!(err.contains("namespaces \"missing\" not found"), "{err}");
+    Ok(())
+}
+
+/// label, annotate (strategic merge patch) and patch of all three types change the object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn label_annotate_and_patch_modify_services() -> Result<()> {
+    let env = Env::start(&["east"]).await?;
+    let c = env.cluster("east")?;
+    c.apply_json(lb_service("web", "default", 80))?;
+    env.kubectl(&["label", "svc", "web", "tier=front"]).await?;
+    env.kubectl(&["annotate", "svc", "web", "note=hi"]).await?;
+    env.kubectl(&["patch", "svc", "web", "--type=merge", "-p", r#"{"metadata":{"labels":{"m":"1"}}}"#]).await?;
+    env.kubectl(&[
+        "patch",
+        "svc",
+        "web",
+        "--type=json",
+        "-p",
+        r#"[{"op":"add","path":"/metadata/labels/j","value":"2"}]"#,
+    ])
+    .await?;
+    env.kubectl(&["patch", "svc", "web", "-p", r#"{"spec":{"ports":[{"port":80,"name":"web"}]}}"#]).await?;
+    let s = c.get_json("v1", "Service", Some("default"), "web").context("svc")?;
+    assert_eq!(s["metadata"]["labels"], json!({"app": "web", "tier": "front", "m": "1", "j": "2"}));
+    assert_eq!(s["metadata"]["annotations"]["note"], "hi");
+    assert_eq!(s["spec"]["ports"].as_array().map(Vec::len), Some(1));
+    assert_eq!(s["spec"]["ports"][0]["name"], "web");
+    env.kubectl(&["label", "svc", "web", "tier-"]).await?;
+    let s = c.get_json("v1", "Service", Some("default"), "web").context("svc")?;
+    assert!(s.pointer("/metadata/labels/tier").is_none());
+
+    // Marking endpoints not ready through kubectl reaches the EndpointSlice.
+    env.kubectl(&["annotate", "svc", "web", "sim.meridian.io/ready=false", "--overwrite"]).await?;
+    eventually("endpoints not ready", || {
+        c.get_json("discovery.k8s.io/v1", "EndpointSlice", Some("default"), "web-sim").filter(|s| {
+            s["endpoints"]
+                .as_array()
+                .is_some_and(|e| !e.is_empty() && e.iter().all(|e| e["conditions"]["ready"] == false))
+        })
+    })
+    .await?;
+    let err = env.kubectl_err(&["get", "svc", "nope"]).await?;
+    assert!(err.contains("services \"nope\" not found"), "{err}");
+    Ok(())
+}
+
+/// Deletes: plain, orphan and foreground; finalizers hold the object and the delete's
+/// options are recorded for controllers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_cascades_and_records_options_when_finalizers_hold_the_object() -> Result<()> {
+    let env = Env::start(&["east"]).await?;
+    let c = env.cluster("east")?;
+    let held = |name: &str| json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": name, "finalizers": ["meridian.io/sync"]}, "spec": {"replicas": 1}});
+    c.apply_json(held("orphaned"))?;
+    c.apply_json(held("fg"))?;
+    c.apply_json(lb_service("plain", "default", 80))?;
+
+    env.kubectl(&["delete", "rs", "orphaned", "--cascade=orphan", "--wait=false"]).await?;
+    let rs = c.get_json("apps/v1", "ReplicaSet", Some("default"), "orphaned").context("still there")?;
+    assert!(rs.pointer("/metadata/deletionTimestamp").is_some());
+    assert_eq!(rs["metadata"]["finalizers"], json!(["meridian.io/sync", "orphan"]));
+    let opts: Value = serde_json::from_str(
+        rs["metadata"]["annotations"][meridian_sim::DELETE_OPTIONS_ANNOTATION].as_str().context("annotation")?,
+    )?;
+    assert_eq!(opts["propagationPolicy"], "Orphan");
+
+    env.kubectl(&["delete", "rs", "fg", "--cascade=foreground", "--wait=false"]).await?;
+    let rs = c.get_json("apps/v1", "ReplicaSet", Some("default"), "fg").context("still there")?;
+    assert_eq!(rs["metadata"]["finalizers"], json!(["meridian.io/sync", "foregroundDeletion"]));
+    let opts: Value = serde_json::from_str(
+        rs["metadata"]["annotations"][meridian_sim::DELETE_OPTIONS_ANNOTATION].as_str().context("annotation")?,
+    )?;
+    assert_eq!(opts["propagationPolicy"], "Foreground");
+
+    // Removing the user finalizer lets the object go (system finalizers are dropped).
+    env.kubectl(&[
+        "patch",
+        "rs",
+        "orphaned",
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/metadata/finalizers/0"}]"#,
+    ])
+    .await?;
+    assert!(c.get_json("apps/v1", "ReplicaSet", Some("default"), "orphaned").is_none());
+
+    // No finalizers: gone at once, with its EndpointSlice.
+    env.kubectl(&["delete", "svc", "plain"]).await?;
+    assert!(c.get_json("v1", "Service", Some("default"), "plain").is_none());
+    eventually("slice removed", || {
+        c.get_json("discovery.k8s.io/v1", "EndpointSlice", Some("default"), "plain-sim").is_none().then_some(())
+    })
+    .await?;
+
+    // Deleting a namespace deletes what is inside.
+    c.apply_json(lb_service("inside", "tmp", 80))?;
+    env.kubectl(&["delete", "ns", "tmp"]).await?;
+    assert!(c.get_json("v1", "Service", Some("tmp"), "inside").is_none());
+    assert!(c.get_json("v1", "Namespace", None, "tmp").is_none());
+    Ok(())
+}
+
+/// `kubectl get -w` prints a row for a change made after it started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_watch_prints_new_services() -> Result<()> {
+    let env = Env::start(&["east"]).await?;
+    let c = env.cluster("east")?;
+    c.apply_json(lb_service("first", "default", 80))?;
+    let mut child = env.spawn_kubectl(&["get", "svc", "-w"])?;
+    let stdout = child.stdout.take().context("stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let read = async {
+        let mut seen = Vec::new();
+        while let Some(line) = lines.next_line().await? {
+            if line.starts_with("first") && !seen.iter().any(|l: &String| l.starts_with("first")) {
+                // The initial list is printed: now change something.
+                c.apply_json(lb_service("second", "default", 81))?;
+            }
+            let done = line.starts_with("second");
+            seen.push(line);
+            if done {
+                return anyhow::Ok(seen);
+            }
+        }
+        anyhow::bail!("kubectl get -w ended early: {seen:?}")
+    };
+    let seen = tokio::time::timeout(Duration::from_secs(20), read).await.context("no watch output")??;
+    child.kill().await?;
+    assert!(seen[0].contains("NAME") && seen[0].contains("EXTERNAL-IP"), "{seen:?}");
+    assert!(seen.iter().any(|l| l.starts_with("second") && l.contains("LoadBalancer")), "{seen:?}");
+    Ok(())
+}

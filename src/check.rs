@@ -1,0 +1,69 @@
+//! `meridian check`: validates a configuration file and, unless `--offline`, that every
+//! member cluster's kubeconfig, context and API can be used.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Result;
+use meridian_config::Config;
+use meridian_discovery::registry::{self, SimulatorLink};
+
+/// How long `check` waits for each cluster's `/readyz`.
+const REACH_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub(crate) async fn run(path: &Path, offline: bool) -> Result<()> {
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("{e}");
+            }
+            anyhow::bail!("{} has {} error(s)", path.display(), errors.0.len());
+        }
+    };
+    let mut problems = 0;
+    for c in &config.clusters {
+        if c.simulated {
+            continue;
+        }
+        let result = async {
+            let (kc, ctx) = registry::endpoint(&config, c, &SimulatorLink::default())?;
+            let client = registry::connect(&c.name, &kc, ctx.as_deref()).await?;
+            anyhow::Ok(client)
+        }
+        .await;
+        let client = match result {
+            Ok(client) => client,
+            Err(e) => {
+                eprintln!("{}: {e}", path.display());
+                problems += 1;
+                continue;
+            }
+        };
+        if offline {
+            continue;
+        }
+        let req = http::Request::get("/readyz").body(Vec::new())?;
+        match tokio::time::timeout(REACH_TIMEOUT, client.request_text(req)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                eprintln!(
+                    "{}: cluster {}: unreachable: {}",
+                    path.display(),
+                    c.name,
+                    e.to_string().lines().next().unwrap_or("")
+                );
+                problems += 1;
+            }
+            Err(_) => {
+                eprintln!("{}: cluster {}: unreachable: no answer within {REACH_TIMEOUT:?}", path.display(), c.name);
+                problems += 1;
+            }
+        }
+    }
+    if problems > 0 {
+        anyhow::bail!("{}: {problems} cluster(s) cannot be used", path.display());
+    }
+    println!("{}: ok ({} clusters)", path.display(), config.clusters.len());
+    Ok(())
+}

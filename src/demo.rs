@@ -1,0 +1,109 @@
+//! `meridian demo`: the embedded configuration, its simulated clusters and the demo's
+//! objects, and a banner that says how to look around.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use meridian_config::{Config, LogFormat};
+use meridian_sim::Simulator;
+use serde_json::{Value, json};
+
+use crate::server::{self, Server};
+
+#[derive(clap::Args)]
+pub(crate) struct DemoArgs {
+    /// Where the simulated clusters' kubeconfig is written.
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Admin endpoint address.
+    #[arg(long, default_value = "127.0.0.1:9480")]
+    admin: SocketAddr,
+    /// DNS listen address (UDP and TCP).
+    #[arg(long, default_value = "127.0.0.1:1053")]
+    dns: SocketAddr,
+}
+
+/// The demo's port of both demo services' backends: unprivileged, so no root is needed.
+const WEB_PORT: u16 = 8080;
+
+fn service(name: &str, namespace: &str, annotations: Value) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}, "annotations": annotations},
+        "spec": {
+            "type": "LoadBalancer",
+            "selector": {"app": name},
+            "ports": [{"name": "http", "port": WEB_PORT, "targetPort": 8080, "protocol": "TCP"}]
+        }
+    })
+}
+
+/// The objects each member cluster starts with.
+fn objects(cluster: &str) -> Vec<Value> {
+    let mut out = vec![
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+        service("web", "default", json!({"meridian.io/policy": "geo"})),
+        json!({
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"rules": [{"host": "www.meridian.test", "http": {"paths": [
+                {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": WEB_PORT}}}}
+            ]}}]}
+        }),
+        json!({
+            "apiVersion": "multicluster.x-k8s.io/v1alpha1",
+            "kind": "ServiceExport",
+            "metadata": {"name": "web", "namespace": "default"}
+        }),
+    ];
+    if cluster != "ap-south" {
+        out.push(service("api", "shop", json!({})));
+    }
+    out
+}
+
+/// Creates the demo's objects in every simulated member cluster.
+pub(crate) fn seed(sim: &Simulator, config: &Config) -> Result<()> {
+    for c in &config.clusters {
+        let cluster = sim.cluster(&c.name).with_context(|| format!("simulated cluster {} is not running", c.name))?;
+        for obj in objects(&c.name) {
+            cluster.apply_json(obj).with_context(|| format!("cannot create the demo objects in {}", c.name))?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn run(args: DemoArgs, log_override: Option<LogFormat>) -> Result<()> {
+    let mut config = Config::demo();
+    config.admin.listen = args.admin;
+    config.dns.listen = vec![args.dns];
+    server::start_logging(&config, log_override);
+    let state_dir = args.state_dir.unwrap_or_else(|| server::default_state_dir("demo"));
+    let server = Server::start(config, None, state_dir.clone()).await?;
+    let sim = server.sim.clone().context("the demo runs simulated clusters")?;
+    seed(&sim, &server.config)?;
+    let kubeconfig = state_dir.join("kubeconfig");
+    let k = kubeconfig.display();
+    let dns = args.dns;
+    println!();
+    println!("Meridian demo is running.");
+    for c in sim.clusters() {
+        println!("  cluster {:<9} API {}", c.name(), c.url());
+    }
+    println!("  kubeconfig        {k}");
+    println!("  DNS               {dns} (udp+tcp)");
+    println!("  admin             http://{}", args.admin);
+    println!();
+    println!("Try:");
+    println!("  kubectl --kubeconfig {k} --context eu-west get svc -A");
+    println!("  meridian status --admin {}", args.admin);
+    println!("  dig @{} -p {} web.default.demo.svc.meridian.test", dns.ip(), dns.port());
+    println!("  dig @{} -p {} web.default.demo.svc.asia-south1-a.asia-south1.meridian.test", dns.ip(), dns.port());
+    println!("  kubectl --kubeconfig {k} --context us-east annotate svc web sim.meridian.io/ready=false --overwrite");
+    println!();
+    println!("Ctrl-C stops everything.");
+    server.run().await
+}

@@ -1,0 +1,323 @@
+//! The running server, shared by `serve` and `demo`: simulator (when the config has
+//! simulated clusters), discovery, DNS and the admin endpoint; reloads on file change and
+//! SIGHUP; clean shutdown on Ctrl-C or SIGTERM.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use meridian_config::watch::FileWatcher;
+use meridian_config::{ClusterConfig, Config, LogFormat};
+use meridian_discovery::{Discovery, Metrics, SimulatorLink};
+use meridian_dns::DnsServer;
+use meridian_sim::{ClusterSpec, SimOptions, Simulator};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::oneshot;
+use tracing::{error, info, warn};
+
+use crate::admin::{self, AdminState};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReloadLabels {
+    result: String,
+}
+
+/// Everything a running Meridian holds.
+pub(crate) struct Server {
+    pub(crate) config: Config,
+    /// The file the configuration came from; `None` for the embedded demo.
+    path: Option<PathBuf>,
+    pub(crate) sim: Option<Arc<Simulator>>,
+    sim_link: SimulatorLink,
+    pub(crate) discovery: Arc<Discovery>,
+    dns: Option<Arc<DnsServer>>,
+    admin_stop: Option<oneshot::Sender<()>>,
+    admin_task: Option<tokio::task::JoinHandle<()>>,
+    reloads: Family<ReloadLabels, Counter>,
+}
+
+/// Default place for simulated clusters' kubeconfig.
+pub(crate) fn default_state_dir(what: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("meridian-{what}"))
+}
+
+/// Every simulated cluster in a configuration: members, then the control plane.
+fn simulated(config: &Config) -> Vec<&ClusterConfig> {
+    config.clusters.iter().chain(config.sync.host.iter()).filter(|c| c.simulated).collect()
+}
+
+fn spec(c: &ClusterConfig) -> ClusterSpec {
+    ClusterSpec {
+        name: c.name.clone(),
+        port: 0,
+        region: c.region.clone().unwrap_or_default(),
+        zone: c.zone.clone().unwrap_or_default(),
+        lb_cidr: None,
+    }
+}
+
+impl Server {
+    /// Starts every part. Errors here are fatal and name what failed (a port in use, an
+    /// unwritable state directory); a cluster that cannot be reached is not fatal.
+    pub(crate) async fn start(config: Config, path: Option<PathBuf>, state_dir: PathBuf) -> Result<Self> {
+        let mut registry = Registry::default();
+        let reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register("meridian_config_reloads", "Configuration reloads, by result", reloads.clone());
+
+        let mut sim = None;
+        let mut sim_link = SimulatorLink::default();
+        let wanted = simulated(&config);
+        if !wanted.is_empty() {
+            std::fs::create_dir_all(&state_dir)
+                .with_context(|| format!("cannot create the state directory {}", state_dir.display()))?;
+            let s =
+                Arc::new(Simulator::new(SimOptions { state_dir: Some(state_dir.clone()), ..SimOptions::default() }));
+            for c in wanted {
+                s.add_cluster(spec(c)).await.with_context(|| format!("cannot start simulated cluster {}", c.name))?;
+            }
+            let kubeconfig = state_dir.join("kubeconfig");
+            s.write_kubeconfig(&kubeconfig).with_context(|| format!("cannot write {}", kubeconfig.display()))?;
+            sim_link.kubeconfig = Some(kubeconfig);
+            sim = Some(s);
+        }
+
+        let metrics = Metrics::register(&mut registry);
+        let discovery = Discovery::new(metrics, sim_link.clone());
+        for e in discovery.apply(&config).await {
+            error!("{e}");
+        }
+
+        let dns = if config.dns.enabled {
+            let d = DnsServer::start(&config, discovery.table(), &mut registry).await?;
+            info!(addresses = ?d.local_addrs(), "DNS server listening");
+            Some(Arc::new(d))
+        } else {
+            None
+        };
+
+        let listener = admin::bind(config.admin.listen).await?;
+        info!(address = %config.admin.listen, "admin endpoint listening");
+        let dns_names: Option<Box<dyn Fn() -> serde_json::Value + Send + Sync>> = dns.clone().map(|d| {
+            Box::new(move || serde_json::to_value(d.names()).unwrap_or_default())
+                as Box<dyn Fn() -> serde_json::Value + Send + Sync>
+        });
+        let state = Arc::new(AdminState { discovery: discovery.clone(), registry, dns_names });
+        let (admin_stop, stop_rx) = oneshot::channel();
+        let admin_task = tokio::spawn(async move {
+            if let Err(e) = admin::serve(listener, state, async move {
+                let _ = stop_rx.await;
+            })
+            .await
+            {
+                error!("admin endpoint failed: {e}");
+            }
+        });
+
+        Ok(Self {
+            config,
+            path,
+            sim,
+            sim_link,
+            discovery,
+            dns,
+            admin_stop: Some(admin_stop),
+            admin_task: Some(admin_task),
+            reloads,
+        })
+    }
+
+    /// Files whose change triggers a reload.
+    fn watched_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = self.path.iter().cloned().collect();
+        files.extend(DnsServer::watched_files(&self.config));
+        files
+    }
+
+    /// Loads the file again and applies it; an invalid file changes nothing.
+    async fn reload(&mut self) {
+        let Some(path) = self.path.clone() else { return };
+        let new = match Config::load(&path) {
+            Ok(c) => c,
+            Err(e) => {
+                self.reloads.get_or_create(&ReloadLabels { result: "rejected".into() }).inc();
+                error!("configuration reload rejected, the previous configuration keeps serving:\n{e}");
+                return;
+            }
+        };
+        self.apply(new).await;
+    }
+
+    /// Applies a validated configuration to every running part.
+    pub(crate) async fn apply(&mut self, new: Config) {
+        if new.admin.listen != self.config.admin.listen {
+            warn!("admin.listen changed; it takes effect after a restart");
+        }
+        if new.dns.listen != self.config.dns.listen || new.dns.enabled != self.config.dns.enabled {
+            warn!("dns.listen or dns.enabled changed; listeners change after a restart");
+        }
+        if let Some(sim) = &self.sim {
+            let mut added = false;
+            for c in simulated(&new) {
+                if sim.cluster(&c.name).is_none() {
+                    match sim.add_cluster(spec(c)).await {
+                        Ok(_) => added = true,
+                        Err(e) => error!(cluster = %c.name, "cannot start simulated cluster: {e}"),
+                    }
+                }
+            }
+            if added
+                && let Some(kc) = &self.sim_link.kubeconfig
+                && let Err(e) = sim.write_kubeconfig(kc)
+            {
+                error!("cannot rewrite {}: {e}", kc.display());
+            }
+        }
+        let errors = self.discovery.apply(&new).await;
+        for e in &errors {
+            error!("{e}");
+        }
+        let mut ok = errors.is_empty();
+        if let Some(dns) = &self.dns
+            && let Err(e) = dns.reload(&new)
+        {
+            ok = false;
+            error!("DNS reload incomplete, affected zones keep their previous content: {e}");
+        }
+        let result = if ok { "applied" } else { "partial" };
+        self.reloads.get_or_create(&ReloadLabels { result: result.into() }).inc();
+        info!(result, "configuration reloaded");
+        self.config = new;
+    }
+
+    /// Runs until Ctrl-C or SIGTERM, reloading on SIGHUP and on file changes.
+    pub(crate) async fn run(mut self) -> Result<()> {
+        let mut hup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
+        let mut term = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+        let (mut watcher, mut changes) = self.watch();
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = term.recv() => break,
+                _ = hup.recv() => {
+                    info!("SIGHUP: reloading the configuration");
+                    self.reload().await;
+                    (watcher, changes) = self.watch();
+                }
+                Some(()) = changes.recv() => {
+                    info!("configuration files changed: reloading");
+                    self.reload().await;
+                    (watcher, changes) = self.watch();
+                }
+            }
+        }
+        drop(watcher);
+        self.shutdown().await;
+        Ok(())
+    }
+
+    fn watch(&self) -> (Option<FileWatcher>, tokio::sync::mpsc::Receiver<()>) {
+        let files = self.watched_files();
+        if files.is_empty() {
+            return (None, tokio::sync::mpsc::channel(1).1);
+        }
+        match FileWatcher::new(&files) {
+            Ok((w, rx)) => (Some(w), rx),
+            Err(e) => {
+                warn!("cannot watch configuration files ({e}); reload with SIGHUP");
+                (None, tokio::sync::mpsc::channel(1).1)
+            }
+        }
+    }
+
+    pub(crate) async fn shutdown(mut self) {
+        info!("shutting down");
+        if let Some(stop) = self.admin_stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.admin_task.take() {
+            let _ = task.await;
+        }
+        if let Some(dns) = self.dns.take() {
+            match Arc::try_unwrap(dns) {
+                Ok(d) => d.shutdown().await,
+                Err(_) => warn!("DNS server still referenced at shutdown"),
+            }
+        }
+        self.discovery.shutdown();
+        if let Some(sim) = &self.sim {
+            sim.shutdown().await;
+        }
+        info!("stopped");
+    }
+}
+
+fn log_settings(config: &Config, log_override: Option<LogFormat>) -> (LogFormat, String) {
+    (log_override.unwrap_or(config.log.format), config.log.level.clone())
+}
+
+/// `meridian serve`.
+pub(crate) async fn serve(path: PathBuf, state_dir: Option<PathBuf>, log_override: Option<LogFormat>) -> Result<()> {
+    let config = load_or_report(&path)?;
+    let (format, level) = log_settings(&config, log_override);
+    crate::init_logging(format, &level);
+    let state_dir = state_dir.unwrap_or_else(|| default_state_dir("serve"));
+    let server = Server::start(config, Some(path), state_dir).await?;
+    server.run().await
+}
+
+/// Loads a config, printing each error on its own line.
+pub(crate) fn load_or_report(path: &Path) -> Result<Config> {
+    Config::load(path).map_err(|errors| {
+        for e in &errors.0 {
+            eprintln!("{e}");
+        }
+        anyhow::anyhow!("{} has {} error(s)", path.display(), errors.0.len())
+    })
+}
+
+pub(crate) fn start_logging(config: &Config, log_override: Option<LogFormat>) {
+    let (format, level) = log_settings(config, log_override);
+    crate::init_logging(format, &level);
+}
+
+/// `meridian sim`: simulated clusters only.
+pub(crate) async fn sim_only(names: Vec<String>, state_dir: Option<PathBuf>) -> Result<()> {
+    let demo = Config::demo();
+    let mut specs: Vec<ClusterSpec> = Vec::new();
+    if names.is_empty() {
+        specs.extend(simulated(&demo).into_iter().map(spec));
+    } else {
+        for n in &names {
+            if !meridian_config::is_dns_label(n) {
+                anyhow::bail!("cluster name {n:?} must be a DNS label (a-z, 0-9, '-')");
+            }
+            let known = simulated(&demo).into_iter().find(|c| &c.name == n);
+            specs.push(known.map(spec).unwrap_or(ClusterSpec {
+                name: n.clone(),
+                port: 0,
+                region: String::new(),
+                zone: String::new(),
+                lb_cidr: None,
+            }));
+        }
+    }
+    let state_dir = state_dir.unwrap_or_else(|| default_state_dir("sim"));
+    std::fs::create_dir_all(&state_dir).with_context(|| format!("cannot create {}", state_dir.display()))?;
+    let sim = Simulator::new(SimOptions { state_dir: Some(state_dir.clone()), ..SimOptions::default() });
+    for s in specs {
+        let name = s.name.clone();
+        let c = sim.add_cluster(s).await.with_context(|| format!("cannot start simulated cluster {name}"))?;
+        println!("cluster {:<10} {}", c.name(), c.url());
+    }
+    let kubeconfig = state_dir.join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig)?;
+    println!("kubeconfig: {}", kubeconfig.display());
+    println!("try: kubectl --kubeconfig {} get nodes", kubeconfig.display());
+    let _ = tokio::signal::ctrl_c().await;
+    sim.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,161 @@
+//! `meridian status`: reads the admin JSON API of a running server and prints tables.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+
+async fn fetch(client: &reqwest::Client, admin: SocketAddr, path: &str) -> Result<Value> {
+    let url = format!("http://{admin}{path}");
+    let resp = client.get(&url).send().await.with_context(|| format!("cannot reach the admin endpoint at {admin}: is `meridian serve` or `meridian demo` running? (use --admin to point elsewhere)"))?;
+    if !resp.status().is_success() {
+        anyhow::bail!("{url} answered {}", resp.status());
+    }
+    resp.json().await.with_context(|| format!("{url} did not return JSON"))
+}
+
+/// Renders rows as a left-aligned table with a header.
+pub(crate) fn render(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+    }
+    let mut out = String::new();
+    let line = |out: &mut String, cells: &mut dyn Iterator<Item = &str>| {
+        let mut parts = Vec::new();
+        for (i, c) in cells.enumerate() {
+            let w = widths.get(i).copied().unwrap_or(0);
+            parts.push(format!("{c:<w$}"));
+        }
+        let _ = writeln!(out, "{}", parts.join("  ").trim_end());
+    };
+    line(&mut out, &mut header.iter().copied());
+    for r in rows {
+        line(&mut out, &mut r.iter().map(String::as_str));
+    }
+    out
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        Value::Array(a) => a.iter().map(s).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
+    }
+}
+
+pub(crate) async fn run(admin: SocketAddr, json: bool) -> Result<()> {
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build()?;
+    let clusters = fetch(&client, admin, "/api/v1/clusters").await?;
+    let services = fetch(&client, admin, "/api/v1/services").await?;
+    let ingresses = fetch(&client, admin, "/api/v1/ingresses").await?;
+    let names = fetch(&client, admin, "/api/v1/dns/names").await.ok();
+    if json {
+        let all =
+            serde_json::json!({"clusters": clusters, "services": services, "ingresses": ingresses, "dns_names": names});
+        println!("{}", serde_json::to_string_pretty(&all)?);
+        return Ok(());
+    }
+    let empty = Vec::new();
+    let rows: Vec<Vec<String>> = clusters
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .map(|c| {
+            let state = match c.get("reason").and_then(Value::as_str) {
+                Some(r) => format!("{} ({r})", s(&c["state"])),
+                None => s(&c["state"]),
+            };
+            vec![
+                s(&c["name"]),
+                state,
+                s(&c["region"]),
+                s(&c["zone"]),
+                s(&c["weight"]),
+                s(&c["service_shards"]),
+                s(&c["watch_events"]),
+            ]
+        })
+        .collect();
+    println!("CLUSTERS");
+    print!("{}", render(&["NAME", "STATE", "REGION", "ZONE", "WEIGHT", "SHARDS", "EVENTS"], &rows));
+    println!();
+    let mut rows = Vec::new();
+    for svc in services.as_array().unwrap_or(&empty) {
+        let name = format!("{}/{}", s(&svc["namespace"]), s(&svc["name"]));
+        for sh in svc["shards"].as_array().unwrap_or(&empty) {
+            let mut health = if sh["healthy"].as_bool() == Some(true) { "healthy" } else { "unhealthy" }.to_owned();
+            if sh["stale"].as_bool() == Some(true) {
+                health.push_str(",stale");
+            }
+            if let Some(p) = sh["probe"].as_str().filter(|p| *p != "none") {
+                let _ = write!(health, ",probe={p}");
+            }
+            rows.push(vec![
+                name.clone(),
+                s(&sh["cluster"]),
+                s(&sh["addresses"]),
+                s(&sh["ports"]),
+                format!("{}/{}", s(&sh["ready_endpoints"]), s(&sh["total_endpoints"])),
+                health,
+            ]);
+        }
+    }
+    println!("SERVICES");
+    print!("{}", render(&["SERVICE", "CLUSTER", "ADDRESSES", "PORTS", "READY", "HEALTH"], &rows));
+    let rows: Vec<Vec<String>> = ingresses
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .flat_map(|ing| {
+            let name = format!("{}/{}", s(&ing["namespace"]), s(&ing["name"]));
+            let hosts = s(&ing["hosts"]);
+            ing["shards"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |sh| vec![name.clone(), hosts.clone(), s(&sh["cluster"]), s(&sh["addresses"])])
+        })
+        .collect();
+    if !rows.is_empty() {
+        println!();
+        println!("INGRESSES");
+        print!("{}", render(&["INGRESS", "HOSTS", "CLUSTER", "ADDRESSES"], &rows));
+    }
+    if let Some(Value::Array(names)) = names {
+        let rows: Vec<Vec<String>> = names
+            .iter()
+            .map(|n| match n {
+                Value::Object(o) => {
+                    let name = o.get("name").map(s).unwrap_or_default();
+                    let rest: Vec<String> =
+                        o.iter().filter(|(k, _)| *k != "name").map(|(k, v)| format!("{k}={}", s(v))).collect();
+                    vec![name, rest.join(" ")]
+                }
+                other => vec![s(other), String::new()],
+            })
+            .collect();
+        println!();
+        println!("DNS NAMES");
+        print!("{}", render(&["NAME", "ANSWERS"], &rows));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_aligns_columns() {
+        let t = render(&["A", "BB"], &[vec!["xxx".into(), "y".into()], vec!["z".into(), "wwww".into()]]);
+        assert_eq!(t, "A    BB\nxxx  y\nz    wwww\n");
+    }
+}
