@@ -25,6 +25,8 @@ use crate::name;
 
 /// How long shutdown waits for workers before leaving them to the runtime.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Port 0: how many ephemeral UDP ports to try before giving up on a matching TCP port.
+const EPHEMERAL_ATTEMPTS: usize = 16;
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
 
@@ -77,10 +79,20 @@ impl Sockets {
     pub async fn bind(addrs: &[SocketAddr]) -> Result<Sockets> {
         let mut s = Sockets { udp: Vec::new(), tcp: Vec::new() };
         for &addr in addrs {
-            let udp = UdpSocket::bind(addr).await.map_err(|source| Error::Bind { addr, proto: "udp", source })?;
-            let bound = udp.local_addr().map_err(|source| Error::Bind { addr, proto: "udp", source })?;
-            let tcp =
-                TcpListener::bind(bound).await.map_err(|source| Error::Bind { addr: bound, proto: "tcp", source })?;
+            let mut attempt = 0;
+            let (udp, tcp) = loop {
+                let udp = UdpSocket::bind(addr).await.map_err(|source| Error::Bind { addr, proto: "udp", source })?;
+                let bound = udp.local_addr().map_err(|source| Error::Bind { addr, proto: "udp", source })?;
+                match TcpListener::bind(bound).await {
+                    Ok(tcp) => break (udp, tcp),
+                    // The ephemeral port the kernel gave UDP may be taken for TCP: try another.
+                    Err(e) if addr.port() == 0 && attempt < EPHEMERAL_ATTEMPTS => {
+                        tracing::debug!(error = %e, %bound, "dns: ephemeral port taken for tcp, retrying");
+                        attempt += 1;
+                    }
+                    Err(source) => return Err(Error::Bind { addr: bound, proto: "tcp", source }),
+                }
+            };
             s.udp.push(udp);
             s.tcp.push(tcp);
         }
