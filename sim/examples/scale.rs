@@ -11,7 +11,8 @@ async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>());
     let clusters = args.next().transpose()?.unwrap_or(100);
     let services = args.next().transpose()?.unwrap_or(1000);
-    let sim = Simulator::new(SimOptions { history: 10_000, backends: false, state_dir: None });
+    let history = args.next().transpose()?.unwrap_or(10_000);
+    let sim = Simulator::new(SimOptions { history, backends: false, state_dir: None });
     let t = Instant::now();
     for i in 0..clusters {
         sim.add_cluster(ClusterSpec::new(format!("c{i}"))).await?;

@@ -235,7 +235,9 @@ impl SimCluster {
         } else {
             None
         };
-        let opts = WriteOpts { field_manager: Some("meridian-sim".into()), dry_run: false, privileged: true };
+        // No managedFields for seeded objects: they would double the memory of large
+        // benchmark fleets and nothing reads them.
+        let opts = WriteOpts { field_manager: None, dry_run: false, privileged: true };
         let key: Key = (res, ns.clone().unwrap_or_default(), name.clone());
         if let Some(ns) = &ns {
             let ns_key = (resources::NAMESPACES, String::new(), ns.clone());
