@@ -67,37 +67,61 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Runs `read` on this thread for RUN while `write` loops on another (if given); returns
-/// (reads/s, writes/s).
-fn measure(read: &(dyn Fn(&mut u64) -> usize + Sync), write: Option<&(dyn Fn(&mut u64) + Sync)>) -> (f64, f64) {
+/// Figures of one run.
+struct Figures {
+    reads_per_s: f64,
+    writes_per_s: f64,
+    /// Read latencies in nanoseconds at p50, p99, p99.9 and the maximum (sampled).
+    latency: [u64; 4],
+}
+
+/// Runs `read` on this thread for RUN while `write` loops on another (if given).
+/// Every 8th read is timed on its own, so the tail shows reads that had to wait.
+fn measure(read: &(dyn Fn(&mut u64) -> usize + Sync), write: Option<&(dyn Fn(&mut u64) -> usize + Sync)>) -> Figures {
     let stop = AtomicBool::new(false);
     let writes = AtomicU64::new(0);
     let mut reads = 0u64;
     let mut sink = 0usize;
+    let mut samples: Vec<u64> = Vec::with_capacity(1 << 20);
     std::thread::scope(|s| {
         if let Some(w) = write {
             s.spawn(|| {
                 let mut st = 0x9e37_79b9_7f4a_7c15u64;
                 while !stop.load(Ordering::Relaxed) {
-                    w(&mut st);
-                    writes.fetch_add(1, Ordering::Relaxed);
+                    let n = w(&mut st);
+                    writes.fetch_add(n as u64, Ordering::Relaxed);
                 }
             });
         }
         let start = Instant::now();
         let mut st = 0x2545_f491_4f6c_dd1du64;
         while start.elapsed() < RUN {
-            for _ in 0..1000 {
-                sink = sink.wrapping_add(read(&mut st));
+            for i in 0..1024 {
+                if i % 8 == 0 {
+                    let t = Instant::now();
+                    sink = sink.wrapping_add(read(&mut st));
+                    samples.push(t.elapsed().as_nanos() as u64);
+                } else {
+                    sink = sink.wrapping_add(read(&mut st));
+                }
             }
-            reads += 1000;
+            reads += 1024;
         }
         stop.store(true, Ordering::Relaxed);
     });
     std::hint::black_box(sink);
+    samples.sort_unstable();
+    let pct = |p: f64| samples.get(((samples.len() as f64 * p) as usize).min(samples.len().saturating_sub(1))).copied().unwrap_or(0);
     let secs = RUN.as_secs_f64();
-    (reads as f64 / secs, writes.load(Ordering::Relaxed) as f64 / secs)
+    Figures {
+        reads_per_s: reads as f64 / secs,
+        writes_per_s: writes.load(Ordering::Relaxed) as f64 / secs,
+        latency: [pct(0.5), pct(0.99), pct(0.999), samples.last().copied().unwrap_or(0)],
+    }
 }
+
+/// Updates per write call in the batched cases: what the real writer does with a burst.
+const BATCH: usize = 1000;
 
 pub(crate) fn run(_args: &[String]) -> anyhow::Result<()> {
     let metas: Vec<_> = (0..CLUSTERS).map(meta).collect();
@@ -121,26 +145,35 @@ pub(crate) fn run(_args: &[String]) -> anyhow::Result<()> {
         }
         w.apply(batch);
     }
+    // Both readers do the same work: find the service, count its healthy shards.
     let table_read = |st: &mut u64| {
         let snap = table.load();
         let k = &keys[(next(st) % SERVICES as u64) as usize];
-        snap.services.get(k).map_or(0, |svc| snap.usable_shards(&svc.shards, true).len())
+        snap.services.get(k).map_or(0, |svc| svc.shards.iter().filter(|s| s.is_healthy()).count())
     };
-    let table_write = |st: &mut u64| {
+    let random_update = |st: &mut u64| {
         let r = next(st);
         let k = &keys[(r % SERVICES as u64) as usize];
         let m = &metas[((r >> 32) % CLUSTERS as u64) as usize];
-        let ready = (r >> 40) as u32 & 1;
-        if let Ok(mut w) = writer.lock() {
-            w.apply([Update::Service {
-                cluster: m.name.clone(),
-                key: k.clone(),
-                shard: Some(shard(m, r as u32, ready)),
-            }]);
-        }
+        Update::Service { cluster: m.name.clone(), key: k.clone(), shard: Some(shard(m, r as u32, (r >> 40) as u32 & 1)) }
+    };
+    let table_write_one = |st: &mut u64| {
+        let u = random_update(st);
+        writer.lock().map(|mut w| w.apply([u])).map_or(0, |_| 1)
+    };
+    // 10,000 updates/s (10x the scale benchmark's churn), in bursts of 100 every 10 ms.
+    let table_write_paced = |st: &mut u64| {
+        let batch: Vec<Update> = (0..100).map(|_| random_update(st)).collect();
+        let n = writer.lock().map(|mut w| w.apply(batch)).map_or(0, |_| 100);
+        std::thread::sleep(Duration::from_millis(10));
+        n
+    };
+    let table_write_batch = |st: &mut u64| {
+        let batch: Vec<Update> = (0..BATCH).map(|_| random_update(st)).collect();
+        writer.lock().map(|mut w| w.apply(batch)).map_or(0, |_| BATCH)
     };
 
-    // Lock-based contrast: the writer builds the new shard list under the write lock.
+    // Lock-based contrast: the writer updates the map under the write lock.
     let locked: RwLock<HashMap<ObjectKey, Vec<Arc<Shard>>>> = RwLock::new(
         keys.iter()
             .enumerate()
@@ -152,47 +185,86 @@ pub(crate) fn run(_args: &[String]) -> anyhow::Result<()> {
         let Ok(map) = locked.read() else { return 0 };
         map.get(k).map_or(0, |v| v.iter().filter(|s| s.is_healthy()).count())
     };
-    let lock_write = |st: &mut u64| {
+    let lock_apply = |map: &mut HashMap<ObjectKey, Vec<Arc<Shard>>>, st: &mut u64| {
         let r = next(st);
         let k = &keys[(r % SERVICES as u64) as usize];
         let c = ((r >> 32) % CLUSTERS as u64) as usize;
-        if let Ok(mut map) = locked.write()
-            && let Some(v) = map.get_mut(k)
-        {
+        if let Some(v) = map.get_mut(k) {
             v[c] = Arc::new(shard(&metas[c], r as u32, (r >> 40) as u32 & 1));
         }
     };
+    let lock_write_one = |st: &mut u64| {
+        locked.write().map(|mut map| lock_apply(&mut map, st)).map_or(0, |_| 1)
+    };
+    let lock_write_paced = |st: &mut u64| {
+        let n = locked
+            .write()
+            .map(|mut map| {
+                for _ in 0..100 {
+                    lock_apply(&mut map, st);
+                }
+            })
+            .map_or(0, |_| 100);
+        std::thread::sleep(Duration::from_millis(10));
+        n
+    };
+    let lock_write_batch = |st: &mut u64| {
+        locked
+            .write()
+            .map(|mut map| {
+                for _ in 0..BATCH {
+                    lock_apply(&mut map, st);
+                }
+            })
+            .map_or(0, |_| BATCH)
+    };
 
     println!(
-        "table read-under-write: {SERVICES} services x {CLUSTERS} clusters, {RUN:?} per run, median of {ROUNDS} rounds"
+        "table read-under-write: {SERVICES} services x {CLUSTERS} clusters, one reader thread and one writer thread, {RUN:?} per run, median of {ROUNDS} rounds"
     );
-    let mut rows: Vec<(&str, Vec<f64>, Vec<f64>)> = vec![
-        ("snapshot table, idle", vec![], vec![]),
-        ("snapshot table, writer publishing", vec![], vec![]),
-        ("RwLock<HashMap>, idle", vec![], vec![]),
-        ("RwLock<HashMap>, writer updating", vec![], vec![]),
+    type Case<'a> = (&'a str, &'a (dyn Fn(&mut u64) -> usize + Sync), Option<&'a (dyn Fn(&mut u64) -> usize + Sync)>);
+    let cases: [Case<'_>; 8] = [
+        ("snapshot table, idle", &table_read, None),
+        ("snapshot table, 10k updates/s paced", &table_read, Some(&table_write_paced)),
+        ("snapshot table, 1 update/publish", &table_read, Some(&table_write_one)),
+        ("snapshot table, 1000 updates/publish", &table_read, Some(&table_write_batch)),
+        ("RwLock<HashMap>, idle", &lock_read, None),
+        ("RwLock<HashMap>, 10k updates/s paced", &lock_read, Some(&lock_write_paced)),
+        ("RwLock<HashMap>, 1 update/lock", &lock_read, Some(&lock_write_one)),
+        ("RwLock<HashMap>, 1000 updates/lock", &lock_read, Some(&lock_write_batch)),
     ];
+    let mut results: Vec<Vec<Figures>> = cases.iter().map(|_| Vec::new()).collect();
     for _ in 0..ROUNDS {
-        let runs = [
-            measure(&table_read, None),
-            measure(&table_read, Some(&table_write)),
-            measure(&lock_read, None),
-            measure(&lock_read, Some(&lock_write)),
-        ];
-        for (row, (r, w)) in rows.iter_mut().zip(runs) {
-            row.1.push(r);
-            row.2.push(w);
+        for (i, (_, r, w)) in cases.iter().enumerate() {
+            results[i].push(measure(*r, *w));
         }
     }
-    println!("{:<36} {:>14} {:>14}", "case", "reads/s", "writes/s");
-    let med: Vec<(f64, f64)> = rows.iter().map(|(_, r, w)| (median(r.clone()), median(w.clone()))).collect();
-    for ((name, _, _), (r, w)) in rows.iter().zip(&med) {
-        println!("{name:<36} {r:>14.0} {w:>14.0}");
+    println!(
+        "{:<38} {:>11} {:>11} {:>8} {:>8} {:>9} {:>10}",
+        "case", "reads/s", "updates/s", "p50 ns", "p99 ns", "p99.9 ns", "max ns"
+    );
+    let mut med_reads = Vec::new();
+    for ((name, _, _), runs) in cases.iter().zip(&results) {
+        let m = |f: &dyn Fn(&Figures) -> f64| median(runs.iter().map(f).collect());
+        let reads = m(&|x| x.reads_per_s);
+        med_reads.push(reads);
+        println!(
+            "{name:<38} {reads:>11.0} {:>11.0} {:>8.0} {:>8.0} {:>9.0} {:>10.0}",
+            m(&|x| x.writes_per_s),
+            m(&|x| x.latency[0] as f64),
+            m(&|x| x.latency[1] as f64),
+            m(&|x| x.latency[2] as f64),
+            m(&|x| x.latency[3] as f64),
+        );
     }
     println!(
-        "snapshot reads under writes / idle: {:.2}   RwLock reads under writes / idle: {:.2}",
-        med[1].0 / med[0].0,
-        med[3].0 / med[2].0
+        "reads under writes / idle: snapshot {:.2} (paced) {:.2} (1/publish) {:.2} (batched); RwLock {:.2} (paced) {:.2} (1/lock) {:.2} (batched)",
+        med_reads[1] / med_reads[0],
+        med_reads[2] / med_reads[0],
+        med_reads[3] / med_reads[0],
+        med_reads[5] / med_reads[4],
+        med_reads[6] / med_reads[4],
+        med_reads[7] / med_reads[4],
     );
     Ok(())
 }

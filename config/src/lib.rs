@@ -2,7 +2,8 @@
 //!
 //! Layout:
 //! - `lib.rs`: the top-level [`Config`] and the member-cluster entries ([`ClusterConfig`]).
-//! - [`dns`], [`lb`], [`sync`], [`admin`]: one section of the file each.
+//! - [`dns`], [`lb`], [`sync`], [`admin`], [`health`], [`ranking`]: one section of the
+//!   file each.
 //! - [`error`]: validation errors that name the field path and the line/column in the file.
 //! - [`duration`]: human-readable durations (`"5s"`, `"250ms"`).
 //! - [`watch`]: notifies the server when the file (or a file it names) changes, for reloads.
@@ -15,7 +16,9 @@ pub mod admin;
 pub mod dns;
 pub mod duration;
 pub mod error;
+pub mod health;
 pub mod lb;
+pub mod ranking;
 pub mod sync;
 pub mod watch;
 
@@ -51,6 +54,10 @@ pub struct Config {
     pub sync: sync::SyncConfig,
     #[serde(default)]
     pub admin: admin::AdminConfig,
+    #[serde(default)]
+    pub health: health::HealthConfig,
+    #[serde(default)]
+    pub ranking: ranking::RankingConfig,
     #[serde(default)]
     pub log: LogConfig,
     /// Directory of the file this came from; relative paths inside it resolve against it.
@@ -297,6 +304,8 @@ impl Config {
         out.extend(self.lb.validate(self));
         out.extend(self.sync.validate(self));
         out.extend(self.admin.validate());
+        out.extend(self.health.validate(self));
+        out.extend(self.ranking.validate(self));
         out
     }
 }

@@ -187,6 +187,12 @@ pub(crate) fn start(
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + BOOKMARK_INTERVAL, BOOKMARK_INTERVAL);
         loop {
             tokio::select! {
+                // Biased so a stream told to stop (drop_watches, stop) delivers nothing
+                // written after that call, even if events are already queued.
+                biased;
+                _ = kill.changed() => return,
+                _ = tx.closed() => return,
+                _ = &mut deadline => return,
                 got = events.recv() => match got {
                     Ok(ev) => {
                         if ev.rv <= last_rv {
@@ -226,9 +232,6 @@ pub(crate) fn start(
                         return;
                     }
                 }
-                _ = &mut deadline => return,
-                _ = kill.changed() => return,
-                _ = tx.closed() => return,
             }
         }
     });

@@ -107,3 +107,22 @@ async fn list_pagination_and_expired_continue_tokens() -> Result<()> {
     assert!(matches!(err, kube::Error::Api(ref s) if s.code == 409), "{err:?}");
     Ok(())
 }
+
+/// `stop` makes the API unreachable; `start` serves the same data on the same port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_and_start_keep_port_and_data() -> Result<()> {
+    let env = Env::start(&["east"]).await?;
+    let east = env.cluster("east")?;
+    east.apply_json(lb_service("kept", "default", 80))?;
+    let port = east.port();
+    let api: Api<Service> = Api::namespaced(client(&env, "east").await?, "default");
+    assert!(api.get("kept").await.is_ok());
+    east.stop().await;
+    let refused = tokio::net::TcpStream::connect(("127.0.0.1", port)).await;
+    assert!(refused.is_err(), "API still reachable after stop");
+    east.start().await?;
+    assert_eq!(east.port(), port);
+    let svc = api.get("kept").await?;
+    assert!(svc.status.and_then(|s| s.load_balancer).and_then(|l| l.ingress).is_some_and(|i| !i.is_empty()));
+    Ok(())
+}
