@@ -1,1 +1,220 @@
-//! placeholder
+//! The L7 proxy behind the anycast VIP: one address that forwards each request, by Host
+//! and path, to the best healthy backend of a federated service in any cluster, and moves
+//! traffic away from a failing cluster within a request's lifetime.
+//!
+//! Layout:
+//! - [`Proxy`] (this file): start, reload, readiness, status, shutdown.
+//! - `server`: listeners, TLS handshakes, HTTP/1.1 + HTTP/2 serving, connection limit,
+//!   graceful drain.
+//! - `forward`: the data path of one request: route, attempts, retries, responses.
+//! - `routes`: the host → route index rebuilt from the table and `[lb]` on every change;
+//!   `priority_levels` orders clusters into priority levels.
+//! - `balance`: Envoy priority spill-over (overprovisioning 1.4), P2C on peak-EWMA,
+//!   outlier ejection.
+//! - `retry`: the retry budget. `headers`: hop-by-hop stripping, X-Forwarded-*, Via.
+//! - `body`: streaming bodies with idle timeouts. `tls`: SNI certificates. `metrics`.
+//!
+//! It does not answer DNS, probe backends actively (it reads the shared checker's results
+//! from the table), buffer bodies, or speak HTTP/2 to backends (upstream is HTTP/1.1 with
+//! keep-alive pooling).
+
+mod balance;
+mod body;
+mod error;
+mod forward;
+mod headers;
+mod metrics;
+mod retry;
+mod routes;
+mod server;
+mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use meridian_config::Config;
+use meridian_config::lb::LbConfig;
+use meridian_discovery::Table;
+use parking_lot::Mutex;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+
+pub use error::{Error, Result};
+
+use body::ReqBody;
+use metrics::Metrics;
+use routes::{Builder, RouteIndex};
+
+type UpstreamClient = Client<HttpConnector, ReqBody>;
+
+/// State shared by the listeners, the data path and the control methods.
+pub(crate) struct Shared {
+    /// The route index the data path reads; replaced whole on every change.
+    routes: ArcSwap<RouteIndex>,
+    /// `[lb]` in force (timeouts, retry, outlier settings).
+    config: ArcSwap<LbConfig>,
+    /// Upstream connection pool; rebuilt only when the connect or idle timeout changes.
+    client: ArcSwap<UpstreamClient>,
+    /// HTTP server settings for new client connections.
+    http: ArcSwap<hyper_util::server::conn::auto::Builder<TokioExecutor>>,
+    conn_limit: Arc<Semaphore>,
+    metrics: Metrics,
+    /// Rebuilds the index; owns endpoint state that outlives rebuilds. Locked by the
+    /// table watcher and by `reload`, never by the data path.
+    builder: Mutex<Builder>,
+    table: Table,
+    tls: Arc<tls::Resolver>,
+}
+
+impl Shared {
+    fn rebuild(&self) {
+        let snap = self.table.snapshot();
+        let cfg = self.config.load_full();
+        let index = self.builder.lock().build(&snap, &cfg);
+        self.routes.store(Arc::new(index));
+    }
+}
+
+fn upstream_client(cfg: &LbConfig) -> UpstreamClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(cfg.timeouts.connect.as_std()));
+    Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(cfg.timeouts.idle.as_std())
+        .set_host(false)
+        .build(connector)
+}
+
+/// The running proxy.
+pub struct Proxy {
+    shared: Arc<Shared>,
+    addrs: Vec<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    listeners: Vec<JoinHandle<()>>,
+    watcher: JoinHandle<()>,
+}
+
+impl Proxy {
+    /// Binds every listener of `[lb]` and starts serving. A port in use is an error
+    /// naming the address and the setting.
+    pub async fn start(config: &Config, table: Table, registry: &mut Registry) -> Result<Proxy> {
+        let lb = &config.lb;
+        let store = tls::CertStore::load(config)?;
+        let resolver = Arc::new(tls::Resolver(ArcSwap::from_pointee(store)));
+        let tls_config = tls::server_config(resolver.clone())?;
+        let metrics = Metrics::new(registry);
+        let shared = Arc::new(Shared {
+            routes: ArcSwap::from_pointee(RouteIndex::default()),
+            config: ArcSwap::from_pointee(lb.clone()),
+            client: ArcSwap::from_pointee(upstream_client(lb)),
+            http: ArcSwap::from_pointee(server::http_builder(lb)),
+            conn_limit: Arc::new(Semaphore::new(lb.limits.max_connections)),
+            metrics: metrics.clone(),
+            builder: Mutex::new(Builder::new(metrics)),
+            table,
+            tls: resolver,
+        });
+        shared.rebuild();
+
+        let mut bound = Vec::new();
+        for (setting, addrs, tls) in [("listen", &lb.listen, false), ("listen_tls", &lb.listen_tls, true)] {
+            for addr in addrs {
+                let l = TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr: *addr, setting, source })?;
+                let local = l.local_addr().map_err(|source| Error::Bind { addr: *addr, setting, source })?;
+                bound.push((l, local, tls));
+            }
+        }
+        let (shutdown, rx) = watch::channel(false);
+        let mut addrs = Vec::new();
+        let mut listeners = Vec::new();
+        for (l, local, tls) in bound {
+            addrs.push(local);
+            let acceptor = tls.then(|| tokio_rustls::TlsAcceptor::from(tls_config.clone()));
+            tracing::info!(address = %local, tls, "proxy listening");
+            listeners.push(tokio::spawn(server::serve(l, acceptor, shared.clone(), rx.clone())));
+        }
+        let watcher = tokio::spawn(watch_table(shared.clone(), rx));
+        Ok(Proxy { shared, addrs, shutdown, listeners, watcher })
+    }
+
+    /// Applies a new configuration: routes, timeouts, limits and certificates. Listen
+    /// addresses and `max_connections` take effect at the next start.
+    pub fn reload(&self, config: &Config) -> Result<()> {
+        let store = tls::CertStore::load(config)?;
+        self.shared.tls.0.store(Arc::new(store));
+        let new = &config.lb;
+        let old = self.shared.config.load_full();
+        if old.timeouts.connect != new.timeouts.connect || old.timeouts.idle != new.timeouts.idle {
+            self.shared.client.store(Arc::new(upstream_client(new)));
+        }
+        if old.timeouts.header_read != new.timeouts.header_read || old.limits != new.limits {
+            self.shared.http.store(Arc::new(server::http_builder(new)));
+        }
+        self.shared.config.store(Arc::new(new.clone()));
+        self.shared.rebuild();
+        Ok(())
+    }
+
+    /// The certificate and key files `reload` reads, for the config watcher.
+    pub fn watched_files(config: &Config) -> Vec<PathBuf> {
+        config.lb.certificates.iter().flat_map(|c| [config.resolve(&c.cert), config.resolve(&c.key)]).collect()
+    }
+
+    /// Some route has a backend that can take a request; when false, an anycast speaker
+    /// should withdraw the VIP from this site.
+    pub fn ready(&self) -> bool {
+        self.shared.routes.load().ready(std::time::Instant::now())
+    }
+
+    /// Routes and their backends with state, for `meridian status`.
+    pub fn status(&self) -> serde_json::Value {
+        let cfg = self.shared.config.load();
+        let mut v = self.shared.routes.load().status(cfg.overprovisioning_factor, std::time::Instant::now());
+        if let Some(o) = v.as_object_mut() {
+            o.insert("listen".into(), self.addrs.iter().map(|a| a.to_string()).collect());
+            o.insert("region".into(), cfg.region.clone().into());
+            o.insert("ready".into(), self.ready().into());
+        }
+        v
+    }
+
+    /// The bound addresses (plain listeners first, then TLS), with real ports.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.addrs.clone()
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to `timeouts.drain`), then
+    /// returns.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for l in self.listeners {
+            let _ = l.await;
+        }
+        self.watcher.abort();
+    }
+}
+
+/// Rebuilds the route index whenever the table publishes a snapshot. Ejection changes
+/// need no rebuild: selection reads them live.
+async fn watch_table(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let mut versions = shared.table.subscribe();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            changed = versions.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                shared.rebuild();
+            }
+        }
+    }
+}

@@ -33,11 +33,20 @@ pub(crate) struct Backends {
     cluster: Arc<str>,
     rt: Handle,
     running: Mutex<HashMap<(String, String), HashMap<SocketAddr, Listener>>>,
+    /// Sockets bound while an address was being allocated (see [`Backends::prebind`]),
+    /// waiting for their backend task.
+    prebound: Mutex<HashMap<SocketAddr, std::net::TcpListener>>,
 }
 
 impl Backends {
     pub(crate) fn new(enabled: bool, cluster: &str, rt: Handle) -> Self {
-        Self { enabled, cluster: cluster.into(), rt, running: Mutex::new(HashMap::new()) }
+        Self {
+            enabled,
+            cluster: cluster.into(),
+            rt,
+            running: Mutex::new(HashMap::new()),
+            prebound: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Whether backends run at all (off for scale benchmarks).
@@ -68,6 +77,26 @@ impl Backends {
         }
     }
 
+    /// Binds every address now, while a new load-balancer address is being chosen, and
+    /// keeps the sockets for the backends. Another process on the machine (a second
+    /// simulator, a parallel test) may already serve that address: then nothing is kept
+    /// and the caller picks another address. Binding here, rather than probing and
+    /// binding later, leaves no window for two processes to pick the same address.
+    pub(crate) fn prebind(&self, addrs: &[SocketAddr]) -> bool {
+        if !self.enabled {
+            return true;
+        }
+        let mut bound = Vec::with_capacity(addrs.len());
+        for a in addrs {
+            match std::net::TcpListener::bind(a) {
+                Ok(l) => bound.push((*a, l)),
+                Err(_) => return false,
+            }
+        }
+        self.prebound.lock().extend(bound);
+        true
+    }
+
     /// Number of listening backends (for tests and status output).
     pub(crate) fn count(&self) -> usize {
         self.running.lock().values().map(HashMap::len).sum()
@@ -80,7 +109,11 @@ impl Backends {
 
     fn spawn(&self, addr: SocketAddr, ns: &str, name: &str) -> std::io::Result<Listener> {
         // Bind synchronously so the address is serving when the reconcile returns.
-        let std_listener = std::net::TcpListener::bind(addr)?;
+        let prebound = self.prebound.lock().remove(&addr);
+        let std_listener = match prebound {
+            Some(l) => l,
+            None => std::net::TcpListener::bind(addr)?,
+        };
         std_listener.set_nonblocking(true)?;
         let ident: Arc<str> = format!("{} {ns}/{name}", self.cluster).into();
         let task = self.rt.spawn(async move {

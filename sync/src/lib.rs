@@ -1,1 +1,143 @@
-//! placeholder
+//! Cross-cluster resource sync: propagates every federated object of the control-plane
+//! cluster to the member clusters, with placement, per-cluster overrides, Federation v1
+//! replica preferences, drift correction, status and Federation v1's deletion rules.
+//!
+//! Layout:
+//! - `lib.rs`: [`Sync`], the running module (start, reload, status, shutdown).
+//! - `controller`: watches, the work queue's workers and the reconcile of one object.
+//! - [`planner`]: the replica planner (pure).
+//! - [`template`]: annotations, the member copy of a template, the deletion decision (pure).
+//! - [`selector`]: label selectors over cluster labels (pure).
+//! - `leader`: Lease-based leader election, so only one replica syncs.
+//! - `queue`, `status`, `events`, `kinds`, `metrics`: the work queue, the status book,
+//!   Kubernetes Events, the federated types, Prometheus metrics.
+//! - [`join`](fn@join) / [`unjoin`]: registering member clusters in the config file.
+//!
+//! This crate shares only the cluster registry ([`meridian_discovery::Discovery`]) with
+//! discovery: it never reads the service table's shards and never answers DNS. It never
+//! overwrites or deletes a member object it did not create (unless `[sync] adopt`), and
+//! never writes a Secret's data anywhere but the members' Secrets.
+
+mod controller;
+mod error;
+mod events;
+mod join;
+mod kinds;
+mod leader;
+mod metrics;
+pub mod planner;
+mod queue;
+pub mod selector;
+mod status;
+pub mod template;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use meridian_config::Config;
+use meridian_discovery::Discovery;
+use prometheus_client::registry::Registry;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+pub use error::{Error, Result};
+pub use join::{join, unjoin};
+
+/// How long [`Sync::shutdown`] waits for tasks to finish (releasing the Lease) before
+/// aborting them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The running sync module.
+pub struct Sync {
+    /// `None` when `[sync] enabled = false`: nothing runs, status says so.
+    running: Option<Running>,
+}
+
+struct Running {
+    shared: Arc<controller::Shared>,
+    identity: String,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Sync {
+    /// Starts leader election and, while leading, the sync loops. `host` reaches the
+    /// control-plane cluster; `discovery` gives the members' clients and Ready state.
+    pub async fn start(
+        config: &Config,
+        host: kube::Client,
+        discovery: Arc<Discovery>,
+        registry: &mut Registry,
+    ) -> Result<Sync> {
+        if !config.sync.enabled {
+            info!("sync is disabled");
+            return Ok(Sync { running: None });
+        }
+        let metrics = metrics::Metrics::register(registry);
+        let identity = config.sync.identity.clone().unwrap_or_else(default_identity);
+        let (elector, leader) = leader::Elector::new(
+            host.clone(),
+            &config.sync.lease_namespace,
+            identity.clone(),
+            config.sync.lease_duration.as_std(),
+        );
+        let settings = controller::Settings::from_config(config);
+        let shared = Arc::new(controller::Shared::new(host, discovery, settings, leader, metrics));
+        let shutdown = CancellationToken::new();
+        let mut tasks = controller::spawn(shared.clone(), shutdown.clone());
+        tasks.push(tokio::spawn(elector.run(shutdown.clone())));
+        info!(identity = %identity, "sync started; waiting for the Lease");
+        Ok(Sync { running: Some(Running { shared, identity, shutdown, tasks }) })
+    }
+
+    /// Applies a new configuration: placement labels, exclusions, adoption, timeouts.
+    /// The control plane, the Lease settings and `enabled` take effect on restart.
+    pub fn reload(&self, config: &Config) {
+        if let Some(r) = &self.running {
+            *r.shared.settings.write() = Arc::new(controller::Settings::from_config(config));
+            if r.shared.is_leader() {
+                r.shared.enqueue_all();
+            }
+        }
+    }
+
+    /// For `meridian status` and the admin API: whether this replica leads, and every
+    /// object's state in every member, plus copies that deletions left behind.
+    pub fn status(&self) -> Value {
+        match &self.running {
+            None => json!({"enabled": false}),
+            Some(r) => {
+                let mut v = r.shared.book.lock().to_json();
+                v["enabled"] = json!(true);
+                v["identity"] = json!(r.identity);
+                v["leader"] = json!(r.shared.is_leader());
+                v["queued"] = json!(r.shared.queue.len());
+                v
+            }
+        }
+    }
+
+    /// Stops every task; a leader releases its Lease so another replica takes over at once.
+    pub async fn shutdown(self) {
+        let Some(r) = self.running else { return };
+        r.shutdown.cancel();
+        for mut t in r.tasks {
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut t).await.is_err() {
+                t.abort();
+            }
+        }
+    }
+}
+
+/// Host name and a random suffix: unique per process, recognisable in the Lease.
+fn default_identity() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "meridian".to_owned());
+    format!("{host}-{:08x}", rand::random::<u32>())
+}

@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+pub mod dig;
+pub use dig::{Record, Reply};
+
 /// The `meridian` binary built by `cargo build` (scripts/test builds it first).
 pub fn binary() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -152,9 +155,14 @@ impl Meridian {
         kubectl(&self.kubeconfig(), context, args)
     }
 
-    /// `dig` against the DNS listener, `+short` answers by default.
-    pub fn dig(&self, args: &[&str]) -> Result<String> {
-        dig(self.dns, args)
+    /// `dig` against the DNS listener.
+    pub fn dig(&self, args: &[&str]) -> Result<Reply> {
+        dig(self.dns, args).map(Reply::new)
+    }
+
+    /// `kdig` against the DNS listener.
+    pub fn kdig(&self, args: &[&str]) -> Result<Reply> {
+        kdig(self.dns, args).map(Reply::new)
     }
 
     /// Sends a signal to the process.
@@ -255,6 +263,21 @@ pub fn dig(server: SocketAddr, args: &[&str]) -> Result<String> {
         .args(args)
         .output()
         .context("cannot run dig")?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `kdig @server -p port ARGS`, returning stdout.
+pub fn kdig(server: SocketAddr, args: &[&str]) -> Result<String> {
+    require("kdig", "knot-dnsutils");
+    let out = Command::new("kdig")
+        .arg(format!("@{}", server.ip()))
+        .arg("-p")
+        .arg(server.port().to_string())
+        .arg("+time=2")
+        .arg("+retry=0")
+        .args(args)
+        .output()
+        .context("cannot run kdig")?;
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 

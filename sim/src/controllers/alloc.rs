@@ -252,6 +252,28 @@ impl Ipv4Pool {
         None
     }
 
+    /// Like [`Ipv4Pool::get_or_alloc`], but a newly chosen address must also pass `usable`
+    /// (for example: its ports can be bound on this machine); addresses that fail are
+    /// set aside for the life of the pool and the next one is tried.
+    pub(crate) fn get_or_alloc_usable(
+        &mut self,
+        owner: &str,
+        mut usable: impl FnMut(Ipv4Addr) -> bool,
+    ) -> Option<(Ipv4Addr, u32)> {
+        if let Some(off) = self.by_owner.get(owner) {
+            return Some((Ipv4Addr::from(self.base + off), *off));
+        }
+        for _ in 0..self.size {
+            let (ip, off) = self.get_or_alloc(owner)?;
+            if usable(ip) {
+                return Some((ip, off));
+            }
+            // Keep it marked used, but by nobody, so it is never offered again.
+            self.by_owner.remove(owner);
+        }
+        None
+    }
+
     /// Re-claims a specific address for an owner (state-file restore). False when taken or outside.
     pub(crate) fn claim(&mut self, owner: &str, ip: Ipv4Addr) -> bool {
         let off = u32::from(ip).wrapping_sub(self.base);

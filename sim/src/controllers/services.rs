@@ -31,6 +31,17 @@ const DEFAULT_ENDPOINTS: u32 = 2;
 /// Upper bound on simulated endpoints per Service, so a typo cannot allocate millions.
 const MAX_ENDPOINTS: u32 = 1000;
 
+/// The Service's TCP port numbers (the ones a backend serves).
+fn tcp_ports(spec: &Value) -> Vec<u16> {
+    spec.get("ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|p| p.get("protocol").and_then(Value::as_str).unwrap_or("TCP") == "TCP")
+        .filter_map(|p| p.get("port").and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok()))
+        .collect()
+}
+
 pub(super) fn reconcile(core: &Core, ns: &str, name: &str) {
     let key: Key = (resources::SERVICES, ns.to_string(), name.to_string());
     let owner = format!("services/{ns}/{name}");
@@ -63,7 +74,14 @@ pub(super) fn reconcile(core: &Core, ns: &str, name: &str) {
 
         // Load-balancer status.
         let desired_lb = if is_lb {
-            match st.lb.get_or_alloc(&owner) {
+            let backend_ports: Vec<u16> =
+                if util::annotation(&svc, ANN_BACKEND) == Some("down") { Vec::new() } else { tcp_ports(&spec) };
+            let alloc = st.lb.get_or_alloc_usable(&owner, |ip| {
+                let addrs: Vec<SocketAddr> =
+                    backend_ports.iter().map(|p| SocketAddr::new(IpAddr::V4(ip), *p)).collect();
+                core.backends.prebind(&addrs)
+            });
+            match alloc {
                 Some((ip, off)) => {
                     let mut ingress = Vec::new();
                     match util::annotation(&svc, ANN_LB_HOSTNAME).filter(|h| !h.is_empty()) {
@@ -80,14 +98,7 @@ pub(super) fn reconcile(core: &Core, ns: &str, name: &str) {
                     }
                     let backend_up = core.backends.enabled() && util::annotation(&svc, ANN_BACKEND) != Some("down");
                     if backend_up {
-                        for p in spec.get("ports").and_then(Value::as_array).into_iter().flatten() {
-                            let tcp = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP") == "TCP";
-                            if let (true, Some(port)) =
-                                (tcp, p.get("port").and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok()))
-                            {
-                                backends.insert(SocketAddr::new(IpAddr::V4(ip), port));
-                            }
-                        }
+                        backends.extend(tcp_ports(&spec).into_iter().map(|port| SocketAddr::new(IpAddr::V4(ip), port)));
                     }
                     json!({"ingress": ingress})
                 }

@@ -120,3 +120,31 @@ async fn endpoint_slices_follow_service_annotations() -> Result<()> {
     assert_eq!(manual["endpoints"][0]["addresses"][0], "10.9.9.9");
     Ok(())
 }
+
+/// Two simulators on one machine (parallel tests, a demo beside `meridian sim`) use the
+/// same default pools: the second must skip addresses the first serves, so each LB
+/// address reaches its own cluster's backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulators_sharing_a_pool_never_share_an_address() -> Result<()> {
+    use meridian_sim::{ClusterSpec, SimOptions, Simulator};
+    let pool = "127.180.0.0/16".to_owned();
+    let mut addrs = Vec::new();
+    let mut sims = Vec::new();
+    for name in ["first", "second"] {
+        let sim = Simulator::new(SimOptions::default());
+        let c = sim.add_cluster(ClusterSpec { lb_cidr: Some(pool.clone()), ..ClusterSpec::new(name) }).await?;
+        let svc = c.apply_json(lb_service("web", "default", 8080))?;
+        let ip = svc.pointer("/status/loadBalancer/ingress/0/ip").and_then(|v| v.as_str()).context("no LB ip")?;
+        addrs.push((name, SocketAddr::new(ip.parse()?, 8080)));
+        sims.push(sim);
+    }
+    assert_ne!(addrs[0].1, addrs[1].1, "both simulators got {}", addrs[0].1);
+    for (name, addr) in addrs {
+        let resp = http_get(addr, "/").await?;
+        assert!(resp.contains(&format!("{name} default/web")), "{addr} answered {resp}");
+    }
+    for s in sims {
+        s.shutdown().await;
+    }
+    Ok(())
+}

@@ -1,0 +1,270 @@
+//! Ranking policies: which healthy shards an answer uses, in which order.
+//!
+//! Split in two so that answering stays cheap:
+//! - when the table changes, [`Ranking::build`] reads a service's annotations and the
+//!   `[ranking]` configuration once, and turns each shard into a [`Candidate`] (location
+//!   as a unit vector, weight, failover group, probe RTT). `failover` and `latency` do not
+//!   depend on the client, so their order is fixed here ([`Ranking::static_order`]);
+//! - per query, [`Ranking::order`] does only what depends on the client or on chance:
+//!   `geo` sorts a few indices by a dot product, `weighted` draws a random order.
+//!
+//! Annotations on a Service (any shard's; the first in cluster order that sets one wins):
+//! - `meridian.io/policy`: `roundrobin`, `weighted`, `failover`, `geo` or `latency`;
+//! - `meridian.io/weight`: this cluster's share for `weighted` (0..1000000; default the
+//!   cluster's `weight`, 0 leaves the shard out of weighted answers);
+//! - `meridian.io/failover`: comma-separated clusters or regions, first preferred;
+//! - `meridian.io/max-answers`: most address records per answer.
+//!
+//! A `[ranking.services."ns/name"]` entry wins over the annotations. A malformed value is
+//! a [`Problem`] (logged, counted, shown in `meridian status`) and the default applies:
+//! a typo never empties an answer.
+//!
+//! Knows nothing of DNS: the proxy uses the same orderings.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use meridian_config::ranking::{PolicyName, RankingConfig};
+
+use crate::geo::{Place, Point};
+use crate::table::{ClusterMeta, ObjectKey};
+
+pub const POLICY_ANNOTATION: &str = "meridian.io/policy";
+pub const WEIGHT_ANNOTATION: &str = "meridian.io/weight";
+pub const FAILOVER_ANNOTATION: &str = "meridian.io/failover";
+pub const MAX_ANSWERS_ANNOTATION: &str = "meridian.io/max-answers";
+/// Highest weight accepted (as for clusters in the configuration).
+pub const MAX_WEIGHT: u32 = 1_000_000;
+
+/// A malformed ranking (or health-check) annotation, reported and ignored.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct Problem {
+    /// `namespace/name` of the Service.
+    pub object: String,
+    pub cluster: String,
+    pub annotation: String,
+    pub value: String,
+    /// What is wrong, and what applies instead.
+    pub reason: String,
+}
+
+/// One shard as the ranking sees it.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub cluster: Arc<ClusterMeta>,
+    pub point: Option<Point>,
+    /// Effective weight: the shard's annotation, else its cluster's.
+    pub weight: u32,
+    /// Failover group: position of the first entry of the failover list that names the
+    /// cluster or its region; clusters the list omits follow, in configuration order.
+    pub group: usize,
+    pub rtt: Option<Duration>,
+}
+
+/// A shard's input to [`Ranking::build`].
+pub struct ShardInput<'a> {
+    pub cluster: &'a Arc<ClusterMeta>,
+    pub annotations: &'a BTreeMap<String, String>,
+    pub rtt: Option<Duration>,
+}
+
+/// How one service (or ingress) ranks its shards.
+#[derive(Debug, Clone)]
+pub struct Ranking {
+    pub policy: PolicyName,
+    /// What `geo` does when the client cannot be located (never `geo`).
+    pub fallback: PolicyName,
+    /// Most address records per answer; 0 = all.
+    pub max_answers: usize,
+    /// In the order of the shards given to `build`.
+    pub candidates: Vec<Candidate>,
+}
+
+impl Ranking {
+    /// Reads the policy of `key` from the configuration and the shards' annotations;
+    /// appends what is malformed to `problems`.
+    pub fn build(
+        key: &ObjectKey,
+        shards: &[ShardInput<'_>],
+        config: &RankingConfig,
+        problems: &mut Vec<Problem>,
+    ) -> Ranking {
+        let object = key.to_string();
+        let mut report = |s: &ShardInput<'_>, annotation: &str, value: &str, reason: String| {
+            problems.push(Problem {
+                object: object.clone(),
+                cluster: s.cluster.name.to_string(),
+                annotation: annotation.to_owned(),
+                value: value.to_owned(),
+                reason,
+            });
+        };
+        let fallback = match config.default_policy {
+            PolicyName::Geo => PolicyName::RoundRobin,
+            p => p,
+        };
+        let mut policy = None;
+        let mut failover: Option<Vec<String>> = None;
+        let mut max_answers = None;
+        let mut weights = Vec::with_capacity(shards.len());
+        for s in shards {
+            if let Some(v) = s.annotations.get(POLICY_ANNOTATION) {
+                match v.parse::<PolicyName>() {
+                    Ok(p) => {
+                        policy.get_or_insert(p);
+                    }
+                    Err(e) => report(s, POLICY_ANNOTATION, v, format!("{e}; the default {} applies", config.default_policy)),
+                }
+            }
+            if let Some(v) = s.annotations.get(FAILOVER_ANNOTATION) {
+                let list: Vec<String> =
+                    v.split(',').map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()).collect();
+                if list.is_empty() {
+                    report(s, FAILOVER_ANNOTATION, v, "empty failover list; the configured order applies".into());
+                } else {
+                    failover.get_or_insert(list);
+                }
+            }
+            if let Some(v) = s.annotations.get(MAX_ANSWERS_ANNOTATION) {
+                match v.trim().parse::<usize>() {
+                    Ok(n) => {
+                        max_answers.get_or_insert(n);
+                    }
+                    Err(_) => report(
+                        s,
+                        MAX_ANSWERS_ANNOTATION,
+                        v,
+                        "not a non-negative integer; the configured max_answers applies".into(),
+                    ),
+                }
+            }
+            let weight = match s.annotations.get(WEIGHT_ANNOTATION) {
+                None => s.cluster.weight,
+                Some(v) => match v.trim().parse::<u32>() {
+                    Ok(w) if w <= MAX_WEIGHT => w,
+                    _ => {
+                        report(
+                            s,
+                            WEIGHT_ANNOTATION,
+                            v,
+                            format!("not an integer 0..{MAX_WEIGHT}; the cluster weight {} applies", s.cluster.weight),
+                        );
+                        s.cluster.weight
+                    }
+                },
+            };
+            weights.push(weight);
+        }
+        let svc = config.services.get(&object);
+        let policy = svc.and_then(|c| c.policy).or(policy).unwrap_or(config.default_policy);
+        let max_answers = svc.and_then(|c| c.max_answers).or(max_answers).unwrap_or(config.max_answers);
+        let order: Vec<String> = match svc.filter(|c| !c.failover.is_empty()) {
+            Some(c) => c.failover.clone(),
+            None => failover.unwrap_or_else(|| config.failover.clone()),
+        };
+        let candidates = shards
+            .iter()
+            .zip(weights)
+            .map(|(s, weight)| Candidate {
+                cluster: s.cluster.clone(),
+                point: s.cluster.location.map(Point::from),
+                weight,
+                group: failover_group(&order, &s.cluster),
+                rtt: s.rtt,
+            })
+            .collect();
+        Ranking { policy, fallback, max_answers, candidates }
+    }
+
+    /// True when the order depends on the client's location.
+    pub fn uses_location(&self) -> bool {
+        self.policy == PolicyName::Geo
+    }
+
+    /// The candidates an answer may use, in order, for policies that do not depend on the
+    /// client: `failover` keeps only its first group; `latency` sorts by RTT (unmeasured
+    /// last). Others keep every candidate in the given order.
+    pub fn static_order(&self) -> Vec<usize> {
+        let mut idx: Vec<usize> = (0..self.candidates.len()).collect();
+        match self.policy {
+            PolicyName::Failover => {
+                if let Some(first) = self.candidates.iter().map(|c| c.group).min() {
+                    idx.retain(|&i| self.candidates.get(i).is_some_and(|c| c.group == first));
+                }
+            }
+            PolicyName::Latency => idx.sort_by_key(|&i| {
+                let c = self.candidates.get(i);
+                (c.and_then(|c| c.rtt).is_none(), c.and_then(|c| c.rtt), c.map_or(usize::MAX, |c| c.cluster.order))
+            }),
+            _ => {}
+        }
+        idx
+    }
+}
+
+/// Position of the first entry of `order` naming the cluster or its region; unlisted
+/// clusters come after every listed one, in configuration order.
+pub fn failover_group(order: &[String], cluster: &ClusterMeta) -> usize {
+    order
+        .iter()
+        .position(|e| *e == *cluster.name || cluster.region.as_deref() == Some(e.as_str()))
+        .unwrap_or(order.len() + cluster.order)
+}
+
+/// Orders `out` (indices into `candidates`) nearest first to `client`: candidates in the
+/// client's region first, then by great-circle distance; candidates without a location
+/// last. Stable, so equals keep their order.
+pub fn geo_order(candidates: &[Candidate], client: &Place, out: &mut [usize]) {
+    out.sort_by(|&a, &b| {
+        let key = |i: usize| {
+            let c = candidates.get(i);
+            let same_region = match (&client.region, c.and_then(|c| c.cluster.region.as_ref())) {
+                (Some(r), Some(cr)) => r == cr,
+                _ => false,
+            };
+            let closeness = match (&client.point, c.and_then(|c| c.point.as_ref())) {
+                (Some(p), Some(q)) => p.closeness(q),
+                _ => f64::NEG_INFINITY,
+            };
+            (same_region, closeness)
+        };
+        let (ra, ca) = key(a);
+        let (rb, cb) = key(b);
+        rb.cmp(&ra).then(cb.total_cmp(&ca))
+    });
+}
+
+/// Draws a random order of `out` (indices into `candidates`) in proportion to weight:
+/// the first is chosen with probability weight / total, the next among the rest, and so
+/// on. Zero-weight candidates are dropped, unless every weight is zero (then all are
+/// equal). `random` yields uniform 64-bit values.
+pub fn weighted_order(candidates: &[Candidate], out: &mut Vec<usize>, mut random: impl FnMut() -> u64) {
+    let weight = |i: usize| candidates.get(i).map_or(0, |c| u64::from(c.weight));
+    if out.iter().any(|&i| weight(i) > 0) {
+        out.retain(|&i| weight(i) > 0);
+    }
+    let uniform = out.iter().all(|&i| weight(i) == 0);
+    let w = |i: usize| if uniform { 1 } else { weight(i) };
+    let mut total: u64 = out.iter().map(|&i| w(i)).sum();
+    for pos in 0..out.len() {
+        if total == 0 {
+            break;
+        }
+        let mut r = random() % total;
+        let mut pick = pos;
+        for (j, &i) in out.iter().enumerate().skip(pos) {
+            if r < w(i) {
+                pick = j;
+                break;
+            }
+            r -= w(i);
+        }
+        out.swap(pos, pick);
+        total -= out.get(pos).map_or(0, |&i| w(i));
+    }
+}
+
+#[cfg(test)]
+#[path = "rank/tests.rs"]
+mod tests;

@@ -1,0 +1,115 @@
+//! Header rewriting on the way through: hop-by-hop headers (RFC 9110 §7.6.1) go,
+//! `X-Forwarded-For`/`X-Forwarded-Proto`/`Forwarded` (RFC 7239) and `Via` are added.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// Headers that describe one connection, never forwarded (besides those the
+/// `Connection` header names).
+const HOP_BY_HOP: [&str; 8] =
+    ["connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding"];
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+/// What `Via` says about this hop.
+const VIA_10: HeaderValue = HeaderValue::from_static("1.0 meridian");
+const VIA_11: HeaderValue = HeaderValue::from_static("1.1 meridian");
+const VIA_2: HeaderValue = HeaderValue::from_static("2 meridian");
+
+fn via(version: http::Version) -> HeaderValue {
+    match version {
+        http::Version::HTTP_2 => VIA_2,
+        http::Version::HTTP_10 | http::Version::HTTP_09 => VIA_10,
+        _ => VIA_11,
+    }
+}
+
+/// True when the request asks for a protocol switch (WebSocket): `Upgrade` present and
+/// `Connection` naming it.
+pub(crate) fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE) && connection_has(headers, "upgrade")
+}
+
+fn connection_has(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// Removes hop-by-hop headers. With `keep_upgrade`, `Upgrade` stays and `Connection:
+/// upgrade` is set again, so a protocol switch passes through.
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // Headers named by `Connection` are hop-by-hop too. Common tokens are dropped
+    // anyway, so only unusual ones cost an allocation.
+    if let Some(named) = connection_named(headers) {
+        for n in named {
+            if !(keep_upgrade && n == header::UPGRADE) {
+                headers.remove(&n);
+            }
+        }
+    }
+    for h in HOP_BY_HOP {
+        headers.remove(h);
+    }
+    if keep_upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(header::UPGRADE);
+    }
+}
+
+fn connection_named(headers: &HeaderMap) -> Option<Vec<HeaderName>> {
+    let mut out: Option<Vec<HeaderName>> = None;
+    for v in headers.get_all(header::CONNECTION).iter().filter_map(|v| v.to_str().ok()) {
+        for t in v.split(',').map(str::trim) {
+            let common = ["close", "keep-alive", "upgrade", ""].iter().any(|c| t.eq_ignore_ascii_case(c));
+            if !common && let Ok(n) = HeaderName::from_bytes(t.as_bytes()) {
+                out.get_or_insert_with(Vec::new).push(n);
+            }
+        }
+    }
+    out
+}
+
+/// Rewrites a client's request headers for the backend.
+pub(crate) fn rewrite_request(headers: &mut HeaderMap, client: IpAddr, tls: bool, version: http::Version, upgrade: bool) {
+    strip_hop_by_hop(headers, upgrade);
+    let proto = if tls { "https" } else { "http" };
+    append_list(headers, &X_FORWARDED_FOR, &client.to_string());
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(if tls { "https" } else { "http" }));
+    let node = match client {
+        IpAddr::V4(a) => a.to_string(),
+        IpAddr::V6(a) => format!("\"[{a}]\""),
+    };
+    append_list(headers, &header::FORWARDED, &format!("for={node};proto={proto}"));
+    append_via(headers, version);
+}
+
+/// Rewrites a backend's response headers for the client.
+pub(crate) fn rewrite_response(headers: &mut HeaderMap, version: http::Version, upgrade: bool) {
+    strip_hop_by_hop(headers, upgrade);
+    append_via(headers, version);
+}
+
+fn append_via(headers: &mut HeaderMap, version: http::Version) {
+    headers.append(header::VIA, via(version));
+}
+
+/// Adds `item` to a comma-separated list header (one field, as most parsers expect).
+fn append_list(headers: &mut HeaderMap, name: &HeaderName, item: &str) {
+    let joined = match headers.get(name).and_then(|v| v.to_str().ok()) {
+        Some(prev) if !prev.is_empty() => format!("{prev}, {item}"),
+        _ => item.to_owned(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&joined) {
+        headers.insert(name.clone(), v);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,122 @@
+//! Listeners: accept loops for plain HTTP and HTTPS, the connection limit, TLS
+//! handshakes, HTTP/1.1 and HTTP/2 serving, and the graceful drain at shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use meridian_config::lb::LbConfig;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, watch};
+use tokio_rustls::TlsAcceptor;
+
+use crate::Shared;
+use crate::forward::{self, ConnInfo};
+
+/// The HTTP server settings for client connections.
+pub(crate) fn http_builder(cfg: &LbConfig) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        // Slowloris: a request head must arrive whole within this.
+        .header_read_timeout(cfg.timeouts.header_read.as_std())
+        .max_buf_size(cfg.limits.max_header_bytes.max(8192))
+        .max_headers(cfg.limits.max_headers)
+        .keep_alive(true);
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(cfg.limits.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(256)
+        .keep_alive_interval(Some(Duration::from_secs(30)));
+    b
+}
+
+/// Serves one listener until `shutdown` flips, then waits (up to the drain timeout) for
+/// its connections to finish their in-flight requests.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let graceful = GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // Out of file descriptors, mostly: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                };
+                let Ok(permit) = shared.conn_limit.clone().try_acquire_owned() else {
+                    shared.metrics.rejected_connections.inc();
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let info = Arc::new(ConnInfo { peer, tls: tls.is_some() });
+                tokio::spawn(connection(stream, info, tls.clone(), shared.clone(), graceful.watcher(), permit));
+            }
+        }
+    }
+    drop(listener);
+    let drain = shared.config.load().timeouts.drain.as_std();
+    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+        tracing::warn!(seconds = drain.as_secs(), "drain timeout: closing connections with requests in flight");
+    }
+}
+
+async fn connection(
+    stream: TcpStream,
+    info: Arc<ConnInfo>,
+    tls: Option<TlsAcceptor>,
+    shared: Arc<Shared>,
+    watcher: Watcher,
+    _permit: OwnedSemaphorePermit,
+) {
+    shared.metrics.connections.inc();
+    let _open = scopeguard(&shared);
+    let builder = shared.http.load_full();
+    let svc = {
+        let shared = shared.clone();
+        service_fn(move |req| forward::handle(shared.clone(), info.clone(), req))
+    };
+    let result = match tls {
+        None => watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), svc)).await,
+        Some(acceptor) => {
+            let handshake = shared.config.load().timeouts.header_read.as_std();
+            let tls_stream = match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            };
+            watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), svc)).await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "client connection ended with an error");
+    }
+}
+
+/// Decrements the open-connections gauge when the connection task ends.
+struct Open(Arc<Shared>);
+
+fn scopeguard(shared: &Arc<Shared>) -> Open {
+    Open(shared.clone())
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.metrics.connections.dec();
+    }
+}

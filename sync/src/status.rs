@@ -1,0 +1,132 @@
+//! Per-object, per-cluster propagation state: what the control-plane annotation
+//! `meridian.io/sync-status`, `meridian status` and the admin API show.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::queue::ObjKey;
+
+/// Where one object stands in one member cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub(crate) enum State {
+    /// The member's copy matches the template (with this cluster's replicas and overrides).
+    Synced,
+    /// An object of that name exists in the member and Meridian does not manage it; it is
+    /// left alone (unless `[sync] adopt = true`).
+    AlreadyExists,
+    /// The cluster is placed but not Ready (Offline or Pending); nothing is changed there.
+    ClusterNotReady,
+    /// The member rejected the write or could not be reached; retried with backoff.
+    ApplyFailed,
+    /// This cluster's override does not apply to the template.
+    InvalidOverride,
+}
+
+impl State {
+    /// Event reason when an object enters this state (Synced reports its writes instead).
+    pub(crate) fn reason(self, existed: bool) -> &'static str {
+        match self {
+            State::Synced => "Synced",
+            State::AlreadyExists => "AlreadyExists",
+            State::ClusterNotReady => "ClusterNotReady",
+            State::ApplyFailed if existed => "FailedUpdateInCluster",
+            State::ApplyFailed => "FailedCreateInCluster",
+            State::InvalidOverride => "InvalidOverride",
+        }
+    }
+}
+
+/// One cluster's entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct ClusterStatus {
+    pub(crate) state: State,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) message: Option<String>,
+    /// Replicas planned for this cluster (Deployments and ReplicaSets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) replicas: Option<i64>,
+}
+
+/// One control-plane object's entry.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct ObjectStatus {
+    pub(crate) clusters: BTreeMap<String, ClusterStatus>,
+    /// A malformed steering annotation: nothing is propagated until it is fixed.
+    pub(crate) error: Option<String>,
+    /// Members' status counts summed (workloads only).
+    pub(crate) aggregated: Option<Value>,
+    /// The aggregate last written to the control-plane object's `.status`: written again
+    /// only when it changes, so a control plane that also writes `.status` (a stock
+    /// cluster's own controllers) does not start a write-for-write loop.
+    pub(crate) written_status: Option<Value>,
+}
+
+impl ObjectStatus {
+    /// The JSON of the `meridian.io/sync-status` annotation.
+    pub(crate) fn annotation(&self) -> Value {
+        let mut v = json!({"clusters": self.clusters});
+        if let Some(e) = &self.error {
+            v["error"] = json!(e);
+        }
+        if let Some(a) = &self.aggregated {
+            v["aggregated"] = a.clone();
+        }
+        v
+    }
+}
+
+/// A member copy that a deletion had to leave behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Leftover {
+    pub(crate) object: String,
+    pub(crate) cluster: String,
+    pub(crate) reason: String,
+    pub(crate) at: SystemTime,
+}
+
+/// Everything sync knows, for status reports.
+#[derive(Debug, Default)]
+pub(crate) struct Book {
+    pub(crate) objects: BTreeMap<ObjKey, ObjectStatus>,
+    pub(crate) leftovers: Vec<Leftover>,
+}
+
+/// Leftovers kept for reports; older ones are dropped first.
+const MAX_LEFTOVERS: usize = 1000;
+
+impl Book {
+    pub(crate) fn leftover(&mut self, l: Leftover) {
+        if self.leftovers.len() >= MAX_LEFTOVERS {
+            self.leftovers.remove(0);
+        }
+        self.leftovers.push(l);
+    }
+
+    pub(crate) fn to_json(&self) -> Value {
+        let objects: Vec<Value> = self
+            .objects
+            .iter()
+            .map(|(k, s)| {
+                let mut v = s.annotation();
+                v["kind"] = json!(crate::kinds::get(k.kind).kind);
+                v["name"] = json!(k.name);
+                if !k.namespace.is_empty() {
+                    v["namespace"] = json!(k.namespace);
+                }
+                v
+            })
+            .collect();
+        let leftovers: Vec<Value> = self
+            .leftovers
+            .iter()
+            .map(|l| {
+                let secs = l.at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                json!({"object": l.object, "cluster": l.cluster, "reason": l.reason, "at_unix": secs})
+            })
+            .collect();
+        json!({"objects": objects, "leftovers": leftovers})
+    }
+}
