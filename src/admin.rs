@@ -1,13 +1,14 @@
 //! The admin HTTP endpoint: `/healthz`, `/readyz`, Prometheus `/metrics`, and the JSON API
-//! (`/api/v1/clusters`, `/api/v1/services`, `/api/v1/ingresses`, `/api/v1/dns/names`)
-//! that `meridian status` reads.
+//! (`/api/v1/clusters`, `/api/v1/services`, `/api/v1/ingresses`, and one document per
+//! running module: `/api/v1/dns`, `/api/v1/lb`, `/api/v1/sync`) that `meridian status`
+//! reads.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
@@ -17,12 +18,18 @@ use prometheus_client::registry::Registry;
 use serde::Serialize;
 use tokio::net::TcpListener;
 
+/// A module's status document, rendered on request.
+pub(crate) type Section = Box<dyn Fn() -> serde_json::Value + Send + Sync>;
+
 /// What the admin endpoint reads from.
 pub(crate) struct AdminState {
     pub(crate) discovery: Arc<Discovery>,
     pub(crate) registry: Registry,
-    /// The DNS server's list of served names, when DNS runs.
-    pub(crate) dns_names: Option<Box<dyn Fn() -> serde_json::Value + Send + Sync>>,
+    /// `/api/v1/<name>` documents of the modules that run (dns, lb, sync).
+    pub(crate) sections: Vec<(&'static str, Section)>,
+    /// The proxy's readiness, when it runs: an anycast VIP must be withdrawn while the
+    /// proxy has nowhere to send traffic.
+    pub(crate) proxy_ready: Option<Box<dyn Fn() -> bool + Send + Sync>>,
 }
 
 /// Binds the admin listener; the error names the address.
@@ -43,7 +50,7 @@ pub(crate) async fn serve(
         .route("/api/v1/clusters", get(clusters))
         .route("/api/v1/services", get(services))
         .route("/api/v1/ingresses", get(ingresses))
-        .route("/api/v1/dns/names", get(dns_names))
+        .route("/api/v1/{section}", get(section))
         .with_state(state);
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
     Ok(())
@@ -55,12 +62,17 @@ async fn readyz(State(s): State<Arc<AdminState>>) -> Response {
     let snap = s.discovery.table().snapshot();
     let pending: Vec<_> =
         snap.clusters.values().filter(|c| c.state == ClusterState::Pending).map(|c| c.meta.name.to_string()).collect();
-    if pending.is_empty() {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: clusters not yet probed: {}\n", pending.join(", ")))
-            .into_response()
+    if !pending.is_empty() {
+        let msg = format!("not ready: clusters not yet probed: {}\n", pending.join(", "));
+        return (StatusCode::SERVICE_UNAVAILABLE, msg).into_response();
     }
+    if let Some(ready) = &s.proxy_ready
+        && !ready()
+    {
+        return (StatusCode::SERVICE_UNAVAILABLE, "not ready: the proxy has no route with a healthy backend\n")
+            .into_response();
+    }
+    (StatusCode::OK, "ready\n").into_response()
 }
 
 async fn metrics(State(s): State<Arc<AdminState>>) -> Response {
@@ -250,9 +262,9 @@ async fn ingresses(State(s): State<Arc<AdminState>>) -> Json<Vec<IngressJson>> {
     )
 }
 
-async fn dns_names(State(s): State<Arc<AdminState>>) -> Response {
-    match &s.dns_names {
-        Some(f) => Json(f()).into_response(),
-        None => (StatusCode::NOT_FOUND, "the DNS server is not running\n").into_response(),
+async fn section(State(s): State<Arc<AdminState>>, Path(name): Path<String>) -> Response {
+    match s.sections.iter().find(|(n, _)| *n == name) {
+        Some((_, f)) => Json(f()).into_response(),
+        None => (StatusCode::NOT_FOUND, format!("no module {name:?} is running\n")).into_response(),
     }
 }

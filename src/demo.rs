@@ -22,6 +22,12 @@ pub(crate) struct DemoArgs {
     /// DNS listen address (UDP and TCP).
     #[arg(long, default_value = "127.0.0.1:1053")]
     dns: SocketAddr,
+    /// Proxy listen address (plain HTTP and h2c).
+    #[arg(long, default_value = "127.0.0.1:8480")]
+    proxy: SocketAddr,
+    /// Proxy HTTPS listen address (a self-signed certificate is generated at start).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    proxy_tls: SocketAddr,
 }
 
 /// The demo's port of both demo services' backends: unprivileged, so no root is needed.
@@ -80,6 +86,8 @@ pub(crate) async fn run(args: DemoArgs, log_override: Option<LogFormat>) -> Resu
     let mut config = Config::demo();
     config.admin.listen = args.admin;
     config.dns.listen = vec![args.dns];
+    config.lb.listen = vec![args.proxy];
+    config.lb.listen_tls = vec![args.proxy_tls];
     server::start_logging(&config, log_override);
     let state_dir = args.state_dir.unwrap_or_else(|| server::default_state_dir("demo"));
     let server = Server::start(config, None, state_dir.clone()).await?;
@@ -95,6 +103,7 @@ pub(crate) async fn run(args: DemoArgs, log_override: Option<LogFormat>) -> Resu
     }
     println!("  kubeconfig        {k}");
     println!("  DNS               {dns} (udp+tcp)");
+    println!("  proxy             http://{} https://{}", args.proxy, args.proxy_tls);
     println!("  admin             http://{}", args.admin);
     println!();
     println!("Try:");
@@ -102,6 +111,7 @@ pub(crate) async fn run(args: DemoArgs, log_override: Option<LogFormat>) -> Resu
     println!("  meridian status --admin {}", args.admin);
     println!("  dig @{} -p {} web.default.demo.svc.meridian.test", dns.ip(), dns.port());
     println!("  dig @{} -p {} web.default.demo.svc.asia-south1-a.asia-south1.meridian.test", dns.ip(), dns.port());
+    println!("  curl -H 'Host: www.meridian.test' http://{}/", args.proxy);
     println!("  kubectl --kubeconfig {k} --context us-east annotate svc web sim.meridian.io/ready=false --overwrite");
     println!();
     println!("Ctrl-C stops everything.");

@@ -70,6 +70,28 @@ enum Command {
     },
     /// Run the embedded demo: three simulated member clusters, a control plane, DNS, admin.
     Demo(demo::DemoArgs),
+    /// Add a member cluster to a configuration file (checked valid and reachable first);
+    /// a running server picks it up by reload.
+    Join {
+        /// Cluster name (a DNS label).
+        name: String,
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long)]
+        kubeconfig: PathBuf,
+        #[arg(long)]
+        context: Option<String>,
+        #[arg(long)]
+        region: Option<String>,
+        #[arg(long)]
+        zone: Option<String>,
+    },
+    /// Remove a member cluster from a configuration file.
+    Unjoin {
+        name: String,
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Show clusters, services and DNS names of a running server.
     Status {
         /// Admin endpoint of the server.
@@ -116,6 +138,24 @@ fn main() -> ExitCode {
             }
             Command::Demo(args) => demo::run(args, log_override).await,
             Command::Status { admin, json } => status::run(admin, json).await,
+            Command::Join { name, config, kubeconfig, context, region, zone } => {
+                meridian_sync::join(
+                    &config,
+                    &name,
+                    &kubeconfig,
+                    context.as_deref(),
+                    region.as_deref(),
+                    zone.as_deref(),
+                )
+                .await?;
+                println!("joined {name}: added to {}", config.display());
+                Ok(())
+            }
+            Command::Unjoin { name, config } => {
+                meridian_sync::unjoin(&config, &name)?;
+                println!("unjoined {name}: removed from {}", config.display());
+                Ok(())
+            }
         }
     });
     match result {

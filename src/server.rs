@@ -8,9 +8,12 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use meridian_config::watch::FileWatcher;
 use meridian_config::{ClusterConfig, Config, LogFormat};
+use meridian_discovery::registry;
 use meridian_discovery::{Discovery, Metrics, SimulatorLink};
 use meridian_dns::DnsServer;
+use meridian_lb::Proxy;
 use meridian_sim::{ClusterSpec, SimOptions, Simulator};
+use meridian_sync::Sync as SyncModule;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -19,7 +22,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
-use crate::admin::{self, AdminState};
+use crate::admin::{self, AdminState, Section};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReloadLabels {
@@ -35,6 +38,8 @@ pub(crate) struct Server {
     sim_link: SimulatorLink,
     pub(crate) discovery: Arc<Discovery>,
     dns: Option<Arc<DnsServer>>,
+    proxy: Option<Arc<Proxy>>,
+    sync: Option<Arc<SyncModule>>,
     admin_stop: Option<oneshot::Sender<()>>,
     admin_task: Option<tokio::task::JoinHandle<()>>,
     reloads: Family<ReloadLabels, Counter>,
@@ -99,13 +104,37 @@ impl Server {
             None
         };
 
+        let proxy = if config.lb.enabled {
+            let p = Proxy::start(&config, discovery.table(), &mut registry).await?;
+            info!(addresses = ?p.local_addrs(), "proxy listening");
+            Some(Arc::new(p))
+        } else {
+            None
+        };
+
+        let sync = match &config.sync.host {
+            Some(host) if config.sync.enabled => {
+                let (kubeconfig, context) = registry::endpoint(&config, host, &sim_link)?;
+                let client = registry::connect(&host.name, &kubeconfig, context.as_deref()).await?;
+                Some(Arc::new(SyncModule::start(&config, client, discovery.clone(), &mut registry).await?))
+            }
+            _ => None,
+        };
+
         let listener = admin::bind(config.admin.listen).await?;
         info!(address = %config.admin.listen, "admin endpoint listening");
-        let dns_names: Option<Box<dyn Fn() -> serde_json::Value + Send + Sync>> = dns.clone().map(|d| {
-            Box::new(move || serde_json::to_value(d.names()).unwrap_or_default())
-                as Box<dyn Fn() -> serde_json::Value + Send + Sync>
-        });
-        let state = Arc::new(AdminState { discovery: discovery.clone(), registry, dns_names });
+        let mut sections: Vec<(&'static str, Section)> = Vec::new();
+        if let Some(d) = dns.clone() {
+            sections.push(("dns", Box::new(move || serde_json::to_value(d.names()).unwrap_or_default())));
+        }
+        if let Some(p) = proxy.clone() {
+            sections.push(("lb", Box::new(move || p.status())));
+        }
+        if let Some(s) = sync.clone() {
+            sections.push(("sync", Box::new(move || s.status())));
+        }
+        let proxy_ready = proxy.clone().map(|p| Box::new(move || p.ready()) as Box<dyn Fn() -> bool + Send + Sync>);
+        let state = Arc::new(AdminState { discovery: discovery.clone(), registry, sections, proxy_ready });
         let (admin_stop, stop_rx) = oneshot::channel();
         let admin_task = tokio::spawn(async move {
             if let Err(e) = admin::serve(listener, state, async move {
@@ -124,6 +153,8 @@ impl Server {
             sim_link,
             discovery,
             dns,
+            proxy,
+            sync,
             admin_stop: Some(admin_stop),
             admin_task: Some(admin_task),
             reloads,
@@ -134,6 +165,7 @@ impl Server {
     fn watched_files(&self) -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> = self.path.iter().cloned().collect();
         files.extend(DnsServer::watched_files(&self.config));
+        files.extend(Proxy::watched_files(&self.config));
         files
     }
 
@@ -186,6 +218,15 @@ impl Server {
         {
             ok = false;
             error!("DNS reload incomplete, affected zones keep their previous content: {e}");
+        }
+        if let Some(proxy) = &self.proxy
+            && let Err(e) = proxy.reload(&new)
+        {
+            ok = false;
+            error!("proxy reload incomplete, the previous routes and certificates keep serving: {e}");
+        }
+        if let Some(sync) = &self.sync {
+            sync.reload(&new);
         }
         let result = if ok { "applied" } else { "partial" };
         self.reloads.get_or_create(&ReloadLabels { result: result.into() }).inc();
@@ -240,6 +281,18 @@ impl Server {
         }
         if let Some(task) = self.admin_task.take() {
             let _ = task.await;
+        }
+        if let Some(sync) = self.sync.take() {
+            match Arc::try_unwrap(sync) {
+                Ok(s) => s.shutdown().await,
+                Err(_) => warn!("sync module still referenced at shutdown"),
+            }
+        }
+        if let Some(proxy) = self.proxy.take() {
+            match Arc::try_unwrap(proxy) {
+                Ok(p) => p.shutdown().await,
+                Err(_) => warn!("proxy still referenced at shutdown"),
+            }
         }
         if let Some(dns) = self.dns.take() {
             match Arc::try_unwrap(dns) {

@@ -55,10 +55,14 @@ pub(crate) async fn run(admin: SocketAddr, json: bool) -> Result<()> {
     let clusters = fetch(&client, admin, "/api/v1/clusters").await?;
     let services = fetch(&client, admin, "/api/v1/services").await?;
     let ingresses = fetch(&client, admin, "/api/v1/ingresses").await?;
-    let names = fetch(&client, admin, "/api/v1/dns/names").await.ok();
+    // Modules that are not running answer 404: leave them out.
+    let names = fetch(&client, admin, "/api/v1/dns").await.ok();
+    let lb = fetch(&client, admin, "/api/v1/lb").await.ok();
+    let sync = fetch(&client, admin, "/api/v1/sync").await.ok();
     if json {
-        let all =
-            serde_json::json!({"clusters": clusters, "services": services, "ingresses": ingresses, "dns_names": names});
+        let all = serde_json::json!({
+            "clusters": clusters, "services": services, "ingresses": ingresses, "dns": names, "lb": lb, "sync": sync
+        });
         println!("{}", serde_json::to_string_pretty(&all)?);
         return Ok(());
     }
@@ -146,16 +150,78 @@ pub(crate) async fn run(admin: SocketAddr, json: bool) -> Result<()> {
         println!("DNS NAMES");
         print!("{}", render(&["NAME", "ANSWERS"], &rows));
     }
+    if let Some(lb) = lb {
+        println!();
+        println!("PROXY (ready: {}, region: {})", s(&lb["ready"]), s(&lb["region"]));
+        print!(
+            "{}",
+            render(
+                &["ROUTE", "UPSTREAM", "LEVEL", "LOAD%", "BACKEND", "CLUSTER", "STATE", "OUTSTANDING", "EWMA-MS"],
+                &proxy_rows(&lb)
+            )
+        );
+    }
+    if let Some(sync) = sync
+        && sync["enabled"].as_bool() == Some(true)
+    {
+        println!();
+        println!(
+            "SYNC (leader: {}, identity: {}, queued: {})",
+            s(&sync["leader"]),
+            s(&sync["identity"]),
+            s(&sync["queued"])
+        );
+        print!("{}", render(&["KIND", "OBJECT", "CLUSTER", "STATE", "MESSAGE"], &sync_rows(&sync)));
+        let leftovers = sync["leftovers"].as_array().map_or(0, Vec::len);
+        if leftovers > 0 {
+            println!("leftovers (deletions that could not reach a member): {}", s(&sync["leftovers"]));
+        }
+    }
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+fn items(v: &Value) -> &[Value] {
+    v.as_array().map_or(&[], Vec::as_slice)
+}
 
-    #[test]
-    fn render_aligns_columns() {
-        let t = render(&["A", "BB"], &[vec!["xxx".into(), "y".into()], vec!["z".into(), "wwww".into()]]);
-        assert_eq!(t, "A    BB\nxxx  y\nz    wwww\n");
+/// One row per backend of every route's priority levels.
+fn proxy_rows(lb: &Value) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    for route in items(&lb["routes"]) {
+        let name = format!("{}{}", s(&route["host"]), s(&route["path"]));
+        for level in items(&route["levels"]) {
+            for b in items(&level["backends"]) {
+                let ewma = b["ewma_ms"].as_f64().map_or("-".to_owned(), |v| format!("{v:.1}"));
+                let load = level["load_percent"].as_f64().map_or("-".to_owned(), |v| format!("{v:.0}"));
+                rows.push(vec![
+                    name.clone(),
+                    s(&route["upstream"]),
+                    s(&level["name"]),
+                    load,
+                    s(&b["address"]),
+                    s(&b["cluster"]),
+                    s(&b["state"]),
+                    s(&b["outstanding"]),
+                    ewma,
+                ]);
+            }
+        }
     }
+    rows
+}
+
+/// One row per object and member cluster.
+fn sync_rows(sync: &Value) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    for obj in items(&sync["objects"]) {
+        let name = match obj["namespace"].as_str() {
+            Some(ns) => format!("{ns}/{}", s(&obj["name"])),
+            None => s(&obj["name"]),
+        };
+        for (cluster, st) in obj["clusters"].as_object().into_iter().flatten() {
+            let message = st["message"].as_str().unwrap_or("").to_owned();
+            rows.push(vec![s(&obj["kind"]), name.clone(), cluster.clone(), s(&st["state"]), message]);
+        }
+    }
+    rows
 }

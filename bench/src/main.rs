@@ -1,19 +1,50 @@
 //! Meridian's benchmarks. Each prints a table of figures; none is a pass/fail test.
+//! See `bench/README.md` for what each measures and the latest figures.
 //!
-//! `cargo run --release -p meridian-bench -- table` — read throughput of the service
-//! table while a writer publishes changes, against an idle table and against a
-//! lock-based map under the same writes.
+//! - `table`: read throughput of the service table while a writer publishes changes.
+//! - `dns`: DNS QPS and latency of Meridian, Knot, NSD and PowerDNS-LUA (dnsperf).
+//! - `scale`: 100 clusters × 1,000 services: time to a complete table, peak RSS, and
+//!   change → DNS propagation delay under 1,000 endpoint changes per second.
+//! - `failover`: time from a backend dying until DNS stops returning it.
+//! - `proxy`: not yet (waits for the proxy in `lb/`).
+//!
+//! The comparisons (`dns`, `scale`, `failover`) append their table to `bench/RESULTS.md`.
 
+mod dns;
+mod dnsclient;
+mod dnsperf;
+mod failover;
+mod harness;
+mod scale;
+mod simhost;
 mod table;
+
+const USAGE: &str = "usage: meridian-bench <benchmark> [options]   (--help after a benchmark for its options)
+
+benchmarks:
+  table      table reads while a writer publishes changes
+  dns        DNS throughput/latency: Meridian vs Knot, NSD, PowerDNS-LUA (dnsperf)
+  scale      100 clusters x 1,000 services: time to complete table, RSS, propagation delay
+  failover   backend dies: time until DNS stops returning it (active health checks)
+  proxy      HTTP proxy vs nginx/HAProxy (pending: the proxy has not landed)";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let rest = args.get(1..).unwrap_or_default();
     match args.first().map(String::as_str) {
-        Some("table") => table::run(&args[1..]),
-        _ => {
+        Some("table") => table::run(rest),
+        Some("dns") => dns::run(rest),
+        Some("scale") => scale::run(rest),
+        Some("failover") => failover::run(rest),
+        Some("proxy") => {
             eprintln!(
-                "usage: meridian-bench <benchmark>\n\nbenchmarks:\n  table   table reads while a writer publishes changes"
+                "proxy: pending. The comparison (wrk and h2load against Meridian's proxy, nginx and HAProxy \
+                 in front of one nginx backend) is built when the proxy in lb/ serves traffic; see bench/README.md."
             );
+            std::process::exit(2);
+        }
+        _ => {
+            eprintln!("{USAGE}");
             std::process::exit(2);
         }
     }

@@ -259,7 +259,10 @@ impl LbConfig {
             out.push(("lb.outlier.max_ejection_percent".into(), "max_ejection_percent must be 0..100".into()));
         }
         if o.max_ejection_time < o.base_ejection_time {
-            out.push(("lb.outlier.max_ejection_time".into(), "max_ejection_time must be at least base_ejection_time".into()));
+            out.push((
+                "lb.outlier.max_ejection_time".into(),
+                "max_ejection_time must be at least base_ejection_time".into(),
+            ));
         }
         let l = &self.limits;
         if l.max_connections == 0 {
@@ -272,5 +275,41 @@ impl LbConfig {
             out.push(("lb.limits.max_headers".into(), "max_headers must be at least 1".into()));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::Config;
+
+    fn parse(lb: &str) -> Result<Config, Vec<String>> {
+        let text = format!("name = \"t\"\ndns_zone = \"meridian.test\"\n[lb]\n{lb}");
+        Config::parse(&text, Path::new("t.toml"), Path::new("/etc/meridian"))
+            .map_err(|e| e.0.into_iter().map(|e| e.path).collect())
+    }
+
+    /// Defaults are valid and match Envoy's; every bad value names its field.
+    #[test]
+    fn defaults_and_field_paths_of_errors() {
+        let c = parse("").unwrap_or_else(|e| unreachable!("{e:?}"));
+        assert_eq!(c.lb.overprovisioning_factor, 1.4);
+        assert_eq!(c.lb.retry.budget_percent, 20);
+        assert_eq!(c.lb.outlier.max_ejection_percent, 10);
+        let cases = [
+            ("[[lb.routes]]\nhost = \"a..b\"\nservice = \"ns/web\"", "lb.routes[0].host"),
+            ("[[lb.routes]]\nhost = \"a.b\"\nservice = \"web\"", "lb.routes[0].service"),
+            ("[[lb.routes]]\nhost = \"a.b\"\npath = \"x\"\nservice = \"ns/web\"", "lb.routes[0].path"),
+            ("overprovisioning_factor = 0.5", "lb.overprovisioning_factor"),
+            ("[lb.timeouts]\nconnect = \"0s\"", "lb.timeouts.connect"),
+            ("[lb.outlier]\nmax_ejection_percent = 101", "lb.outlier.max_ejection_percent"),
+            ("[lb.limits]\nmax_header_bytes = 100", "lb.limits.max_header_bytes"),
+            ("listen = [\"127.0.0.1:80\"]\nlisten_tls = [\"127.0.0.1:80\"]", "lb.listen_tls[0]"),
+            ("[[lb.certificates]]\ncert = \"\"\nkey = \"k.pem\"", "lb.certificates[0].cert"),
+        ];
+        for (lb, path) in cases {
+            assert_eq!(parse(lb).err(), Some(vec![path.to_owned()]), "{lb}");
+        }
     }
 }

@@ -1,13 +1,18 @@
 //! The query handler: one packet in, one response (or nothing) out, from the published
 //! [`Index`]. No locks, no I/O; allocation only when the output buffer must grow.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::index::{Candidates, Index, Lookup, Node, ZoneEntry};
+use meridian_discovery::geo::{Geo, Located, Place};
+use meridian_discovery::rank;
+
+use crate::index::{Candidates, Index, Lookup, Mode, Node, ZoneEntry};
 use crate::name::NameBuf;
-use crate::wire::{self, CLASS_ANY, CLASS_IN, MAX_MESSAGE, Owner, Parsed, Question, Response, Section, rcode, rtype};
+use crate::wire::{
+    self, CLASS_ANY, CLASS_IN, Ecs, MAX_MESSAGE, Owner, Parsed, Question, Response, Section, rcode, rtype,
+};
 
 /// Longest CNAME chain followed inside a zone (zone → region → global is 2; a zone file may
 /// add a few). Longer chains and loops stop here with what was written.
@@ -23,8 +28,38 @@ pub(crate) enum Transport {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Client {
     pub(crate) transport: Transport,
-    #[allow(dead_code)] // read by the ranking policies of the next issue
+    /// The query's source; used to locate the client when it sent no Client Subnet.
     pub(crate) addr: Option<SocketAddr>,
+}
+
+/// The asker as the ranking step sees it: located at most once per query, and the ECS
+/// scope the answer ends up depending on.
+struct Asker<'a> {
+    client: &'a Client,
+    ecs: Option<&'a Ecs>,
+    geo: &'a Geo,
+    located: Option<Located>,
+    /// RFC 7871 SCOPE PREFIX-LENGTH to echo: 0 unless a location-dependent name answered.
+    scope: u8,
+}
+
+impl Asker<'_> {
+    /// Where the client is (ECS first, else the source address); records the scope.
+    fn place(&mut self) -> Option<&Place> {
+        if self.located.is_none() {
+            let located = match (self.ecs, self.client.addr) {
+                // RFC 7871 §7.1.2: source prefix 0 asks for an answer not tailored to anyone.
+                (Some(e), _) if e.source_prefix == 0 => Located { place: None, scope: 0 },
+                (Some(e), _) => self.geo.locate(e.addr, e.source_prefix),
+                (None, Some(a)) => self.geo.locate(a.ip(), 128),
+                (None, None) => Located { place: None, scope: 0 },
+            };
+            self.located = Some(located);
+        }
+        let l = self.located.as_ref()?;
+        self.scope = self.scope.max(l.scope);
+        l.place.as_ref()
+    }
 }
 
 /// What happened, for metrics.
@@ -41,6 +76,21 @@ thread_local! {
     /// Rotation of equal-rank records. Per thread, so busy cores never share a cache line;
     /// consecutive answers from one thread still start at a different record.
     static ROTATION: Cell<usize> = const { Cell::new(0) };
+    /// Member order of the answer being written; reused so ranking never allocates.
+    static ORDER: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+    /// xorshift64* state for weighted draws: cheap, and quality enough for load sharing.
+    static RNG: Cell<u64> = Cell::new(rand::random::<u64>() | 1);
+}
+
+fn next_random() -> u64 {
+    RNG.with(|r| {
+        let mut x = r.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        r.set(x);
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    })
 }
 
 fn next_rotation() -> usize {
@@ -64,18 +114,27 @@ pub(crate) fn answer(index: &Index, packet: &[u8], client: &Client, out: &mut Ve
     let mut outcome =
         Outcome { respond: true, qtype: q.question.as_ref().map_or(0, |x| x.qtype), ..Default::default() };
     let mut resp = Response::start(out, &q, packet);
+    let mut asker =
+        Asker { client, ecs: q.edns.as_ref().and_then(|e| e.ecs.as_ref()), geo: &index.geo, located: None, scope: 0 };
     let rc = match (&q.error, &q.question, &q.edns) {
         (Some(rc), _, _) => *rc,
         (None, _, Some(e)) if e.version > 0 => rcode::BADVERS,
         (None, None, _) => rcode::FORMERR,
-        (None, Some(question), _) => resolve_query(index, question, client, &mut resp, &mut outcome),
+        (None, Some(question), _) => resolve_query(index, question, &mut asker, &mut resp, &mut outcome),
     };
     outcome.rcode = rc;
-    resp.finish(q.edns.as_ref(), rc, limit);
+    let scope = asker.scope;
+    resp.finish(q.edns.as_ref(), rc, limit, scope);
     outcome
 }
 
-fn resolve_query(index: &Index, q: &Question, client: &Client, resp: &mut Response<'_>, outcome: &mut Outcome) -> u16 {
+fn resolve_query(
+    index: &Index,
+    q: &Question,
+    client: &mut Asker<'_>,
+    resp: &mut Response<'_>,
+    outcome: &mut Outcome,
+) -> u16 {
     if q.qclass != CLASS_IN && q.qclass != CLASS_ANY {
         return rcode::REFUSED;
     }
@@ -146,7 +205,7 @@ fn write_data(
     at_apex: bool,
     qtype: u16,
     owner: Owner<'_>,
-    client: &Client,
+    client: &mut Asker<'_>,
     resp: &mut Response<'_>,
 ) -> usize {
     let soa = |resp: &mut Response<'_>| {
@@ -182,16 +241,77 @@ fn write_data(
     n
 }
 
-/// Writes the A or AAAA records of the candidates in answer order.
+/// Writes the A or AAAA records of the candidates in answer order: the ranking step.
 ///
-/// This is the ranking step: today every shard has the same rank and the records are
-/// rotated between answers; geo/weighted/failover policies order `c.members` here first.
-fn write_addrs(c: &Candidates, qtype: u16, owner: Owner<'_>, _client: &Client, resp: &mut Response<'_>) -> usize {
+/// Roundrobin with no answer limit (the common case) is a rotation of the flat record
+/// list. Other policies order member (shard) indices in a reused per-thread buffer —
+/// a stable sort of a handful of integers — then write each member's records, rotated
+/// within the member, up to `max_answers`.
+fn write_addrs(c: &Candidates, qtype: u16, owner: Owner<'_>, who: &mut Asker<'_>, resp: &mut Response<'_>) -> usize {
     let rot = next_rotation();
-    match qtype {
-        rtype::A => write_rotated(&c.a, rot, |r| resp.record(Section::Answer, owner, rtype::A, c.ttl, r).is_some()),
-        _ => write_rotated(&c.aaaa, rot, |r| resp.record(Section::Answer, owner, rtype::AAAA, c.ttl, r).is_some()),
+    let rank = &c.rank;
+    let limit = if rank.max_answers == 0 { usize::MAX } else { rank.max_answers };
+    let mut place = None;
+    let (mode, order) = match rank.mode {
+        Mode::Geo => match who.place() {
+            Some(p) => {
+                place = Some(p.clone());
+                (Mode::Geo, &rank.order)
+            }
+            None => (rank.fallback, &rank.fallback_order),
+        },
+        m => (m, &rank.order),
+    };
+    let mut written = 0;
+    let mut write = |r: &[u8]| {
+        if written >= limit || resp.record(Section::Answer, owner, qtype, c.ttl, r).is_none() {
+            return false;
+        }
+        written += 1;
+        true
+    };
+    if mode == Mode::Rotate && order.len() == c.members.len() {
+        match qtype {
+            rtype::A => write_rotated(&c.a, rot, &mut write),
+            _ => write_rotated(&c.aaaa, rot, &mut write),
+        };
+        return written;
     }
+    ORDER.with(|buf| {
+        let Ok(mut idx) = buf.try_borrow_mut() else { return };
+        idx.clear();
+        idx.extend_from_slice(order);
+        match (mode, &place) {
+            (Mode::Rotate | Mode::RotateSubset, _) if !idx.is_empty() => {
+                let n = rot % idx.len();
+                idx.rotate_left(n);
+            }
+            (Mode::Weighted, _) => rank::weighted_order(&rank.candidates, &mut idx, next_random),
+            (Mode::Geo, Some(p)) => rank::geo_order(&rank.candidates, p, &mut idx),
+            _ => {}
+        }
+        for &i in idx.iter() {
+            let Some(m) = c.members.get(i) else { continue };
+            let more = match qtype {
+                rtype::A => write_all_rotated(c.a.get(m.a.clone()).unwrap_or_default(), rot, &mut write),
+                _ => write_all_rotated(c.aaaa.get(m.aaaa.clone()).unwrap_or_default(), rot, &mut write),
+            };
+            if !more {
+                break;
+            }
+        }
+    });
+    written
+}
+
+/// Writes every item starting at `rot % len`; false when `write` refused one.
+fn write_all_rotated<T: AsRef<[u8]>>(items: &[T], rot: usize, write: &mut impl FnMut(&[u8]) -> bool) -> bool {
+    let n = items.len();
+    if n == 0 {
+        return true;
+    }
+    let (tail, head) = items.split_at(rot % n);
+    head.iter().chain(tail).all(|item| write(item.as_ref()))
 }
 
 fn write_rrset(rt: u16, ttl: u32, rdata: &[Box<[u8]>], owner: Owner<'_>, resp: &mut Response<'_>) -> usize {

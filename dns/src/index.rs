@@ -12,6 +12,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use meridian_config::Config;
 use meridian_config::dns::WhenNoneHealthy;
+use meridian_config::ranking::{PolicyName, RankingConfig};
+use meridian_discovery::geo::Geo;
+use meridian_discovery::rank;
 use meridian_discovery::table::{Change, ClusterMeta, ObjectKey, Snapshot};
 
 use crate::error::{Error, Result};
@@ -60,42 +63,116 @@ pub(crate) struct Rrset {
 }
 
 /// The A and AAAA records a name may answer with, grouped by the shard they come from so
-/// a per-query ranking step (geo, weight, failover) can order shards before records are
-/// written. Flattened lists make the common case (all equal rank) a rotation.
+/// the per-query ranking step can order shards before records are written. Flattened
+/// lists make the common case (all equal rank) a rotation.
 #[derive(Debug, Default)]
 pub(crate) struct Candidates {
     pub(crate) ttl: u32,
     pub(crate) members: Vec<Member>,
     pub(crate) a: Vec<[u8; 4]>,
     pub(crate) aaaa: Vec<[u8; 16]>,
+    pub(crate) rank: Rank,
 }
 
 /// One shard's share of [`Candidates`].
 #[derive(Debug)]
-#[allow(dead_code)] // read by the ranking policies (geo, weighted, failover) of the next issue
 pub(crate) struct Member {
-    pub(crate) cluster: Arc<ClusterMeta>,
     pub(crate) a: Range<usize>,
     pub(crate) aaaa: Range<usize>,
 }
 
+/// How a name orders its members per query, precomputed from the service's policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Mode {
+    /// Every record, rotated between answers (roundrobin).
+    #[default]
+    Rotate,
+    /// The members of `order`, equal among themselves: rotated (failover's first group).
+    RotateSubset,
+    /// The members of `order` in that order (latency).
+    Fixed,
+    /// A random order in proportion to weights, per query.
+    Weighted,
+    /// Nearest to the client first, per query; `fallback` when it cannot be located.
+    Geo,
+}
+
+/// The ranking of one name.
+#[derive(Debug, Default)]
+pub(crate) struct Rank {
+    pub(crate) mode: Mode,
+    /// Member indices an answer may use (fixed order for `Fixed`).
+    pub(crate) order: Vec<usize>,
+    /// For `Geo` when the client has no location.
+    pub(crate) fallback: Mode,
+    pub(crate) fallback_order: Vec<usize>,
+    /// Most address records per answer (0 = all).
+    pub(crate) max_answers: usize,
+    /// Per member: location, weight, region.
+    pub(crate) candidates: Vec<rank::Candidate>,
+}
+
+impl Rank {
+    fn from_ranking(r: rank::Ranking) -> Self {
+        let (mode, order) = mode_of(&r, r.policy);
+        let (fallback, fallback_order) = mode_of(&r, r.fallback);
+        Rank { mode, order, fallback, fallback_order, max_answers: r.max_answers, candidates: r.candidates }
+    }
+}
+
+fn mode_of(r: &rank::Ranking, policy: PolicyName) -> (Mode, Vec<usize>) {
+    let all: Vec<usize> = (0..r.candidates.len()).collect();
+    match policy {
+        PolicyName::RoundRobin => (Mode::Rotate, all),
+        PolicyName::Weighted => (Mode::Weighted, all),
+        PolicyName::Geo => (Mode::Geo, all),
+        PolicyName::Failover => {
+            let alt = rank::Ranking { policy, ..r.clone() };
+            (Mode::RotateSubset, alt.static_order())
+        }
+        PolicyName::Latency => {
+            let alt = rank::Ranking { policy, ..r.clone() };
+            (Mode::Fixed, alt.static_order())
+        }
+    }
+}
+
+/// One shard's input to [`Candidates::new`].
+#[derive(Clone, Copy)]
+pub(crate) struct MemberInput<'a> {
+    pub(crate) cluster: &'a Arc<ClusterMeta>,
+    pub(crate) addrs: &'a [std::net::IpAddr],
+    pub(crate) annotations: &'a std::collections::BTreeMap<String, String>,
+    pub(crate) rtt: Option<std::time::Duration>,
+}
+
 impl Candidates {
-    pub(crate) fn new<'a>(
+    /// Candidates of `members`, ranked by `key`'s policy; malformed annotations are
+    /// appended to `problems`.
+    pub(crate) fn new(
         ttl: u32,
-        members: impl IntoIterator<Item = (&'a Arc<ClusterMeta>, &'a [std::net::IpAddr])>,
+        members: &[MemberInput<'_>],
+        key: &ObjectKey,
+        ranking: &RankingConfig,
+        problems: &mut Vec<rank::Problem>,
     ) -> Self {
         let mut c = Candidates { ttl, ..Default::default() };
-        for (cluster, addrs) in members {
+        for m in members {
             let (a0, q0) = (c.a.len(), c.aaaa.len());
-            for ip in addrs {
+            for ip in m.addrs {
                 match ip {
                     std::net::IpAddr::V4(v4) if !c.a.contains(&v4.octets()) => c.a.push(v4.octets()),
                     std::net::IpAddr::V6(v6) if !c.aaaa.contains(&v6.octets()) => c.aaaa.push(v6.octets()),
                     _ => {}
                 }
             }
-            c.members.push(Member { cluster: cluster.clone(), a: a0..c.a.len(), aaaa: q0..c.aaaa.len() });
+            c.members.push(Member { a: a0..c.a.len(), aaaa: q0..c.aaaa.len() });
         }
+        let inputs: Vec<rank::ShardInput<'_>> = members
+            .iter()
+            .map(|m| rank::ShardInput { cluster: m.cluster, annotations: m.annotations, rtt: m.rtt })
+            .collect();
+        c.rank = Rank::from_ranking(rank::Ranking::build(key, &inputs, ranking, problems));
         c
     }
 }
@@ -115,6 +192,7 @@ pub(crate) struct Settings {
     pub(crate) names: Vec<(Key, ObjectKey)>,
     pub(crate) zones: Vec<ZoneSpec>,
     pub(crate) nameservers: Vec<String>,
+    pub(crate) ranking: RankingConfig,
 }
 
 impl Settings {
@@ -158,6 +236,7 @@ impl Settings {
             names,
             zones,
             nameservers: dns.nameservers.clone(),
+            ranking: config.ranking.clone(),
         }
     }
 }
@@ -179,7 +258,7 @@ pub(crate) enum Lookup<'a> {
 }
 
 /// The published, immutable index.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct Index {
     /// Served zones, most labels first (longest match wins).
     pub(crate) zones: Vec<ZoneEntry>,
@@ -187,6 +266,21 @@ pub(crate) struct Index {
     ents: imbl::HashMap<Key, u32>,
     extras: Arc<HashMap<Key, Arc<Node>>>,
     extra_ents: Arc<HashSet<Key>>,
+    /// Client location for `geo` names.
+    pub(crate) geo: Arc<Geo>,
+}
+
+impl Default for Index {
+    fn default() -> Self {
+        Index {
+            zones: Vec::new(),
+            names: imbl::HashMap::new(),
+            ents: imbl::HashMap::new(),
+            extras: Arc::default(),
+            extra_ents: Arc::default(),
+            geo: Arc::new(Geo::empty()),
+        }
+    }
 }
 
 impl Index {
@@ -256,6 +350,45 @@ pub(crate) struct Builder {
     by_ingress: HashMap<ObjectKey, Vec<Key>>,
     extras: Arc<HashMap<Key, Arc<Node>>>,
     extra_ents: Arc<HashSet<Key>>,
+    geo: Arc<Geo>,
+    /// What `geo` was built from, to reopen the database only when that changes.
+    geo_inputs: GeoInputs,
+    /// Malformed ranking annotations, by object (`service` or `ingress`).
+    problems: HashMap<(&'static str, ObjectKey), Vec<rank::Problem>>,
+}
+
+/// The configuration a [`Geo`] depends on.
+#[derive(Debug, Clone, PartialEq)]
+struct GeoInputs {
+    path: Option<std::path::PathBuf>,
+    networks: Vec<meridian_config::ranking::NetworkLocation>,
+    candidates: Vec<std::path::PathBuf>,
+}
+
+impl GeoInputs {
+    fn of(config: &Config) -> Self {
+        GeoInputs {
+            path: config.ranking.geoip_path(config),
+            networks: config.ranking.networks.clone(),
+            candidates: config.ranking.geoip_candidates(config),
+        }
+    }
+}
+
+/// Opens the client-location data and says in the log what geo answers will do.
+fn load_geo(config: &Config) -> Arc<Geo> {
+    let geo = Geo::from_config(config);
+    match geo.status() {
+        meridian_discovery::geo::DbStatus::Loaded { .. } => tracing::info!("dns: {}", geo.status()),
+        meridian_discovery::geo::DbStatus::NotConfigured => {
+            tracing::debug!("dns: no GeoIP database configured; geo answers use ranking.networks only")
+        }
+        status => tracing::warn!(
+            "dns: {status}; geo answers locate clients by ranking.networks only and otherwise fall back to {}",
+            config.ranking.default_policy
+        ),
+    }
+    Arc::new(geo)
 }
 
 impl Builder {
@@ -272,6 +405,9 @@ impl Builder {
             by_ingress: HashMap::new(),
             extras: Arc::default(),
             extra_ents: Arc::default(),
+            geo: load_geo(config),
+            geo_inputs: GeoInputs::of(config),
+            problems: HashMap::new(),
         };
         let errors = b.load_zones();
         if errors.is_empty() { Ok(b) } else { Err(many(errors)) }
@@ -281,6 +417,11 @@ impl Builder {
     /// (or, when new, serve only the synthesised SOA and NS); the errors are returned.
     pub(crate) fn set_config(&mut self, config: &Config, snap: &Snapshot) -> Result<()> {
         self.settings = Arc::new(Settings::from_config(config));
+        let inputs = GeoInputs::of(config);
+        if inputs != self.geo_inputs {
+            self.geo = load_geo(config);
+            self.geo_inputs = inputs;
+        }
         let errors = self.load_zones();
         self.rebuild(snap);
         if errors.is_empty() { Ok(()) } else { Err(many(errors)) }
@@ -337,6 +478,7 @@ impl Builder {
         self.ents = imbl::HashMap::new();
         self.by_service.clear();
         self.by_ingress.clear();
+        self.problems.clear();
         let services: Vec<ObjectKey> = snap.services.keys().cloned().collect();
         let ingresses: Vec<ObjectKey> = snap.ingresses.keys().cloned().collect();
         self.update(snap, &services, &ingresses);
@@ -354,14 +496,17 @@ impl Builder {
     fn update(&mut self, snap: &Snapshot, services: &[ObjectKey], ingresses: &[ObjectKey]) {
         let s = self.settings.clone();
         let mut out = Vec::new();
+        let mut problems = Vec::new();
         for key in services {
             if let Some(old) = self.by_service.remove(key) {
                 self.withdraw(&old);
             }
             out.clear();
+            problems.clear();
             if let Some(svc) = snap.services.get(key) {
-                scheme::service(snap, &s, svc, &mut out);
+                scheme::service(snap, &s, svc, &mut out, &mut problems);
             }
+            self.set_problems("service", key, &mut problems);
             let keys = self.publish_names(&mut out);
             if !keys.is_empty() {
                 self.by_service.insert(key.clone(), keys);
@@ -372,9 +517,11 @@ impl Builder {
                 self.withdraw(&old);
             }
             out.clear();
+            problems.clear();
             if let Some(ing) = snap.ingresses.get(key) {
-                scheme::ingress(snap, &s, ing, &mut out);
+                scheme::ingress(snap, &s, ing, &mut out, &mut problems);
             }
+            self.set_problems("ingress", key, &mut problems);
             let keys = self.publish_names(&mut out);
             if !keys.is_empty() {
                 self.by_ingress.insert(key.clone(), keys);
@@ -397,6 +544,39 @@ impl Builder {
                 st.serial = z.serial;
             }
         }
+    }
+
+    /// Records an object's ranking problems, logging those that are new.
+    fn set_problems(&mut self, kind: &'static str, key: &ObjectKey, problems: &mut Vec<rank::Problem>) {
+        problems.sort();
+        problems.dedup();
+        let k = (kind, key.clone());
+        if problems.is_empty() {
+            self.problems.remove(&k);
+            return;
+        }
+        if self.problems.get(&k) != Some(problems) {
+            for p in problems.iter() {
+                tracing::warn!(object = %p.object, cluster = %p.cluster, annotation = %p.annotation, value = %p.value, "dns: {}", p.reason);
+            }
+            self.problems.insert(k, problems.clone());
+        }
+    }
+
+    /// Every malformed ranking annotation, sorted.
+    pub(crate) fn problems(&self) -> Vec<rank::Problem> {
+        let mut v: Vec<rank::Problem> = self.problems.values().flatten().cloned().collect();
+        v.sort();
+        v
+    }
+
+    pub(crate) fn problem_count(&self) -> usize {
+        self.problems.values().map(Vec::len).sum()
+    }
+
+    /// The GeoIP database's state.
+    pub(crate) fn geo_status(&self) -> meridian_discovery::geo::DbStatus {
+        self.geo.status().clone()
     }
 
     /// Proper ancestors of `key` below its zone apex.
@@ -452,6 +632,7 @@ impl Builder {
             ents: self.ents.clone(),
             extras: self.extras.clone(),
             extra_ents: self.extra_ents.clone(),
+            geo: self.geo.clone(),
         }
     }
 }

@@ -30,6 +30,10 @@ struct Totals {
     buckets: [AtomicU64; BUCKETS.len() + 1],
     sum_nanos: AtomicU64,
     count: AtomicU64,
+    /// Malformed ranking annotations in the current index.
+    ranking_problems: AtomicU64,
+    /// 1 when a GeoIP database is loaded.
+    geoip_loaded: AtomicU64,
 }
 
 /// Shared totals; cheap to clone.
@@ -44,6 +48,12 @@ impl Metrics {
         let m = Metrics::default();
         registry.register_collector(Box::new(m.clone()));
         m
+    }
+
+    /// Publishes the index's ranking problem count and GeoIP state.
+    pub(crate) fn set_ranking(&self, problems: usize, geoip_loaded: bool) {
+        self.totals.ranking_problems.store(problems as u64, Ordering::Relaxed);
+        self.totals.geoip_loaded.store(u64::from(geoip_loaded), Ordering::Relaxed);
     }
 }
 
@@ -152,6 +162,18 @@ impl Collector for Metrics {
             MetricType::Histogram,
         )?;
         h.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
+        let gauges = [
+            (
+                "meridian_dns_ranking_problems",
+                "Malformed ranking annotations (meridian.io/policy, weight, failover, max-answers); the default applies",
+                t.ranking_problems.load(Ordering::Relaxed),
+            ),
+            ("meridian_dns_geoip_loaded", "1 when a GeoIP database locates clients", t.geoip_loaded.load(Ordering::Relaxed)),
+        ];
+        for (name, help, v) in gauges {
+            let mut g = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            g.encode_gauge(&(v as i64))?;
+        }
         Ok(())
     }
 }

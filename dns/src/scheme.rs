@@ -11,11 +11,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use meridian_discovery::rank::Problem;
 use meridian_discovery::table::{
-    ClusterMeta, FederatedIngress, FederatedService, IngressShard, ObjectKey, Shard, Snapshot, StalePolicy,
+    FederatedIngress, FederatedService, IngressShard, ObjectKey, Shard, Snapshot, StalePolicy,
 };
 
-use crate::index::{Candidates, Cname, Node, Rrset, Settings, Source};
+use crate::index::{Candidates, Cname, MemberInput, Node, Rrset, Settings, Source};
 use crate::name::{self, Key};
 use crate::wire::rtype;
 
@@ -26,7 +27,7 @@ const MAX_TTL: u32 = 604_800;
 /// SRV weight of MCS records: every target is equal (RFC 2782 allows any value).
 const SRV_WEIGHT: u16 = 100;
 
-type Members<'a> = Vec<(&'a Arc<ClusterMeta>, &'a [IpAddr])>;
+type Members<'a> = Vec<MemberInput<'a>>;
 /// SRV RDATA by (port name, protocol).
 type SrvSets = BTreeMap<(Arc<str>, &'static str), Vec<Box<[u8]>>>;
 
@@ -42,7 +43,7 @@ pub(crate) fn ttl_override<'a>(annotations: impl IntoIterator<Item = &'a BTreeMa
 /// healthy).
 fn service_pools<'a>(snap: &Snapshot, s: &Settings, svc: &'a FederatedService) -> (Members<'a>, Members<'a>) {
     let members = |v: Vec<&'a Arc<Shard>>| -> Members<'a> {
-        v.into_iter().filter(|sh| !sh.addresses.is_empty()).map(|sh| (&sh.cluster, &sh.addresses[..])).collect()
+        v.into_iter().filter(|sh| !sh.addresses.is_empty()).map(|sh| shard_member(sh, &sh.addresses)).collect()
     };
     let healthy = members(snap.usable_shards(&svc.shards, false));
     let global = if !healthy.is_empty() || !s.fail_open {
@@ -66,11 +67,26 @@ fn ingress_members<'a>(snap: &Snapshot, shards: &'a [Arc<IngressShard>]) -> Memb
         StalePolicy::Fallback if fresh.is_empty() => stale().collect(),
         StalePolicy::Fallback => fresh,
     };
-    chosen.into_iter().map(|sh| (&sh.cluster, &sh.addresses[..])).collect()
+    chosen
+        .into_iter()
+        .map(|sh| MemberInput { cluster: &sh.cluster, addrs: &sh.addresses, annotations: &sh.annotations, rtt: None })
+        .collect()
 }
 
-fn addr_node(ttl: u32, members: &[(&Arc<ClusterMeta>, &[IpAddr])], source: Source) -> Node {
-    Node { addrs: Some(Arc::new(Candidates::new(ttl, members.iter().copied()))), source, ..Default::default() }
+fn shard_member<'a>(sh: &'a Shard, addrs: &'a [IpAddr]) -> MemberInput<'a> {
+    MemberInput { cluster: &sh.cluster, addrs, annotations: &sh.annotations, rtt: sh.probe.rtt }
+}
+
+/// Who a name's ranking belongs to, and where its annotation problems go.
+pub(crate) struct Ranked<'a, 'p> {
+    pub(crate) key: &'a ObjectKey,
+    pub(crate) settings: &'a Settings,
+    pub(crate) problems: &'p mut Vec<Problem>,
+}
+
+fn addr_node(ttl: u32, members: &[MemberInput<'_>], source: Source, r: &mut Ranked<'_, '_>) -> Node {
+    let c = Candidates::new(ttl, members, r.key, &r.settings.ranking, r.problems);
+    Node { addrs: Some(Arc::new(c)), source, ..Default::default() }
 }
 
 fn cname_node(ttl: u32, target: &Key, source: Source) -> Node {
@@ -78,22 +94,36 @@ fn cname_node(ttl: u32, target: &Key, source: Source) -> Node {
 }
 
 /// Names of a federated service (Federation v1 and, when exported, MCS).
-pub(crate) fn service(snap: &Snapshot, s: &Settings, svc: &FederatedService, out: &mut Vec<(Key, Node)>) {
+pub(crate) fn service(
+    snap: &Snapshot,
+    s: &Settings,
+    svc: &FederatedService,
+    out: &mut Vec<(Key, Node)>,
+    problems: &mut Vec<Problem>,
+) {
     let ttl = ttl_override(svc.shards.iter().map(|sh| &sh.annotations)).unwrap_or(s.ttl);
     let (healthy, global) = service_pools(snap, s, svc);
-    federated(snap, s, &svc.key, "svc", &healthy, &global, ttl, Source::Service(svc.key.clone()), out);
+    let mut r = Ranked { key: &svc.key, settings: s, problems };
+    federated(snap, s, &svc.key, "svc", &healthy, &global, ttl, Source::Service(svc.key.clone()), out, &mut r);
     if let Some(domain) = &s.clusterset
         && (s.export_all || snap.exports.contains_key(&svc.key))
     {
-        clusterset(snap, domain, svc, &global, ttl, out);
+        clusterset(snap, domain, svc, &global, ttl, out, &mut r);
     }
 }
 
 /// Names of a federated Ingress.
-pub(crate) fn ingress(snap: &Snapshot, s: &Settings, ing: &FederatedIngress, out: &mut Vec<(Key, Node)>) {
+pub(crate) fn ingress(
+    snap: &Snapshot,
+    s: &Settings,
+    ing: &FederatedIngress,
+    out: &mut Vec<(Key, Node)>,
+    problems: &mut Vec<Problem>,
+) {
     let ttl = ttl_override(ing.shards.iter().map(|sh| &sh.annotations)).unwrap_or(s.ttl);
     let members = ingress_members(snap, &ing.shards);
-    federated(snap, s, &ing.key, "ing", &members, &members, ttl, Source::Ingress(ing.key.clone()), out);
+    let mut r = Ranked { key: &ing.key, settings: s, problems };
+    federated(snap, s, &ing.key, "ing", &members, &members, ttl, Source::Ingress(ing.key.clone()), out, &mut r);
 }
 
 /// The three levels of Federation v1 names.
@@ -108,17 +138,18 @@ fn federated(
     ttl: u32,
     source: Source,
     out: &mut Vec<(Key, Node)>,
+    r: &mut Ranked<'_, '_>,
 ) {
     let base = format!("{}.{}.{}.{kind}", key.name, key.namespace, s.federation);
     let Some(gkey) = name::key(&format!("{base}.{}", s.dns_zone)) else { return };
-    out.push((gkey.clone(), addr_node(ttl, global, source.clone())));
+    out.push((gkey.clone(), addr_node(ttl, global, source.clone(), r)));
 
     // Every region and zone of the federation gets names (as in Federation v1), so a
     // client pinned to its zone's name keeps resolving when the service leaves the zone.
     let mut regions = BTreeSet::new();
     let mut zones = BTreeSet::new();
     let metas =
-        snap.clusters.values().map(|c| &c.meta).chain(healthy.iter().map(|m| m.0)).chain(global.iter().map(|m| m.0));
+        snap.clusters.values().map(|c| &c.meta).chain(healthy.iter().map(|m| m.cluster)).chain(global.iter().map(|m| m.cluster));
     for meta in metas {
         if let Some(r) = &meta.region {
             regions.insert(r.clone());
@@ -128,29 +159,33 @@ fn federated(
         }
     }
     let mut region_keys = HashMap::new();
-    for r in &regions {
-        let Some(rkey) = name::key(&format!("{base}.{r}.{}", s.dns_zone)) else { continue };
-        let here: Members<'_> = healthy.iter().filter(|m| m.0.region.as_ref() == Some(r)).copied().collect();
+    for reg in &regions {
+        let Some(rkey) = name::key(&format!("{base}.{reg}.{}", s.dns_zone)) else { continue };
+        let here: Members<'_> = healthy.iter().filter(|m| m.cluster.region.as_ref() == Some(reg)).copied().collect();
         let node = if here.is_empty() {
             cname_node(ttl, &gkey, source.clone())
         } else {
-            addr_node(ttl, &here, source.clone())
+            addr_node(ttl, &here, source.clone(), r)
         };
-        region_keys.insert(r.clone(), rkey.clone());
+        region_keys.insert(reg.clone(), rkey.clone());
         out.push((rkey, node));
     }
-    for (z, r) in &zones {
-        let (Some(zkey), Some(rkey)) = (name::key(&format!("{base}.{z}.{r}.{}", s.dns_zone)), region_keys.get(r))
+    for (z, reg) in &zones {
+        let (Some(zkey), Some(rkey)) =
+            (name::key(&format!("{base}.{z}.{reg}.{}", s.dns_zone)), region_keys.get(reg))
         else {
             continue;
         };
         let here: Members<'_> = healthy
             .iter()
-            .filter(|m| m.0.region.as_ref() == Some(r) && m.0.zone.as_ref() == Some(z))
+            .filter(|m| m.cluster.region.as_ref() == Some(reg) && m.cluster.zone.as_ref() == Some(z))
             .copied()
             .collect();
-        let node =
-            if here.is_empty() { cname_node(ttl, rkey, source.clone()) } else { addr_node(ttl, &here, source.clone()) };
+        let node = if here.is_empty() {
+            cname_node(ttl, rkey, source.clone())
+        } else {
+            addr_node(ttl, &here, source.clone(), r)
+        };
         out.push((zkey, node));
     }
 }
@@ -185,6 +220,7 @@ fn clusterset(
     global: &Members<'_>,
     ttl: u32,
     out: &mut Vec<(Key, Node)>,
+    r: &mut Ranked<'_, '_>,
 ) {
     let base = format!("{}.{}.svc.{domain}", svc.key.name, svc.key.namespace);
     let Some(bkey) = name::key(&base) else { return };
@@ -193,7 +229,7 @@ fn clusterset(
     // (port name, protocol) → SRV RDATA
     let mut srvs: SrvSets = BTreeMap::new();
     if !headless {
-        out.push((bkey.clone(), addr_node(ttl, global, source.clone())));
+        out.push((bkey.clone(), addr_node(ttl, global, source.clone(), r)));
         for port in svc.shards.iter().flat_map(|sh| &sh.ports) {
             if let Some(n) = &port.name {
                 srvs.entry((n.clone(), port.protocol.as_str())).or_insert_with(|| vec![srv(port.port, &bkey)]);
@@ -203,14 +239,14 @@ fn clusterset(
         let mut all: Members<'_> = Vec::new();
         for sh in snap.usable_shards(&svc.shards, false) {
             for ep in sh.endpoints.iter().filter(|ep| ep.ready && !ep.addresses.is_empty()) {
-                all.push((&sh.cluster, &ep.addresses[..]));
+                all.push(shard_member(sh, &ep.addresses));
                 let host = match (&ep.hostname, ep.addresses.first()) {
                     (Some(h), _) => h.to_string(),
                     (None, Some(ip)) => address_label(ip),
                     (None, None) => continue,
                 };
                 let Some(hkey) = name::key(&format!("{host}.{}.{base}", sh.cluster.name)) else { continue };
-                out.push((hkey.clone(), addr_node(ttl, &[(&sh.cluster, &ep.addresses[..])], source.clone())));
+                out.push((hkey.clone(), addr_node(ttl, &[shard_member(sh, &ep.addresses)], source.clone(), r)));
                 for port in &sh.ports {
                     let Some(n) = &port.name else { continue };
                     let number = ep.ports.iter().find(|p| p.name.as_ref() == Some(n)).map_or(port.port, |p| p.port);
@@ -222,7 +258,7 @@ fn clusterset(
             // KEP-1645: a headless service without ready endpoints is NXDOMAIN.
             return;
         }
-        out.push((bkey.clone(), addr_node(ttl, &all, source.clone())));
+        out.push((bkey.clone(), addr_node(ttl, &all, source.clone(), r)));
     }
     for ((port, proto), rdata) in srvs {
         let Some(k) = name::key(&format!("_{port}._{proto}.{base}")) else { continue };
@@ -240,17 +276,20 @@ fn clusterset(
 /// Ingress hosts and custom names that fall inside a served zone (`in_zone`).
 pub(crate) fn extras(snap: &Snapshot, s: &Settings, in_zone: impl Fn(&[u8]) -> bool) -> HashMap<Key, Arc<Node>> {
     let mut out = HashMap::new();
+    // Problems of these names are those of their service or ingress, reported there.
+    let mut ignored = Vec::new();
     for (key, svc_key) in &s.names {
         if !in_zone(key) {
             continue;
         }
+        let mut r = Ranked { key: svc_key, settings: s, problems: &mut ignored };
         let node = match snap.services.get(svc_key) {
             Some(svc) => {
                 let ttl = ttl_override(svc.shards.iter().map(|sh| &sh.annotations)).unwrap_or(s.ttl);
                 let (_, global) = service_pools(snap, s, svc);
-                addr_node(ttl, &global, Source::Custom(svc_key.clone()))
+                addr_node(ttl, &global, Source::Custom(svc_key.clone()), &mut r)
             }
-            None => addr_node(s.ttl, &[], Source::Custom(svc_key.clone())),
+            None => addr_node(s.ttl, &[], Source::Custom(svc_key.clone()), &mut r),
         };
         out.insert(key.clone(), Arc::new(node));
     }
@@ -268,7 +307,9 @@ pub(crate) fn extras(snap: &Snapshot, s: &Settings, in_zone: impl Fn(&[u8]) -> b
         }
     }
     for (key, (ttl, members, ing)) in hosts {
-        out.insert(key, Arc::new(addr_node(ttl, &members, Source::IngressHost(ing))));
+        let mut r = Ranked { key: &ing, settings: s, problems: &mut ignored };
+        let node = addr_node(ttl, &members, Source::IngressHost(ing.clone()), &mut r);
+        out.insert(key, Arc::new(node));
     }
     out
 }

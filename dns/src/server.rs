@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use meridian_config::Config;
+use meridian_discovery::geo::DbStatus;
+use meridian_discovery::rank::Problem;
 use meridian_discovery::table::Table;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
@@ -57,6 +59,7 @@ struct Shared {
 impl Shared {
     fn publish(&self, builder: &Builder) {
         self.index.store(Arc::new(builder.index()));
+        self.metrics.set_ranking(builder.problem_count(), builder.geo_status().is_loaded());
     }
 }
 
@@ -119,6 +122,7 @@ impl DnsServer {
         let changes = table.changes();
         let mut builder = Builder::new(config)?;
         builder.rebuild(&table.snapshot());
+        metrics.set_ranking(builder.problem_count(), builder.geo_status().is_loaded());
         let shared = Arc::new(Shared {
             index: ArcSwap::from_pointee(builder.index()),
             builder: Mutex::new(builder),
@@ -197,6 +201,18 @@ impl DnsServer {
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
+    }
+
+    /// Malformed ranking annotations (`meridian.io/policy`, `weight`, `failover`,
+    /// `max-answers`) in the current table, for `meridian status`; each has its default
+    /// applied.
+    pub fn ranking_problems(&self) -> Vec<Problem> {
+        self.shared.builder.lock().unwrap_or_else(|e| e.into_inner()).problems()
+    }
+
+    /// Whether a GeoIP database locates clients, and which.
+    pub fn geo_status(&self) -> DbStatus {
+        self.shared.builder.lock().unwrap_or_else(|e| e.into_inner()).geo_status()
     }
 
     /// The bound addresses (UDP and TCP share each).

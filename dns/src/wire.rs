@@ -60,8 +60,83 @@ pub(crate) struct Edns {
     pub(crate) version: u8,
     /// DNSSEC OK, copied back (RFC 3225).
     pub(crate) dnssec_ok: bool,
-    /// Where the options are in the packet (for EDNS Client Subnet in the ranking step).
+    /// Where the options are in the packet.
     pub(crate) options: Range<usize>,
+    /// The EDNS Client Subnet option, when the query carried a valid one.
+    pub(crate) ecs: Option<Ecs>,
+}
+
+/// EDNS option code of Client Subnet (RFC 7871).
+pub(crate) const OPTION_ECS: u16 = 8;
+
+/// An EDNS Client Subnet option (RFC 7871 §6) as sent by the resolver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ecs {
+    /// 1 = IPv4, 2 = IPv6.
+    pub(crate) family: u16,
+    pub(crate) source_prefix: u8,
+    /// The address, zero beyond the source prefix (only `source_prefix` bits were sent).
+    pub(crate) addr: std::net::IpAddr,
+}
+
+impl Ecs {
+    /// Octets of ADDRESS on the wire: exactly enough for the source prefix.
+    pub(crate) fn address_len(&self) -> usize {
+        usize::from(self.source_prefix).div_ceil(8)
+    }
+
+    /// Reads the option's data; `None` when malformed (RFC 7871 §7.1.1: FORMERR).
+    pub(crate) fn parse(data: &[u8]) -> Option<Ecs> {
+        let (head, addr) = data.split_at_checked(4)?;
+        let family = u16::from_be_bytes([head[0], head[1]]);
+        let (source_prefix, scope) = (head[2], head[3]);
+        let max = match family {
+            1 => 32,
+            2 => 128,
+            _ => return None,
+        };
+        // A query's SCOPE PREFIX-LENGTH must be 0, and ADDRESS exactly as long as needed.
+        if source_prefix > max || scope != 0 || addr.len() != usize::from(source_prefix).div_ceil(8) {
+            return None;
+        }
+        // Bits beyond the source prefix must be zero (§6).
+        if let Some(last) = addr.last() {
+            let used = source_prefix % 8;
+            if used != 0 && last & (0xFFu8 >> used) != 0 {
+                return None;
+            }
+        }
+        let ip = if family == 1 {
+            let mut b = [0u8; 4];
+            b.get_mut(..addr.len())?.copy_from_slice(addr);
+            std::net::IpAddr::from(b)
+        } else {
+            let mut b = [0u8; 16];
+            b.get_mut(..addr.len())?.copy_from_slice(addr);
+            std::net::IpAddr::from(b)
+        };
+        Some(Ecs { family, source_prefix, addr: ip })
+    }
+
+    /// The option as echoed in a response, with `scope` (RFC 7871 §7.2.1).
+    fn write(&self, scope: u8, buf: &mut Vec<u8>) {
+        let n = self.address_len();
+        buf.extend_from_slice(&OPTION_ECS.to_be_bytes());
+        buf.extend_from_slice(&((4 + n) as u16).to_be_bytes());
+        buf.extend_from_slice(&self.family.to_be_bytes());
+        buf.push(self.source_prefix);
+        buf.push(scope);
+        let octets: &[u8] = match &self.addr {
+            std::net::IpAddr::V4(a) => &a.octets()[..],
+            std::net::IpAddr::V6(a) => &a.octets()[..],
+        };
+        buf.extend_from_slice(octets.get(..n).unwrap_or(octets));
+    }
+
+    /// Bytes the echoed option adds to the OPT record.
+    fn wire_len(&self) -> usize {
+        8 + self.address_len()
+    }
 }
 
 /// The question, with the name lower-cased for lookup; `raw` is the question as sent.
@@ -231,15 +306,41 @@ fn read_edns(r: &mut Reader<'_>, an: u16, ns: u16, ar: u16) -> Result<Option<Edn
             if !in_additional || !root || edns.is_some() {
                 return Err(());
             }
+            let options = data..data + rdlen;
+            let ecs = match r.buf.get(options.clone()) {
+                Some(opts) => read_ecs(opts)?,
+                None => return Err(()),
+            };
             edns = Some(Edns {
                 payload: class,
                 version: (ttl >> 16) as u8,
                 dnssec_ok: ttl & 0x8000 != 0,
-                options: data..data + rdlen,
+                options,
+                ecs,
             });
         }
     }
     Ok(edns)
+}
+
+/// Finds the Client Subnet option among EDNS options; `Err` when the options are
+/// malformed, or the ECS option is (or appears twice).
+fn read_ecs(mut opts: &[u8]) -> Result<Option<Ecs>, ()> {
+    let mut ecs = None;
+    while !opts.is_empty() {
+        let (head, rest) = opts.split_at_checked(4).ok_or(())?;
+        let code = u16::from_be_bytes([head[0], head[1]]);
+        let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
+        let (data, rest) = rest.split_at_checked(len).ok_or(())?;
+        if code == OPTION_ECS {
+            if ecs.is_some() {
+                return Err(());
+            }
+            ecs = Some(Ecs::parse(data).ok_or(())?);
+        }
+        opts = rest;
+    }
+    Ok(ecs)
 }
 
 /// Where a record's owner name comes from.
@@ -334,9 +435,10 @@ impl<'b> Response<'b> {
     }
 
     /// Finishes the message: the OPT record when the query had one (with the upper bits of
-    /// an extended RCODE), the section counts, and truncation to `limit` (TC=1, every
-    /// section emptied, so a client never caches a partial RRset).
-    pub(crate) fn finish(mut self, edns: Option<&Edns>, rcode: u16, limit: usize) {
+    /// an extended RCODE, and the Client Subnet option echoed with `ecs_scope`), the
+    /// section counts, and truncation to `limit` (TC=1, every section emptied, so a client
+    /// never caches a partial RRset).
+    pub(crate) fn finish(mut self, edns: Option<&Edns>, rcode: u16, limit: usize, ecs_scope: u8) {
         self.set_rcode(rcode);
         let write_counts = |buf: &mut Vec<u8>, counts: [u16; 3], ar: u16| {
             for (i, c) in [counts[0], counts[1], ar].into_iter().enumerate() {
@@ -345,7 +447,8 @@ impl<'b> Response<'b> {
                 }
             }
         };
-        let opt_len = if edns.is_some() { 11 } else { 0 };
+        let ecs = edns.and_then(|e| e.ecs.as_ref());
+        let opt_len = if edns.is_some() { 11 + ecs.map_or(0, Ecs::wire_len) } else { 0 };
         let truncated = self.overflow || self.buf.len() + opt_len > limit;
         if truncated {
             self.buf.truncate(self.question_end);
@@ -359,7 +462,13 @@ impl<'b> Response<'b> {
             self.buf.extend_from_slice(&rtype::OPT.to_be_bytes());
             self.buf.extend_from_slice(&EDNS_PAYLOAD.to_be_bytes());
             self.buf.extend_from_slice(&ttl.to_be_bytes());
-            self.buf.extend_from_slice(&[0, 0]);
+            match ecs {
+                Some(ecs) => {
+                    self.buf.extend_from_slice(&(ecs.wire_len() as u16).to_be_bytes());
+                    ecs.write(ecs_scope, self.buf);
+                }
+                None => self.buf.extend_from_slice(&[0, 0]),
+            }
             ar += 1;
         }
         write_counts(self.buf, self.counts, ar);

@@ -153,7 +153,8 @@ async fn proxy(shared: &Shared, conn: &ConnInfo, route: &Route, mut req: Request
             None => break,
         };
         let hdrs = if bodyless && !last_try { parts.headers.clone() } else { std::mem::take(&mut parts.headers) };
-        let Ok(uri) = Uri::builder().scheme(Scheme::HTTP).authority(ep.authority.clone()).path_and_query(pq.clone()).build()
+        let Ok(uri) =
+            Uri::builder().scheme(Scheme::HTTP).authority(ep.authority.clone()).path_and_query(pq.clone()).build()
         else {
             return Answer { response: local(StatusCode::BAD_REQUEST, "bad request target\n"), status: None };
         };

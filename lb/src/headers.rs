@@ -7,8 +7,16 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// Headers that describe one connection, never forwarded (besides those the
 /// `Connection` header names).
-const HOP_BY_HOP: [&str; 8] =
-    ["connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding"];
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+];
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -77,7 +85,13 @@ fn connection_named(headers: &HeaderMap) -> Option<Vec<HeaderName>> {
 }
 
 /// Rewrites a client's request headers for the backend.
-pub(crate) fn rewrite_request(headers: &mut HeaderMap, client: IpAddr, tls: bool, version: http::Version, upgrade: bool) {
+pub(crate) fn rewrite_request(
+    headers: &mut HeaderMap,
+    client: IpAddr,
+    tls: bool,
+    version: http::Version,
+    upgrade: bool,
+) {
     strip_hop_by_hop(headers, upgrade);
     let proto = if tls { "https" } else { "http" };
     append_list(headers, &X_FORWARDED_FOR, &client.to_string());

@@ -52,19 +52,21 @@ impl Metrics {
         );
         r.register("retries", "Retries by route", m.retries.clone());
         r.register("backend_requests", "Attempts by backend and status class", m.backend_requests.clone());
-        r.register(
-            "backend_duration_seconds",
-            "Time to response headers by backend",
-            m.backend_latency.clone(),
-        );
+        r.register("backend_duration_seconds", "Time to response headers by backend", m.backend_latency.clone());
         r.register("ejections", "Outlier ejections by backend", m.ejections.clone());
         r.register("connections", "Client connections open", m.connections.clone());
-        r.register("rejected_connections", "Client connections closed at the connection limit", m.rejected_connections.clone());
+        r.register(
+            "rejected_connections",
+            "Client connections closed at the connection limit",
+            m.rejected_connections.clone(),
+        );
         m
     }
 
     pub(crate) fn route(&self, route: &str) -> RouteStats {
-        let class = |c: &str| self.route_requests.get_or_create(&[("route", route.to_owned()), ("class", c.to_owned())]).clone();
+        let class = |c: &str| {
+            self.route_requests.get_or_create(&[("route", route.to_owned()), ("class", c.to_owned())]).clone()
+        };
         RouteStats {
             classes: CLASSES.map(class),
             latency: self.route_latency.get_or_create(&[("route", route.to_owned())]).clone(),
@@ -73,8 +75,9 @@ impl Metrics {
     }
 
     pub(crate) fn backend(&self, backend: &str) -> BackendStats {
-        let class =
-            |c: &str| self.backend_requests.get_or_create(&[("backend", backend.to_owned()), ("class", c.to_owned())]).clone();
+        let class = |c: &str| {
+            self.backend_requests.get_or_create(&[("backend", backend.to_owned()), ("class", c.to_owned())]).clone()
+        };
         BackendStats {
             classes: CLASSES.map(class),
             latency: self.backend_latency.get_or_create(&[("backend", backend.to_owned())]).clone(),

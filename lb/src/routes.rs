@@ -238,19 +238,22 @@ impl Builder {
                     };
                     let path = if p.path.is_empty() { "/".to_owned() } else { p.path.to_string() };
                     let exact = &*p.path_type == "Exact";
-                    let spec = specs.entry((normalize_host(&p.host).into_owned(), path, exact)).or_insert_with(|| Spec {
-                        source: format!("ingress {key}").into(),
-                        namespace: key.namespace.to_string(),
-                        service: p.service.to_string(),
-                        port: port.clone(),
-                        clusters: Some(BTreeSet::new()),
-                    });
+                    let spec =
+                        specs.entry((normalize_host(&p.host).into_owned(), path, exact)).or_insert_with(|| Spec {
+                            source: format!("ingress {key}").into(),
+                            namespace: key.namespace.to_string(),
+                            service: p.service.to_string(),
+                            port: port.clone(),
+                            clusters: Some(BTreeSet::new()),
+                        });
                     // Another Ingress claiming the same host and path for a different
                     // service loses; the same target in another cluster adds that cluster.
-                    if spec.namespace == *key.namespace && spec.service == *p.service && spec.port == port {
-                        if let Some(c) = spec.clusters.as_mut() {
-                            c.insert(shard.cluster.name.clone());
-                        }
+                    if spec.namespace == *key.namespace
+                        && spec.service == *p.service
+                        && spec.port == port
+                        && let Some(c) = spec.clusters.as_mut()
+                    {
+                        c.insert(shard.cluster.name.clone());
                     }
                 }
             }
@@ -262,7 +265,13 @@ impl Builder {
         let mut index = RouteIndex::default();
         for ((host, path, exact), spec) in specs {
             let clusters_key = spec.clusters.as_ref().map(|c| c.iter().map(|s| &**s).collect::<Vec<_>>().join(","));
-            let up_key = format!("{}/{}{}@{}", spec.namespace, spec.service, spec.port.label(), clusters_key.unwrap_or_default());
+            let up_key = format!(
+                "{}/{}{}@{}",
+                spec.namespace,
+                spec.service,
+                spec.port.label(),
+                clusters_key.unwrap_or_default()
+            );
             let upstream = match upstreams.get(&up_key) {
                 Some(u) => u.clone(),
                 None => {
@@ -272,9 +281,16 @@ impl Builder {
                 }
             };
             let route_name = format!("{host}{path}");
-            let stats = self.route_stats.entry(route_name.clone()).or_insert_with(|| self.metrics.route(&route_name)).clone();
-            let route =
-                Arc::new(Route { host: host.as_str().into(), path: path.into(), exact, source: spec.source, upstream, stats });
+            let stats =
+                self.route_stats.entry(route_name.clone()).or_insert_with(|| self.metrics.route(&route_name)).clone();
+            let route = Arc::new(Route {
+                host: host.as_str().into(),
+                path: path.into(),
+                exact,
+                source: spec.source,
+                upstream,
+                stats,
+            });
             index.routes.push(route.clone());
             match host.strip_prefix('*') {
                 Some(suffix) => match index.wildcard.iter_mut().find(|(s, _)| **s == *suffix) {
@@ -284,17 +300,24 @@ impl Builder {
                 None => index.exact.entry(host.into_boxed_str()).or_default().push(route),
             }
         }
-        let longest_path_first = |v: &mut Vec<Arc<Route>>| v.sort_by(|a, b| b.path.len().cmp(&a.path.len()).then(b.exact.cmp(&a.exact)));
+        let longest_path_first =
+            |v: &mut Vec<Arc<Route>>| v.sort_by(|a, b| b.path.len().cmp(&a.path.len()).then(b.exact.cmp(&a.exact)));
         index.exact.values_mut().for_each(longest_path_first);
         index.wildcard.iter_mut().for_each(|(_, v)| longest_path_first(v));
-        index.wildcard.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        index.wildcard.sort_by_key(|w| std::cmp::Reverse(w.0.len()));
         // Forget backends no route uses any more; their state would never be read.
         self.endpoints.retain(|a, _| used.contains(a));
         self.budgets.retain(|n, _| upstreams.values().any(|u| u.name == *n));
         index
     }
 
-    fn upstream(&mut self, snap: &Snapshot, spec: &Spec, region: Option<&str>, used: &mut BTreeSet<SocketAddr>) -> Upstream {
+    fn upstream(
+        &mut self,
+        snap: &Snapshot,
+        spec: &Spec,
+        region: Option<&str>,
+        used: &mut BTreeSet<SocketAddr>,
+    ) -> Upstream {
         let name: Arc<str> = format!("{}/{}{}", spec.namespace, spec.service, spec.port.label()).into();
         let budget = self.budgets.entry(name.clone()).or_default().clone();
         let shards: Vec<Arc<Shard>> = snap
@@ -307,7 +330,7 @@ impl Builder {
                     .collect()
             })
             .unwrap_or_default();
-        let usable: Vec<*const Shard> = snap.usable_shards(&shards, false).into_iter().map(|s| Arc::as_ptr(s)).collect();
+        let usable: Vec<*const Shard> = snap.usable_shards(&shards, false).into_iter().map(Arc::as_ptr).collect();
         let refs: Vec<&Shard> = shards.iter().map(|s| &**s).collect();
         let mut levels = Vec::new();
         for (level_name, members) in priority_levels(region, &refs) {
@@ -356,7 +379,7 @@ pub(crate) fn priority_levels<'a>(local_region: Option<&str>, shards: &[&'a Shar
             None => groups.push((!local, s.cluster.order, name, vec![s])),
         }
     }
-    groups.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    groups.sort_by_key(|g| (g.0, g.1));
     groups.into_iter().map(|(_, _, name, shards)| (name, shards)).collect()
 }
 

@@ -72,11 +72,20 @@ impl Settings {
         }
     }
 
+    /// Objects that are not federated: those of excluded namespaces, and the `default`
+    /// Namespace object itself, which every cluster has from birth and nobody manages
+    /// (objects inside `default` are federated as usual).
     fn excluded(&self, key: &ObjKey) -> bool {
+        if key.kind == kinds::NAMESPACE && key.name == BUILT_IN_NAMESPACE {
+            return true;
+        }
         let ns = if key.kind == kinds::NAMESPACE { &key.name } else { &key.namespace };
         self.exclude.iter().any(|e| e == ns)
     }
 }
+
+/// The namespace every Kubernetes cluster is created with.
+const BUILT_IN_NAMESPACE: &str = "default";
 
 /// State shared by the controller's tasks and the [`crate::Sync`] handle.
 pub(crate) struct Shared {
@@ -481,11 +490,23 @@ async fn reconcile(sh: &Shared, key: &ObjKey) -> Next {
         let stripped = &stripped;
         let uid = &uid;
         let settings = &settings;
+        let obj = &obj;
         async move {
             let replicas = plan.as_ref().map(|p| p.get(&t.name).copied().unwrap_or(0));
-            let outcome =
-                sync_member(sh, settings, key, kind, &obj, t, live, stripped, replicas, steering.overrides.get(&t.name), uid)
-                    .await;
+            let outcome = sync_member(
+                sh,
+                settings,
+                key,
+                kind,
+                obj,
+                t,
+                live,
+                stripped,
+                replicas,
+                steering.overrides.get(&t.name),
+                uid,
+            )
+            .await;
             (t.name.clone(), outcome)
         }
     }))
@@ -501,7 +522,8 @@ async fn reconcile(sh: &Shared, key: &ObjKey) -> Next {
             let changed = before.is_none_or(|b| b.state != s.state || b.message != s.message);
             if changed && s.state != State::Synced {
                 let severity = if s.state == State::ClusterNotReady { Severity::Normal } else { Severity::Warning };
-                let msg = format!("cluster {cluster}: {}", s.message.as_deref().unwrap_or(s.state.reason(outcome.existed)));
+                let msg =
+                    format!("cluster {cluster}: {}", s.message.as_deref().unwrap_or(s.state.reason(outcome.existed)));
                 events::record(&sh.host, &obj, severity, s.state.reason(outcome.existed), &msg).await;
             }
             status.clusters.insert(cluster, s);
@@ -588,8 +610,14 @@ async fn sync_member(
                 Err(e) if is_not_found(&e) => {}
                 Err(e) => {
                     let msg = template::redact(&short(&e), obj);
-                    events::record(&sh.host, obj, Severity::Warning, "FailedDeleteInCluster", &format!("cluster {}: {msg}", t.name))
-                        .await;
+                    events::record(
+                        &sh.host,
+                        obj,
+                        Severity::Warning,
+                        "FailedDeleteInCluster",
+                        &format!("cluster {}: {msg}", t.name),
+                    )
+                    .await;
                     return MemberOutcome { status: None, retry: true, existed: true, member_status: None };
                 }
             }
@@ -625,7 +653,8 @@ async fn sync_member(
             sh.metrics.write(&t.name, action);
             let verb = if existed { "updated in" } else { "created in" };
             let detail = replicas.map(|r| format!(" with {r} replicas")).unwrap_or_default();
-            events::record(&sh.host, obj, Severity::Normal, reason, &format!("{verb} cluster {}{detail}", t.name)).await;
+            events::record(&sh.host, obj, Severity::Normal, reason, &format!("{verb} cluster {}{detail}", t.name))
+                .await;
             info!(object = %key, cluster = %t.name, action, "propagated");
             let mut out = MemberOutcome::state(State::Synced, None, replicas, existed);
             out.member_status = to_value(&applied).get("status").cloned();
@@ -780,8 +809,14 @@ async fn delete(sh: &Shared, settings: &Settings, key: &ObjKey, kind: &Kind, obj
             Err(e) if is_not_found(&e) => {}
             Err(e) => {
                 let msg = template::redact(&short(&e), obj);
-                events::record(&sh.host, obj, Severity::Warning, &format!("Failed{reason}"), &format!("cluster {name}: {msg}"))
-                    .await;
+                events::record(
+                    &sh.host,
+                    obj,
+                    Severity::Warning,
+                    &format!("Failed{reason}"),
+                    &format!("cluster {name}: {msg}"),
+                )
+                .await;
                 blocked.push((name.clone(), msg));
             }
         }
@@ -807,7 +842,8 @@ async fn delete(sh: &Shared, settings: &Settings, key: &ObjKey, kind: &Kind, obj
     }
     if !leftovers.is_empty() {
         let list: Vec<String> = leftovers.iter().map(|(c, r)| format!("{c} ({r})")).collect();
-        let msg = format!("released after {:?} with copies possibly left in: {}", settings.deletion_timeout, list.join(", "));
+        let msg =
+            format!("released after {:?} with copies possibly left in: {}", settings.deletion_timeout, list.join(", "));
         warn!(object = %key, clusters = %list.join(", "), "deletion timed out; leftovers reported");
         events::record(&sh.host, obj, Severity::Warning, "DeletionTimedOut", &msg).await;
         let mut book = sh.book.lock();

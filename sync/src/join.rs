@@ -86,8 +86,8 @@ pub async fn join(
     // Validate before contacting the cluster: a bad name should not wait for a timeout.
     let text = doc.to_string();
     let base = config_path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let config =
-        Config::parse(&text, config_path, &base).map_err(|errors| Error::Invalid { path: config_path.to_path_buf(), errors })?;
+    let config = Config::parse(&text, config_path, &base)
+        .map_err(|errors| Error::Invalid { path: config_path.to_path_buf(), errors })?;
     let resolved = config.resolve(kubeconfig);
     check_reachable(name, &resolved, context).await?;
     validate_and_write(config_path, &doc)

@@ -28,10 +28,6 @@ impl Kind {
     pub(crate) fn api_resource(&self) -> ApiResource {
         ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(self.group, self.version, self.kind), self.plural)
     }
-
-    pub(crate) fn api_version(&self) -> String {
-        if self.group.is_empty() { self.version.to_owned() } else { format!("{}/{}", self.group, self.version) }
-    }
 }
 
 const fn kind(
@@ -65,6 +61,7 @@ pub(crate) fn get(index: usize) -> &'static Kind {
 }
 
 /// Looks a type up by its kind name (`Deployment`).
+#[cfg(test)]
 pub(crate) fn by_name(name: &str) -> Option<usize> {
     KINDS.iter().position(|k| k.kind.eq_ignore_ascii_case(name))
 }

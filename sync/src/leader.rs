@@ -44,7 +44,12 @@ pub(crate) struct Elector {
 }
 
 impl Elector {
-    pub(crate) fn new(host: Client, namespace: &str, identity: String, duration: Duration) -> (Self, watch::Receiver<bool>) {
+    pub(crate) fn new(
+        host: Client,
+        namespace: &str,
+        identity: String,
+        duration: Duration,
+    ) -> (Self, watch::Receiver<bool>) {
         let (leader, rx) = watch::channel(false);
         (Self { api: Api::namespaced(host, namespace), identity, duration, leader }, rx)
     }
@@ -110,7 +115,11 @@ impl Elector {
         let holder = spec.holder_identity.clone().unwrap_or_default();
         let transitions = spec.lease_transitions.unwrap_or(0);
         if holder == self.identity {
-            return match self.api.replace(LEASE_NAME, &PostParams::default(), &self.lease(Some(&lease), transitions)).await {
+            return match self
+                .api
+                .replace(LEASE_NAME, &PostParams::default(), &self.lease(Some(&lease), transitions))
+                .await
+            {
                 Ok(_) => State::Leading { renewed: sent },
                 Err(e) => {
                     warn!(error = %e, "cannot renew the sync Lease");
@@ -159,8 +168,11 @@ impl Elector {
     fn lease(&self, old: Option<&Lease>, transitions: i32) -> Lease {
         let now = MicroTime(Timestamp::now());
         let old_spec = old.and_then(|l| l.spec.clone()).unwrap_or_default();
-        let acquire =
-            if old_spec.holder_identity.as_deref() == Some(&self.identity) { old_spec.acquire_time } else { Some(now.clone()) };
+        let acquire = if old_spec.holder_identity.as_deref() == Some(&self.identity) {
+            old_spec.acquire_time
+        } else {
+            Some(now.clone())
+        };
         Lease {
             metadata: ObjectMeta {
                 name: Some(LEASE_NAME.to_owned()),
@@ -171,7 +183,9 @@ impl Elector {
                 holder_identity: Some(self.identity.clone()),
                 // Rounded up: a shorter Lease than our own deadline assumes would let a follower in
                 // before this replica stops.
-                lease_duration_seconds: Some(i32::try_from(self.duration.as_millis().div_ceil(1000).max(1)).unwrap_or(i32::MAX)),
+                lease_duration_seconds: Some(
+                    i32::try_from(self.duration.as_millis().div_ceil(1000).max(1)).unwrap_or(i32::MAX),
+                ),
                 acquire_time: acquire,
                 renew_time: Some(now),
                 lease_transitions: Some(transitions),

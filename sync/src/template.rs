@@ -91,7 +91,8 @@ impl Placement {
     /// Whether a cluster with these labels is selected. Both restrictions apply when both
     /// annotations are present.
     pub fn selects(&self, cluster: &str, labels: &BTreeMap<String, String>) -> bool {
-        self.names.as_ref().is_none_or(|n| n.contains(cluster)) && self.selector.as_ref().is_none_or(|s| s.matches(labels))
+        self.names.as_ref().is_none_or(|n| n.contains(cluster))
+            && self.selector.as_ref().is_none_or(|s| s.matches(labels))
     }
 }
 
@@ -152,7 +153,9 @@ pub fn steering(obj: &Value) -> Result<Steering, AnnotationError> {
     let retain_replicas = match annotation(obj, RETAIN_REPLICAS_ANNOTATION) {
         None | Some("false") => false,
         Some("true") => true,
-        Some(other) => return Err(bad(RETAIN_REPLICAS_ANNOTATION, format!("expected \"true\" or \"false\", got {other:?}"))),
+        Some(other) => {
+            return Err(bad(RETAIN_REPLICAS_ANNOTATION, format!("expected \"true\" or \"false\", got {other:?}")));
+        }
     };
     Ok(Steering { placement, overrides, preferences, retain_replicas })
 }
@@ -189,7 +192,10 @@ fn parse_overrides(text: &str) -> Result<BTreeMap<String, json_patch::Patch>, An
             let path = path.to_string();
             let fixed = ["/apiVersion", "/kind", "/metadata/name", "/metadata/namespace"];
             if path.is_empty() || fixed.iter().any(|f| path == *f || path.starts_with(&format!("{f}/"))) {
-                return Err(bad(OVERRIDES_ANNOTATION, format!("cluster {cluster:?}: path {path:?} cannot be overridden")));
+                return Err(bad(
+                    OVERRIDES_ANNOTATION,
+                    format!("cluster {cluster:?}: path {path:?} cannot be overridden"),
+                ));
             }
         }
     }
@@ -198,7 +204,7 @@ fn parse_overrides(text: &str) -> Result<BTreeMap<String, json_patch::Patch>, An
 
 /// The control-plane object reduced to what every member gets: no status, no
 /// server-owned metadata, no steering annotations, no member-owned Service fields.
-pub fn strip(kind: &Kind, obj: &Value) -> Value {
+pub(crate) fn strip(kind: &Kind, obj: &Value) -> Value {
     let mut out = obj.clone();
     let Some(m) = out.as_object_mut() else { return out };
     m.remove("status");
@@ -244,7 +250,7 @@ pub struct OverrideError(pub String);
 
 /// The object applied to one member: the stripped template with this cluster's replicas
 /// and overrides, plus Meridian's marks (managed label, origin uid, template hash).
-pub fn member_copy(
+pub(crate) fn member_copy(
     kind: &Kind,
     stripped: &Value,
     replicas: Option<i64>,
@@ -252,16 +258,16 @@ pub fn member_copy(
     origin_uid: &str,
 ) -> Result<Value, OverrideError> {
     let mut out = stripped.clone();
-    if kind.workload == Workload::Replicated {
-        if let Some(spec) = out.get_mut("spec").and_then(Value::as_object_mut) {
-            match replicas {
-                Some(n) => {
-                    spec.insert("replicas".into(), json!(n));
-                }
-                // Left to the member (its autoscaler owns it).
-                None => {
-                    spec.remove("replicas");
-                }
+    if kind.workload == Workload::Replicated
+        && let Some(spec) = out.get_mut("spec").and_then(Value::as_object_mut)
+    {
+        match replicas {
+            Some(n) => {
+                spec.insert("replicas".into(), json!(n));
+            }
+            // Left to the member (its autoscaler owns it).
+            None => {
+                spec.remove("replicas");
             }
         }
     }
@@ -477,7 +483,10 @@ mod tests {
         assert_eq!(strip(kind("Service"), &svc), want);
         let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n", "annotations": {STATUS_ANNOTATION: "{}"}},
             "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}});
-        assert_eq!(strip(kind("Namespace"), &ns), json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"}}));
+        assert_eq!(
+            strip(kind("Namespace"), &ns),
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"}})
+        );
     }
 
     #[test]
@@ -500,8 +509,8 @@ mod tests {
         let autoscaled = member_copy(kind("Deployment"), &dep, None, None, "uid-1")?;
         assert!(autoscaled["spec"].get("replicas").is_none());
         // An override whose path does not exist in this template fails for its cluster only.
-        let broken: json_patch::Patch =
-            serde_json::from_value(json!([{"op": "remove", "path": "/spec/nothing"}])).map_err(|e| OverrideError(e.to_string()))?;
+        let broken: json_patch::Patch = serde_json::from_value(json!([{"op": "remove", "path": "/spec/nothing"}]))
+            .map_err(|e| OverrideError(e.to_string()))?;
         assert!(member_copy(kind("Deployment"), &dep, Some(3), Some(&broken), "uid-1").is_err());
         Ok(())
     }
@@ -521,9 +530,18 @@ mod tests {
         let with = |fins: Value, ann: Value| json!({"metadata": {"finalizers": fins, "annotations": ann}});
         let cases = [
             (with(json!([FINALIZER]), json!({})), DeletePolicy::Orphan),
-            (with(json!([FINALIZER]), json!({DELETE_OPTIONS_ANNOTATION: "{\"propagationPolicy\":\"Background\"}"})), DeletePolicy::Orphan),
-            (with(json!([FINALIZER]), json!({DELETE_OPTIONS_ANNOTATION: "{\"orphanDependents\":true}"})), DeletePolicy::Orphan),
-            (with(json!([FINALIZER]), json!({DELETE_OPTIONS_ANNOTATION: "{\"orphanDependents\":false}"})), DeletePolicy::Cascade),
+            (
+                with(json!([FINALIZER]), json!({DELETE_OPTIONS_ANNOTATION: "{\"propagationPolicy\":\"Background\"}"})),
+                DeletePolicy::Orphan,
+            ),
+            (
+                with(json!([FINALIZER]), json!({DELETE_OPTIONS_ANNOTATION: "{\"orphanDependents\":true}"})),
+                DeletePolicy::Orphan,
+            ),
+            (
+                with(json!([FINALIZER]), json!({DELETE_OPTIONS_ANNOTATION: "{\"orphanDependents\":false}"})),
+                DeletePolicy::Cascade,
+            ),
             (with(json!([FINALIZER]), json!({DELETE_OPTIONS_ANNOTATION: "not json"})), DeletePolicy::Orphan),
             (with(json!([FINALIZER, "foregroundDeletion"]), json!({})), DeletePolicy::Cascade),
             (with(json!([FINALIZER]), json!({CASCADE_ANNOTATION: "true"})), DeletePolicy::Cascade),

@@ -1,1 +1,173 @@
+use std::collections::BTreeMap;
+
+use meridian_config::health::HealthOverride;
+use tokio::net::TcpListener;
+
 use super::*;
+use crate::table::{ClusterMeta, Port};
+
+/// Annotation values as data: the check they ask for, or an error.
+#[test]
+fn annotation_values() {
+    type Case<'a> = (&'a str, Option<(CheckKind, Option<u16>, Option<&'a str>)>);
+    let cases: &[Case<'_>] = &[
+        ("off", Some((CheckKind::Off, None, None))),
+        ("tcp", Some((CheckKind::Tcp, None, None))),
+        ("tcp:9000", Some((CheckKind::Tcp, Some(9000), None))),
+        ("http:/healthz", Some((CheckKind::Http, None, Some("/healthz")))),
+        ("HTTP:8080/ready?full=1", Some((CheckKind::Http, Some(8080), Some("/ready?full=1")))),
+        ("https", Some((CheckKind::Https, None, None))),
+        ("https:8443", Some((CheckKind::Https, Some(8443), None))),
+        ("grpc", None),
+        ("tcp:/x", None),
+        ("http:0/x", None),
+        ("http:99999", None),
+        ("off:80", None),
+        ("http:/a b", None),
+        ("", None),
+    ];
+    for (v, want) in cases {
+        let got = parse_annotation(v).ok().map(|a| (a.kind, a.port, a.path));
+        let want = want.map(|(k, p, path)| (k, p, path.map(str::to_owned)));
+        assert_eq!(got, want, "{v:?}");
+    }
+}
+
+fn shard(annotations: &[(&str, &str)]) -> Shard {
+    Shard {
+        cluster: Arc::new(ClusterMeta {
+            name: "eu-west".into(),
+            region: None,
+            zone: None,
+            location: None,
+            weight: 1,
+            labels: BTreeMap::new(),
+            order: 0,
+        }),
+        addresses: vec!["127.0.0.1".parse().expect("ip")],
+        hostnames: vec![],
+        ports: vec![
+            Port { name: Some("dns".into()), port: 53, protocol: Protocol::Udp },
+            Port { name: Some("http".into()), port: 8080, protocol: Protocol::Tcp },
+        ],
+        headless: false,
+        ready_endpoints: 1,
+        total_endpoints: 1,
+        endpoints: vec![],
+        annotations: annotations.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        exported: false,
+        created: None,
+        stale: false,
+        probe: Probe::default(),
+    }
+}
+
+/// Annotation over cluster override over defaults; first TCP port; a malformed
+/// annotation is a problem and the cluster's check applies.
+#[test]
+fn spec_precedence() {
+    let mut health = HealthConfig::default();
+    let key = ObjectKey::new("default", "web");
+    let mut problems = Vec::new();
+    let s = spec_for(&health, &key, &shard(&[]), &mut problems).expect("probed");
+    assert_eq!((s.kind, s.port), (CheckKind::Tcp, 8080));
+    health.clusters.insert(
+        "eu-west".into(),
+        HealthOverride { kind: Some(CheckKind::Http), path: Some("/ping".into()), ..Default::default() },
+    );
+    let s = spec_for(&health, &key, &shard(&[]), &mut problems).expect("probed");
+    assert_eq!((s.kind, s.path.as_str()), (CheckKind::Http, "/ping"));
+    let s = spec_for(&health, &key, &shard(&[(HEALTH_CHECK_ANNOTATION, "tcp:9000")]), &mut problems).expect("probed");
+    assert_eq!((s.kind, s.port), (CheckKind::Tcp, 9000));
+    assert!(spec_for(&health, &key, &shard(&[(HEALTH_CHECK_ANNOTATION, "off")]), &mut problems).is_none());
+    assert!(problems.is_empty());
+    let s = spec_for(&health, &key, &shard(&[(HEALTH_CHECK_ANNOTATION, "icmp")]), &mut problems).expect("probed");
+    assert_eq!(s.kind, CheckKind::Http, "the cluster's check applies");
+    assert_eq!(problems.len(), 1);
+    assert_eq!(problems[0].object, "default/web");
+    let mut headless = shard(&[]);
+    headless.headless = true;
+    assert!(spec_for(&health, &key, &headless, &mut problems).is_none());
+}
+
+/// Hysteresis: the first pass is Up at once; Down takes `unhealthy` failures in a row,
+/// back Up takes `healthy` passes in a row; the RTT is a moving average.
+#[test]
+fn hysteresis_and_ewma() {
+    let mut a = AddrState::default();
+    let ok = |ms| Ok(Duration::from_millis(ms));
+    let fail = || Err("refused".to_owned());
+    assert!(a.record(&ok(10), 2, 3));
+    assert_eq!(a.state, ProbeState::Up);
+    assert!(!a.record(&fail(), 2, 3));
+    assert!(!a.record(&fail(), 2, 3));
+    assert!(!a.record(&ok(10), 2, 3), "a pass resets the failure count");
+    assert!(!a.record(&fail(), 2, 3));
+    assert!(!a.record(&fail(), 2, 3));
+    assert!(a.record(&fail(), 2, 3));
+    assert_eq!(a.state, ProbeState::Down);
+    assert_eq!(a.last_error.as_deref(), Some("refused"));
+    assert!(!a.record(&ok(20), 2, 3));
+    assert!(a.record(&ok(20), 2, 3));
+    assert_eq!(a.state, ProbeState::Up);
+    let rtt = a.rtt.expect("rtt");
+    assert!(rtt > 0.010 && rtt < 0.020, "{rtt}");
+}
+
+#[test]
+fn status_lines() {
+    assert_eq!(parse_status_line(b"HTTP/1.1 200 OK"), Some(200));
+    assert_eq!(parse_status_line(b"HTTP/1.0 503"), Some(503));
+    assert_eq!(parse_status_line(b"HTTP/1.1 20 OK"), None);
+    assert_eq!(parse_status_line(b"SSH-2.0-OpenSSH"), None);
+    assert_eq!(parse_status_line(b"\xff\xfe"), None);
+}
+
+fn spec(kind: CheckKind, port: u16, expected: &str) -> CheckSpec {
+    CheckSpec {
+        kind,
+        port,
+        path: "/healthz".into(),
+        expected_status: expected.parse().expect("range"),
+        host: None,
+        interval: Duration::from_secs(1),
+        timeout: Duration::from_secs(1),
+        healthy_threshold: 1,
+        unhealthy_threshold: 1,
+    }
+}
+
+/// Real probes on loopback: TCP connect passes on a listener and fails when refused; an
+/// HTTP check reads the status line and compares it with the expected range.
+#[tokio::test]
+async fn probes_against_real_sockets() {
+    let tls = Arc::new(tls_config());
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                let resp = if req.starts_with("GET /healthz ") && req.contains("\r\nHost: ") {
+                    "HTTP/1.1 204 No Content\r\n\r\n"
+                } else {
+                    "HTTP/1.1 404 Not Found\r\n\r\n"
+                };
+                let _ = s.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    assert!(probe(&spec(CheckKind::Tcp, addr.port(), "200"), addr, &tls).await.is_ok());
+    assert!(probe(&spec(CheckKind::Http, addr.port(), "200-299"), addr, &tls).await.is_ok());
+    let err = probe(&spec(CheckKind::Http, addr.port(), "200"), addr, &tls).await.expect_err("204 is not 200");
+    assert!(err.contains("204"), "{err}");
+    let mut other = spec(CheckKind::Http, addr.port(), "200-299");
+    other.path = "/other".into();
+    assert!(probe(&other, addr, &tls).await.is_err());
+    // A port nobody listens on: refused.
+    let closed = TcpListener::bind("127.0.0.1:0").await.expect("bind").local_addr().expect("addr");
+    let err = probe(&spec(CheckKind::Tcp, closed.port(), "200"), closed, &tls).await.expect_err("refused");
+    assert!(err.starts_with("connect"), "{err}");
+}

@@ -84,7 +84,7 @@ fn question_lowercased_and_raw_kept() {
 fn truncation_cases() {
     let p = packet(0x0100, 1, 0, QUESTION);
     let Parsed::Query(q) = parse(&p) else { panic!("dropped") };
-    let edns = Edns { payload: 4096, version: 0, dnssec_ok: false, options: 0..0 };
+    let edns = Edns { payload: 4096, version: 0, dnssec_ok: false, options: 0..0, ecs: None };
     // (records of 4 octets, EDNS, limit, want TC, want ANCOUNT)
     let cases = [
         (10, None, 512, false, 10),
@@ -98,7 +98,7 @@ fn truncation_cases() {
         for i in 0..n {
             r.record(Section::Answer, Owner::Ptr(12), rtype::A, 30, &[10, 0, 0, i as u8]);
         }
-        r.finish(e, rcode::NOERROR, limit);
+        r.finish(e, rcode::NOERROR, limit, 0);
         assert!(buf.len() <= limit, "{n} records: {} octets", buf.len());
         assert_eq!(buf[2] & 0x02 != 0, tc, "{n} records, limit {limit}");
         assert_eq!(u16::from_be_bytes([buf[6], buf[7]]), an);
@@ -110,9 +110,73 @@ fn truncation_cases() {
 
 #[test]
 fn udp_limit_clamps() {
-    let e = |payload| Some(Edns { payload, version: 0, dnssec_ok: false, options: 0..0 });
+    let e = |payload| Some(Edns { payload, version: 0, dnssec_ok: false, options: 0..0, ecs: None });
     assert_eq!(udp_limit(None), 512);
     assert_eq!(udp_limit(e(100).as_ref()), 512);
     assert_eq!(udp_limit(e(4096).as_ref()), 1232);
     assert_eq!(udp_limit(e(1000).as_ref()), 1000);
+}
+
+/// An OPT record carrying `options`.
+fn opt_with(options: &[u8]) -> Vec<u8> {
+    let mut o = b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00".to_vec();
+    o.extend_from_slice(&(options.len() as u16).to_be_bytes());
+    o.extend_from_slice(options);
+    o
+}
+
+fn ecs_option(family: u16, source: u8, scope: u8, addr: &[u8]) -> Vec<u8> {
+    let mut v = OPTION_ECS.to_be_bytes().to_vec();
+    v.extend_from_slice(&((4 + addr.len()) as u16).to_be_bytes());
+    v.extend_from_slice(&family.to_be_bytes());
+    v.extend_from_slice(&[source, scope]);
+    v.extend_from_slice(addr);
+    v
+}
+
+/// EDNS Client Subnet options as data (RFC 7871 §6, §7.1.1): what is read, and what is
+/// a format error.
+#[test]
+fn client_subnet_cases() {
+    let cookie = b"\x00\x0a\x00\x08abcdefgh".to_vec();
+    type Case = (&'static str, Vec<u8>, Result<Option<(&'static str, u8)>, ()>);
+    let cases: Vec<Case> = vec![
+        ("ipv4 /24", ecs_option(1, 24, 0, &[195, 154, 0]), Ok(Some(("195.154.0.0", 24)))),
+        ("ipv4 /22", ecs_option(1, 22, 0, &[117, 192, 0]), Ok(Some(("117.192.0.0", 22)))),
+        ("ipv4 /0", ecs_option(1, 0, 0, &[]), Ok(Some(("0.0.0.0", 0)))),
+        ("ipv6 /56", ecs_option(2, 56, 0, &[0x2a, 1, 0x0e, 0x0a, 0, 0, 0]), Ok(Some(("2a01:e0a::", 56)))),
+        ("after a cookie", [cookie.clone(), ecs_option(1, 8, 0, &[10])].concat(), Ok(Some(("10.0.0.0", 8)))),
+        ("cookie only", cookie.clone(), Ok(None)),
+        ("host bits set", ecs_option(1, 22, 0, &[117, 192, 1]), Err(())),
+        ("address too long", ecs_option(1, 8, 0, &[10, 0]), Err(())),
+        ("address too short", ecs_option(1, 24, 0, &[10, 0]), Err(())),
+        ("scope set in a query", ecs_option(1, 24, 24, &[10, 0, 0]), Err(())),
+        ("prefix over 32", ecs_option(1, 33, 0, &[10, 0, 0, 0, 0]), Err(())),
+        ("unknown family", ecs_option(3, 8, 0, &[10]), Err(())),
+        ("twice", [ecs_option(1, 8, 0, &[10]), ecs_option(1, 8, 0, &[10])].concat(), Err(())),
+        ("cut option", ecs_option(1, 24, 0, &[10, 0, 0])[..6].to_vec(), Err(())),
+    ];
+    for (what, opts, want) in cases {
+        let p = packet(0, 1, 1, &[QUESTION, &opt_with(&opts)].concat());
+        let got = match parse(&p) {
+            Parsed::Query(q) if q.error.is_none() => {
+                Ok(q.edns.and_then(|e| e.ecs).map(|e| (e.addr.to_string(), e.source_prefix)))
+            }
+            _ => Err(()),
+        };
+        let want = want.map(|w| w.map(|(a, s)| (a.to_owned(), s)));
+        assert_eq!(got, want, "{what}");
+    }
+}
+
+/// The echoed option: family, source prefix and address as sent, scope as decided.
+#[test]
+fn client_subnet_is_echoed_with_scope() {
+    let p = packet(0, 1, 1, &[QUESTION, &opt_with(&ecs_option(1, 22, 0, &[117, 192, 0]))].concat());
+    let Parsed::Query(q) = parse(&p) else { panic!("parsed") };
+    let mut out = Vec::new();
+    let r = Response::start(&mut out, &q, &p);
+    r.finish(q.edns.as_ref(), rcode::NOERROR, 4096, 16);
+    let tail = &out[out.len() - 11..];
+    assert_eq!(tail, [0, 8, 0, 7, 0, 1, 22, 16, 117, 192, 0], "{out:?}");
 }

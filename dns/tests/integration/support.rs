@@ -107,6 +107,31 @@ pub(crate) fn dig(env: &Env, args: &[&str]) -> String {
     tool("dig", "dnsutils", env.addr, args)
 }
 
+/// Runs dig against a server at `addr`.
+pub(crate) fn dig_at(addr: SocketAddr, args: &[&str]) -> String {
+    tool("dig", "dnsutils", addr, args)
+}
+
+/// Runs kdig against a server at `addr`.
+pub(crate) fn kdig_at(addr: SocketAddr, args: &[&str]) -> String {
+    tool("kdig", "knot-dnsutils", addr, args)
+}
+
+/// The GeoLite2 City database `scripts/test` downloads (`$MERIDIAN_GEOIP_DB`, else its
+/// cache). Tests that need it fail with how to get it rather than pass untested.
+pub(crate) fn geolite2() -> std::path::PathBuf {
+    let path = std::env::var_os("MERIDIAN_GEOIP_DB").map(std::path::PathBuf::from).or_else(|| {
+        std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/meridian/GeoLite2-City.mmdb"))
+    });
+    match path {
+        Some(p) if p.is_file() => p,
+        _ => panic!(
+            "GeoLite2-City.mmdb not found: set MERIDIAN_GEOIP_DB or run scripts/test, which downloads it \
+             (pip download maxminddb-geolite2) to ~/.cache/meridian/"
+        ),
+    }
+}
+
 /// Runs kdig against the server.
 pub(crate) fn kdig(env: &Env, args: &[&str]) -> String {
     tool("kdig", "knot-dnsutils", env.addr, args)

@@ -1,0 +1,1 @@
+pub(crate) fn run(_: &[String]) -> anyhow::Result<()> { anyhow::bail!("todo") }

@@ -1,0 +1,156 @@
+//! The simulated clusters, hosted in the bench process (Meridian runs as a separate
+//! process and reaches them through a kubeconfig, as it would real clusters), and the
+//! Meridian configuration that points at them.
+
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use meridian_sim::{ClusterSpec, SimCluster, SimOptions, Simulator};
+
+/// Federation name and DNS suffix of every benchmark.
+pub(crate) const FEDERATION: &str = "bench";
+pub(crate) const ZONE: &str = "gslb.test";
+pub(crate) const NAMESPACE: &str = "default";
+
+/// One seeded service and its load-balancer address in each cluster (cluster order).
+pub(crate) struct Seeded {
+    pub(crate) name: String,
+    pub(crate) addrs: Vec<Ipv4Addr>,
+}
+
+/// The global federated name of a service.
+pub(crate) fn global_name(svc: &str) -> String {
+    format!("{svc}.{NAMESPACE}.{FEDERATION}.svc.{ZONE}")
+}
+
+/// The zone-level name: the shards of one cluster's zone, else a CNAME to the region name.
+pub(crate) fn zone_name(svc: &str, region: &str, zone: &str) -> String {
+    format!("{svc}.{NAMESPACE}.{FEDERATION}.svc.{zone}.{region}.{ZONE}")
+}
+
+pub(crate) fn service_name(i: usize) -> String {
+    format!("svc-{i:04}")
+}
+
+/// Places for the clusters, so geo ranking has distances to compare.
+const PLACES: [(f64, f64); 6] =
+    [(39.0, -77.5), (50.1, 8.7), (19.1, 72.9), (35.7, 139.7), (-23.5, -46.6), (51.5, -0.1)];
+
+pub(crate) fn region(i: usize) -> String {
+    format!("r{i}")
+}
+
+pub(crate) fn zone(i: usize) -> String {
+    format!("r{i}-a")
+}
+
+pub(crate) fn cluster_name(i: usize) -> String {
+    format!("c{i}")
+}
+
+/// The simulator and its clusters.
+pub(crate) struct Sims {
+    pub(crate) sim: Arc<Simulator>,
+    pub(crate) clusters: Vec<Arc<SimCluster>>,
+    pub(crate) kubeconfig: PathBuf,
+}
+
+impl Sims {
+    /// Starts `n` clusters; `backends` runs real HTTP servers behind LB addresses (for
+    /// health checks), off for the scale benchmark.
+    pub(crate) async fn start(n: usize, backends: bool, dir: &Path) -> Result<Sims> {
+        let sim = Arc::new(Simulator::new(SimOptions { history: 100_000, backends, state_dir: None }));
+        let mut clusters = Vec::new();
+        for i in 0..n {
+            let spec = ClusterSpec::new(cluster_name(i)).with_topology(region(i), zone(i));
+            clusters.push(sim.add_cluster(spec).await.with_context(|| format!("simulated cluster {i}"))?);
+        }
+        let kubeconfig = dir.join("kubeconfig");
+        sim.write_kubeconfig(&kubeconfig)?;
+        Ok(Sims { sim, clusters, kubeconfig })
+    }
+
+    /// Applies services `0..count` to every cluster; their addresses, cluster by cluster.
+    pub(crate) fn seed(&self, count: usize) -> Result<Vec<Seeded>> {
+        let mut out: Vec<Seeded> =
+            (0..count).map(|i| Seeded { name: service_name(i), addrs: Vec::new() }).collect();
+        for c in &self.clusters {
+            for s in out.iter_mut() {
+                let stored = c.apply_json(service_json(&s.name)).with_context(|| format!("seeding {}", s.name))?;
+                let ip = stored
+                    .pointer("/status/loadBalancer/ingress/0/ip")
+                    .and_then(|v| v.as_str())
+                    .and_then(|v| v.parse().ok())
+                    .with_context(|| format!("{} in {} got no load-balancer address", s.name, c.name()))?;
+                s.addrs.push(ip);
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn shutdown(&self) {
+        self.sim.shutdown().await;
+    }
+}
+
+fn service_json(name: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "type": "LoadBalancer",
+            "selector": {"app": name},
+            "ports": [{"name": "http", "port": 80, "protocol": "TCP"}],
+        },
+    })
+}
+
+/// Settings of the generated Meridian configuration.
+pub(crate) struct MeridianConf<'a> {
+    pub(crate) kubeconfig: &'a Path,
+    pub(crate) clusters: usize,
+    pub(crate) dns_port: u16,
+    pub(crate) admin_port: u16,
+    /// The `[health]` section's body (`None`: no active checks).
+    pub(crate) health: Option<&'a str>,
+    /// Geo ranking, with loopback clients placed in Europe.
+    pub(crate) geo: bool,
+}
+
+/// The TOML for `meridian serve`.
+pub(crate) fn meridian_config(c: &MeridianConf<'_>) -> String {
+    let mut t = String::new();
+    let _ = writeln!(t, "name = \"{FEDERATION}\"\ndns_zone = \"{ZONE}\"\n");
+    for i in 0..c.clusters {
+        let (lat, lon) = PLACES[i % PLACES.len()];
+        let _ = writeln!(
+            t,
+            "[[clusters]]\nname = \"{}\"\nkubeconfig = \"{}\"\ncontext = \"{}\"\nlocation = {{ lat = {lat}, lon = {lon} }}\n",
+            cluster_name(i),
+            c.kubeconfig.display(),
+            cluster_name(i)
+        );
+    }
+    let _ = writeln!(t, "[dns]\nlisten = [\"127.0.0.1:{}\"]\n", c.dns_port);
+    let _ = writeln!(t, "[admin]\nlisten = \"127.0.0.1:{}\"\n", c.admin_port);
+    match c.health {
+        Some(h) => {
+            let _ = writeln!(t, "[health]\n{h}\n");
+        }
+        None => {
+            let _ = writeln!(t, "[health]\nkind = \"off\"\n");
+        }
+    }
+    if c.geo {
+        let _ = writeln!(
+            t,
+            "[ranking]\ndefault_policy = \"geo\"\ngeoip_required = false\n\n[[ranking.networks]]\ncidr = \"127.0.0.0/8\"\nlocation = {{ lat = 48.85, lon = 2.35 }}\n"
+        );
+    }
+    let _ = writeln!(t, "[log]\nlevel = \"warn\"");
+    t
+}

@@ -1,0 +1,8 @@
+//! Sync against simulated clusters, driven with kubectl as a user would.
+
+mod deletion;
+mod drift;
+mod join;
+mod leader;
+mod propagation;
+mod support;

@@ -1,0 +1,224 @@
+//! Shared set-up: a simulator with a control plane `host` and members `m1`..`m3`, a
+//! discovery registry over the members, sync started against them, and kubectl.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use meridian_config::Config;
+use meridian_discovery::table::ClusterState;
+use meridian_discovery::{Discovery, Metrics, SimulatorLink, registry};
+use meridian_sim::{ClusterSpec, SimOptions, Simulator};
+use meridian_sync::Sync;
+use prometheus_client::registry::Registry;
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+
+/// Member labels: placement selectors in the tests match these.
+pub(crate) const MEMBERS: &str = r#"
+[[clusters]]
+name = "m1"
+simulated = true
+labels = { continent = "europe", tier = "primary" }
+
+[[clusters]]
+name = "m2"
+simulated = true
+labels = { continent = "america", tier = "primary" }
+
+[[clusters]]
+name = "m3"
+simulated = true
+labels = { continent = "asia", tier = "secondary" }
+"#;
+
+/// A test configuration: fast probes, short Lease, resync and deletion timeout.
+pub(crate) fn config_text(members: &str) -> String {
+    format!(
+        r#"# test federation
+name = "t"
+dns_zone = "t.test"
+{members}
+[discovery]
+probe_interval = "200ms"
+probe_timeout = "500ms"
+offline_after = 1
+
+[sync]
+enabled = true
+resync_interval = "3s"
+deletion_timeout = "3s"
+lease_duration = "2s"
+retry_max = "1s"
+
+[sync.host]
+name = "host"
+simulated = true
+"#
+    )
+}
+
+pub(crate) struct Env {
+    pub(crate) sim: Simulator,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) kubeconfig: PathBuf,
+    pub(crate) config: Config,
+    pub(crate) discovery: Arc<Discovery>,
+    pub(crate) sync: Option<Sync>,
+}
+
+impl Env {
+    /// Starts everything and waits until the members are Ready and sync leads.
+    pub(crate) async fn start() -> Result<Env> {
+        let _ = tracing_init();
+        let sim = Simulator::new(SimOptions { backends: false, ..SimOptions::default() });
+        for name in ["host", "m1", "m2", "m3"] {
+            sim.add_cluster(ClusterSpec::new(name)).await?;
+        }
+        let dir = tempfile::tempdir()?;
+        let kubeconfig = dir.path().join("kubeconfig");
+        sim.write_kubeconfig(&kubeconfig)?;
+        let config = Config::parse(&config_text(MEMBERS), Path::new("test.toml"), dir.path())?;
+        let discovery = Discovery::new(Metrics::default(), SimulatorLink { kubeconfig: Some(kubeconfig.clone()) });
+        let errors = discovery.apply(&config).await;
+        if !errors.is_empty() {
+            bail!("discovery: {errors:?}");
+        }
+        let mut env = Env { sim, dir, kubeconfig, config, discovery, sync: None };
+        env.sync = Some(env.start_sync().await?);
+        env.wait_ready(&["m1", "m2", "m3"]).await?;
+        let sync = env.sync()?;
+        eventually("sync leads", Duration::from_secs(10), || async { sync.status()["leader"] == true }).await?;
+        Ok(env)
+    }
+
+    /// Starts one more sync replica against the same control plane and members.
+    pub(crate) async fn start_sync(&self) -> Result<Sync> {
+        let host = registry::connect("host", &self.kubeconfig, Some("host")).await?;
+        let mut reg = Registry::default();
+        Ok(Sync::start(&self.config, host, self.discovery.clone(), &mut reg).await?)
+    }
+
+    pub(crate) fn sync(&self) -> Result<&Sync> {
+        self.sync.as_ref().context("sync is not running")
+    }
+
+    pub(crate) async fn wait_ready(&self, clusters: &[&str]) -> Result<()> {
+        let table = self.discovery.table();
+        eventually("members Ready", Duration::from_secs(10), || async {
+            let snap = table.snapshot();
+            clusters.iter().all(|c| snap.clusters.get(*c).is_some_and(|e| e.state == ClusterState::Ready))
+        })
+        .await
+    }
+
+    /// Runs kubectl against the simulator's kubeconfig.
+    pub(crate) async fn kubectl(&self, args: &[&str]) -> Result<String> {
+        self.kubectl_stdin(args, None).await
+    }
+
+    pub(crate) async fn kubectl_stdin(&self, args: &[&str], stdin: Option<&str>) -> Result<String> {
+        let mut cmd = tokio::process::Command::new("kubectl");
+        cmd.arg("--kubeconfig").arg(&self.kubeconfig).args(args);
+        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                panic!("kubectl is not installed; these tests need it (Debian package `kubernetes-client`)")
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            pipe.write_all(text.as_bytes()).await?;
+        }
+        let out = child.wait_with_output().await?;
+        if !out.status.success() {
+            bail!("kubectl {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `kubectl --context <context> apply -f -` with `yaml`.
+    pub(crate) async fn apply(&self, context: &str, yaml: &str) -> Result<String> {
+        self.kubectl_stdin(&["--context", context, "apply", "-f", "-"], Some(yaml)).await
+    }
+
+    /// An object in a cluster, read with kubectl as JSON; `None` when it does not exist.
+    pub(crate) async fn get(&self, context: &str, kind: &str, name: &str) -> Result<Option<Value>> {
+        match self.kubectl(&["--context", context, "get", kind, name, "-o", "json", "--ignore-not-found"]).await {
+            Ok(out) if out.trim().is_empty() => Ok(None),
+            Ok(out) => Ok(Some(serde_json::from_str(&out)?)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The object's `meridian.io/sync-status` annotation on the control plane.
+    pub(crate) async fn sync_status(&self, kind: &str, name: &str) -> Result<Value> {
+        let obj = self.get("host", kind, name).await?.context("object missing from the control plane")?;
+        let text = obj
+            .pointer("/metadata/annotations/meridian.io~1sync-status")
+            .and_then(Value::as_str)
+            .unwrap_or("{}")
+            .to_owned();
+        Ok(serde_json::from_str(&text)?)
+    }
+
+    pub(crate) async fn shutdown(mut self) {
+        if let Some(s) = self.sync.take() {
+            s.shutdown().await;
+        }
+        self.discovery.shutdown();
+        self.sim.shutdown().await;
+    }
+}
+
+/// Polls `check` every 100 ms until it holds or `timeout` passes.
+pub(crate) async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await {
+            return Ok(());
+        }
+        if start.elapsed() > timeout {
+            bail!("timed out after {timeout:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Polls an async getter until `check` accepts its value; returns the last value read.
+pub(crate) async fn wait_for<T, F, Fut, C>(what: &str, timeout: Duration, mut get: F, check: C) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+    C: Fn(&T) -> bool,
+    T: std::fmt::Debug,
+{
+    let start = Instant::now();
+    loop {
+        let v = get().await;
+        match v {
+            Ok(v) if check(&v) => return Ok(v),
+            Ok(v) if start.elapsed() > timeout => bail!("timed out after {timeout:?} waiting for {what}; last: {v:?}"),
+            Err(e) if start.elapsed() > timeout => {
+                bail!("timed out after {timeout:?} waiting for {what}; last error: {e}")
+            }
+            _ => {}
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn tracing_init() -> Result<(), Box<dyn std::error::Error + Send + std::marker::Sync>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_test_writer()
+        .try_init()
+}
