@@ -3,4 +3,6 @@
 mod check;
 mod demo;
 mod dns;
+mod proxy;
 mod reload;
+mod sync;

@@ -67,6 +67,9 @@ pub struct Meridian {
     child: Child,
     pub admin: SocketAddr,
     pub dns: SocketAddr,
+    /// The proxy's plain-HTTP and HTTPS listeners (demo only).
+    pub proxy: SocketAddr,
+    pub proxy_tls: SocketAddr,
     pub state_dir: tempfile::TempDir,
     log: PathBuf,
 }
@@ -87,11 +90,14 @@ impl Meridian {
         let state_dir = tempfile::tempdir()?;
         let admin = free_addr();
         let dns = free_addr();
+        let proxy = free_addr();
+        let proxy_tls = free_addr();
         let log = state_dir.path().join("meridian.log");
         let mut cmd = Command::new(binary());
         cmd.args(args).arg("--state-dir").arg(state_dir.path());
         if args.first() == Some(&"demo") {
             cmd.arg("--admin").arg(admin.to_string()).arg("--dns").arg(dns.to_string());
+            cmd.arg("--proxy").arg(proxy.to_string()).arg("--proxy-tls").arg(proxy_tls.to_string());
         }
         for (k, v) in env {
             cmd.env(k, v);
@@ -100,7 +106,7 @@ impl Meridian {
         cmd.stdout(logfile.try_clone()?).stderr(logfile).stdin(Stdio::null());
         let child =
             cmd.spawn().with_context(|| format!("cannot run {}: build it with `cargo build`", binary().display()))?;
-        let mut m = Self { child, admin, dns, state_dir, log };
+        let mut m = Self { child, admin, dns, proxy, proxy_tls, state_dir, log };
         if args.first() == Some(&"demo") {
             m.wait_ready(Duration::from_secs(30))?;
         }
@@ -279,6 +285,20 @@ pub fn kdig(server: SocketAddr, args: &[&str]) -> Result<String> {
         .output()
         .context("cannot run kdig")?;
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs `curl -sS` with ARGS; returns (HTTP status, body). `-w` is appended to read the
+/// status, so ARGS must not use it.
+pub fn curl(args: &[&str]) -> Result<(u16, String)> {
+    require("curl", "curl");
+    let out = Command::new("curl").args(["-sS", "--max-time", "10", "-w", "\n%{http_code}"]).args(args).output()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    let code: u16 = code.trim().parse().unwrap_or(0);
+    if code == 0 {
+        bail!("curl {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    }
+    Ok((code, body.to_owned()))
 }
 
 /// Polls `f` until it returns `Some`, or fails after `timeout` with the last value seen.
