@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use meridian_config::watch::FileWatcher;
 use meridian_config::{ClusterConfig, Config, LogFormat};
+use meridian_discovery::health::{self, HealthChecker};
 use meridian_discovery::registry;
 use meridian_discovery::{Discovery, Metrics, SimulatorLink};
 use meridian_dns::DnsServer;
@@ -37,6 +38,7 @@ pub(crate) struct Server {
     pub(crate) sim: Option<Arc<Simulator>>,
     sim_link: SimulatorLink,
     pub(crate) discovery: Arc<Discovery>,
+    health: Option<HealthChecker>,
     dns: Option<Arc<DnsServer>>,
     proxy: Option<Arc<Proxy>>,
     sync: Option<Arc<SyncModule>>,
@@ -95,6 +97,7 @@ impl Server {
         for e in discovery.apply(&config).await {
             error!("{e}");
         }
+        let health = health::spawn(&config, discovery.table(), discovery.updates(), &mut registry);
 
         let dns = if config.dns.enabled {
             let d = DnsServer::start(&config, discovery.table(), &mut registry).await?;
@@ -125,8 +128,22 @@ impl Server {
         info!(address = %config.admin.listen, "admin endpoint listening");
         let mut sections: Vec<(&'static str, Section)> = Vec::new();
         if let Some(d) = dns.clone() {
-            sections.push(("dns", Box::new(move || serde_json::to_value(d.names()).unwrap_or_default())));
+            sections.push((
+                "dns",
+                Box::new(move || {
+                    serde_json::json!({
+                        "names": d.names(),
+                        "geoip": d.geo_status().to_string(),
+                        "ranking_problems": d.ranking_problems(),
+                    })
+                }),
+            ));
         }
+        let checks = health.view();
+        sections.push((
+            "health",
+            Box::new(move || serde_json::json!({"targets": checks.targets(), "problems": checks.problems()})),
+        ));
         if let Some(p) = proxy.clone() {
             sections.push(("lb", Box::new(move || p.status())));
         }
@@ -152,6 +169,7 @@ impl Server {
             sim,
             sim_link,
             discovery,
+            health: Some(health),
             dns,
             proxy,
             sync,
@@ -213,6 +231,9 @@ impl Server {
             error!("{e}");
         }
         let mut ok = errors.is_empty();
+        if let Some(h) = &self.health {
+            h.reload(&new);
+        }
         if let Some(dns) = &self.dns
             && let Err(e) = dns.reload(&new)
         {
@@ -299,6 +320,9 @@ impl Server {
                 Ok(d) => d.shutdown().await,
                 Err(_) => warn!("DNS server still referenced at shutdown"),
             }
+        }
+        if let Some(h) = self.health.take() {
+            h.shutdown().await;
         }
         self.discovery.shutdown();
         if let Some(sim) = &self.sim {

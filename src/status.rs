@@ -56,12 +56,13 @@ pub(crate) async fn run(admin: SocketAddr, json: bool) -> Result<()> {
     let services = fetch(&client, admin, "/api/v1/services").await?;
     let ingresses = fetch(&client, admin, "/api/v1/ingresses").await?;
     // Modules that are not running answer 404: leave them out.
-    let names = fetch(&client, admin, "/api/v1/dns").await.ok();
+    let dns = fetch(&client, admin, "/api/v1/dns").await.ok();
+    let health = fetch(&client, admin, "/api/v1/health").await.ok();
     let lb = fetch(&client, admin, "/api/v1/lb").await.ok();
     let sync = fetch(&client, admin, "/api/v1/sync").await.ok();
     if json {
         let all = serde_json::json!({
-            "clusters": clusters, "services": services, "ingresses": ingresses, "dns": names, "lb": lb, "sync": sync
+            "clusters": clusters, "services": services, "ingresses": ingresses, "dns": dns, "health": health, "lb": lb, "sync": sync
         });
         println!("{}", serde_json::to_string_pretty(&all)?);
         return Ok(());
@@ -133,22 +134,38 @@ pub(crate) async fn run(admin: SocketAddr, json: bool) -> Result<()> {
         println!("INGRESSES");
         print!("{}", render(&["INGRESS", "HOSTS", "CLUSTER", "ADDRESSES"], &rows));
     }
-    if let Some(Value::Array(names)) = names {
-        let rows: Vec<Vec<String>> = names
+    if let Some(dns) = &dns {
+        let rows: Vec<Vec<String>> = items(&dns["names"])
             .iter()
-            .map(|n| match n {
-                Value::Object(o) => {
-                    let name = o.get("name").map(s).unwrap_or_default();
-                    let rest: Vec<String> =
-                        o.iter().filter(|(k, _)| *k != "name").map(|(k, v)| format!("{k}={}", s(v))).collect();
-                    vec![name, rest.join(" ")]
-                }
-                other => vec![s(other), String::new()],
-            })
+            .map(|n| vec![s(&n["name"]), s(&n["kind"]), s(&n["object"]), s(&n["answer"])])
             .collect();
         println!();
-        println!("DNS NAMES");
-        print!("{}", render(&["NAME", "ANSWERS"], &rows));
+        println!("DNS NAMES (GeoIP: {})", s(&dns["geoip"]));
+        print!("{}", render(&["NAME", "KIND", "OBJECT", "ANSWER"], &rows));
+        print_problems(&dns["ranking_problems"]);
+    }
+    if let Some(health) = &health {
+        let rows: Vec<Vec<String>> = items(&health["targets"])
+            .iter()
+            .map(|t| {
+                let rtt = t["rtt_ms"].as_f64().map_or("-".to_owned(), |v| format!("{v:.2}"));
+                vec![
+                    s(&t["service"]),
+                    s(&t["cluster"]),
+                    s(&t["address"]),
+                    s(&t["kind"]),
+                    s(&t["state"]),
+                    rtt,
+                    s(&t["last_error"]),
+                ]
+            })
+            .collect();
+        if !rows.is_empty() {
+            println!();
+            println!("HEALTH CHECKS");
+            print!("{}", render(&["SERVICE", "CLUSTER", "ADDRESS", "CHECK", "STATE", "RTT-MS", "LAST ERROR"], &rows));
+        }
+        print_problems(&health["problems"]);
     }
     if let Some(lb) = lb {
         println!();
@@ -178,6 +195,17 @@ pub(crate) async fn run(admin: SocketAddr, json: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Malformed annotations: reported, and the defaults apply.
+fn print_problems(problems: &Value) {
+    for p in items(problems) {
+        println!(
+            "problem: {}",
+            p.as_object()
+                .map_or_else(|| s(p), |o| o.iter().map(|(k, v)| format!("{k}={}", s(v))).collect::<Vec<_>>().join(" "))
+        );
+    }
 }
 
 fn items(v: &Value) -> &[Value] {

@@ -35,6 +35,8 @@ pub(crate) struct Run {
     pub(crate) p99_ms: Option<f64>,
     /// Share of queries lost (timed out), 0..1.
     pub(crate) lost: f64,
+    /// Share of its core the server used during the run (0..1; filled in by the caller).
+    pub(crate) server_busy: f64,
 }
 
 pub(crate) fn run(dnsperf: &Path, load: &Load) -> Result<Run> {
@@ -83,5 +85,6 @@ pub(crate) fn run(dnsperf: &Path, load: &Load) -> Result<Run> {
         mean_ms: mean * 1e3,
         p99_ms: quantile(&latencies_us, 0.99).map(|us| f64::from(us) / 1e3),
         lost: if sent > 0.0 { lost / sent } else { 0.0 },
+        server_busy: 0.0,
     })
 }

@@ -5,8 +5,8 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -146,6 +146,25 @@ impl Server {
         signal_group(self.pid(), "CONT");
     }
 
+    /// CPU time (user + system) used so far by every process of the server's group.
+    pub(crate) fn cpu_secs(&self) -> f64 {
+        let pgid = self.pid().to_string();
+        let Ok(dir) = std::fs::read_dir("/proc") else { return 0.0 };
+        let mut ticks = 0u64;
+        for e in dir.flatten() {
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+            // Fields after the command name: state ppid pgrp … utime (12th) stime (13th).
+            let Some((_, rest)) = stat.rsplit_once(") ") else { continue };
+            let f: Vec<&str> = rest.split(' ').collect();
+            if f.get(2) == Some(&pgid.as_str()) {
+                ticks += f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+                ticks += f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            }
+        }
+        // USER_HZ is 100 on every Linux this runs on.
+        ticks as f64 / 100.0
+    }
+
     /// Peak resident set size (VmHWM) in KiB.
     pub(crate) fn peak_rss_kib(&self) -> Option<u64> {
         status_field(self.pid(), "VmHWM:")
@@ -176,12 +195,7 @@ impl Drop for Server {
 
 /// Signals the process group led by `pid` (every server is started as a group leader).
 fn signal_group(pid: u32, sig: &str) {
-    let _ = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg("--")
-        .arg(format!("-{pid}"))
-        .stderr(Stdio::null())
-        .status();
+    let _ = Command::new("kill").arg(format!("-{sig}")).arg("--").arg(format!("-{pid}")).stderr(Stdio::null()).status();
 }
 
 fn status_field(pid: u32, field: &str) -> Option<u64> {
@@ -269,7 +283,8 @@ pub(crate) fn machine_commit() -> String {
 /// The machine and software a run was measured on.
 pub(crate) fn machine() -> String {
     let cpu = version_of("sh", &["-c", "lscpu | sed -n 's/^Model name:[[:space:]]*//p'"]);
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    // Every core of the machine, not this process's affinity (it pins itself).
+    let cores = version_of("nproc", &["--all"]);
     let kernel = version_of("uname", &["-r"]);
     let dnsperf = version_line("dnsperf", &["-h"], "Version");
     format!("CPU: {cpu} ({cores} cores), kernel {kernel}; meridian {}; dnsperf {dnsperf}", machine_commit())

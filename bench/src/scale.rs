@@ -1,1 +1,231 @@
-pub(crate) fn run(_: &[String]) -> anyhow::Result<()> { anyhow::bail!("todo") }
+//! Propagation and scale: 100 simulated clusters × 1,000 LoadBalancer services (100,000
+//! shards) hosted in this process; Meridian runs as its own process and watches them all.
+//!
+//! Measured: the time from starting `meridian serve` until its `/metrics` report every
+//! shard in the table; Meridian's peak RSS (VmHWM); and, while endpoint changes are
+//! applied through the simulator at a steady rate, the delay from a change to the first
+//! DNS answer that reflects it. A change flips a service between 2 and 0 ready endpoints;
+//! its zone-level name answers the shard's A record when healthy and a CNAME (to the
+//! region name) when not. A sample of changes, on services the churn leaves alone, is
+//! timed by querying that name over UDP until it flips.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use meridian_sim::SimCluster;
+
+use crate::dnsclient::Client;
+use crate::harness::{self, Args, SERVER_CORE, Server};
+use crate::simhost::{self, MeridianConf, Sims};
+
+const USAGE: &str =
+    "meridian-bench scale [--clusters 100] [--services 1000] [--rate 1000] [--seconds 30] [--no-record]";
+
+/// Services per cluster kept out of the churn, for timed changes.
+const SAMPLED_SERVICES: usize = 20;
+/// A sampled change not seen in DNS after this long counts as lost.
+const FLIP_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(crate) fn run(raw: &[String]) -> Result<()> {
+    let args = Args::new(raw);
+    if args.flag("help") {
+        println!("{USAGE}");
+        return Ok(());
+    }
+    let clusters: usize = args.num("clusters", 100)?;
+    let services: usize = args.num("services", 1000)?;
+    let rate: u64 = args.num("rate", 1000)?;
+    let seconds: u64 = args.num("seconds", 30)?;
+    let meridian = harness::meridian_binary()?;
+    // The simulator is not pinned: serving the first lists of 100 clusters (100,000
+    // Services and EndpointSlices as JSON) on one core starves its /readyz, and Meridian
+    // then (rightly) marks clusters Offline — a limit of the harness, not of Meridian.
+    let dir = tempfile::Builder::new().prefix("meridian-bench-scale").tempdir()?;
+    let dir = dir.path();
+
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    eprintln!("starting {clusters} simulated clusters, {services} LoadBalancer services each");
+    let seed_start = Instant::now();
+    let sims = rt.block_on(Sims::start(clusters, false, dir))?;
+    sims.seed(services)?;
+    eprintln!("seeded {} services in {:.1?}", clusters * services, seed_start.elapsed());
+
+    let dns_port = harness::free_port()?;
+    let admin_port = harness::free_port()?;
+    let conf = simhost::meridian_config(&MeridianConf {
+        kubeconfig: &sims.kubeconfig,
+        clusters,
+        dns_port,
+        admin_port,
+        health: None,
+        geo: false,
+    });
+    let conf_path = dir.join("meridian.toml");
+    std::fs::write(&conf_path, conf)?;
+    let args_v = vec![
+        "serve".into(),
+        "--config".into(),
+        conf_path.display().to_string(),
+        "--state-dir".into(),
+        dir.display().to_string(),
+    ];
+    let want = (clusters * services) as f64;
+    let admin = SocketAddr::from(([127, 0, 0, 1], admin_port));
+    let mut server = Server::start("meridian", SERVER_CORE, &meridian, &args_v, dir)?;
+    let mut last_shards = 0.0;
+    let took = harness::wait_until(&mut server, Duration::from_secs(300), "meridian_table_shards complete", || {
+        let shards = harness::http_get(admin, "/metrics")
+            .and_then(|m| harness::metric(&m, "meridian_table_shards"))
+            .unwrap_or(0.0);
+        last_shards = shards;
+        shards >= want
+    })
+    .with_context(|| format!("table stuck at {last_shards} of {want} shards"))?;
+    let rss_complete = server.peak_rss_kib().unwrap_or(0);
+    eprintln!("complete table ({want} shards) after {took:.2?}; peak RSS {} MiB", rss_complete / 1024);
+
+    // The churn: every 10 ms, rate/100 flips on services outside the sampled ones.
+    let stop = Arc::new(AtomicBool::new(false));
+    let applied = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let churn = {
+        let (stop, applied, errors) = (stop.clone(), applied.clone(), errors.clone());
+        let cs: Vec<Arc<SimCluster>> = sims.clusters.clone();
+        std::thread::spawn(move || churn(&cs, services, rate, &stop, &applied, &errors))
+    };
+    let start = Instant::now();
+    let mut delays: Vec<Duration> = Vec::new();
+    let mut lost = 0usize;
+    let mut client = Client::new(SocketAddr::from(([127, 0, 0, 1], dns_port)), Duration::from_millis(200))?;
+    let mut k = 0usize;
+    while start.elapsed() < Duration::from_secs(seconds) {
+        let ci = k % clusters;
+        let si = (k / clusters) % SAMPLED_SERVICES.min(services);
+        // Each sampled service alternates: even visits take it down, odd bring it back.
+        let down = (k / (clusters * SAMPLED_SERVICES.min(services))) % 2 == 0;
+        k += 1;
+        let svc = simhost::service_name(si);
+        let name = simhost::zone_name(&svc, &simhost::region(ci), &simhost::zone(ci));
+        let t0 = Instant::now();
+        sims.clusters[ci].set_ready(simhost::NAMESPACE, &svc, if down { 0 } else { 2 })?;
+        let flipped = loop {
+            if let Some(a) = client.query_a(&name) {
+                let healthy = !a.cname && !a.addrs.is_empty();
+                if healthy != down {
+                    break Some(t0.elapsed());
+                }
+            }
+            if t0.elapsed() > FLIP_TIMEOUT {
+                break None;
+            }
+        };
+        match flipped {
+            Some(d) => delays.push(d),
+            None => lost += 1,
+        }
+        // Spread the samples: about 20 per second.
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let elapsed = start.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let _ = churn.join();
+    server.check_running()?;
+    let peak = server.peak_rss_kib().unwrap_or(0);
+    let rss_now = server.rss_kib().unwrap_or(0);
+    let churned = applied.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64();
+
+    delays.sort_unstable();
+    let ms = |d: Option<Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64() * 1e3);
+    let p50 = ms(harness::quantile(&delays, 0.5));
+    let p99 = ms(harness::quantile(&delays, 0.99));
+    let max = ms(delays.last().copied());
+
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "{clusters} simulated clusters × {services} LoadBalancer services = {want} shards; simulator in the bench \
+         process (both cores), Meridian pinned to core {SERVER_CORE}; {seconds} s of churn at {rate} endpoint changes/s \
+         (achieved {churned:.0}/s, {} errors), {} timed changes.\n",
+        errors.load(Ordering::Relaxed),
+        delays.len() + lost
+    );
+    let _ = writeln!(t, "| measure | value | target | verdict |");
+    let _ = writeln!(t, "|---|---:|---:|---|");
+    let verdict = |ok: bool, by: String| if ok { "met".to_owned() } else { format!("missed by {by}") };
+    let secs = took.as_secs_f64();
+    let _ = writeln!(
+        t,
+        "| start → complete table | {secs:.2} s | < 20 s | {} |",
+        verdict(secs < 20.0, format!("{:.1} s", secs - 20.0))
+    );
+    let _ = writeln!(t, "| RSS at complete table (VmHWM) | {} MiB | | |", rss_complete / 1024);
+    let peak_mib = peak as f64 / 1024.0;
+    let _ = writeln!(
+        t,
+        "| peak RSS after churn (VmHWM) | {peak_mib:.0} MiB | < 1024 MiB | {} |",
+        verdict(peak_mib < 1024.0, format!("{:.0} MiB", peak_mib - 1024.0))
+    );
+    let _ = writeln!(t, "| RSS after churn (VmRSS) | {} MiB | | |", rss_now / 1024);
+    let _ = writeln!(t, "| change → DNS, p50 | {p50:.1} ms | | |");
+    let _ = writeln!(
+        t,
+        "| change → DNS, p99 | {p99:.1} ms | < 100 ms | {} |",
+        verdict(p99 < 100.0, format!("{:.0} ms", p99 - 100.0))
+    );
+    let _ = writeln!(t, "| change → DNS, max | {max:.1} ms | | |");
+    let _ = writeln!(t, "| changes not seen within {FLIP_TIMEOUT:?} | {lost} | 0 | |");
+    if args.flag("no-record") {
+        print!("{t}");
+    } else {
+        let command = format!("cargo run --release -p meridian-bench -- scale {}", raw.join(" "));
+        harness::record("Propagation and scale", command.trim(), &t)?;
+    }
+    drop(server);
+    rt.block_on(sims.shutdown());
+    Ok(())
+}
+
+/// Applies `rate` ready-endpoint flips per second (in bursts every 10 ms) to services
+/// outside the sampled ones, until `stop`.
+fn churn(
+    clusters: &[Arc<SimCluster>],
+    services: usize,
+    rate: u64,
+    stop: &AtomicBool,
+    applied: &AtomicU64,
+    errors: &AtomicU64,
+) {
+    let tick = Duration::from_millis(10);
+    let per_tick = (rate / 100).max(1);
+    let pool = services.saturating_sub(SAMPLED_SERVICES).max(1);
+    let mut ready = vec![true; clusters.len() * pool];
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next_tick = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        for _ in 0..per_tick {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let i = (state % ready.len() as u64) as usize;
+            let (ci, si) = (i / pool, SAMPLED_SERVICES + i % pool);
+            ready[i] = !ready[i];
+            let n = if ready[i] { 2 } else { 0 };
+            match clusters[ci].set_ready(simhost::NAMESPACE, &simhost::service_name(si), n) {
+                Ok(()) => applied.fetch_add(1, Ordering::Relaxed),
+                Err(_) => errors.fetch_add(1, Ordering::Relaxed),
+            };
+        }
+        next_tick += tick;
+        let now = Instant::now();
+        if next_tick > now {
+            std::thread::sleep(next_tick - now);
+        } else if now - next_tick > Duration::from_secs(1) {
+            // Far behind (the simulator cannot keep up): do not burst to catch up.
+            next_tick = now;
+        }
+    }
+}

@@ -36,8 +36,7 @@ pub(crate) fn service_name(i: usize) -> String {
 }
 
 /// Places for the clusters, so geo ranking has distances to compare.
-const PLACES: [(f64, f64); 6] =
-    [(39.0, -77.5), (50.1, 8.7), (19.1, 72.9), (35.7, 139.7), (-23.5, -46.6), (51.5, -0.1)];
+const PLACES: [(f64, f64); 6] = [(39.0, -77.5), (50.1, 8.7), (19.1, 72.9), (35.7, 139.7), (-23.5, -46.6), (51.5, -0.1)];
 
 pub(crate) fn region(i: usize) -> String {
     format!("r{i}")
@@ -75,8 +74,7 @@ impl Sims {
 
     /// Applies services `0..count` to every cluster; their addresses, cluster by cluster.
     pub(crate) fn seed(&self, count: usize) -> Result<Vec<Seeded>> {
-        let mut out: Vec<Seeded> =
-            (0..count).map(|i| Seeded { name: service_name(i), addrs: Vec::new() }).collect();
+        let mut out: Vec<Seeded> = (0..count).map(|i| Seeded { name: service_name(i), addrs: Vec::new() }).collect();
         for c in &self.clusters {
             for s in out.iter_mut() {
                 let stored = c.apply_json(service_json(&s.name)).with_context(|| format!("seeding {}", s.name))?;

@@ -111,7 +111,9 @@ fn measure(read: &(dyn Fn(&mut u64) -> usize + Sync), write: Option<&(dyn Fn(&mu
     });
     std::hint::black_box(sink);
     samples.sort_unstable();
-    let pct = |p: f64| samples.get(((samples.len() as f64 * p) as usize).min(samples.len().saturating_sub(1))).copied().unwrap_or(0);
+    let pct = |p: f64| {
+        samples.get(((samples.len() as f64 * p) as usize).min(samples.len().saturating_sub(1))).copied().unwrap_or(0)
+    };
     let secs = RUN.as_secs_f64();
     Figures {
         reads_per_s: reads as f64 / secs,
@@ -155,7 +157,11 @@ pub(crate) fn run(_args: &[String]) -> anyhow::Result<()> {
         let r = next(st);
         let k = &keys[(r % SERVICES as u64) as usize];
         let m = &metas[((r >> 32) % CLUSTERS as u64) as usize];
-        Update::Service { cluster: m.name.clone(), key: k.clone(), shard: Some(shard(m, r as u32, (r >> 40) as u32 & 1)) }
+        Update::Service {
+            cluster: m.name.clone(),
+            key: k.clone(),
+            shard: Some(shard(m, r as u32, (r >> 40) as u32 & 1)),
+        }
     };
     let table_write_one = |st: &mut u64| {
         let u = random_update(st);
@@ -193,9 +199,7 @@ pub(crate) fn run(_args: &[String]) -> anyhow::Result<()> {
             v[c] = Arc::new(shard(&metas[c], r as u32, (r >> 40) as u32 & 1));
         }
     };
-    let lock_write_one = |st: &mut u64| {
-        locked.write().map(|mut map| lock_apply(&mut map, st)).map_or(0, |_| 1)
-    };
+    let lock_write_one = |st: &mut u64| locked.write().map(|mut map| lock_apply(&mut map, st)).map_or(0, |_| 1);
     let lock_write_paced = |st: &mut u64| {
         let n = locked
             .write()

@@ -267,3 +267,48 @@ impl HealthConfig {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::Config;
+
+    const BASE: &str = "name = \"f\"\ndns_zone = \"example.com\"\n[[clusters]]\nname = \"a\"\nsimulated = true\n";
+
+    /// `[health]` sections as data: accepted, or rejected naming the field.
+    #[test]
+    fn health_sections() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("", None),
+            ("[health]\nkind = \"http\"\npath = \"/ready\"\nexpected_status = \"200-299\"", None),
+            ("[health]\nkind = \"off\"", None),
+            ("[health.clusters.a]\nkind = \"https\"\ninterval = \"2s\"", None),
+            ("[health]\ninterval = \"500ms\"\njitter = \"100ms\"\ntimeout = \"100ms\"", Some("health.interval")),
+            ("[health]\ntimeout = \"10s\"", Some("health.timeout")),
+            ("[health]\nunhealthy_threshold = 0", Some("health.unhealthy_threshold")),
+            ("[health]\nexpected_status = \"600\"", Some("expected_status")),
+            ("[health]\nexpected_status = \"300-200\"", Some("expected_status")),
+            ("[health]\npath = \"healthz\"", Some("health.path")),
+            ("[health]\njitter = \"5s\"", Some("health.jitter")),
+            ("[health]\nmax_in_flight = 0", Some("health.max_in_flight")),
+            ("[health.clusters.nope]\nkind = \"tcp\"", Some("health.clusters.nope")),
+            ("[health]\nkind = \"icmp\"", Some("kind")),
+        ];
+        for (section, err) in cases {
+            let text = format!("{BASE}{section}\n");
+            let got = Config::parse(&text, Path::new("t.toml"), Path::new("."));
+            match (err, got) {
+                (None, Ok(_)) => {}
+                (Some(field), Err(e)) => assert!(e.to_string().contains(field), "{section}: {e}"),
+                (None, Err(e)) => panic!("{section}: rejected: {e}"),
+                (Some(_), Ok(_)) => panic!("{section}: accepted"),
+            }
+        }
+        let c = Config::parse(&format!("{BASE}[health.clusters.a]\nkind = \"http\"\n"), Path::new("t"), Path::new("."))
+            .expect("valid");
+        assert_eq!(c.health.for_cluster("a").kind, super::CheckKind::Http);
+        assert_eq!(c.health.for_cluster("b").kind, super::CheckKind::Tcp);
+        assert_eq!(c.health.for_cluster("a").interval, crate::Duration::from_secs(5), "defaults kept");
+    }
+}

@@ -168,8 +168,7 @@ impl RankingConfig {
     pub(crate) fn validate(&self, config: &Config) -> Vec<(String, String)> {
         let mut out = Vec::new();
         if self.geoip_required && !self.geoip_db.is_empty() && self.geoip_path(config).is_none() {
-            let tried: Vec<String> =
-                self.geoip_candidates(config).iter().map(|p| p.display().to_string()).collect();
+            let tried: Vec<String> = self.geoip_candidates(config).iter().map(|p| p.display().to_string()).collect();
             out.push((
                 "ranking.geoip_db".into(),
                 format!(
@@ -217,4 +216,54 @@ fn valid_cidr(s: &str) -> bool {
         return true;
     }
     s.parse::<ipnet::IpNet>().is_ok_and(|n| n.trunc() == n)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::Config;
+
+    const BASE: &str =
+        "name = \"f\"\ndns_zone = \"example.com\"\n[[clusters]]\nname = \"a\"\nsimulated = true\nregion = \"r1\"\n";
+
+    /// `[ranking]` sections as data: accepted, or rejected naming the field.
+    #[test]
+    fn ranking_sections() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("", None),
+            ("[ranking]\ndefault_policy = \"geo\"\nmax_answers = 2\nfailover = [\"r1\", \"a\"]", None),
+            ("[ranking]\ndefault_policy = \"nearest\"", Some("default_policy")),
+            ("[ranking]\nfailover = [\"mars\"]", Some("ranking.failover")),
+            ("[[ranking.networks]]\ncidr = \"10.0.0.0/8\"\nregion = \"r1\"", None),
+            ("[[ranking.networks]]\ncidr = \"fd00::1\"", None),
+            ("[[ranking.networks]]\ncidr = \"10.0.0.1/8\"", Some("ranking.networks[0].cidr")),
+            ("[[ranking.networks]]\ncidr = \"ten\"", Some("ranking.networks[0].cidr")),
+            ("[[ranking.networks]]\ncidr = \"10.0.0.0/8\"\nlocation = { lat = 91.0, lon = 0.0 }", Some("location")),
+            ("[ranking.services.\"shop/api\"]\npolicy = \"failover\"\nfailover = [\"a\"]", None),
+            ("[ranking.services.\"api\"]\npolicy = \"geo\"", Some("ranking.services.api")),
+            ("[ranking]\ngeoip_db = [\"/nonexistent/x.mmdb\"]", Some("ranking.geoip_db")),
+            ("[ranking]\ngeoip_db = [\"/nonexistent/x.mmdb\"]\ngeoip_required = false", None),
+            ("[ranking]\ngeoip_db = [\"$MERIDIAN_SURELY_UNSET_VAR\"]", Some("every variable is unset")),
+        ];
+        for (section, err) in cases {
+            let text = format!("{BASE}{section}\n");
+            let got = Config::parse(&text, Path::new("t.toml"), Path::new("."));
+            match (err, got) {
+                (None, Ok(_)) => {}
+                (Some(field), Err(e)) => assert!(e.to_string().contains(field), "{section}: {e}"),
+                (None, Err(e)) => panic!("{section}: rejected: {e}"),
+                (Some(_), Ok(_)) => panic!("{section}: accepted"),
+            }
+        }
+    }
+
+    /// The demo names its database through the environment and the cache, and starts
+    /// without either.
+    #[test]
+    fn demo_geoip_is_optional() {
+        let c = Config::demo();
+        assert!(!c.ranking.geoip_required);
+        assert_eq!(c.ranking.geoip_db.first().map(String::as_str), Some("$MERIDIAN_GEOIP_DB"));
+    }
 }

@@ -77,9 +77,18 @@ pub enum DbStatus {
     /// `ranking.geoip_db` is empty.
     NotConfigured,
     /// None of the candidate paths exists.
-    Missing { tried: Vec<PathBuf> },
-    Loaded { path: PathBuf, kind: String, build_epoch: u64 },
-    Failed { path: PathBuf, reason: String },
+    Missing {
+        tried: Vec<PathBuf>,
+    },
+    Loaded {
+        path: PathBuf,
+        kind: String,
+        build_epoch: u64,
+    },
+    Failed {
+        path: PathBuf,
+        reason: String,
+    },
 }
 
 impl DbStatus {
@@ -176,10 +185,7 @@ impl Geo {
     }
 
     /// A Geo from a network table alone, or with an already opened database (tests).
-    pub fn with_networks(
-        networks: Vec<(IpNet, Option<Place>)>,
-        db: Option<maxminddb::Reader<Vec<u8>>>,
-    ) -> Self {
+    pub fn with_networks(networks: Vec<(IpNet, Option<Place>)>, db: Option<maxminddb::Reader<Vec<u8>>>) -> Self {
         let status = if db.is_some() {
             DbStatus::Loaded { path: PathBuf::new(), kind: String::new(), build_epoch: 0 }
         } else {
@@ -224,8 +230,7 @@ impl Geo {
         let prefix = found.network().map_or(source_prefix, |n| n.prefix());
         // A table entry inside the database's network makes the answer depend on more bits.
         let nested = self.networks.iter().any(|n| {
-            n.net.prefix_len() > prefix
-                && IpNet::new(addr, prefix).is_ok_and(|db_net| db_net.trunc().contains(&n.net))
+            n.net.prefix_len() > prefix && IpNet::new(addr, prefix).is_ok_and(|db_net| db_net.trunc().contains(&n.net))
         });
         let scope = if nested { source_prefix } else { prefix.min(source_prefix) };
         let point = match found.offset() {

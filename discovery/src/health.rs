@@ -324,12 +324,13 @@ pub fn spawn(
     HealthChecker { control, shared, shutdown, task }
 }
 
-impl HealthChecker {
-    /// Applies a new `[health]` section: probes whose check changed restart.
-    pub fn reload(&self, config: &Config) {
-        let _ = self.control.send(Control::Reload(Box::new(config.health.clone())));
-    }
+/// A read-only view of the checker's results, cheap to clone (for status pages).
+#[derive(Clone)]
+pub struct HealthView {
+    shared: Arc<Shared>,
+}
 
+impl HealthView {
     /// Malformed `meridian.io/health-check` annotations currently in the table.
     pub fn problems(&self) -> Vec<Problem> {
         let p = self.shared.problems.lock().unwrap_or_else(|e| e.into_inner());
@@ -340,6 +341,28 @@ impl HealthChecker {
     pub fn targets(&self) -> Vec<TargetStatus> {
         let t = self.shared.targets.lock().unwrap_or_else(|e| e.into_inner());
         t.values().cloned().collect()
+    }
+}
+
+impl HealthChecker {
+    /// Applies a new `[health]` section: probes whose check changed restart.
+    pub fn reload(&self, config: &Config) {
+        let _ = self.control.send(Control::Reload(Box::new(config.health.clone())));
+    }
+
+    /// A view of the results that outlives borrows of the checker.
+    pub fn view(&self) -> HealthView {
+        HealthView { shared: self.shared.clone() }
+    }
+
+    /// Malformed `meridian.io/health-check` annotations currently in the table.
+    pub fn problems(&self) -> Vec<Problem> {
+        self.view().problems()
+    }
+
+    /// Every probed address with its state, RTT and last error, sorted.
+    pub fn targets(&self) -> Vec<TargetStatus> {
+        self.view().targets()
     }
 
     /// Stops every probe.
@@ -467,7 +490,8 @@ impl Manager {
     fn after_sync(&mut self) {
         let targets: usize = self.shards.values().map(|s| s.addrs.len()).sum();
         self.metrics.targets.set(targets as i64);
-        let problems: usize = self.shared.problems.lock().unwrap_or_else(|e| e.into_inner()).values().map(Vec::len).sum();
+        let problems: usize =
+            self.shared.problems.lock().unwrap_or_else(|e| e.into_inner()).values().map(Vec::len).sum();
         self.metrics.problems.set(problems as i64);
     }
 
@@ -579,7 +603,8 @@ impl Manager {
             }
         }
         if reset {
-            let _ = self.updates.send(Update::Probe { cluster: sk.0.clone(), key: sk.1.clone(), probe: Probe::default() });
+            let _ =
+                self.updates.send(Update::Probe { cluster: sk.0.clone(), key: sk.1.clone(), probe: Probe::default() });
         }
     }
 
@@ -609,7 +634,10 @@ impl Manager {
                 self.metrics.shard_state(sp.published.state, -1);
                 self.metrics.shard_state(probe.state, 1);
                 if probe.state != ProbeState::Unknown {
-                    self.metrics.transitions.get_or_create(&StateLabels { state: state_name(probe.state).into() }).inc();
+                    self.metrics
+                        .transitions
+                        .get_or_create(&StateLabels { state: state_name(probe.state).into() })
+                        .inc();
                 }
                 let error = sp.addrs.iter().find_map(|a| a.health.last_error.clone());
                 info!(cluster = %r.shard.0, service = %r.shard.1, state = state_name(probe.state), error = error.as_deref().unwrap_or(""), "health: shard changed");

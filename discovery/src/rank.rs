@@ -114,12 +114,13 @@ impl Ranking {
                     Ok(p) => {
                         policy.get_or_insert(p);
                     }
-                    Err(e) => report(s, POLICY_ANNOTATION, v, format!("{e}; the default {} applies", config.default_policy)),
+                    Err(e) => {
+                        report(s, POLICY_ANNOTATION, v, format!("{e}; the default {} applies", config.default_policy))
+                    }
                 }
             }
             if let Some(v) = s.annotations.get(FAILOVER_ANNOTATION) {
-                let list: Vec<String> =
-                    v.split(',').map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()).collect();
+                let list: Vec<String> = v.split(',').map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()).collect();
                 if list.is_empty() {
                     report(s, FAILOVER_ANNOTATION, v, "empty failover list; the configured order applies".into());
                 } else {
@@ -170,7 +171,7 @@ impl Ranking {
                 cluster: s.cluster.clone(),
                 point: s.cluster.location.map(Point::from),
                 weight,
-                group: failover_group(&order, &s.cluster),
+                group: failover_group(&order, s.cluster),
                 rtt: s.rtt,
             })
             .collect();

@@ -251,16 +251,10 @@ fn write_addrs(c: &Candidates, qtype: u16, owner: Owner<'_>, who: &mut Asker<'_>
     let rot = next_rotation();
     let rank = &c.rank;
     let limit = if rank.max_answers == 0 { usize::MAX } else { rank.max_answers };
-    let mut place = None;
-    let (mode, order) = match rank.mode {
-        Mode::Geo => match who.place() {
-            Some(p) => {
-                place = Some(p.clone());
-                (Mode::Geo, &rank.order)
-            }
-            None => (rank.fallback, &rank.fallback_order),
-        },
-        m => (m, &rank.order),
+    let place = if rank.mode == Mode::Geo { who.place() } else { None };
+    let (mode, order) = match (rank.mode, place) {
+        (Mode::Geo, None) => (rank.fallback, &rank.fallback_order),
+        (m, _) => (m, &rank.order),
     };
     let mut written = 0;
     let mut write = |r: &[u8]| {
@@ -281,7 +275,7 @@ fn write_addrs(c: &Candidates, qtype: u16, owner: Owner<'_>, who: &mut Asker<'_>
         let Ok(mut idx) = buf.try_borrow_mut() else { return };
         idx.clear();
         idx.extend_from_slice(order);
-        match (mode, &place) {
+        match (mode, place) {
             (Mode::Rotate | Mode::RotateSubset, _) if !idx.is_empty() => {
                 let n = rot % idx.len();
                 idx.rotate_left(n);

@@ -4,10 +4,15 @@
 //!
 //! Layout:
 //! - [`server`]: [`DnsServer`], UDP workers and RFC 7766 TCP connections, reloads.
-//! - `answer`: the query handler (packet in, response out) — the hot path.
+//! - `answer`: the query handler (packet in, response out) — the hot path, including the
+//!   per-query ranking step (geo, weighted; `meridian_discovery::rank`) and the client's
+//!   location (EDNS Client Subnet, else the source address; `meridian_discovery::geo`).
 //! - `wire`: reading queries and writing responses on the wire, without hickory's
-//!   `Message` (too allocation-heavy per query).
-//! - `index`: lower-cased name → precomputed answer data, updated from table changes.
+//!   `Message` (too allocation-heavy per query); EDNS Client Subnet read and echoed with
+//!   the scope the answer used (RFC 7871).
+//! - `index`: lower-cased name → precomputed answer data, updated from table changes;
+//!   each name's ranking (policy, candidate locations and weights, failover and latency
+//!   orders) is computed here, once per change, not per query.
 //! - `scheme`: which names a federated object publishes and what they answer.
 //! - `zone`: master files (hickory's zone-file parser) and synthesised SOA/NS.
 //! - `name`: wire-format name helpers. `metrics`: counters and latency histogram.

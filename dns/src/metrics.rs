@@ -168,7 +168,11 @@ impl Collector for Metrics {
                 "Malformed ranking annotations (meridian.io/policy, weight, failover, max-answers); the default applies",
                 t.ranking_problems.load(Ordering::Relaxed),
             ),
-            ("meridian_dns_geoip_loaded", "1 when a GeoIP database locates clients", t.geoip_loaded.load(Ordering::Relaxed)),
+            (
+                "meridian_dns_geoip_loaded",
+                "1 when a GeoIP database locates clients",
+                t.geoip_loaded.load(Ordering::Relaxed),
+            ),
         ];
         for (name, help, v) in gauges {
             let mut g = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;

@@ -148,8 +148,12 @@ fn federated(
     // client pinned to its zone's name keeps resolving when the service leaves the zone.
     let mut regions = BTreeSet::new();
     let mut zones = BTreeSet::new();
-    let metas =
-        snap.clusters.values().map(|c| &c.meta).chain(healthy.iter().map(|m| m.cluster)).chain(global.iter().map(|m| m.cluster));
+    let metas = snap
+        .clusters
+        .values()
+        .map(|c| &c.meta)
+        .chain(healthy.iter().map(|m| m.cluster))
+        .chain(global.iter().map(|m| m.cluster));
     for meta in metas {
         if let Some(r) = &meta.region {
             regions.insert(r.clone());
@@ -171,8 +175,7 @@ fn federated(
         out.push((rkey, node));
     }
     for (z, reg) in &zones {
-        let (Some(zkey), Some(rkey)) =
-            (name::key(&format!("{base}.{z}.{reg}.{}", s.dns_zone)), region_keys.get(reg))
+        let (Some(zkey), Some(rkey)) = (name::key(&format!("{base}.{z}.{reg}.{}", s.dns_zone)), region_keys.get(reg))
         else {
             continue;
         };

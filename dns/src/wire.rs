@@ -311,13 +311,8 @@ fn read_edns(r: &mut Reader<'_>, an: u16, ns: u16, ar: u16) -> Result<Option<Edn
                 Some(opts) => read_ecs(opts)?,
                 None => return Err(()),
             };
-            edns = Some(Edns {
-                payload: class,
-                version: (ttl >> 16) as u8,
-                dnssec_ok: ttl & 0x8000 != 0,
-                options,
-                ecs,
-            });
+            edns =
+                Some(Edns { payload: class, version: (ttl >> 16) as u8, dnssec_ok: ttl & 0x8000 != 0, options, ecs });
         }
     }
     Ok(edns)

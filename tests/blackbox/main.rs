@@ -3,6 +3,7 @@
 mod check;
 mod demo;
 mod dns;
+mod geo;
 mod proxy;
 mod reload;
 mod sync;

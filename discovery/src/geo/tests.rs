@@ -40,12 +40,12 @@ fn network_table_most_specific_wins_with_scope() {
     );
     type Case<'a> = (&'a str, u8, bool, Option<&'a str>, u8);
     let cases: &[Case<'_>] = &[
-        ("10.2.3.0", 24, true, None, 24),        // /8 has /16 nested: full source
+        ("10.2.3.0", 24, true, None, 24), // /8 has /16 nested: full source
         ("10.1.3.0", 24, true, Some("asia-south1"), 16),
         ("127.0.0.1", 32, false, None, 8),
         ("::ffff:127.0.0.1", 128, false, None, 8),
         ("fd12::1", 56, true, None, 8),
-        ("192.0.2.1", 24, false, None, 0),       // no DB: nothing depends on the address
+        ("192.0.2.1", 24, false, None, 0), // no DB: nothing depends on the address
     ];
     for (ip, src, located, region, scope) in cases {
         let l = geo.locate(ip.parse().expect("ip"), *src);

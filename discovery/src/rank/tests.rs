@@ -30,11 +30,8 @@ fn build(anns: &[&[(&str, &str)]], config: &RankingConfig) -> (Ranking, Vec<Prob
     let mut maps: Vec<BTreeMap<String, String>> =
         anns.iter().map(|a| a.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()).collect();
     maps.resize(cl.len(), BTreeMap::new());
-    let inputs: Vec<ShardInput<'_>> = cl
-        .iter()
-        .zip(maps.iter())
-        .map(|(c, a)| ShardInput { cluster: c, annotations: a, rtt: None })
-        .collect();
+    let inputs: Vec<ShardInput<'_>> =
+        cl.iter().zip(maps.iter()).map(|(c, a)| ShardInput { cluster: c, annotations: a, rtt: None }).collect();
     let mut problems = Vec::new();
     let r = Ranking::build(&ObjectKey::new("default", "web"), &inputs, config, &mut problems);
     (r, problems)
@@ -80,7 +77,11 @@ fn config_wins_and_geo_never_falls_back_to_itself() {
     assert_eq!((r.policy, r.fallback), (PolicyName::Weighted, PolicyName::RoundRobin));
     config.services.insert(
         "default/web".into(),
-        meridian_config::ranking::ServiceRanking { policy: Some(PolicyName::Latency), max_answers: Some(2), ..Default::default() },
+        meridian_config::ranking::ServiceRanking {
+            policy: Some(PolicyName::Latency),
+            max_answers: Some(2),
+            ..Default::default()
+        },
     );
     let (r, _) = build(&[&[(POLICY_ANNOTATION, "weighted"), (MAX_ANSWERS_ANNOTATION, "1")]], &config);
     assert_eq!((r.policy, r.max_answers), (PolicyName::Latency, 2));

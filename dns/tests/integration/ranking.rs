@@ -191,7 +191,7 @@ fn client_subnet(out: &str) -> Option<(u8, u8)> {
 /// ECS from Europe, India and the US puts eu-west, ap-south and us-east first, and the
 /// echoed scope is the GeoLite2 network's prefix (capped by the source prefix) — with
 /// dig and with kdig. A location-independent service echoes scope 0.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn geo_answers_follow_client_subnet_with_its_scope() {
     let s = stack().await;
     everywhere(&s, "web", json!({"meridian.io/policy": "geo"})).await;
@@ -229,7 +229,7 @@ async fn geo_answers_follow_client_subnet_with_its_scope() {
 /// Without ECS the query's source address is located (here through the network table):
 /// from 127.0.0.2 (Paris) eu-west is first, from 127.0.0.3 (region asia-south1) ap-south;
 /// from 127.0.0.1, which has no location, geo falls back to the default roundrobin.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_client_subnet_the_source_address_is_used() {
     let s = stack().await;
     everywhere(&s, "web", json!({"meridian.io/policy": "geo"})).await;
@@ -253,7 +253,7 @@ async fn without_client_subnet_the_source_address_is_used() {
 
 /// Stopping one shard's backend (its HTTP server, not its endpoints) takes it out of
 /// answers within interval × threshold + 1 s; restarting brings it back as fast.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_backend_leaves_answers_and_comes_back() {
     let s = stack().await;
     everywhere(&s, "web", json!({})).await;
@@ -285,7 +285,7 @@ async fn a_stopped_backend_leaves_answers_and_comes_back() {
 
 /// Weights 50/30/20 (annotation `meridian.io/weight`) with one answer per query: over
 /// 10,000 real queries each cluster's share is within 2 percentage points.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weighted_answers_match_the_weights() {
     let s = stack().await;
     for (c, w) in [("us-east", "50"), ("eu-west", "30"), ("ap-south", "20")] {
@@ -317,7 +317,7 @@ async fn weighted_answers_match_the_weights() {
 
 /// Failover (`europe-west1, us-east`): only the first group with a healthy shard answers;
 /// when eu-west's backend stops, us-east takes over; ap-south is never used meanwhile.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_moves_to_the_next_group() {
     let s = stack().await;
     everywhere(&s, "fo", json!({"meridian.io/policy": "failover", "meridian.io/failover": "europe-west1, us-east"}))
@@ -338,7 +338,7 @@ async fn failover_moves_to_the_next_group() {
 
 /// A malformed policy annotation is reported and the default applies: the answer keeps
 /// every shard.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_annotations_are_reported_not_fatal() {
     let s = stack().await;
     everywhere(&s, "typo", json!({"meridian.io/policy": "nearest", "meridian.io/health-check": "icmp"})).await;
@@ -346,7 +346,9 @@ async fn malformed_annotations_are_reported_not_fatal() {
     assert_eq!(a_records(&out).len(), 3, "{out}");
     let problems = s.dns.as_ref().expect("dns").ranking_problems();
     assert!(
-        problems.iter().any(|p| p.object == "default/typo" && p.annotation == "meridian.io/policy" && p.value == "nearest"),
+        problems
+            .iter()
+            .any(|p| p.object == "default/typo" && p.annotation == "meridian.io/policy" && p.value == "nearest"),
         "{problems:?}"
     );
     let hp = s.health.as_ref().expect("checker").problems();
