@@ -106,7 +106,7 @@ pub(crate) fn run(raw: &[String]) -> Result<()> {
         let ci = k % clusters;
         let si = (k / clusters) % SAMPLED_SERVICES.min(services);
         // Each sampled service alternates: even visits take it down, odd bring it back.
-        let down = (k / (clusters * SAMPLED_SERVICES.min(services))) % 2 == 0;
+        let down = (k / (clusters * SAMPLED_SERVICES.min(services))).is_multiple_of(2);
         k += 1;
         let svc = simhost::service_name(si);
         let name = simhost::zone_name(&svc, &simhost::region(ci), &simhost::zone(ci));
