@@ -562,40 +562,28 @@ impl TableWriter {
             }
             Update::Resync { cluster, kind, keys } => {
                 let keep: std::collections::BTreeSet<_> = keys.into_iter().collect();
+                let gone = |present: &dyn Fn(&ObjectKey) -> bool, all: Vec<ObjectKey>| -> Vec<ObjectKey> {
+                    all.into_iter().filter(|k| !keep.contains(k) && present(k)).collect()
+                };
                 let mut any = false;
                 match kind {
                     Kind::Services => {
-                        let gone: Vec<_> = w
-                            .services
-                            .iter()
-                            .filter(|(k, v)| !keep.contains(*k) && v.shard(&cluster).is_some())
-                            .map(|(k, _)| k.clone())
-                            .collect();
-                        for k in gone {
+                        let all = w.services.keys().cloned().collect();
+                        for k in gone(&|k| w.services.get(k).is_some_and(|v| v.shard(&cluster).is_some()), all) {
                             any |= set_service_shard(w, &cluster, &k, None);
                             change.services.push(k);
                         }
                     }
                     Kind::Ingresses => {
-                        let gone: Vec<_> = w
-                            .ingresses
-                            .iter()
-                            .filter(|(k, v)| !keep.contains(*k) && v.shard(&cluster).is_some())
-                            .map(|(k, _)| k.clone())
-                            .collect();
-                        for k in gone {
+                        let all = w.ingresses.keys().cloned().collect();
+                        for k in gone(&|k| w.ingresses.get(k).is_some_and(|v| v.shard(&cluster).is_some()), all) {
                             any |= set_ingress_shard(w, &cluster, &k, None);
                             change.ingresses.push(k);
                         }
                     }
                     Kind::Exports => {
-                        let gone: Vec<_> = w
-                            .exports
-                            .iter()
-                            .filter(|(k, v)| !keep.contains(*k) && v.iter().any(|c| **c == *cluster))
-                            .map(|(k, _)| k.clone())
-                            .collect();
-                        for k in gone {
+                        let all = w.exports.keys().cloned().collect();
+                        for k in gone(&|k| w.exports.get(k).is_some_and(|v| v.iter().any(|c| **c == *cluster)), all) {
                             any |= set_export(w, &cluster, &k, false);
                             change.services.push(k);
                         }
