@@ -145,7 +145,7 @@ pub(crate) fn run(raw: &[String]) -> Result<()> {
         let back = secs(&up).map_or("never".to_owned(), |s| format!("{s:.2} s"));
         let _ = writeln!(t, "| backend back → DNS returns it again | {back} | {} | | |", fmt(&up));
     }
-    let _ = writeln!(t, "| requests failed through the proxy | pending (proxy not landed) | | 0 | |");
+    let _ = writeln!(t, "| requests failed through the proxy | pending (proxy benchmark not built yet) | | 0 | |");
     if args.flag("no-record") {
         print!("{t}");
     } else {

@@ -6,7 +6,7 @@
 //! - `scale`: 100 clusters × 1,000 services: time to a complete table, peak RSS, and
 //!   change → DNS propagation delay under 1,000 endpoint changes per second.
 //! - `failover`: time from a backend dying until DNS stops returning it.
-//! - `proxy`: not yet (waits for the proxy in `lb/`).
+//! - `proxy`: not yet built (the seam is described in `bench/README.md`).
 //!
 //! The comparisons (`dns`, `scale`, `failover`) append their table to `bench/RESULTS.md`.
 
@@ -26,7 +26,7 @@ benchmarks:
   dns        DNS throughput/latency: Meridian vs Knot, NSD, PowerDNS-LUA (dnsperf)
   scale      100 clusters x 1,000 services: time to complete table, RSS, propagation delay
   failover   backend dies: time until DNS stops returning it (active health checks)
-  proxy      HTTP proxy vs nginx/HAProxy (pending: the proxy has not landed)";
+  proxy      HTTP proxy vs nginx/HAProxy (pending: not built yet)";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -39,7 +39,7 @@ fn main() -> anyhow::Result<()> {
         Some("proxy") => {
             eprintln!(
                 "proxy: pending. The comparison (wrk and h2load against Meridian's proxy, nginx and HAProxy \
-                 in front of one nginx backend) is built when the proxy in lb/ serves traffic; see bench/README.md."
+                 in front of one nginx backend) is not built yet; see bench/README.md."
             );
             std::process::exit(2);
         }
