@@ -98,3 +98,53 @@ fn a_dead_backend_leaves_answers_within_interval_times_threshold() -> Result<()>
     })?;
     Ok(())
 }
+
+/// Without EDNS Client Subnet the query's source address locates the client; the
+/// configured CIDR table places 127.0.0.2 in Paris and 127.0.0.3 in Mumbai.
+#[test]
+fn without_client_subnet_the_source_address_locates_the_client() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (admin, dns) = (free_addr(), free_addr());
+    let file = dir.path().join("meridian.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "name = \"sa\"\ndns_zone = \"sa.test\"\n[admin]\nlisten = \"{admin}\"\n[dns]\nlisten = [\"{dns}\"]\n\
+             [health]\nkind = \"off\"\n[ranking]\ndefault_policy = \"geo\"\ngeoip_required = false\ngeoip_db = []\n\
+             [[ranking.networks]]\ncidr = \"127.0.0.2/32\"\nlocation = {{ lat = 48.85, lon = 2.35 }}\n\
+             [[ranking.networks]]\ncidr = \"127.0.0.3/32\"\nlocation = {{ lat = 19.08, lon = 72.88 }}\n\
+             [[clusters]]\nname = \"eu\"\nsimulated = true\nregion = \"eu-r\"\nlocation = {{ lat = 50.45, lon = 3.82 }}\n\
+             [[clusters]]\nname = \"ap\"\nsimulated = true\nregion = \"ap-r\"\nlocation = {{ lat = 19.08, lon = 72.88 }}\n"
+        ),
+    )?;
+    let m = Meridian::serve(&file)?.with_ports(admin, dns)?;
+    let svc = dir.path().join("svc.yaml");
+    std::fs::write(
+        &svc,
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  type: LoadBalancer\n  selector: {app: web}\n  ports:\n  - {name: http, port: 8080}\n",
+    )?;
+    let mut ips = Vec::new();
+    for ctx in ["eu", "ap"] {
+        kubectl_ok(&m.kubeconfig(), ctx, &["apply", "-f", &svc.to_string_lossy()])?;
+        let ip = eventually(Duration::from_secs(5), "LB address", || {
+            let ip = kubectl_ok(
+                &m.kubeconfig(),
+                ctx,
+                &["get", "svc", "web", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"],
+            )?;
+            Ok((!ip.is_empty()).then_some(ip))
+        })?;
+        ips.push(ip);
+    }
+    let name = "web.default.sa.svc.sa.test";
+    eventually(Duration::from_secs(10), "two shards", || {
+        Ok((m.dig(&["A", name])?.answers("A").len() == 2).then_some(()))
+    })?;
+    for (source, first) in [("127.0.0.2", &ips[0]), ("127.0.0.3", &ips[1])] {
+        for _ in 0..3 {
+            let r = m.dig(&["-b", source, "A", name])?;
+            assert_eq!(r.answers_in_order("A").first(), Some(first), "from {source}:\n{}", r.text);
+        }
+    }
+    Ok(())
+}

@@ -83,3 +83,72 @@ fn local_region_failure_spills_over_and_readyz_follows_backends() -> Result<()> 
     assert!(m.get("/readyz")?.starts_with("ready"));
     Ok(())
 }
+
+/// Two clusters whose `web` Services point (externalIPs) at real nginx processes; the
+/// proxy prefers its own region. Under steady h2load traffic the local nginx is killed:
+/// no request fails, traffic moves to the other cluster, and returns after a restart.
+#[test]
+fn killing_the_local_clusters_nginx_under_load_fails_no_request() -> Result<()> {
+    require("h2load", "nghttp2-client");
+    let (near_addr, far_addr) = (meridian_tests::free_addr(), meridian_tests::free_addr());
+    let mut near = meridian_tests::Nginx::start("near", near_addr)?;
+    let _far = meridian_tests::Nginx::start("far", far_addr)?;
+    let dir = tempfile::tempdir()?;
+    let (admin, dns, proxy) = (meridian_tests::free_addr(), meridian_tests::free_addr(), meridian_tests::free_addr());
+    let file = dir.path().join("meridian.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "name = \"px\"\ndns_zone = \"px.test\"\n[admin]\nlisten = \"{admin}\"\n[dns]\nlisten = [\"{dns}\"]\n\
+             [health]\nkind = \"off\"\n\
+             [lb]\nenabled = true\nregion = \"near-r\"\nlisten = [\"{proxy}\"]\nlisten_tls = []\n\
+             [lb.outlier]\nbase_ejection_time = \"2s\"\n[[lb.routes]]\nhost = \"app.px.test\"\nservice = \"default/web\"\n\
+             [[clusters]]\nname = \"near\"\nsimulated = true\nregion = \"near-r\"\n\
+             [[clusters]]\nname = \"far\"\nsimulated = true\nregion = \"far-r\"\n"
+        ),
+    )?;
+    let m = Meridian::serve(&file)?.with_ports_live(admin, dns)?;
+    // No backend yet: the VIP must not be announced.
+    assert!(m.get("/readyz").is_err(), "ready without any backend");
+    for (ctx, addr) in [("near", near_addr), ("far", far_addr)] {
+        let svc = dir.path().join(format!("{ctx}.yaml"));
+        std::fs::write(
+            &svc,
+            format!(
+                "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {{app: web}}\n  externalIPs: [\"{}\"]\n  ports:\n  - {{name: http, port: {}}}\n",
+                addr.ip(),
+                addr.port()
+            ),
+        )?;
+        kubectl_ok(&m.kubeconfig(), ctx, &["apply", "-f", &svc.to_string_lossy()])?;
+    }
+    let url = format!("http://{proxy}/");
+    let body = eventually(Duration::from_secs(10), "route to the local nginx", || {
+        let (code, body) = curl(&["-H", "Host: app.px.test", &url])?;
+        Ok((code == 200).then_some(body))
+    })?;
+    assert_eq!(body.trim(), "near /", "local region first");
+
+    // Steady load for 4 s; the local backend dies after 1 s and comes back after 2.5 s.
+    let load = std::process::Command::new("h2load")
+        .args(["--h1", "-D", "4", "-c", "4", "-H", ":authority: app.px.test", &url])
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    std::thread::sleep(Duration::from_secs(1));
+    near.kill();
+    std::thread::sleep(Duration::from_millis(1500));
+    let (code, body) = curl(&["-H", "Host: app.px.test", &url])?;
+    assert_eq!((code, body.trim()), (200, "far /"), "traffic moved to the other cluster");
+    near.restart()?;
+    let out = load.wait_with_output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.starts_with("requests:")).unwrap_or_default().to_owned();
+    assert!(line.contains(" 0 failed, 0 errored"), "{text}");
+    assert!(text.contains("0 4xx, 0 5xx"), "{text}");
+    // Traffic returns to the local cluster once its backend is back.
+    eventually(Duration::from_secs(10), "back to the local nginx", || {
+        let (code, body) = curl(&["-H", "Host: app.px.test", &url])?;
+        Ok((code == 200 && body.trim() == "near /").then_some(()))
+    })?;
+    Ok(())
+}

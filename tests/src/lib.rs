@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 pub mod dig;
+pub mod nginx;
 pub use dig::{Record, Reply};
+pub use nginx::Nginx;
 
 /// The `meridian` binary built by `cargo build` (scripts/test builds it first).
 pub fn binary() -> PathBuf {
@@ -113,11 +115,21 @@ impl Meridian {
         Ok(m)
     }
 
-    /// For `serve`, the caller's config decides the ports; tell the handle.
+    /// For `serve`, the caller's config decides the ports; tell the handle, and wait
+    /// until `/readyz` says ready.
     pub fn with_ports(mut self, admin: SocketAddr, dns: SocketAddr) -> Result<Self> {
         self.admin = admin;
         self.dns = dns;
         self.wait_ready(Duration::from_secs(30))?;
+        Ok(self)
+    }
+
+    /// Like [`Meridian::with_ports`], but waits only until the admin endpoint answers
+    /// `/healthz`: for a proxy that is rightly not ready before it has backends.
+    pub fn with_ports_live(mut self, admin: SocketAddr, dns: SocketAddr) -> Result<Self> {
+        self.admin = admin;
+        self.dns = dns;
+        self.wait_for("/healthz", "ok", Duration::from_secs(30))?;
         Ok(self)
     }
 
@@ -131,19 +143,23 @@ impl Meridian {
     }
 
     fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
+        self.wait_for("/readyz", "ready", timeout)
+    }
+
+    fn wait_for(&mut self, path: &str, prefix: &str, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait()? {
-                bail!("meridian exited with {status} before becoming ready:\n{}", self.log());
+                bail!("meridian exited with {status} before {path} answered:\n{}", self.log());
             }
-            if let Ok(body) = self.get("/readyz")
-                && body.starts_with("ready")
+            if let Ok(body) = self.get(path)
+                && body.starts_with(prefix)
             {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        bail!("meridian not ready after {timeout:?}:\n{}", self.log())
+        bail!("meridian's {path} not {prefix:?} after {timeout:?}:\n{}", self.log())
     }
 
     /// GET a path of the admin endpoint (plain HTTP/1.1 over a TCP socket).

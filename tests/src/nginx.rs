@@ -1,0 +1,88 @@
+//! Real nginx processes as HTTP backends, each with its own config in a temporary
+//! directory, answering `<name> <uri>`; killed when dropped.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::require;
+
+/// One nginx in single-process mode (killing it leaves nothing behind).
+pub struct Nginx {
+    pub addr: SocketAddr,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Nginx {
+    /// Starts nginx on `addr` and waits until it accepts connections.
+    pub fn start(name: &str, addr: SocketAddr) -> Result<Nginx> {
+        require("nginx", "nginx");
+        let dir = tempfile::tempdir()?;
+        let d = dir.path().display();
+        let conf = format!(
+            "master_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+             fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+             keepalive_requests 100000;\n\
+             server {{ listen {addr}; location / {{ default_type text/plain; return 200 \"{name} $uri\\n\"; }} }}\n}}\n"
+        );
+        std::fs::write(dir.path().join("nginx.conf"), conf)?;
+        let mut n = Nginx { addr, dir, child: None };
+        n.spawn()?;
+        Ok(n)
+    }
+
+    fn conf(&self) -> PathBuf {
+        self.dir.path().join("nginx.conf")
+    }
+
+    fn spawn(&mut self) -> Result<()> {
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(self.dir.path())
+            .arg("-e")
+            .arg(self.dir.path().join("error.log"))
+            .arg("-c")
+            .arg(self.conf())
+            .args(["-g", "daemon off;"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start nginx")?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let log = std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default();
+        bail!("nginx did not come up on {}: {log}", self.addr)
+    }
+
+    /// Kills the process: connections are refused from now on.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same address.
+    pub fn restart(&mut self) -> Result<()> {
+        self.kill();
+        self.spawn()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
