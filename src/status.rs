@@ -6,6 +6,10 @@ use std::net::SocketAddr;
 use anyhow::{Context, Result};
 use serde_json::Value;
 
+/// Names listed in the table view; a federation of thousands of services serves many
+/// more, and `--json` gives them all.
+const MAX_NAMES: usize = 200;
+
 async fn fetch(client: &reqwest::Client, admin: SocketAddr, path: &str) -> Result<Value> {
     let url = format!("http://{admin}{path}");
     let resp = client.get(&url).send().await.with_context(|| format!("cannot reach the admin endpoint at {admin}: is `meridian serve` or `meridian demo` running? (use --admin to point elsewhere)"))?;
@@ -135,13 +139,18 @@ pub(crate) async fn run(admin: SocketAddr, json: bool) -> Result<()> {
         print!("{}", render(&["INGRESS", "HOSTS", "CLUSTER", "ADDRESSES"], &rows));
     }
     if let Some(dns) = &dns {
-        let rows: Vec<Vec<String>> = items(&dns["names"])
+        let names = items(&dns["names"]);
+        let rows: Vec<Vec<String>> = names
             .iter()
+            .take(MAX_NAMES)
             .map(|n| vec![s(&n["name"]), s(&n["kind"]), s(&n["object"]), s(&n["answer"])])
             .collect();
         println!();
         println!("DNS NAMES (GeoIP: {})", s(&dns["geoip"]));
         print!("{}", render(&["NAME", "KIND", "OBJECT", "ANSWER"], &rows));
+        if names.len() > MAX_NAMES {
+            println!("... and {} more (all of them: meridian status --json)", names.len() - MAX_NAMES);
+        }
         print_problems(&dns["ranking_problems"]);
     }
     if let Some(health) = &health {

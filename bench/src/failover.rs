@@ -5,7 +5,8 @@
 //! threshold 2 (target ≤ 3 s).
 //!
 //! The proxy part (requests failed through Meridian's proxy under load while a backend
-//! dies) waits for the proxy: see `bench/README.md`.
+//! dies) is `proxy::failover_row`: two nginx backends in two clusters, wrk through the
+//! proxy while the preferred one is killed and restarted (`--no-proxy` skips it).
 
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -15,9 +16,10 @@ use anyhow::{Result, bail};
 
 use crate::dnsclient::Client;
 use crate::harness::{self, Args, SERVER_CORE, Server};
+use crate::proxy::{self, FailoverLoad};
 use crate::simhost::{self, MeridianConf, Sims};
 
-const USAGE: &str = "meridian-bench failover [--trials 5] [--no-record]";
+const USAGE: &str = "meridian-bench failover [--trials 5] [--proxy-seconds 9] [--no-proxy] [--no-record]";
 
 const CLUSTERS: usize = 3;
 /// The `[health]` section under test.
@@ -145,14 +147,19 @@ pub(crate) fn run(raw: &[String]) -> Result<()> {
         let back = secs(&up).map_or("never".to_owned(), |s| format!("{s:.2} s"));
         let _ = writeln!(t, "| backend back → DNS returns it again | {back} | {} | | |", fmt(&up));
     }
-    let _ = writeln!(t, "| requests failed through the proxy | pending (proxy benchmark not built yet) | | 0 | |");
+    drop(server);
+    if args.flag("no-proxy") {
+        let _ = writeln!(t, "| requests failed through the proxy | not measured (`--no-proxy`) | | 0 | |");
+    } else {
+        let load = FailoverLoad { trials, seconds: args.num("proxy-seconds", 9)?, health: HEALTH };
+        t.push_str(&proxy::failover_row(&rt, dir, &load)?);
+    }
     if args.flag("no-record") {
         print!("{t}");
     } else {
         let command = format!("cargo run --release -p meridian-bench -- failover {}", raw.join(" "));
-        harness::record("Failover (DNS)", command.trim(), &t)?;
+        harness::record("Failover (DNS and proxy)", command.trim(), &t)?;
     }
-    drop(server);
     rt.block_on(sims.shutdown());
     Ok(())
 }

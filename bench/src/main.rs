@@ -5,16 +5,18 @@
 //! - `dns`: DNS QPS and latency of Meridian, Knot, NSD and PowerDNS-LUA (dnsperf).
 //! - `scale`: 100 clusters × 1,000 services: time to a complete table, peak RSS, and
 //!   change → DNS propagation delay under 1,000 endpoint changes per second.
-//! - `failover`: time from a backend dying until DNS stops returning it.
-//! - `proxy`: not yet built (the seam is described in `bench/README.md`).
+//! - `failover`: time from a backend dying until DNS stops returning it, and requests failed
+//!   through the proxy while a backend dies.
+//! - `proxy`: HTTP proxy requests/s and added p99 of Meridian, nginx and HAProxy (wrk, h2load).
 //!
-//! The comparisons (`dns`, `scale`, `failover`) append their table to `bench/RESULTS.md`.
+//! The comparisons (`dns`, `scale`, `failover`, `proxy`) append their table to `bench/RESULTS.md`.
 
 mod dns;
 mod dnsclient;
 mod dnsperf;
 mod failover;
 mod harness;
+mod proxy;
 mod scale;
 mod simhost;
 mod table;
@@ -26,7 +28,7 @@ benchmarks:
   dns        DNS throughput/latency: Meridian vs Knot, NSD, PowerDNS-LUA (dnsperf)
   scale      100 clusters x 1,000 services: time to complete table, RSS, propagation delay
   failover   backend dies: time until DNS stops returning it (active health checks)
-  proxy      HTTP proxy vs nginx/HAProxy (pending: not built yet)";
+  proxy      HTTP proxy throughput/latency: Meridian vs nginx, HAProxy (wrk, h2load)";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -36,13 +38,7 @@ fn main() -> anyhow::Result<()> {
         Some("dns") => dns::run(rest),
         Some("scale") => scale::run(rest),
         Some("failover") => failover::run(rest),
-        Some("proxy") => {
-            eprintln!(
-                "proxy: pending. The comparison (wrk and h2load against Meridian's proxy, nginx and HAProxy \
-                 in front of one nginx backend) is not built yet; see bench/README.md."
-            );
-            std::process::exit(2);
-        }
+        Some("proxy") => proxy::run(rest),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);

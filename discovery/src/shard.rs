@@ -76,48 +76,68 @@ fn port_number(n: i32) -> Option<u16> {
     u16::try_from(n).ok().filter(|p| *p != 0)
 }
 
-/// Builds the shard of `svc` in `cluster` from the Service and its EndpointSlices.
-pub fn service_shard(
-    cluster: &Arc<ClusterMeta>,
-    svc: &Service,
-    slices: &[&EndpointSlice],
-    exported: bool,
-    federate_annotation: &str,
-) -> Result<Shard, Skip> {
-    let annotations = svc.metadata.annotations.as_ref();
-    if opted_out(annotations, federate_annotation) {
-        return Err(Skip::OptedOut);
-    }
-    let spec = svc.spec.as_ref();
-    let is_lb = spec.and_then(|s| s.type_.as_deref()) == Some("LoadBalancer");
-    let external: Vec<IpAddr> =
-        spec.and_then(|s| s.external_ips.as_ref()).into_iter().flatten().filter_map(|ip| ip.parse().ok()).collect();
-    if !is_lb && external.is_empty() && !exported {
-        return Err(Skip::NotExposed);
-    }
-    let status_lb = svc.status.as_ref().and_then(|s| s.load_balancer.as_ref()).and_then(|l| l.ingress.as_ref());
-    let (mut addresses, hostnames, _bad) = if is_lb { lb_addresses(status_lb) } else { (vec![], vec![], 0) };
-    addresses.extend(external);
-    addresses.sort();
-    addresses.dedup();
-    let headless = spec.and_then(|s| s.cluster_ip.as_deref()) == Some("None");
-    if addresses.is_empty() && hostnames.is_empty() && !exported {
-        return Err(Skip::NoAddress);
-    }
-    let ports = spec
-        .and_then(|s| s.ports.as_ref())
-        .into_iter()
-        .flatten()
-        .filter_map(|p| {
-            Some(Port {
-                name: p.name.as_deref().filter(|n| !n.is_empty()).map(Arc::from),
-                port: port_number(p.port)?,
-                protocol: protocol(p.protocol.as_deref()),
+/// What a shard needs from a Service, and nothing else. Cluster tasks keep this per
+/// Service instead of the object: a full `k8s_openapi` Service is a few KB in memory
+/// (every optional field inline), and with 1,000 Services in each of 100 clusters the
+/// stored objects were most of Meridian's RSS.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceInfo {
+    opted_out: bool,
+    is_lb: bool,
+    external: Vec<IpAddr>,
+    lb_addresses: Vec<IpAddr>,
+    lb_hostnames: Vec<Arc<str>>,
+    headless: bool,
+    ports: Vec<Port>,
+    /// The `meridian.io/*` annotations.
+    annotations: BTreeMap<String, String>,
+    created: Option<SystemTime>,
+}
+
+impl ServiceInfo {
+    /// The parts of `svc` that [`shard_of`] reads; `federate_annotation` is decided here.
+    pub fn new(svc: &Service, federate_annotation: &str) -> Self {
+        let annotations = svc.metadata.annotations.as_ref();
+        let spec = svc.spec.as_ref();
+        let is_lb = spec.and_then(|s| s.type_.as_deref()) == Some("LoadBalancer");
+        let external =
+            spec.and_then(|s| s.external_ips.as_ref()).into_iter().flatten().filter_map(|ip| ip.parse().ok()).collect();
+        let status_lb = svc.status.as_ref().and_then(|s| s.load_balancer.as_ref()).and_then(|l| l.ingress.as_ref());
+        let (lb_addresses, lb_hostnames, _bad) = if is_lb { lb_addresses(status_lb) } else { (vec![], vec![], 0) };
+        let ports = spec
+            .and_then(|s| s.ports.as_ref())
+            .into_iter()
+            .flatten()
+            .filter_map(|p| {
+                Some(Port {
+                    name: p.name.as_deref().filter(|n| !n.is_empty()).map(Arc::from),
+                    port: port_number(p.port)?,
+                    protocol: protocol(p.protocol.as_deref()),
+                })
             })
-        })
-        .collect();
-    let mut endpoints = Vec::new();
-    for slice in slices {
+            .collect();
+        ServiceInfo {
+            opted_out: opted_out(annotations, federate_annotation),
+            is_lb,
+            external,
+            lb_addresses,
+            lb_hostnames,
+            headless: spec.and_then(|s| s.cluster_ip.as_deref()) == Some("None"),
+            ports,
+            annotations: meridian_annotations(annotations),
+            created: svc.metadata.creation_timestamp.as_ref().map(|t| SystemTime::from(t.0)),
+        }
+    }
+}
+
+/// What a shard needs from an EndpointSlice: its endpoints, already translated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SliceInfo {
+    endpoints: Vec<Endpoint>,
+}
+
+impl SliceInfo {
+    pub fn new(slice: &EndpointSlice) -> Self {
         let slice_ports: Vec<Port> = slice
             .ports
             .iter()
@@ -130,6 +150,7 @@ pub fn service_shard(
                 })
             })
             .collect();
+        let mut endpoints = Vec::with_capacity(slice.endpoints.len());
         for ep in &slice.endpoints {
             let addrs: Vec<IpAddr> = ep.addresses.iter().filter_map(|a| a.parse().ok()).collect();
             if addrs.is_empty() {
@@ -144,7 +165,47 @@ pub fn service_shard(
                 ports: slice_ports.clone(),
             });
         }
+        SliceInfo { endpoints }
     }
+}
+
+/// Builds the shard of `svc` in `cluster` from the Service and its EndpointSlices.
+pub fn service_shard(
+    cluster: &Arc<ClusterMeta>,
+    svc: &Service,
+    slices: &[&EndpointSlice],
+    exported: bool,
+    federate_annotation: &str,
+) -> Result<Shard, Skip> {
+    let info = ServiceInfo::new(svc, federate_annotation);
+    let slices: Vec<SliceInfo> = slices.iter().map(|s| SliceInfo::new(s)).collect();
+    let slices: Vec<&SliceInfo> = slices.iter().collect();
+    shard_of(cluster, &info, &slices, exported)
+}
+
+/// Builds the shard of a Service in `cluster` from what the cluster task keeps of it and
+/// of its EndpointSlices.
+pub fn shard_of(
+    cluster: &Arc<ClusterMeta>,
+    svc: &ServiceInfo,
+    slices: &[&SliceInfo],
+    exported: bool,
+) -> Result<Shard, Skip> {
+    if svc.opted_out {
+        return Err(Skip::OptedOut);
+    }
+    if !svc.is_lb && svc.external.is_empty() && !exported {
+        return Err(Skip::NotExposed);
+    }
+    let mut addresses = svc.lb_addresses.clone();
+    addresses.extend(svc.external.iter().copied());
+    addresses.sort();
+    addresses.dedup();
+    let hostnames = svc.lb_hostnames.clone();
+    if addresses.is_empty() && hostnames.is_empty() && !exported {
+        return Err(Skip::NoAddress);
+    }
+    let mut endpoints: Vec<Endpoint> = slices.iter().flat_map(|s| s.endpoints.iter().cloned()).collect();
     // The same pod can appear in two slices while one is being replaced: count it once.
     endpoints.sort_by(|a, b| a.addresses.cmp(&b.addresses).then(b.ready.cmp(&a.ready)));
     endpoints.dedup_by(|a, b| a.addresses == b.addresses);
@@ -153,14 +214,14 @@ pub fn service_shard(
         cluster: cluster.clone(),
         addresses,
         hostnames,
-        ports,
-        headless,
+        ports: svc.ports.clone(),
+        headless: svc.headless,
         ready_endpoints: u32::try_from(ready).unwrap_or(u32::MAX),
         total_endpoints: u32::try_from(endpoints.len()).unwrap_or(u32::MAX),
         endpoints,
-        annotations: meridian_annotations(annotations),
+        annotations: svc.annotations.clone(),
         exported,
-        created: svc.metadata.creation_timestamp.as_ref().map(|t| SystemTime::from(t.0)),
+        created: svc.created,
         stale: false,
         probe: Probe::default(),
     })

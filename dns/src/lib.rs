@@ -15,6 +15,8 @@
 //!   orders) is computed here, once per change, not per query.
 //! - `scheme`: which names a federated object publishes and what they answer.
 //! - `zone`: master files (hickory's zone-file parser) and synthesised SOA/NS.
+//! - `udp_batch` (Linux): the UDP fast path — a `SO_REUSEPORT` socket and an OS thread per
+//!   core, `recvmmsg`/`sendmmsg` batches; the tokio loop in `server` is the fallback.
 //! - `name`: wire-format name helpers. `metrics`: counters and latency histogram.
 //!
 //! It does not resolve (no recursion, RA is always clear), does not transfer zones, does
@@ -27,6 +29,8 @@ mod metrics;
 mod name;
 mod scheme;
 pub mod server;
+#[cfg(target_os = "linux")]
+mod udp_batch;
 mod wire;
 mod zone;
 

@@ -47,12 +47,12 @@ pub struct ServedName {
 }
 
 /// State shared by every worker.
-struct Shared {
-    index: ArcSwap<Index>,
+pub(crate) struct Shared {
+    pub(crate) index: ArcSwap<Index>,
     /// The index's only writer (table updates and reloads).
     builder: Mutex<Builder>,
     table: Table,
-    metrics: Metrics,
+    pub(crate) metrics: Metrics,
     tcp_idle_ms: AtomicU64,
 }
 
@@ -69,6 +69,9 @@ pub struct DnsServer {
     addrs: Vec<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// The UDP fast path's threads (sockets with `SO_REUSEPORT`); stopped when dropped.
+    #[cfg(target_os = "linux")]
+    udp_threads: crate::udp_batch::Workers,
 }
 
 /// Sockets for [`DnsServer::run`]: each UDP socket with the TCP listener on the same address.
@@ -79,21 +82,25 @@ pub struct Sockets {
 
 impl Sockets {
     /// Binds UDP and TCP on every address. Port 0 gets one ephemeral port for both.
+    ///
+    /// TCP is bound first: UDP sockets get `SO_REUSEPORT` (for the fast path's socket per
+    /// core), which would let a second server join the first one's port; the TCP listener,
+    /// bound without it, makes that second server fail instead.
     pub async fn bind(addrs: &[SocketAddr]) -> Result<Sockets> {
         let mut s = Sockets { udp: Vec::new(), tcp: Vec::new() };
         for &addr in addrs {
             let mut attempt = 0;
             let (udp, tcp) = loop {
-                let udp = UdpSocket::bind(addr).await.map_err(|source| Error::Bind { addr, proto: "udp", source })?;
-                let bound = udp.local_addr().map_err(|source| Error::Bind { addr, proto: "udp", source })?;
-                match TcpListener::bind(bound).await {
-                    Ok(tcp) => break (udp, tcp),
-                    // The ephemeral port the kernel gave UDP may be taken for TCP: try another.
+                let tcp = TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr, proto: "tcp", source })?;
+                let bound = tcp.local_addr().map_err(|source| Error::Bind { addr, proto: "tcp", source })?;
+                match bind_udp(bound) {
+                    Ok(udp) => break (udp, tcp),
+                    // The ephemeral port the kernel gave TCP may be taken for UDP: try another.
                     Err(e) if addr.port() == 0 && attempt < EPHEMERAL_ATTEMPTS => {
-                        tracing::debug!(error = %e, %bound, "dns: ephemeral port taken for tcp, retrying");
+                        tracing::debug!(error = %e, %bound, "dns: ephemeral port taken for udp, retrying");
                         attempt += 1;
                     }
-                    Err(source) => return Err(Error::Bind { addr: bound, proto: "tcp", source }),
+                    Err(source) => return Err(Error::Bind { addr: bound, proto: "udp", source }),
                 }
             };
             s.udp.push(udp);
@@ -101,6 +108,23 @@ impl Sockets {
         }
         Ok(s)
     }
+}
+
+/// A UDP socket for [`Sockets`]: with `SO_REUSEPORT` where the fast path can use it,
+/// else a plain one (served by the tokio loop).
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    #[cfg(target_os = "linux")]
+    match crate::udp_batch::bind_reuseport(addr) {
+        Ok(s) => {
+            s.set_nonblocking(true)?;
+            return UdpSocket::from_std(s);
+        }
+        // A plain bind reports the same failure if it is not about the option.
+        Err(e) => tracing::debug!(error = %e, %addr, "dns: no SO_REUSEPORT socket; tokio udp loop"),
+    }
+    let s = std::net::UdpSocket::bind(addr)?;
+    s.set_nonblocking(true)?;
+    UdpSocket::from_std(s)
 }
 
 impl DnsServer {
@@ -133,10 +157,23 @@ impl DnsServer {
         let (shutdown, _) = watch::channel(false);
         let mut tasks = Vec::new();
         let mut addrs = Vec::new();
+        // The cores in the process's affinity mask (`taskset`, cgroup quota).
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+        #[cfg(target_os = "linux")]
+        let mut udp_threads = crate::udp_batch::Workers::default();
         for udp in sockets.udp {
-            if let Ok(a) = udp.local_addr() {
+            let local = udp.local_addr();
+            if let Ok(a) = local {
                 addrs.push(a);
+            }
+            #[cfg(target_os = "linux")]
+            if crate::udp_batch::has_reuseport(&udp) {
+                let addr = local.unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+                let bind_err = |source| Error::Bind { addr, proto: "udp", source };
+                let std = udp.into_std().map_err(bind_err)?;
+                udp_threads.spawn(std, workers, &shared).map_err(bind_err)?;
+                tracing::debug!(%addr, workers, "dns: udp fast path (recvmmsg/sendmmsg)");
+                continue;
             }
             let udp = Arc::new(udp);
             for _ in 0..workers {
@@ -149,7 +186,14 @@ impl DnsServer {
         }
         tasks.push(tokio::spawn(follow_table(changes, shared.clone(), shutdown.subscribe())));
         tracing::info!(listen = ?addrs, "dns: serving");
-        Ok(DnsServer { shared, addrs, shutdown, tasks })
+        Ok(DnsServer {
+            shared,
+            addrs,
+            shutdown,
+            tasks,
+            #[cfg(target_os = "linux")]
+            udp_threads,
+        })
     }
 
     /// Applies a new configuration (zones, TTLs, names, zone files). A zone whose file has
@@ -223,6 +267,8 @@ impl DnsServer {
     /// Stops every listener and waits (briefly) for the workers.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
+        #[cfg(target_os = "linux")]
+        self.udp_threads.shutdown(SHUTDOWN_GRACE).await;
         for t in self.tasks {
             if tokio::time::timeout(SHUTDOWN_GRACE, t).await.is_err() {
                 tracing::warn!("dns: a worker did not stop in time");
