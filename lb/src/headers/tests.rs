@@ -70,3 +70,12 @@ fn response_rewriting() {
     assert_eq!(get(&h, "content-type"), ["text/plain"]);
     assert_eq!(get(&h, "via"), ["1.1 meridian"]);
 }
+
+#[test]
+fn ipv4_without_fmt() {
+    for a in ["0.0.0.0", "10.0.0.1", "192.168.100.255", "127.77.0.9", "255.255.255.255", "1.20.199.9"] {
+        let mut s = String::new();
+        push_ipv4(&mut s, a.parse().expect("address"));
+        assert_eq!(s, a);
+    }
+}
