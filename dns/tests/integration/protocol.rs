@@ -176,3 +176,50 @@ async fn port_in_use_names_the_address() {
     assert!(err.to_string().contains(&env.addr.to_string()), "{err}");
     env.server.shutdown().await;
 }
+
+/// A burst from many clients (the UDP fast path receives and sends in batches) gets one
+/// answer per query, each to the client that asked, with its own ID.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn burst_of_queries_gets_every_answer_to_its_sender() {
+    let env = env().await;
+    let mut socks = Vec::new();
+    for _ in 0..8 {
+        socks.push(tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind"));
+    }
+    // 8 clients × 40 queries, all sent before any answer is read.
+    for (c, sock) in socks.iter().enumerate() {
+        for q in 0..40u16 {
+            let mut p = query(GLOBAL, 1, None);
+            p[..2].copy_from_slice(&((c as u16) << 8 | q).to_be_bytes());
+            sock.send_to(&p, env.addr).await.expect("send");
+        }
+    }
+    let mut buf = vec![0u8; 512];
+    for (c, sock) in socks.iter().enumerate() {
+        let mut ids = Vec::new();
+        while ids.len() < 40 {
+            let r = tokio::time::timeout(Duration::from_secs(2), sock.recv(&mut buf)).await;
+            let n = r.expect("every query answered").expect("recv");
+            assert_eq!(rcode_of(&buf[..n]), 0);
+            ids.push(u16::from_be_bytes([buf[0], buf[1]]));
+        }
+        ids.sort_unstable();
+        let want: Vec<u16> = (0..40u16).map(|q| (c as u16) << 8 | q).collect();
+        assert_eq!(ids, want, "client {c}");
+    }
+    env.server.shutdown().await;
+}
+
+/// Shutdown stops the UDP workers promptly and releases the port: a plain (not
+/// SO_REUSEPORT) socket can bind it right after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_releases_the_port() {
+    let env = env().await;
+    let addr = env.addr;
+    assert_eq!(udp(addr, &query(GLOBAL, 1, None)).await.map(|r| rcode_of(&r)), Some(0));
+    let t0 = std::time::Instant::now();
+    env.server.shutdown().await;
+    assert!(t0.elapsed() < Duration::from_secs(1), "shutdown took {:?}", t0.elapsed());
+    std::net::UdpSocket::bind(addr).expect("udp port released");
+    std::net::TcpListener::bind(addr).expect("tcp port released");
+}
