@@ -7,8 +7,8 @@
 //! watcher relists, and objects missing from the new list are removed (see
 //! [`Watched::finish_init`]).
 
-use std::collections::{BTreeSet, HashMap};
 use std::collections::hash_map::Entry;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -602,4 +602,28 @@ fn short_error(e: &kube::Error) -> String {
         cause = c.source();
     }
     parts.join(": ").lines().next().unwrap_or("unknown error").to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slice_index_follows_relabels_and_removals() {
+        let (web, api) = (ObjectKey::new("default", "web"), ObjectKey::new("default", "api"));
+        let (s1, s2) = (ObjectKey::new("default", "web-1"), ObjectKey::new("default", "web-2"));
+        let mut idx = SliceIndex::default();
+        idx.link(Some(&web), &s1);
+        idx.link(Some(&web), &s2);
+        idx.link(None, &s2);
+        assert_eq!(idx.slices_of(&web).collect::<Vec<_>>(), [&s1, &s2]);
+        // Relabel s2 to api.
+        idx.unlink(Some(&web), &s2);
+        idx.link(Some(&api), &s2);
+        assert_eq!(idx.slices_of(&web).collect::<Vec<_>>(), [&s1]);
+        assert_eq!(idx.slices_of(&api).collect::<Vec<_>>(), [&s2]);
+        idx.unlink(Some(&web), &s1);
+        assert_eq!(idx.slices_of(&web).count(), 0);
+        assert!(!idx.by_service.contains_key(&web), "empty entries are dropped");
+    }
 }

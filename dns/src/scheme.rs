@@ -7,7 +7,7 @@
 //!   and per-endpoint names of headless services.
 //! - Ingress hosts and configured custom names inside a served zone.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -93,18 +93,21 @@ fn cname_node(ttl: u32, target: &Key, source: Source) -> Node {
     Node { cname: Some(Cname { ttl, target: target.clone(), key: target.clone() }), source, ..Default::default() }
 }
 
-/// Names of a federated service (Federation v1 and, when exported, MCS).
+/// Names of a federated service (Federation v1 and, when exported, MCS). With `only`,
+/// the region and zone names of other regions are left out (see `Builder::update`).
 pub(crate) fn service(
     snap: &Snapshot,
     s: &Settings,
     svc: &FederatedService,
+    only: Option<&HashSet<Arc<str>>>,
     out: &mut Vec<(Key, Node)>,
     problems: &mut Vec<Problem>,
 ) {
     let ttl = ttl_override(svc.shards.iter().map(|sh| &sh.annotations)).unwrap_or(s.ttl);
     let (healthy, global) = service_pools(snap, s, svc);
     let mut r = Ranked { key: &svc.key, settings: s, problems };
-    federated(snap, s, &svc.key, "svc", &healthy, &global, ttl, Source::Service(svc.key.clone()), out, &mut r);
+    let source = Source::Service(svc.key.clone());
+    federated(snap, s, &svc.key, "svc", &healthy, &global, ttl, source, only, out, &mut r);
     if let Some(domain) = &s.clusterset
         && (s.export_all || snap.exports.contains_key(&svc.key))
     {
@@ -123,7 +126,8 @@ pub(crate) fn ingress(
     let ttl = ttl_override(ing.shards.iter().map(|sh| &sh.annotations)).unwrap_or(s.ttl);
     let members = ingress_members(snap, &ing.shards);
     let mut r = Ranked { key: &ing.key, settings: s, problems };
-    federated(snap, s, &ing.key, "ing", &members, &members, ttl, Source::Ingress(ing.key.clone()), out, &mut r);
+    let source = Source::Ingress(ing.key.clone());
+    federated(snap, s, &ing.key, "ing", &members, &members, ttl, source, None, out, &mut r);
 }
 
 /// The three levels of Federation v1 names.
@@ -137,6 +141,7 @@ fn federated(
     global: &Members<'_>,
     ttl: u32,
     source: Source,
+    only: Option<&HashSet<Arc<str>>>,
     out: &mut Vec<(Key, Node)>,
     r: &mut Ranked<'_, '_>,
 ) {
@@ -176,7 +181,8 @@ fn federated(
         }
     }
     let mut region_keys = HashMap::new();
-    for reg in &regions {
+    let wanted = |reg: &Arc<str>| only.is_none_or(|o| o.contains(reg));
+    for reg in regions.iter().filter(|reg| wanted(reg)) {
         let Some(rkey) = name::key(&format!("{base}.{reg}.{}", s.dns_zone)) else { continue };
         let here = by_region.get(&**reg).map_or(&[][..], Vec::as_slice);
         let node = if here.is_empty() {

@@ -179,3 +179,59 @@ async fn subscribers_see_each_published_change() {
     assert_eq!(c.services, vec![ObjectKey::new("default", "web")]);
     assert!(t.wait_for(Duration::from_secs(1), |s| s.services.len() == 1).await);
 }
+
+#[test]
+fn shard_count_follows_adds_replaces_and_removals() {
+    let (t, mut w, a, b) = setup();
+    let other = |c: &Arc<ClusterMeta>| Update::Service {
+        cluster: c.name.clone(),
+        key: ObjectKey::new("default", "api"),
+        shard: Some(shard(c, "127.0.0.9", 1)),
+    };
+    w.apply([svc_update(&a, Some(shard(&a, "127.0.0.1", 1))), svc_update(&b, Some(shard(&b, "127.0.0.2", 1)))]);
+    w.apply([other(&a)]);
+    assert_eq!(t.snapshot().shard_count(), 3);
+    w.apply([svc_update(&a, Some(shard(&a, "127.0.0.3", 0)))]);
+    assert_eq!(t.snapshot().shard_count(), 3);
+    w.apply([svc_update(&b, None)]);
+    assert_eq!(t.snapshot().shard_count(), 2);
+    w.apply([Update::RemoveCluster(a.name.clone())]);
+    let snap = t.snapshot();
+    assert_eq!(snap.shard_count(), 0);
+    assert_eq!(snap.shard_count(), snap.services.values().map(|s| s.shards.len()).sum::<usize>());
+}
+
+#[test]
+fn state_changes_list_the_cluster_objects_instead_of_everything() {
+    let (t, mut w, a, b) = setup();
+    w.apply([svc_update(&a, Some(shard(&a, "127.0.0.1", 1))), svc_update(&b, Some(shard(&b, "127.0.0.2", 1)))]);
+    let mut rx = t.changes();
+    // Pending → Ready: no shard changes, nothing to rebuild.
+    w.apply([Update::State { cluster: a.name.clone(), state: ClusterState::Ready }]);
+    let c = rx.try_recv().expect("change");
+    assert!(!c.everything && c.services.is_empty());
+    // Ready → Offline: a's shards turn stale; their services are listed.
+    let offline = ClusterState::Offline { reason: "down".into(), since: SystemTime::now() };
+    w.apply([Update::State { cluster: a.name.clone(), state: offline }]);
+    let c = rx.try_recv().expect("change");
+    assert!(!c.everything);
+    assert_eq!(c.services, [ObjectKey::new("default", "web")]);
+    let snap = t.snapshot();
+    let svc = snap.service("default", "web").expect("service");
+    assert!(svc.shard("a").expect("a").stale && !svc.shard("b").expect("b").stale);
+}
+
+#[test]
+fn cluster_meta_changes_rebuild_everything_only_when_places_change() {
+    let (t, mut w, a, _) = setup();
+    w.apply([svc_update(&a, Some(shard(&a, "127.0.0.1", 1)))]);
+    let mut rx = t.changes();
+    let heavier = Arc::new(ClusterMeta { weight: 5, ..(*a).clone() });
+    w.apply([Update::Cluster(heavier.clone())]);
+    let c = rx.try_recv().expect("change");
+    assert!(!c.everything);
+    assert_eq!(c.services, [ObjectKey::new("default", "web")]);
+    let moved = Arc::new(ClusterMeta { region: Some("elsewhere".into()), ..(*heavier).clone() });
+    w.apply([Update::Cluster(moved)]);
+    assert!(rx.try_recv().expect("change").everything);
+}
