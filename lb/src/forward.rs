@@ -205,13 +205,27 @@ async fn proxy(shared: &Shared, conn: &ConnInfo, route: &Route, mut req: Request
                 record(&cfg, route, level, &ep, Outcome::GatewayFailure);
                 failure = Some(f);
                 drop(in_flight);
-                if can_retry
-                    && f.is_retryable(idempotent)
-                    && let Some(r) = upstream.budget.try_retry(&cfg.retry)
-                {
-                    retries.push(r);
-                    route.stats.retries.inc();
-                    continue;
+                if can_retry && f.is_retryable(idempotent) {
+                    // The budget guards healthy backends against retry storms when they are
+                    // slow. A connection that failed or broke before any response means the
+                    // backend is gone, not slow: the retry goes to another backend and adds
+                    // no load to the one that failed, so it does not spend the budget.
+                    // Otherwise a cluster dying under load fails the burst of requests in
+                    // flight on its connections beyond the budget's few concurrent retries.
+                    let allowed = match f {
+                        Failure::Connect | Failure::Upstream => true,
+                        Failure::Timeout => match upstream.budget.try_retry(&cfg.retry) {
+                            Some(r) => {
+                                retries.push(r);
+                                true
+                            }
+                            None => false,
+                        },
+                    };
+                    if allowed {
+                        route.stats.retries.inc();
+                        continue;
+                    }
                 }
                 break;
             }
