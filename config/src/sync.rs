@@ -88,10 +88,7 @@ impl SyncConfig {
             }
         }
         if !crate::is_dns_label(&self.lease_namespace) {
-            out.push((
-                "sync.lease_namespace".into(),
-                format!("{:?} is not a namespace name", self.lease_namespace),
-            ));
+            out.push(("sync.lease_namespace".into(), format!("{:?} is not a namespace name", self.lease_namespace)));
         }
         if self.lease_duration.as_std() < std::time::Duration::from_secs(1) {
             out.push(("sync.lease_duration".into(), "lease_duration must be at least 1s".into()));
