@@ -2,44 +2,26 @@
 //! does per burst of watch events) and the read path of every answer (load the snapshot,
 //! find the service, pick its usable shards).
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use meridian_discovery::table::{ClusterMeta, ObjectKey, Port, Probe, Protocol, Shard, Table, TableWriter, Update};
+use meridian_discovery::table::{ClusterMeta, ObjectKey, Port, Protocol, Shard, Table, TableWriter, Update};
 
 const SERVICES: usize = 10_000;
 const CLUSTERS: usize = 10;
 
 fn meta(i: usize) -> Arc<ClusterMeta> {
-    Arc::new(ClusterMeta {
-        name: format!("c{i}").into(),
-        region: Some(format!("r{}", i % 3).into()),
-        zone: None,
-        location: None,
-        weight: 1,
-        labels: BTreeMap::new(),
-        order: i,
-    })
+    Arc::new(ClusterMeta { region: Some(format!("r{}", i % 3).into()), ..ClusterMeta::new(&format!("c{i}"), i) })
 }
 
 fn shard(cluster: &Arc<ClusterMeta>, n: u32, ready: u32) -> Shard {
     Shard {
-        cluster: cluster.clone(),
-        addresses: vec![IpAddr::V4(Ipv4Addr::from(0x7f00_0000 | n))],
-        hostnames: vec![],
         ports: vec![Port { name: Some("http".into()), port: 80, protocol: Protocol::Tcp }],
-        headless: false,
         ready_endpoints: ready,
         total_endpoints: 2,
-        endpoints: vec![],
-        annotations: BTreeMap::new(),
-        exported: false,
-        created: None,
-        stale: false,
-        probe: Probe::default(),
+        ..Shard::new(cluster.clone(), vec![IpAddr::V4(Ipv4Addr::from(0x7f00_0000 | n))])
     }
 }
 

@@ -7,13 +7,13 @@
 //! The same is measured against `RwLock<HashMap>`, where a writer holds the lock while
 //! it updates, to show what the snapshot design avoids.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use meridian_discovery::table::{ClusterMeta, ObjectKey, Port, Probe, Protocol, Shard, Table, Update};
+use meridian_discovery::table::{ClusterMeta, ObjectKey, Port, Protocol, Shard, Table, Update};
 
 const SERVICES: usize = 10_000;
 const CLUSTERS: usize = 10;
@@ -21,32 +21,15 @@ const RUN: Duration = Duration::from_secs(3);
 const ROUNDS: usize = 3;
 
 fn meta(i: usize) -> Arc<ClusterMeta> {
-    Arc::new(ClusterMeta {
-        name: format!("c{i}").into(),
-        region: Some(format!("r{}", i % 3).into()),
-        zone: None,
-        location: None,
-        weight: 1,
-        labels: BTreeMap::new(),
-        order: i,
-    })
+    Arc::new(ClusterMeta { region: Some(format!("r{}", i % 3).into()), ..ClusterMeta::new(&format!("c{i}"), i) })
 }
 
 fn shard(cluster: &Arc<ClusterMeta>, n: u32, ready: u32) -> Shard {
     Shard {
-        cluster: cluster.clone(),
-        addresses: vec![IpAddr::V4(Ipv4Addr::from(0x7f00_0000 | n))],
-        hostnames: vec![],
         ports: vec![Port { name: Some("http".into()), port: 80, protocol: Protocol::Tcp }],
-        headless: false,
         ready_endpoints: ready,
         total_endpoints: 2,
-        endpoints: vec![],
-        annotations: BTreeMap::new(),
-        exported: false,
-        created: None,
-        stale: false,
-        probe: Probe::default(),
+        ..Shard::new(cluster.clone(), vec![IpAddr::V4(Ipv4Addr::from(0x7f00_0000 | n))])
     }
 }
 

@@ -55,6 +55,14 @@ pub struct ClusterMeta {
     pub order: usize,
 }
 
+impl ClusterMeta {
+    /// A cluster known only by name and position (weight 1, no topology, no labels);
+    /// struct update syntax fills in the rest.
+    pub fn new(name: &str, order: usize) -> Self {
+        Self { name: name.into(), region: None, zone: None, location: None, weight: 1, labels: BTreeMap::new(), order }
+    }
+}
+
 /// Reachability of a cluster's API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClusterState {
@@ -164,6 +172,26 @@ pub struct Shard {
 }
 
 impl Shard {
+    /// A shard with these addresses and nothing else: no ports or endpoints (so not
+    /// healthy), not stale, not probed; struct update syntax fills in the rest.
+    pub fn new(cluster: Arc<ClusterMeta>, addresses: Vec<IpAddr>) -> Self {
+        Self {
+            cluster,
+            addresses,
+            hostnames: Vec::new(),
+            ports: Vec::new(),
+            headless: false,
+            ready_endpoints: 0,
+            total_endpoints: 0,
+            endpoints: Vec::new(),
+            annotations: BTreeMap::new(),
+            exported: false,
+            created: None,
+            stale: false,
+            probe: Probe::default(),
+        }
+    }
+
     /// Healthy: ready endpoints, and the active check (if any) has not failed.
     pub fn is_healthy(&self) -> bool {
         self.ready_endpoints > 0 && self.probe.state != ProbeState::Down

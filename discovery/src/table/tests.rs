@@ -1,32 +1,15 @@
 use super::*;
 
 fn meta(name: &str, order: usize) -> Arc<ClusterMeta> {
-    Arc::new(ClusterMeta {
-        name: name.into(),
-        region: Some(format!("{name}-r").into()),
-        zone: None,
-        location: None,
-        weight: 1,
-        labels: BTreeMap::new(),
-        order,
-    })
+    Arc::new(ClusterMeta { region: Some(format!("{name}-r").into()), ..ClusterMeta::new(name, order) })
 }
 
 fn shard(cluster: &Arc<ClusterMeta>, ip: &str, ready: u32) -> Shard {
     Shard {
-        cluster: cluster.clone(),
-        addresses: vec![ip.parse().expect("ip")],
-        hostnames: vec![],
         ports: vec![Port { name: Some("http".into()), port: 80, protocol: Protocol::Tcp }],
-        headless: false,
         ready_endpoints: ready,
         total_endpoints: 2,
-        endpoints: vec![],
-        annotations: BTreeMap::new(),
-        exported: false,
-        created: None,
-        stale: false,
-        probe: Probe::default(),
+        ..Shard::new(cluster.clone(), vec![ip.parse().expect("ip")])
     }
 }
 
