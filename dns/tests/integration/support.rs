@@ -1,6 +1,5 @@
 //! Starting a server over an in-memory table, and running dig/kdig against it.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::process::Command;
 use std::sync::Arc;
@@ -27,15 +26,7 @@ pub(crate) fn clusters() -> Vec<Arc<ClusterMeta>> {
     .iter()
     .enumerate()
     .map(|(i, (n, r, z))| {
-        Arc::new(ClusterMeta {
-            name: (*n).into(),
-            region: Some((*r).into()),
-            zone: Some((*z).into()),
-            location: None,
-            weight: 1,
-            labels: BTreeMap::new(),
-            order: i,
-        })
+        Arc::new(ClusterMeta { region: Some((*r).into()), zone: Some((*z).into()), ..ClusterMeta::new(n, i) })
     })
     .collect()
 }
@@ -46,20 +37,12 @@ pub(crate) fn cluster(name: &str) -> Arc<ClusterMeta> {
 
 /// A LoadBalancer shard with `ready` ready endpoints.
 pub(crate) fn shard(cluster_name: &str, addrs: &[&str], ready: u32) -> Shard {
+    let addresses = addrs.iter().map(|a| a.parse::<IpAddr>().expect("ip")).collect();
     Shard {
-        cluster: cluster(cluster_name),
-        addresses: addrs.iter().map(|a| a.parse::<IpAddr>().expect("ip")).collect(),
-        hostnames: vec![],
         ports: vec![Port { name: Some("http".into()), port: 80, protocol: Protocol::Tcp }],
-        headless: false,
         ready_endpoints: ready,
         total_endpoints: ready.max(1),
-        endpoints: vec![],
-        annotations: BTreeMap::new(),
-        exported: false,
-        created: None,
-        stale: false,
-        probe: Default::default(),
+        ..Shard::new(cluster(cluster_name), addresses)
     }
 }
 

@@ -2,7 +2,6 @@
 //! servers or nginx processes) on distinct loopback addresses, the proxy, and real
 //! clients (curl, h2load) run as processes.
 
-use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -18,7 +17,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use meridian_config::Config;
-use meridian_discovery::table::{ClusterMeta, ObjectKey, Port, Probe, Protocol, Shard, Table, TableWriter, Update};
+use meridian_discovery::table::{ClusterMeta, ObjectKey, Port, Protocol, Shard, Table, TableWriter, Update};
 use meridian_lb::Proxy;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -47,32 +46,15 @@ pub(crate) fn port() -> u16 {
 }
 
 pub(crate) fn cluster(name: &str, region: &str, order: usize) -> Arc<ClusterMeta> {
-    Arc::new(ClusterMeta {
-        name: name.into(),
-        region: Some(region.into()),
-        zone: None,
-        location: None,
-        weight: 1,
-        labels: BTreeMap::new(),
-        order,
-    })
+    Arc::new(ClusterMeta { region: Some(region.into()), ..ClusterMeta::new(name, order) })
 }
 
 pub(crate) fn shard(cluster: &Arc<ClusterMeta>, addrs: &[IpAddr], port: u16, healthy: bool) -> Shard {
     Shard {
-        cluster: cluster.clone(),
-        addresses: addrs.to_vec(),
-        hostnames: Vec::new(),
         ports: vec![Port { name: Some("http".into()), port, protocol: Protocol::Tcp }],
-        headless: false,
         ready_endpoints: u32::from(healthy),
         total_endpoints: 1,
-        endpoints: Vec::new(),
-        annotations: BTreeMap::new(),
-        exported: false,
-        created: None,
-        stale: false,
-        probe: Probe::default(),
+        ..Shard::new(cluster.clone(), addrs.to_vec())
     }
 }
 
