@@ -301,72 +301,37 @@ pub(crate) async fn h2load(args: &[&str]) -> Result<H2load> {
     Ok(r)
 }
 
-/// An nginx process answering `<name> <uri>` on `addr`, with its own config in a
-/// tempdir; killed when dropped.
+/// An nginx process answering `<name> <uri>` on `addr`: the shared test-support
+/// [`meridian_tests::Nginx`], started and restarted off the runtime's thread, because the
+/// proxy under test runs on that same runtime and must keep serving meanwhile.
 pub(crate) struct Nginx {
     pub(crate) addr: SocketAddr,
-    dir: tempfile::TempDir,
-    child: Option<tokio::process::Child>,
+    inner: Option<meridian_tests::Nginx>,
 }
 
 impl Nginx {
     pub(crate) async fn start(name: &str, addr: SocketAddr) -> Result<Nginx> {
-        require("nginx", "nginx");
-        let dir = tempfile::tempdir()?;
-        let d = dir.path().display();
-        let conf = format!(
-            "master_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
-             events {{ worker_connections 1024; }}\n\
-             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
-             fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-             keepalive_requests 100000;\n\
-             server {{ listen {addr}; location / {{ default_type text/plain; return 200 \"{name} $uri\\n\"; }} }}\n}}\n"
-        );
-        std::fs::write(dir.path().join("nginx.conf"), conf)?;
-        let mut n = Nginx { addr, dir, child: None };
-        n.spawn().await?;
-        Ok(n)
-    }
-
-    fn conf(&self) -> PathBuf {
-        self.dir.path().join("nginx.conf")
-    }
-
-    async fn spawn(&mut self) -> Result<()> {
-        let child = tokio::process::Command::new("nginx")
-            .arg("-p")
-            .arg(self.dir.path())
-            .arg("-e")
-            .arg(self.dir.path().join("error.log"))
-            .arg("-c")
-            .arg(self.conf())
-            .args(["-g", "daemon off;"])
-            .kill_on_drop(true)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("start nginx")?;
-        self.child = Some(child);
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(self.addr).await.is_ok() {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let log = std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default();
-        bail!("nginx did not come up on {}: {log}", self.addr)
+        let name = name.to_owned();
+        let inner = tokio::task::spawn_blocking(move || meridian_tests::Nginx::start(&name, addr)).await??;
+        Ok(Nginx { addr, inner: Some(inner) })
     }
 
     /// Kills the process (single-process mode: nothing survives it).
     pub(crate) async fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill().await;
+        if let Some(n) = self.inner.as_mut() {
+            n.kill();
         }
     }
 
     pub(crate) async fn restart(&mut self) -> Result<()> {
-        self.kill().await;
-        self.spawn().await
+        let mut n = self.inner.take().context("nginx handle lost")?;
+        let (n, result) = tokio::task::spawn_blocking(move || {
+            let r = n.restart();
+            (n, r)
+        })
+        .await?;
+        self.inner = Some(n);
+        result
     }
 }
 
