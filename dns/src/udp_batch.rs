@@ -57,6 +57,10 @@ const SLOT: usize = 65_535;
 const POLL: Duration = Duration::from_millis(50);
 
 /// Binds a UDP socket with `SO_REUSEPORT`, so more sockets can join it at the same address.
+///
+/// Any process of the same user can join too, with its own `SO_REUSEPORT` socket on the
+/// address or the wildcard, including a client whose kernel-picked port happens to be an
+/// ephemeral server port: run Meridian as its own user.
 pub(crate) fn bind_reuseport(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     let family = if addr.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
     let fd = socket(family, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)?;

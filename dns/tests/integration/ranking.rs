@@ -17,7 +17,7 @@ use meridian_sim::{ClusterSpec, SimOptions, Simulator};
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 
-use crate::support::{dig_at, eventually, geolite2, kdig_at, section};
+use crate::support::{dig_at, eventually, geolite2, kdig_at, listen_addr, section};
 
 /// Probe cadence of these tests: a shard is Down after 2 failed probes 1 s apart.
 const INTERVAL: Duration = Duration::from_secs(1);
@@ -100,7 +100,7 @@ dns_zone = "t.test"
 probe_interval = "200ms"
 probe_timeout = "1s"
 [dns]
-listen = ["127.0.0.1:0"]
+listen = ["{listen}"]
 [health]
 interval = "1s"
 timeout = "500ms"
@@ -110,7 +110,8 @@ jitter = "100ms"
 [ranking]
 default_policy = "roundrobin"
 "#,
-    );
+    )
+    .replace("{listen}", &listen_addr().to_string());
     text.push_str(&format!("geoip_db = [{:?}]\n", geolite2().display().to_string()));
     // Source addresses for tests without ECS: 127.0.0.2 is in Paris, 127.0.0.3 in the
     // asia-south1 region, the rest of loopback nowhere.

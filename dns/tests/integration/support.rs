@@ -54,11 +54,25 @@ pub(crate) fn svc(cluster: &str, ns: &str, name: &str, shard: Shard) -> Update {
     Update::Service { cluster: cluster.into(), key: ObjectKey::new(ns, name), shard: Some(shard) }
 }
 
-/// The demo config on 127.0.0.1:0.
+/// The demo config on [`listen_addr`].
 pub(crate) fn config() -> Config {
     let mut c = Config::demo();
-    c.dns.listen = vec!["127.0.0.1:0".parse().expect("addr")];
+    c.dns.listen = vec![listen_addr()];
     c
+}
+
+/// An ephemeral port on a random loopback address other than 127.0.0.1.
+///
+/// Not 127.0.0.1: dig sets `SO_REUSEPORT` on its sockets and lets the kernel pick the
+/// port, and the kernel may then hand it the server's own ephemeral port (both run as
+/// root, and the fast path's sockets have `SO_REUSEPORT` too). dig then connects
+/// 127.0.0.1:P to 127.0.0.1:P and its query comes back to itself, as a "response" with
+/// no QR flag and no answer — about one query in 28,000. With the server on another
+/// address the query can only reach the server.
+pub(crate) fn listen_addr() -> SocketAddr {
+    use std::hash::{BuildHasher, RandomState};
+    let r = RandomState::new().hash_one((std::process::id(), Instant::now()));
+    SocketAddr::from(([127, 53, (r >> 8) as u8, 1 + (r % 250) as u8], 0))
 }
 
 pub(crate) async fn start(config: Config, updates: Vec<Update>) -> Env {
