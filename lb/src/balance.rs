@@ -44,6 +44,8 @@ pub(crate) struct Endpoint {
     /// Copy of the ejection deadline ([`micros`]) so selection needs no lock.
     ejected_until: AtomicU64,
     pub(crate) stats: BackendStats,
+    /// Idle raw connections for the HTTP/1.1 fast path.
+    pub(crate) pool: crate::h1::Pool,
 }
 
 impl Endpoint {
@@ -57,6 +59,7 @@ impl Endpoint {
             outlier: Mutex::new(Outlier::default()),
             ejected_until: AtomicU64::new(0),
             stats,
+            pool: Default::default(),
         })
     }
 
@@ -112,6 +115,12 @@ impl Endpoint {
 
 /// A request in flight to one endpoint.
 pub(crate) struct InFlight(Arc<Endpoint>);
+
+impl InFlight {
+    pub(crate) fn endpoint(&self) -> &Arc<Endpoint> {
+        &self.0
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {

@@ -32,7 +32,7 @@ pub(crate) struct ConnInfo {
 /// Why an attempt got no usable response. Every variant is a gateway failure for
 /// outlier detection; only `Connect` guarantees the backend saw nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Failure {
+pub(crate) enum Failure {
     /// TCP connect refused or timed out: the request never left, any request may retry.
     Connect,
     /// No response headers within the first-byte (or overall) timeout.
@@ -42,16 +42,16 @@ enum Failure {
 }
 
 impl Failure {
-    /// Whether another backend may be tried for a request of this kind.
-    fn is_retryable(self, idempotent: bool) -> bool {
-        self == Failure::Connect || idempotent
+    fn local_parts(self) -> (StatusCode, &'static str) {
+        match self {
+            Failure::Timeout => (StatusCode::GATEWAY_TIMEOUT, "upstream timeout\n"),
+            Failure::Connect | Failure::Upstream => (StatusCode::BAD_GATEWAY, "bad gateway\n"),
+        }
     }
 
     fn response(self) -> Response<RespBody> {
-        match self {
-            Failure::Timeout => local(StatusCode::GATEWAY_TIMEOUT, "upstream timeout\n"),
-            Failure::Connect | Failure::Upstream => local(StatusCode::BAD_GATEWAY, "bad gateway\n"),
-        }
+        let (status, text) = self.local_parts();
+        local(status, text)
     }
 }
 
@@ -62,7 +62,7 @@ pub(crate) fn local(status: StatusCode, text: &'static str) -> Response<RespBody
     r
 }
 
-fn is_idempotent(m: &Method) -> bool {
+pub(crate) fn is_idempotent(m: &Method) -> bool {
     matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE)
 }
 
@@ -104,11 +104,173 @@ impl From<Failure> for Answer {
     }
 }
 
+/// A backend's answer to one attempt, whatever the transport.
+pub(crate) trait Reply {
+    fn status(&self) -> StatusCode;
+}
+
+/// How a request is sent to a backend: hyper's pooled client, or the fast path's raw
+/// connections.
+pub(crate) trait Transport {
+    type Reply: Reply + Send;
+    /// One attempt at `ep`; `last_try` when no other will follow.
+    fn send(&mut self, ep: &Arc<Endpoint>, last_try: bool) -> impl Future<Output = Sent<Self::Reply>> + Send;
+}
+
+impl<B> Reply for Response<B> {
+    fn status(&self) -> StatusCode {
+        Response::status(self)
+    }
+}
+
+/// What one attempt's transport reports.
+pub(crate) enum Sent<R> {
+    Reply(R),
+    Failed(Failure),
+    /// The request cannot be sent (again): its body went to an earlier attempt.
+    Unsendable,
+    /// The client went away while its body was being forwarded; nobody to answer.
+    ClientGone,
+}
+
+/// How the attempts for one request ended.
+pub(crate) enum Attempted<R> {
+    /// A response to pass on: a good one, or the last bad one when retries ran out.
+    Reply {
+        reply: R,
+        in_flight: InFlight,
+    },
+    Failed(Failure),
+    NoBackend,
+    ClientGone,
+}
+
+impl<R> Attempted<R> {
+    /// Status and text of the local answer when no backend response is passed on (`None`
+    /// for a reply, or when the client is gone).
+    pub(crate) fn local_parts(&self) -> Option<(StatusCode, &'static str)> {
+        match self {
+            Attempted::Reply { .. } | Attempted::ClientGone => None,
+            Attempted::Failed(f) => Some(f.local_parts()),
+            Attempted::NoBackend => Some((StatusCode::SERVICE_UNAVAILABLE, "no healthy backend\n")),
+        }
+    }
+}
+
+/// One request as the retry loop sees it.
+pub(crate) struct Attempts<'a> {
+    pub(crate) cfg: &'a meridian_config::lb::LbConfig,
+    pub(crate) route: &'a Route,
+    pub(crate) deadline: Instant,
+    pub(crate) idempotent: bool,
+    /// Nothing but the head: the request can be sent again after any failure.
+    pub(crate) bodyless: bool,
+}
+
+/// The attempts of one request, whatever the transport: pick a backend (priority level,
+/// then P2C, never one already tried), send with the first-byte timeout, feed latency and
+/// outcome to the balancer, and retry what may be retried.
+///
+/// A connect failure may always retry (the transport says `Unsendable` if it can no
+/// longer send); other failures and gateway statuses retry only bodyless requests (and
+/// statuses only idempotent ones).
+pub(crate) async fn attempts<T: Transport>(a: &Attempts<'_>, transport: &mut T) -> Attempted<T::Reply> {
+    let (cfg, route, upstream) = (a.cfg, a.route, &a.route.upstream);
+    let mut tried: Vec<SocketAddr> = Vec::new();
+    let mut retries = Vec::new();
+    let total = 1 + cfg.retry.max_retries;
+    // A retryable bad response kept in case no other backend can be tried.
+    let mut last: Option<(T::Reply, InFlight)> = None;
+    let mut failure = None;
+    for attempt in 0..total {
+        let now = Instant::now();
+        if now >= a.deadline {
+            failure = Some(Failure::Timeout);
+            break;
+        }
+        let picked = {
+            let mut rng = rand::rng();
+            balance::pick(&upstream.levels, &tried, cfg.overprovisioning_factor, now.into_std(), &mut rng)
+        };
+        let Some((level, member)) = picked else { break };
+        let ep = member.endpoint.clone();
+        tried.push(ep.addr);
+        let last_try = attempt + 1 == total;
+        let in_flight = ep.start();
+        let t0 = Instant::now();
+        let wait = cfg.timeouts.first_byte.as_std().min(a.deadline.saturating_duration_since(t0));
+        let result = match tokio::time::timeout(wait, transport.send(&ep, last_try)).await {
+            Err(_) => Err(Failure::Timeout),
+            Ok(Sent::Reply(r)) => Ok(r),
+            Ok(Sent::Failed(f)) => Err(f),
+            Ok(Sent::Unsendable) => break,
+            Ok(Sent::ClientGone) => return Attempted::ClientGone,
+        };
+        let took = t0.elapsed();
+        let can_retry = !last_try && a.bodyless;
+        match result {
+            Ok(reply) => {
+                let status = reply.status();
+                ep.observe_latency(took, Instant::now().into_std());
+                ep.stats.record(Some(status), took.as_secs_f64());
+                let outcome = Outcome::of_status(status);
+                record(cfg, route, level, &ep, outcome);
+                if outcome == Outcome::GatewayFailure
+                    && can_retry
+                    && a.idempotent
+                    && let Some(r) = upstream.budget.try_retry(&cfg.retry)
+                {
+                    retries.push(r);
+                    route.stats.retries.inc();
+                    last = Some((reply, in_flight));
+                    let pause = backoff(attempt).min(a.deadline.saturating_duration_since(Instant::now()));
+                    tokio::time::sleep(pause).await;
+                    continue;
+                }
+                return Attempted::Reply { reply, in_flight };
+            }
+            Err(f) => {
+                ep.stats.record(None, took.as_secs_f64());
+                record(cfg, route, level, &ep, Outcome::GatewayFailure);
+                failure = Some(f);
+                drop(in_flight);
+                // The budget guards healthy backends against retry storms when they are
+                // slow. A connection that failed or broke before any response means the
+                // backend is gone, not slow: the retry goes to another backend and adds
+                // no load to the one that failed, so it does not spend the budget.
+                // Otherwise a cluster dying under load fails the burst of requests in
+                // flight on its connections beyond the budget's few concurrent retries.
+                let allowed = !last_try
+                    && match f {
+                        Failure::Connect => true,
+                        Failure::Upstream => a.bodyless && a.idempotent,
+                        Failure::Timeout => {
+                            can_retry
+                                && a.idempotent
+                                && upstream.budget.try_retry(&cfg.retry).map(|r| retries.push(r)).is_some()
+                        }
+                    };
+                if allowed {
+                    route.stats.retries.inc();
+                    continue;
+                }
+                break;
+            }
+        }
+    }
+    if let Some((reply, in_flight)) = last {
+        return Attempted::Reply { reply, in_flight };
+    }
+    match failure {
+        Some(f) => Attempted::Failed(f),
+        None if tried.is_empty() => Attempted::NoBackend,
+        None => Attempted::Failed(Failure::Upstream),
+    }
+}
+
 async fn proxy(shared: &Shared, conn: &ConnInfo, route: &Route, mut req: Request<Incoming>, start: Instant) -> Answer {
     let cfg = shared.config.load_full();
     let client = shared.client.load_full();
-    let upstream = &route.upstream;
-    let deadline = start + cfg.timeouts.overall.as_std();
     let version = req.version();
     let upgrade = version == Version::HTTP_11 && headers::is_upgrade(req.headers());
     let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
@@ -122,131 +284,86 @@ async fn proxy(shared: &Shared, conn: &ConnInfo, route: &Route, mut req: Request
     let pq = parts.uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
     // Only a request without a body can be sent twice: bodies stream and are not kept.
     let bodyless = body.is_end_stream();
-    let mut body = (!bodyless).then_some(body);
-    let idempotent = is_idempotent(&parts.method);
+    let body = (!bodyless).then_some(body);
+    let plan = Attempts {
+        cfg: &cfg,
+        route,
+        deadline: start + cfg.timeouts.overall.as_std(),
+        idempotent: is_idempotent(&parts.method),
+        bodyless,
+    };
+    let active = route.upstream.budget.request();
+    let mut hyper = HyperTransport { client, parts, pq, body, bodyless, bad_target: false };
+    let attempted = attempts(&plan, &mut hyper).await;
+    let bad_target = hyper.bad_target;
+    if bad_target {
+        return Answer { response: local(StatusCode::BAD_REQUEST, "bad request target\n"), status: None };
+    }
+    if let Some((status, text)) = attempted.local_parts() {
+        return Answer { response: local(status, text), status: None };
+    }
+    let Attempted::Reply { reply: resp, in_flight } = attempted else {
+        // The hyper path owns its request body: the client cannot be gone mid-attempt.
+        return Failure::Upstream.into();
+    };
+    let status = resp.status();
+    if upgrade && status == StatusCode::SWITCHING_PROTOCOLS {
+        return Answer { response: switch_protocols(resp, on_upgrade, in_flight), status: Some(status) };
+    }
+    Answer { response: respond(resp, in_flight, active, &cfg), status: Some(status) }
+}
 
-    let active = upstream.budget.request();
-    let mut tried: Vec<SocketAddr> = Vec::new();
-    let mut retries = Vec::new();
-    let attempts = 1 + cfg.retry.max_retries;
-    // A retryable bad response kept in case no other backend can be tried.
-    let mut last: Option<(Response<Incoming>, InFlight)> = None;
-    let mut failure = None;
-    for attempt in 0..attempts {
-        let now = Instant::now();
-        if now >= deadline {
-            failure = Some(Failure::Timeout);
-            break;
-        }
-        let picked = {
-            let mut rng = rand::rng();
-            balance::pick(&upstream.levels, &tried, cfg.overprovisioning_factor, now.into_std(), &mut rng)
-        };
-        let Some((level, member)) = picked else { break };
-        let ep = member.endpoint.clone();
-        tried.push(ep.addr);
-        let last_try = attempt + 1 == attempts;
-        let req_body = match body.take() {
+/// hyper's pooled client; the request's parts are cloned for every attempt but the last.
+struct HyperTransport {
+    client: Arc<crate::UpstreamClient>,
+    parts: http::request::Parts,
+    pq: PathAndQuery,
+    body: Option<Incoming>,
+    bodyless: bool,
+    /// The backend authority and path did not make a URI (answered 400).
+    bad_target: bool,
+}
+
+impl Transport for HyperTransport {
+    type Reply = Response<Incoming>;
+
+    async fn send(&mut self, ep: &Arc<Endpoint>, last_try: bool) -> Sent<Response<Incoming>> {
+        let req_body = match self.body.take() {
             Some(b) => ReqBody::Stream(b),
-            None if bodyless => ReqBody::Empty,
-            // The body went to an earlier attempt.
-            None => break,
+            None if self.bodyless => ReqBody::Empty,
+            None => return Sent::Unsendable,
         };
-        let hdrs = if bodyless && !last_try { parts.headers.clone() } else { std::mem::take(&mut parts.headers) };
-        let Ok(uri) =
-            Uri::builder().scheme(Scheme::HTTP).authority(ep.authority.clone()).path_and_query(pq.clone()).build()
-        else {
-            return Answer { response: local(StatusCode::BAD_REQUEST, "bad request target\n"), status: None };
+        let parts = &mut self.parts;
+        let hdrs = if self.bodyless && !last_try { parts.headers.clone() } else { std::mem::take(&mut parts.headers) };
+        let uri = Uri::builder().scheme(Scheme::HTTP).authority(ep.authority.clone()).path_and_query(self.pq.clone());
+        let Ok(uri) = uri.build() else {
+            self.bad_target = true;
+            return Sent::Unsendable;
         };
         let mut up = Request::new(req_body);
         *up.method_mut() = parts.method.clone();
         *up.uri_mut() = uri;
         *up.headers_mut() = hdrs;
-        let in_flight = ep.start();
-        let t0 = Instant::now();
-        let wait = cfg.timeouts.first_byte.as_std().min(deadline.saturating_duration_since(t0));
-        let result = match tokio::time::timeout(wait, client.request(up)).await {
-            Err(_) => Err(Failure::Timeout),
-            Ok(Err(e)) if e.is_connect() => Err(Failure::Connect),
-            Ok(Err(e)) => {
+        match self.client.request(up).await {
+            Ok(r) => Sent::Reply(r),
+            Err(e) if e.is_connect() => Sent::Failed(Failure::Connect),
+            Err(e) => {
                 tracing::debug!(backend = %ep.addr, error = %e, "upstream request failed");
-                Err(Failure::Upstream)
-            }
-            Ok(Ok(r)) => Ok(r),
-        };
-        let took = t0.elapsed();
-        let can_retry = !last_try && bodyless;
-        match result {
-            Ok(resp) => {
-                let status = resp.status();
-                ep.observe_latency(took, Instant::now().into_std());
-                ep.stats.record(Some(status), took.as_secs_f64());
-                let outcome = Outcome::of_status(status);
-                record(&cfg, route, level, &ep, outcome);
-                if outcome == Outcome::GatewayFailure
-                    && can_retry
-                    && idempotent
-                    && let Some(r) = upstream.budget.try_retry(&cfg.retry)
-                {
-                    retries.push(r);
-                    route.stats.retries.inc();
-                    last = Some((resp, in_flight));
-                    let pause = backoff(attempt).min(deadline.saturating_duration_since(Instant::now()));
-                    tokio::time::sleep(pause).await;
-                    continue;
-                }
-                if upgrade && status == StatusCode::SWITCHING_PROTOCOLS {
-                    return Answer { response: switch_protocols(resp, on_upgrade, in_flight), status: Some(status) };
-                }
-                return Answer { response: respond(resp, in_flight, active, &cfg), status: Some(status) };
-            }
-            Err(f) => {
-                ep.stats.record(None, took.as_secs_f64());
-                record(&cfg, route, level, &ep, Outcome::GatewayFailure);
-                failure = Some(f);
-                drop(in_flight);
-                if can_retry && f.is_retryable(idempotent) {
-                    // The budget guards healthy backends against retry storms when they are
-                    // slow. A connection that failed or broke before any response means the
-                    // backend is gone, not slow: the retry goes to another backend and adds
-                    // no load to the one that failed, so it does not spend the budget.
-                    // Otherwise a cluster dying under load fails the burst of requests in
-                    // flight on its connections beyond the budget's few concurrent retries.
-                    let allowed = match f {
-                        Failure::Connect | Failure::Upstream => true,
-                        Failure::Timeout => match upstream.budget.try_retry(&cfg.retry) {
-                            Some(r) => {
-                                retries.push(r);
-                                true
-                            }
-                            None => false,
-                        },
-                    };
-                    if allowed {
-                        route.stats.retries.inc();
-                        continue;
-                    }
-                }
-                break;
+                Sent::Failed(Failure::Upstream)
             }
         }
-    }
-    if let Some((resp, in_flight)) = last {
-        let status = resp.status();
-        return Answer { response: respond(resp, in_flight, active, &cfg), status: Some(status) };
-    }
-    match failure {
-        Some(f) => f.into(),
-        None if tried.is_empty() => {
-            Answer { response: local(StatusCode::SERVICE_UNAVAILABLE, "no healthy backend\n"), status: None }
-        }
-        None => Failure::Upstream.into(),
     }
 }
 
 /// Feeds an outcome to outlier detection and ejects when a threshold is crossed and the
 /// level's ejection cap allows it.
-fn record(cfg: &meridian_config::lb::LbConfig, route: &Route, level: usize, ep: &Endpoint, outcome: Outcome) {
+pub(crate) fn record(
+    cfg: &meridian_config::lb::LbConfig,
+    route: &Route,
+    level: usize,
+    ep: &Endpoint,
+    outcome: Outcome,
+) {
     let now = std::time::Instant::now();
     if ep.record(outcome, &cfg.outlier, now)
         && !ep.is_ejected(now)

@@ -95,27 +95,39 @@ pub(crate) fn rewrite_request(
 ) {
     strip_hop_by_hop(headers, upgrade);
     let proto = if tls { "https" } else { "http" };
-    // One buffer, `for=<node>;proto=<proto>`, with the bare address for X-Forwarded-For
-    // inside it: the client address is formatted once per request (this was ~1.5% of the
-    // proxy's CPU under load, mostly `Ipv4Addr`'s `Display`).
-    let mut fwd = String::with_capacity(64);
+    // The client address is formatted once per request (`Ipv4Addr`'s `Display` was
+    // ~1.5% of the proxy's CPU under load).
+    let mut addr = String::with_capacity(48);
+    push_ip(&mut addr, client);
+    append_list(headers, &X_FORWARDED_FOR, &addr);
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
+    let node = forwarded_node(client, &addr);
+    let mut fwd = String::with_capacity(16 + node.len());
     fwd.push_str("for=");
-    let addr = match client {
-        IpAddr::V4(a) => {
-            push_ipv4(&mut fwd, a);
-            4..fwd.len()
-        }
-        IpAddr::V6(a) => {
-            let _ = write!(fwd, "\"[{a}]\"");
-            6..fwd.len() - 2
-        }
-    };
+    fwd.push_str(&node);
     fwd.push_str(";proto=");
     fwd.push_str(proto);
-    append_list(headers, &X_FORWARDED_FOR, &fwd[addr]);
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
     append_list(headers, &header::FORWARDED, &fwd);
     append_via(headers, version);
+}
+
+/// The bare client address: dotted quad, or IPv6 text.
+pub(crate) fn push_ip(out: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(a) => push_ipv4(out, a),
+        IpAddr::V6(a) => {
+            let _ = write!(out, "{a}");
+        }
+    }
+}
+
+/// The RFC 7239 `node` for an address formatted by [`push_ip`]: IPv6 goes in brackets
+/// and quotes.
+pub(crate) fn forwarded_node(ip: IpAddr, addr: &str) -> std::borrow::Cow<'_, str> {
+    match ip {
+        IpAddr::V4(_) => addr.into(),
+        IpAddr::V6(_) => format!("\"[{addr}]\"").into(),
+    }
 }
 
 /// Dotted-quad decimal, without going through `fmt`.

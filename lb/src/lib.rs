@@ -22,6 +22,7 @@ mod balance;
 mod body;
 mod error;
 mod forward;
+mod h1;
 mod headers;
 mod metrics;
 mod retry;
@@ -52,7 +53,7 @@ use body::ReqBody;
 use metrics::Metrics;
 use routes::{Builder, RouteIndex};
 
-type UpstreamClient = Client<HttpConnector, ReqBody>;
+pub(crate) type UpstreamClient = Client<HttpConnector, ReqBody>;
 
 /// State shared by the listeners, the data path and the control methods.
 pub(crate) struct Shared {

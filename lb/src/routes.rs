@@ -136,6 +136,7 @@ impl RouteIndex {
                                     "healthy": m.healthy,
                                     "ejected_for_ms": e.ejected_for(now).map(|d| d.as_millis() as u64),
                                     "outstanding": e.outstanding(),
+                                    "idle_connections": e.pool.idle(),
                                     "ewma_ms": e.ewma(now).as_secs_f64() * 1000.0,
                                 })
                             })

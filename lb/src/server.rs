@@ -9,12 +9,13 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use meridian_config::lb::LbConfig;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio_rustls::TlsAcceptor;
 
-use crate::Shared;
 use crate::forward::{self, ConnInfo};
+use crate::{Shared, h1};
 
 /// The HTTP server settings for client connections.
 pub(crate) fn http_builder(cfg: &LbConfig) -> auto::Builder<TokioExecutor> {
@@ -62,7 +63,8 @@ pub(crate) async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let info = Arc::new(ConnInfo { peer, tls: tls.is_some() });
-                tokio::spawn(connection(stream, info, tls.clone(), shared.clone(), graceful.watcher(), permit));
+                let conn = connection(stream, info, tls.clone(), shared.clone(), graceful.watcher(), shutdown.clone(), permit);
+                tokio::spawn(conn);
             }
         }
     }
@@ -73,37 +75,65 @@ pub(crate) async fn serve(
     }
 }
 
+/// One client connection: the TLS handshake if any, then HTTP/1.1 on the fast path
+/// (`h1`), or hyper for HTTP/2 and whatever the fast path hands over. The watcher keeps
+/// the listener's drain waiting until the connection ends, whichever path serves it.
 async fn connection(
     stream: TcpStream,
     info: Arc<ConnInfo>,
     tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
     watcher: Watcher,
+    shutdown: watch::Receiver<bool>,
     _permit: OwnedSemaphorePermit,
 ) {
     shared.metrics.connections.inc();
     let _open = scopeguard(&shared);
+    let Some(acceptor) = tls else {
+        serve_http(stream, info, shared, watcher, shutdown).await;
+        return;
+    };
+    let handshake = shared.config.load().timeouts.header_read.as_std();
+    let tls_stream = match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    if tls_stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+        serve_hyper(tls_stream, info, &shared, watcher).await;
+    } else {
+        serve_http(tls_stream, info, shared, watcher, shutdown).await;
+    }
+}
+
+/// HTTP/1.1 on the fast path, then hyper if it hands the connection over.
+async fn serve_http<S>(
+    io: S,
+    info: Arc<ConnInfo>,
+    shared: Arc<Shared>,
+    watcher: Watcher,
+    shutdown: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    if let h1::End::HandOver(io) = h1::serve(io, &info, &shared, shutdown).await {
+        serve_hyper(io, info, &shared, watcher).await;
+    }
+}
+
+async fn serve_hyper<S>(io: S, info: Arc<ConnInfo>, shared: &Arc<Shared>, watcher: Watcher)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let builder = shared.http.load_full();
     let svc = {
         let shared = shared.clone();
         service_fn(move |req| forward::handle(shared.clone(), info.clone(), req))
     };
-    let result = match tls {
-        None => watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), svc)).await,
-        Some(acceptor) => {
-            let handshake = shared.config.load().timeouts.header_read.as_std();
-            let tls_stream = match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => return,
-            };
-            watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), svc)).await
-        }
-    };
-    if let Err(e) = result {
+    if let Err(e) = watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(io), svc)).await {
         tracing::debug!(error = %e, "client connection ended with an error");
     }
 }

@@ -1,0 +1,324 @@
+//! Message heads of the HTTP/1.1 fast path: which requests it takes, the request head
+//! written to the backend and the response head written to the client, with the same
+//! rewriting as the hyper path (`crate::headers`): hop-by-hop headers and those named by
+//! `Connection` go; `X-Forwarded-For`, `X-Forwarded-Proto`, `Forwarded` and `Via` are
+//! set. Heads are copied as the peer sent them (httparse has checked their syntax), so a
+//! request costs no header map.
+
+use std::cell::RefCell;
+use std::net::IpAddr;
+use std::time::SystemTime;
+
+use http::{Method, StatusCode};
+
+/// Request headers the fast path leaves to hyper: their framing or semantics need more
+/// than a copy (chunked bodies, `Expect: 100-continue`, protocol upgrades).
+const HAND_OVER: [&str; 3] = ["transfer-encoding", "expect", "upgrade"];
+
+/// Headers never forwarded in either direction (RFC 9110 §7.6.1, plus the
+/// `X-Forwarded-Proto` the proxy sets itself on requests).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+];
+
+/// Most headers read from a backend's response head.
+pub(crate) const MAX_RESPONSE_HEADERS: usize = 128;
+
+fn is(name: &str, want: &str) -> bool {
+    name.eq_ignore_ascii_case(want)
+}
+
+/// The comma-separated tokens of every `Connection` header.
+fn connection_tokens<'a>(headers: &'a [httparse::Header<'a>]) -> impl Iterator<Item = &'a [u8]> + 'a {
+    headers
+        .iter()
+        .filter(|h| is(h.name, "connection"))
+        .flat_map(|h| h.value.split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+}
+
+/// A header dropped on the way through: hop-by-hop, or named by `Connection`.
+fn dropped(name: &str, headers: &[httparse::Header<'_>], named: bool) -> bool {
+    HOP_BY_HOP.iter().any(|h| is(name, h))
+        || is(name, "upgrade")
+        || (named && connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(name.as_bytes())))
+}
+
+/// Whether `Connection` names a header other than the common tokens (checked once per
+/// message, so the usual case skips the per-header scan).
+fn names_headers(headers: &[httparse::Header<'_>]) -> bool {
+    connection_tokens(headers)
+        .any(|t| !["close", "keep-alive", ""].iter().any(|c| t.eq_ignore_ascii_case(c.as_bytes())))
+}
+
+fn has_token(headers: &[httparse::Header<'_>], token: &str) -> bool {
+    connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(token.as_bytes()))
+}
+
+fn put_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// What the fast path does with a parsed request head.
+pub(crate) enum Plan<'a> {
+    /// Forward it: the upstream head is in the output buffer.
+    Forward(Request<'a>),
+    /// Answer it locally (bad request, no route).
+    Local { status: StatusCode, text: &'static str },
+    /// Serve this connection with hyper from here on.
+    HandOver,
+}
+
+/// A request head the fast path forwards.
+pub(crate) struct Request<'a> {
+    pub(crate) method: Method,
+    pub(crate) host: &'a str,
+    /// The path without the query, for the route lookup.
+    pub(crate) path: &'a str,
+    pub(crate) content_length: u64,
+    /// The client asked to close the connection after this exchange.
+    pub(crate) close: bool,
+}
+
+/// Classifies a parsed request and, when it is forwarded, writes the head for the
+/// backend into `out`.
+pub(crate) fn plan<'a>(req: &httparse::Request<'_, 'a>, client: IpAddr, tls: bool, out: &mut Vec<u8>) -> Plan<'a> {
+    let (Some(method), Some(path), Some(1)) = (req.method, req.path, req.version) else {
+        return Plan::HandOver;
+    };
+    // Absolute-form and `*` targets, CONNECT: hyper's path handles them.
+    if !path.starts_with('/') || method == "CONNECT" {
+        return Plan::HandOver;
+    }
+    let Ok(method) = Method::from_bytes(method.as_bytes()) else {
+        return Plan::Local { status: StatusCode::BAD_REQUEST, text: "bad method\n" };
+    };
+    let headers = &*req.headers;
+    let mut host = None;
+    let mut length: Option<u64> = None;
+    for h in headers {
+        if HAND_OVER.iter().any(|n| is(h.name, n)) {
+            return Plan::HandOver;
+        }
+        if is(h.name, "host") {
+            if host.is_some() {
+                return Plan::Local { status: StatusCode::BAD_REQUEST, text: "more than one Host header\n" };
+            }
+            host = std::str::from_utf8(h.value).ok();
+        } else if is(h.name, "content-length") {
+            // RFC 9112 §6.3: differing or invalid lengths make the framing unknowable.
+            let n = std::str::from_utf8(h.value).ok().and_then(|v| v.trim().parse::<u64>().ok());
+            match (n, length) {
+                (Some(n), None) => length = Some(n),
+                (Some(n), Some(prev)) if n == prev => {}
+                _ => return Plan::Local { status: StatusCode::BAD_REQUEST, text: "bad Content-Length\n" },
+            }
+        }
+    }
+    let Some(host) = host.filter(|h| !h.is_empty()) else {
+        return Plan::Local { status: StatusCode::BAD_REQUEST, text: "missing Host header\n" };
+    };
+    let close = has_token(headers, "close");
+    let named = names_headers(headers);
+
+    out.clear();
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let mut forwarded_for: Vec<&[u8]> = Vec::new();
+    let mut forwarded: Vec<&[u8]> = Vec::new();
+    for h in headers {
+        if is(h.name, "x-forwarded-for") {
+            forwarded_for.push(h.value);
+        } else if is(h.name, "forwarded") {
+            forwarded.push(h.value);
+        } else if !is(h.name, "x-forwarded-proto") && !dropped(h.name, headers, named) {
+            put_header(out, h.name.as_bytes(), h.value);
+        }
+    }
+    let proto: &[u8] = if tls { b"https" } else { b"http" };
+    let mut addr = String::with_capacity(48);
+    crate::headers::push_ip(&mut addr, client);
+    append_list(out, b"x-forwarded-for", &forwarded_for, &[addr.as_bytes()]);
+    put_header(out, b"x-forwarded-proto", proto);
+    let node = crate::headers::forwarded_node(client, &addr);
+    append_list(out, b"forwarded", &forwarded, &[b"for=", node.as_bytes(), b";proto=", proto]);
+    put_header(out, b"via", b"1.1 meridian");
+    out.extend_from_slice(b"\r\n");
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    Plan::Forward(Request { method, host, path, content_length: length.unwrap_or(0), close })
+}
+
+/// `name: prev, prev, item` as one field (most parsers read only the first).
+fn append_list(out: &mut Vec<u8>, name: &[u8], prev: &[&[u8]], item: &[&[u8]]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    for p in prev.iter().filter(|p| !p.trim_ascii().is_empty()) {
+        out.extend_from_slice(p.trim_ascii());
+        out.extend_from_slice(b", ");
+    }
+    for part in item {
+        out.extend_from_slice(part);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// How a response body ends (RFC 9112 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// No body: HEAD, 1xx, 204, 304.
+    Empty,
+    Length(u64),
+    Chunked,
+    /// Until the backend closes the connection.
+    Close,
+}
+
+/// A backend's final response head, as the fast path needs it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Response {
+    pub(crate) status: StatusCode,
+    pub(crate) framing: Framing,
+    /// The backend keeps the connection open after this response.
+    pub(crate) reusable: bool,
+}
+
+/// Why a backend's response head is refused (a 502 for the client).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BadResponse {
+    #[error("status {0} is not a valid HTTP status")]
+    Status(u16),
+    #[error("a 101 Switching Protocols the request did not ask for")]
+    UnaskedSwitch,
+    #[error("invalid or conflicting Content-Length")]
+    Length,
+}
+
+/// Reads the framing and reusability of a parsed response to a `method` request.
+pub(crate) fn response(resp: &httparse::Response<'_, '_>, method: &Method) -> Result<Response, BadResponse> {
+    let code = resp.code.unwrap_or(0);
+    let status = StatusCode::from_u16(code).map_err(|_| BadResponse::Status(code))?;
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        return Err(BadResponse::UnaskedSwitch);
+    }
+    let headers = &*resp.headers;
+    let mut chunked = None;
+    let mut length: Option<u64> = None;
+    for h in headers {
+        if is(h.name, "transfer-encoding") {
+            // Only the final coding decides; `chunked` anywhere else is not framing.
+            let last = h.value.rsplit(|&b| b == b',').next().map(<[u8]>::trim_ascii);
+            chunked = Some(last.is_some_and(|c| c.eq_ignore_ascii_case(b"chunked")));
+        } else if is(h.name, "content-length") {
+            let n = std::str::from_utf8(h.value).ok().and_then(|v| v.trim().parse::<u64>().ok());
+            match (n, length) {
+                (Some(n), None) => length = Some(n),
+                (Some(n), Some(prev)) if n == prev => {}
+                _ => return Err(BadResponse::Length),
+            }
+        }
+    }
+    let bodyless = *method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let framing = match (bodyless, chunked, length) {
+        (true, _, _) => Framing::Empty,
+        (false, Some(true), _) => Framing::Chunked,
+        (false, Some(false), _) => Framing::Close,
+        (false, None, Some(n)) => Framing::Length(n),
+        (false, None, None) => Framing::Close,
+    };
+    let reusable = resp.version == Some(1) && !has_token(headers, "close") && framing != Framing::Close;
+    Ok(Response { status, framing, reusable })
+}
+
+/// Writes the head for the client: the backend's status line and headers without the
+/// hop-by-hop ones, `Transfer-Encoding: chunked` when the body is relayed chunked, `Via`,
+/// `Date` when the backend sent none, and `Connection: close` when the client connection
+/// ends after this response.
+pub(crate) fn write_response(resp: &httparse::Response<'_, '_>, framing: Framing, close: bool, out: &mut Vec<u8>) {
+    let headers = &*resp.headers;
+    let named = names_headers(headers);
+    let code = resp.code.unwrap_or(502);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(itoa3(code).as_slice());
+    out.push(b' ');
+    out.extend_from_slice(resp.reason.unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let mut dated = false;
+    for h in headers {
+        // A relayed chunked body keeps its framing; a stray length would contradict it.
+        let stale_length = framing == Framing::Chunked && is(h.name, "content-length");
+        if !stale_length && !dropped(h.name, headers, named) {
+            dated |= is(h.name, "date");
+            put_header(out, h.name.as_bytes(), h.value);
+        }
+    }
+    if framing == Framing::Chunked {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    let via: &[u8] = if resp.version == Some(0) { b"1.0 meridian" } else { b"1.1 meridian" };
+    put_header(out, b"via", via);
+    if !dated {
+        put_date(out);
+    }
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A short local answer (`text/plain`), as the hyper path's `forward::local`.
+pub(crate) fn write_local(status: StatusCode, text: &str, close: bool, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(itoa3(status.as_u16()).as_slice());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ");
+    out.extend_from_slice(text.len().to_string().as_bytes());
+    out.extend_from_slice(b"\r\n");
+    put_date(out);
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(text.as_bytes());
+}
+
+fn itoa3(code: u16) -> [u8; 3] {
+    let c = code.min(999);
+    [b'0' + (c / 100) as u8, b'0' + (c / 10 % 10) as u8, b'0' + (c % 10) as u8]
+}
+
+thread_local! {
+    /// `date: <IMF-fixdate>\r\n` and the second it was formatted for.
+    static DATE: RefCell<(u64, Vec<u8>)> = const { RefCell::new((u64::MAX, Vec::new())) };
+}
+
+/// A `Date` header (RFC 9110 §6.6.1: a proxy adds one when the origin sent none),
+/// formatted at most once per second per thread.
+fn put_date(out: &mut Vec<u8>) {
+    let now = SystemTime::now();
+    let secs = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    DATE.with(|d| {
+        let Ok(mut d) = d.try_borrow_mut() else { return };
+        if d.0 != secs {
+            d.1.clear();
+            d.1.extend_from_slice(format!("date: {}\r\n", httpdate::fmt_http_date(now)).as_bytes());
+            d.0 = secs;
+        }
+        out.extend_from_slice(&d.1);
+    });
+}
