@@ -4,9 +4,12 @@
 //!
 //! Layout:
 //! - [`Proxy`] (this file): start, reload, readiness, status, shutdown.
-//! - `server`: listeners, TLS handshakes, HTTP/1.1 + HTTP/2 serving, connection limit,
-//!   graceful drain.
-//! - `forward`: the data path of one request: route, attempts, retries, responses.
+//! - `server`: listeners, TLS handshakes, which path serves a connection, connection
+//!   limit, graceful drain.
+//! - `h1`: the HTTP/1.1 fast path: raw heads, a per-backend pool of raw connections,
+//!   responses relayed as framed; hands other connections to hyper.
+//! - `forward`: the retry loop both paths share (`attempts` over a `Transport`) and
+//!   hyper's data path: route, attempts, responses.
 //! - `routes`: the host → route index rebuilt from the table and `[lb]` on every change;
 //!   `priority_levels` orders clusters into priority levels.
 //! - `balance`: Envoy priority spill-over (overprovisioning 1.4), P2C on peak-EWMA,
