@@ -132,3 +132,6 @@ impl Chunked {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

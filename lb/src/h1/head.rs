@@ -62,6 +62,17 @@ fn has_token(headers: &[httparse::Header<'_>], token: &str) -> bool {
     connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(token.as_bytes()))
 }
 
+/// A `Content-Length` value: `1*DIGIT` (RFC 9110 §8.6). `str::parse` would also take a
+/// leading `+`, which a backend may read differently (or not at all) and so split the
+/// stream elsewhere than the proxy.
+fn parse_length(value: &[u8]) -> Option<u64> {
+    let digits = value.trim_ascii();
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+}
+
 fn put_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
@@ -117,8 +128,7 @@ pub(crate) fn plan<'a>(req: &httparse::Request<'_, 'a>, client: IpAddr, tls: boo
             host = std::str::from_utf8(h.value).ok();
         } else if is(h.name, "content-length") {
             // RFC 9112 §6.3: differing or invalid lengths make the framing unknowable.
-            let n = std::str::from_utf8(h.value).ok().and_then(|v| v.trim().parse::<u64>().ok());
-            match (n, length) {
+            match (parse_length(h.value), length) {
                 (Some(n), None) => length = Some(n),
                 (Some(n), Some(prev)) if n == prev => {}
                 _ => return Plan::Local { status: StatusCode::BAD_REQUEST, text: "bad Content-Length\n" },
@@ -221,8 +231,7 @@ pub(crate) fn response(resp: &httparse::Response<'_, '_>, method: &Method) -> Re
             let last = h.value.rsplit(|&b| b == b',').next().map(<[u8]>::trim_ascii);
             chunked = Some(last.is_some_and(|c| c.eq_ignore_ascii_case(b"chunked")));
         } else if is(h.name, "content-length") {
-            let n = std::str::from_utf8(h.value).ok().and_then(|v| v.trim().parse::<u64>().ok());
-            match (n, length) {
+            match (parse_length(h.value), length) {
                 (Some(n), None) => length = Some(n),
                 (Some(n), Some(prev)) if n == prev => {}
                 _ => return Err(BadResponse::Length),
@@ -322,3 +331,6 @@ fn put_date(out: &mut Vec<u8>) {
         out.extend_from_slice(&d.1);
     });
 }
+
+#[cfg(test)]
+mod tests;

@@ -344,7 +344,10 @@ async fn attempt<S: AsyncRead + Unpin>(ep: &Arc<Endpoint>, raw: &mut Raw<'_, S>)
         }
         match read_head(&mut conn, method).await {
             Ok((head, head_end)) => return Sent::Reply(UpReply { conn, head, head_end }),
-            Err(HeadError::Closed) if reused && !body.started => continue,
+            // Closed without a byte of answer: the backend had timed the idle connection
+            // out as the request arrived. Sending again is safe when the request is
+            // idempotent (the backend may have seen it).
+            Err(HeadError::Closed) if reused && !body.started && forward::is_idempotent(method) => continue,
             Err(e) => {
                 tracing::debug!(backend = %ep.addr, error = %e, "bad response from backend");
                 return Sent::Failed(Failure::Upstream);
@@ -411,6 +414,11 @@ async fn read_head(conn: &mut Conn, method: &Method) -> Result<(head::Response, 
             let mut slots = [httparse::EMPTY_HEADER; head::MAX_RESPONSE_HEADERS];
             let mut resp = httparse::Response::new(&mut slots);
             match resp.parse(conn.buf.get(start..).unwrap_or_default()) {
+                // The limit counts the 1xx heads too: a backend sending them without end
+                // would otherwise grow the buffer until the first-byte timeout.
+                Ok(httparse::Status::Complete(n)) if start + n > MAX_RESPONSE_HEAD => {
+                    return Err(HeadError::TooLarge);
+                }
                 Ok(httparse::Status::Complete(n)) => {
                     let info = resp.code.is_some_and(|c| (100..200).contains(&c) && c != 101);
                     if info {
@@ -427,7 +435,14 @@ async fn read_head(conn: &mut Conn, method: &Method) -> Result<(head::Response, 
             }
         }
         conn.buf.reserve(READ_CHUNK);
-        if conn.io.read_buf(&mut conn.buf).await? == 0 {
+        let read = match conn.io.read_buf(&mut conn.buf).await {
+            // A reset before any byte of an answer is a close too: a backend that closes
+            // an idle connection with the request already unread in its socket buffer
+            // sends RST, not FIN.
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset && conn.buf.is_empty() => 0,
+            r => r?,
+        };
+        if read == 0 {
             return Err(if conn.buf.is_empty() { HeadError::Closed } else { HeadError::Truncated });
         }
     }

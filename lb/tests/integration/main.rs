@@ -3,6 +3,7 @@
 //! WebSocket client.
 
 mod failover;
+mod fastpath;
 mod http1;
 mod limits;
 mod support;
