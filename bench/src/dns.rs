@@ -22,7 +22,7 @@ use crate::harness::{self, Args, SERVER_CORE, Server};
 use crate::simhost::{self, MeridianConf, Seeded, Sims};
 
 const USAGE: &str = "meridian-bench dns [--rounds 3] [--seconds 10] [--services 1000] \
-[--only knot,nsd,powerdns-lua,meridian] [--clients 8] [--threads 2] [--outstanding 500] [--no-record]";
+[--only knot,nsd,powerdns-lua,meridian] [--clients 8] [--threads 2] [--outstanding 500] [--no-health] [--no-record]";
 
 /// Three clusters: each name has three shards.
 const CLUSTERS: usize = 3;
@@ -82,7 +82,7 @@ pub(crate) fn run(raw: &[String]) -> Result<()> {
     }
     let mut meridian_health = String::new();
     if wanted("meridian") {
-        let (c, health) = start_meridian(dir, &meridian, &sims, &seeded)?;
+        let (c, health) = start_meridian(dir, &meridian, &sims, &seeded, !args.flag("no-health"))?;
         meridian_health = health;
         contenders.push(c);
     }
@@ -371,12 +371,18 @@ fn start_powerdns(dir: &Path, seeded: &[Seeded]) -> Result<Contender> {
 
 /// Meridian with three clusters reached through the simulator's kubeconfig. Returns the
 /// contender and a description of its health checks as its metrics show them.
-fn start_meridian(dir: &Path, bin: &Path, sims: &Sims, seeded: &[Seeded]) -> Result<(Contender, String)> {
+fn start_meridian(
+    dir: &Path,
+    bin: &Path,
+    sims: &Sims,
+    seeded: &[Seeded],
+    active_checks: bool,
+) -> Result<(Contender, String)> {
     let port = harness::free_port()?;
     let admin_port = harness::free_port()?;
     let d = dir.join("meridian");
     std::fs::create_dir_all(&d)?;
-    let health = "kind = \"tcp\"\ninterval = \"5s\"";
+    let health = if active_checks { "kind = \"tcp\"\ninterval = \"5s\"" } else { "kind = \"off\"" };
     let conf = simhost::meridian_config(&MeridianConf {
         kubeconfig: &sims.kubeconfig,
         clusters: CLUSTERS,
@@ -406,7 +412,9 @@ fn start_meridian(dir: &Path, bin: &Path, sims: &Sims, seeded: &[Seeded]) -> Res
     let admin = SocketAddr::from(([127, 0, 0, 1], admin_port));
     let metrics = harness::http_get(admin, "/metrics").unwrap_or_default();
     let health_lines = metrics.lines().filter(|l| l.starts_with("meridian_health")).count();
-    let health_note = if health_lines == 0 {
+    let health_note = if !active_checks {
+        "`[health] kind = \"off\"` (`--no-health`: no active checks, for comparison)".to_owned()
+    } else if health_lines == 0 {
         "`[health] kind = \"tcp\", interval = \"5s\"` configured, but this build exports no meridian_health_* \
          metric: active checks are not running in the binary yet"
             .to_owned()
