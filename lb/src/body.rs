@@ -52,6 +52,8 @@ impl Body for ReqBody {
 pub(crate) enum RespBody {
     Local(Option<Bytes>),
     Upstream(Box<Streaming>),
+    /// A backend's body read from a raw pooled connection (`h1::bodyless`).
+    Raw(Box<crate::h1::RawBody>),
 }
 
 /// A backend's response body, with the idle timeout and the guards that count the
@@ -79,7 +81,7 @@ impl RespBody {
 
 #[derive(Debug, thiserror::Error)]
 #[error("backend sent nothing for {0:?}")]
-pub(crate) struct IdleTimeout(Duration);
+pub(crate) struct IdleTimeout(pub(crate) Duration);
 
 impl Body for RespBody {
     type Data = Bytes;
@@ -88,6 +90,7 @@ impl Body for RespBody {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             RespBody::Local(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            RespBody::Raw(r) => r.poll_frame(cx),
             RespBody::Upstream(s) => {
                 if let Poll::Ready(frame) = Pin::new(&mut s.body).poll_frame(cx) {
                     s.deadline = Instant::now() + s.idle;
@@ -108,6 +111,7 @@ impl Body for RespBody {
     fn is_end_stream(&self) -> bool {
         match self {
             RespBody::Local(b) => b.is_none(),
+            RespBody::Raw(r) => r.is_end_stream(),
             RespBody::Upstream(s) => s.body.is_end_stream(),
         }
     }
@@ -115,6 +119,7 @@ impl Body for RespBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             RespBody::Local(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            RespBody::Raw(r) => r.size_hint(),
             RespBody::Upstream(s) => s.body.size_hint(),
         }
     }

@@ -293,6 +293,20 @@ async fn proxy(shared: &Shared, conn: &ConnInfo, route: &Route, mut req: Request
         bodyless,
     };
     let active = route.upstream.budget.request();
+    if bodyless && !upgrade {
+        // Over the fast path's raw pool: see `h1::bodyless`.
+        let mut raw = crate::h1::Bodyless::new(&parts, &pq, cfg.clone());
+        let attempted = attempts(&plan, &mut raw).await;
+        if let Some((status, text)) = attempted.local_parts() {
+            return Answer { response: local(status, text), status: None };
+        }
+        let Attempted::Reply { reply, in_flight } = attempted else { return Failure::Upstream.into() };
+        let status = reply.status();
+        return match crate::h1::into_response(reply, in_flight, active, cfg.timeouts.idle.as_std()) {
+            Some(response) => Answer { response, status: Some(status) },
+            None => Failure::Upstream.into(),
+        };
+    }
     let mut hyper = HyperTransport { client, parts, pq, body, bodyless, bad_target: false };
     let attempted = attempts(&plan, &mut hyper).await;
     let bad_target = hyper.bad_target;

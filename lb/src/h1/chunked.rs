@@ -74,6 +74,26 @@ impl Chunked {
         Ok(i)
     }
 
+    /// Follows the framing up to the next run of chunk data: returns the framing bytes
+    /// to skip at the start of `data` and how many data bytes follow them (0 when the
+    /// body ended or `data` ran out first). Decodes a chunked body for clients that do
+    /// not take it chunked (HTTP/2); trailers are skipped.
+    pub(crate) fn next_data(&mut self, data: &[u8]) -> Result<(usize, usize), BadChunk> {
+        let mut i = 0;
+        while i < data.len() && self.state != State::Done {
+            if let State::Data(left) = self.state {
+                let take = usize::try_from(left).unwrap_or(usize::MAX).min(data.len() - i);
+                let left = left - take as u64;
+                self.state = if left == 0 { State::DataCr } else { State::Data(left) };
+                return Ok((i, take));
+            }
+            let b = data.get(i).copied().unwrap_or_default();
+            i += 1;
+            self.state = self.step(b)?;
+        }
+        Ok((i, 0))
+    }
+
     fn step(&mut self, b: u8) -> Result<State, BadChunk> {
         let line = |this: &mut Self, limit: usize, what: &'static str| {
             this.len += 1;

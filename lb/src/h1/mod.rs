@@ -18,6 +18,7 @@
 //! priority levels, P2C, outlier ejection, the retry budget and the metrics are the
 //! same code as the hyper path's ([`forward::attempts`]).
 
+mod bodyless;
 mod chunked;
 mod head;
 mod pool;
@@ -42,6 +43,7 @@ use crate::routes::normalize_host;
 
 use chunked::Chunked;
 use head::{Framing, Plan};
+pub(crate) use bodyless::{Bodyless, RawBody, into_response};
 pub(crate) use pool::Pool;
 use pool::{Conn, READ_CHUNK};
 
@@ -201,7 +203,7 @@ fn classify(
 }
 
 /// A backend's response head read from a raw connection.
-struct UpReply {
+pub(crate) struct UpReply {
     conn: Conn,
     head: head::Response,
     /// `conn.buf[..head_end]` holds the 1xx heads (if any) and the final head.

@@ -704,7 +704,8 @@ async fn pooled_connection_reset_on_the_next_request_is_retried() -> Result<()> 
 // Hand-over to hyper
 
 /// HTTP/1.0, chunked request bodies, `Expect: 100-continue` and h2c prior knowledge go
-/// to hyper, and work; the fast path's pool stays empty (hyper has its own).
+/// to hyper, and work. Hyper's bodyless requests (HTTP/1.0, h2c) still reach the backend
+/// over the raw pool (`h1::bodyless`); the bodies go through hyper's client.
 #[tokio::test]
 async fn hand_over_paths_work() -> Result<()> {
     let (p, _world, _backends) = proxy_to_backend().await?;
@@ -732,7 +733,7 @@ async fn hand_over_paths_work() -> Result<()> {
     let h2c = curl(&["--http2-prior-knowledge", "-H", &host, &url("/h2")]).await?;
     assert_eq!((h2c.status, h2c.body.as_str(), h2c.version.as_str()), (200, "c1 /h2\n", "2"), "{}", h2c.stderr);
 
-    assert_eq!(idle_connections(&p), 0, "none of these went through the fast path");
+    assert!(wait_idle(&p).await >= 1, "hyper's bodyless requests use the raw pool");
     assert_eq!(requests_metric(&p, "2xx"), 4, "hyper's requests are counted the same");
     p.proxy.shutdown().await;
     Ok(())
