@@ -5,6 +5,7 @@
 //! caller gets one notification, a short quiet period after the last event.
 
 use std::collections::BTreeSet;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -27,10 +28,17 @@ impl FileWatcher {
         let wanted: BTreeSet<PathBuf> = files.iter().map(|f| absolute(f)).collect();
         let (raw_tx, mut raw_rx) = mpsc::unbounded_channel::<()>();
         let filter = wanted.clone();
+        // The watched directories may hold busy files (logs next to the config): their
+        // events are dropped by name before any path is resolved. Resolving every event
+        // cost two `readlink` calls each, thousands per second beside a busy log.
+        let names: BTreeSet<OsString> = wanted.iter().filter_map(|f| f.file_name().map(OsStr::to_owned)).collect();
         let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
-            if let Ok(ev) = ev
-                && ev.paths.iter().any(|p| filter.contains(&absolute(p)))
-            {
+            let Ok(ev) = ev else { return };
+            if matches!(ev.kind, notify::EventKind::Access(_)) {
+                return;
+            }
+            let ours = |p: &PathBuf| p.file_name().is_some_and(|n| names.contains(n)) && filter.contains(&absolute(p));
+            if ev.paths.iter().any(ours) {
                 let _ = raw_tx.send(());
             }
         })?;

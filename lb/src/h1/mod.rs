@@ -41,9 +41,9 @@ use crate::balance::Endpoint;
 use crate::forward::{self, Attempted, Attempts, ConnInfo, Failure, Reply, Sent};
 use crate::routes::normalize_host;
 
+pub(crate) use bodyless::{Bodyless, RawBody, into_response};
 use chunked::Chunked;
 use head::{Framing, Plan};
-pub(crate) use bodyless::{Bodyless, RawBody, into_response};
 pub(crate) use pool::Pool;
 use pool::{Conn, READ_CHUNK};
 
