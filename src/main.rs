@@ -22,6 +22,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use meridian_config::LogFormat;
 
+/// mimalloc rather than glibc's allocator. perf of the scale benchmark (100 clusters ×
+/// 1,000 services listed at start) put ~27% of Meridian's CPU in glibc's `malloc`/`free`
+/// (chunk unlinking, consolidation) and 11% in the kernel zeroing fresh pages; the
+/// proxy's HTTP/2 path and the DNS index also allocate small objects per change.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "meridian",
