@@ -30,6 +30,10 @@ pub struct DnsConfig {
     pub tcp_idle_timeout: Duration,
     /// Most TCP connections served at once; more are refused.
     pub tcp_max_connections: usize,
+    /// Nice value asked for the UDP threads (Linux, -20..=0; needs `CAP_SYS_NICE`, else
+    /// they stay at 0 and the log says so). Below the rest of the process, so health
+    /// checks, watchers and the proxy sharing a core do not delay queries. 0 disables.
+    pub udp_nice: i8,
     /// Name servers put in the synthesised NS and SOA (MNAME) of a zone whose master file
     /// has none. Empty means `ns1.<zone>`.
     pub nameservers: Vec<String>,
@@ -48,6 +52,7 @@ impl Default for DnsConfig {
             names: Vec::new(),
             tcp_idle_timeout: Duration::from_secs(10),
             tcp_max_connections: 1024,
+            udp_nice: -10,
             nameservers: Vec::new(),
         }
     }
@@ -156,6 +161,9 @@ impl DnsConfig {
                 "dns.negative_ttl".into(),
                 format!("negative_ttl {} is above one day (RFC 2308 suggests 1 to 3 hours)", self.negative_ttl),
             ));
+        }
+        if !(-20..=0).contains(&self.udp_nice) {
+            out.push(("dns.udp_nice".into(), format!("udp_nice {} is outside -20..=0", self.udp_nice)));
         }
         if self.tcp_max_connections == 0 {
             out.push(("dns.tcp_max_connections".into(), "tcp_max_connections must be at least 1".into()));

@@ -83,6 +83,11 @@ fn errors_name_the_field_and_line() {
             "name = \"f\"\ndns_zone = \"x.com\"\n[discovery]\nprobe_interval = \"fast\"\n",
             &[("discovery.probe_interval", 4)],
         ),
+        // A nice value the kernel has no use for.
+        (
+            "name = \"f\"\ndns_zone = \"x.com\"\n[[clusters]]\nname = \"a\"\nsimulated = true\n[dns]\nudp_nice = 5\n",
+            &[("dns.udp_nice", 7)],
+        ),
     ];
     for (text, want) in cases {
         let all = parse(text).expect_err("must be rejected");

@@ -171,7 +171,7 @@ impl DnsServer {
                 let addr = local.unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
                 let bind_err = |source| Error::Bind { addr, proto: "udp", source };
                 let std = udp.into_std().map_err(bind_err)?;
-                udp_threads.spawn(std, workers, &shared).map_err(bind_err)?;
+                udp_threads.spawn(std, workers, config.dns.udp_nice, &shared).map_err(bind_err)?;
                 tracing::debug!(%addr, workers, "dns: udp fast path (recvmmsg/sendmmsg)");
                 continue;
             }
