@@ -126,6 +126,10 @@ impl Proxy {
             table,
             tls: resolver,
         });
+        // Subscribe before the first build: a snapshot published between the two would
+        // otherwise leave the routes stale until the next change (seen in the proxy
+        // benchmark: a route without backends for good, with nothing else changing).
+        let versions = shared.table.subscribe();
         shared.rebuild();
 
         let mut bound = Vec::new();
@@ -145,7 +149,7 @@ impl Proxy {
             tracing::info!(address = %local, tls, "proxy listening");
             listeners.push(tokio::spawn(server::serve(l, acceptor, shared.clone(), rx.clone())));
         }
-        let watcher = tokio::spawn(watch_table(shared.clone(), rx));
+        let watcher = tokio::spawn(watch_table(shared.clone(), versions, rx));
         Ok(Proxy { shared, addrs, shutdown, listeners, watcher })
     }
 
@@ -208,8 +212,7 @@ impl Proxy {
 
 /// Rebuilds the route index whenever the table publishes a snapshot. Ejection changes
 /// need no rebuild: selection reads them live.
-async fn watch_table(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
-    let mut versions = shared.table.subscribe();
+async fn watch_table(shared: Arc<Shared>, mut versions: watch::Receiver<u64>, mut shutdown: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,
