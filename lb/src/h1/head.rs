@@ -11,22 +11,12 @@ use std::time::SystemTime;
 
 use http::{Method, StatusCode};
 
+// Headers never forwarded in either direction (RFC 9110 §7.6.1), as on the hyper path.
+use crate::headers::HOP_BY_HOP;
+
 /// Request headers the fast path leaves to hyper: their framing or semantics need more
 /// than a copy (chunked bodies, `Expect: 100-continue`, protocol upgrades).
 const HAND_OVER: [&str; 3] = ["transfer-encoding", "expect", "upgrade"];
-
-/// Headers never forwarded in either direction (RFC 9110 §7.6.1, plus the
-/// `X-Forwarded-Proto` the proxy sets itself on requests).
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-];
 
 /// Most headers read from a backend's response head.
 pub(crate) const MAX_RESPONSE_HEADERS: usize = 128;

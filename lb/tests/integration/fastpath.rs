@@ -522,26 +522,11 @@ async fn pipelined_requests_are_answered_in_order() -> Result<()> {
 #[tokio::test]
 async fn content_length_bodies_reach_the_backend_intact() -> Result<()> {
     let (p, _world, _backends) = proxy_to_backend().await?;
-    let dir = tempfile::tempdir()?;
-    let file = dir.path().join("body");
     let data: Vec<u8> = (0..1024 * 1024).map(|i: u32| (i % 251) as u8).collect();
-    std::fs::write(&file, &data)?;
-    let out_file = dir.path().join("out");
-    let out = curl(&[
-        "-H",
-        &format!("Host: {HOST}"),
-        // curl would ask `Expect: 100-continue` for a body this big: that is hyper's.
-        "-H",
-        "Expect:",
-        "--data-binary",
-        &format!("@{}", file.display()),
-        "-o",
-        &out_file.display().to_string(),
-        &format!("http://{}/echo", p.http),
-    ])
-    .await?;
+    // curl would ask `Expect: 100-continue` for a body this big: that is hyper's.
+    let (out, echoed) = echo_through(p.http, HOST, &["Expect:"], &data).await?;
     assert_eq!(out.status, 200, "{}", out.stderr);
-    assert!(std::fs::read(&out_file)? == data, "echoed body differs");
+    assert!(echoed == data, "echoed body differs");
     assert_eq!(wait_idle(&p).await, 1, "curl's request went through the fast path's pool");
 
     let mut c = Client::connect(p.http).await?;

@@ -127,25 +127,10 @@ async fn streams_large_bodies_both_ways() -> Result<()> {
     world.service("shop", "web", &c, &[backends[0].addr.ip()], port, true);
     let cfg = config(&[c], "[[lb.routes]]\nhost = \"h.test\"\nservice = \"shop/web\"\n");
     let p = start(&cfg, &world.table).await?;
-    let dir = tempfile::tempdir()?;
-    let file = dir.path().join("big");
     let data: Vec<u8> = (0..8 * 1024 * 1024).map(|i: u32| (i % 251) as u8).collect();
-    std::fs::write(&file, &data)?;
-    let out_file = dir.path().join("out");
-    let out = curl(&[
-        "-H",
-        "Host: h.test",
-        "-H",
-        "Transfer-Encoding: chunked",
-        "--data-binary",
-        &format!("@{}", file.display()),
-        "-o",
-        &out_file.display().to_string(),
-        &format!("http://{}/echo", p.http),
-    ])
-    .await?;
+    let (out, echoed) = echo_through(p.http, "h.test", &["Transfer-Encoding: chunked"], &data).await?;
     assert_eq!(out.status, 200, "{}", out.stderr);
-    assert!(std::fs::read(&out_file)? == data, "echoed body differs");
+    assert!(echoed == data, "echoed body differs");
     p.proxy.shutdown().await;
     Ok(())
 }

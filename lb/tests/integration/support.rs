@@ -225,6 +225,30 @@ pub(crate) struct CurlOut {
 }
 
 /// Runs curl with `args`; the last line of stdout is `%{http_code} %{http_version}`.
+/// POSTs `data` to `/echo` through the proxy at `http` with the extra `headers`; returns
+/// curl's status and stderr, and the body that came back.
+pub(crate) async fn echo_through(
+    http: SocketAddr,
+    host: &str,
+    headers: &[&str],
+    data: &[u8],
+) -> Result<(CurlOut, Vec<u8>)> {
+    let dir = tempfile::tempdir()?;
+    let (file, out_file) = (dir.path().join("body"), dir.path().join("out"));
+    std::fs::write(&file, data)?;
+    let host = format!("Host: {host}");
+    let (at_file, out_path, url) =
+        (format!("@{}", file.display()), out_file.display().to_string(), format!("http://{http}/echo"));
+    let mut args = vec!["-H", host.as_str()];
+    for h in headers {
+        args.extend(["-H", h]);
+    }
+    args.extend(["--data-binary", &at_file, "-o", &out_path, &url]);
+    let out = curl(&args).await?;
+    let echoed = std::fs::read(&out_file).unwrap_or_default();
+    Ok((out, echoed))
+}
+
 pub(crate) async fn curl(args: &[&str]) -> Result<CurlOut> {
     require("curl", "curl");
     let out = tokio::process::Command::new("curl")
