@@ -50,6 +50,10 @@ pub const HEALTH_CHECK_ANNOTATION: &str = "meridian.io/health-check";
 const EWMA_ALPHA: f64 = 0.3;
 /// An RTT-only change is published when the average moved by more than this share…
 const RTT_CHANGE: f64 = 0.10;
+/// …and by more than this much: below it the order of answers would follow jitter
+/// (on loopback the average moves by 10% at nearly every probe, which republished every
+/// shard at every probe and rebuilt its DNS names for nothing)…
+const RTT_FLOOR: Duration = Duration::from_micros(500);
 /// …and not more often than this per shard, whatever the jitter of the samples.
 const RTT_MIN_PUBLISH: Duration = Duration::from_secs(2);
 /// Most bytes read looking for the HTTP status line.
@@ -621,14 +625,8 @@ impl Manager {
         let probe = combine(&sp.addrs);
         let now = Instant::now();
         let state_changed = probe.state != sp.published.state;
-        let rtt_moved = match (probe.rtt, sp.published.rtt) {
-            (Some(new), Some(old)) => {
-                let (n, o) = (new.as_secs_f64(), old.as_secs_f64());
-                (n - o).abs() > RTT_CHANGE * o
-                    && sp.published_at.is_none_or(|t| now.duration_since(t) >= RTT_MIN_PUBLISH)
-            }
-            (a, b) => a.is_some() != b.is_some(),
-        };
+        let since = sp.published_at.map(|t| now.duration_since(t));
+        let rtt_moved = rtt_moved(probe.rtt, sp.published.rtt, since);
         if state_changed || rtt_moved {
             if state_changed {
                 self.metrics.shard_state(sp.published.state, -1);
@@ -667,6 +665,21 @@ impl Manager {
                 },
             );
         }
+    }
+}
+
+/// Whether a new RTT average is worth publishing over the last published one, `since`
+/// the last publication: appearing or vanishing always is; otherwise it must have moved
+/// by more than [`RTT_CHANGE`] and [`RTT_FLOOR`], at most every [`RTT_MIN_PUBLISH`].
+fn rtt_moved(new: Option<Duration>, old: Option<Duration>, since: Option<Duration>) -> bool {
+    match (new, old) {
+        (Some(new), Some(old)) => {
+            let delta = new.abs_diff(old);
+            delta.as_secs_f64() > RTT_CHANGE * old.as_secs_f64()
+                && delta > RTT_FLOOR
+                && since.is_none_or(|s| s >= RTT_MIN_PUBLISH)
+        }
+        (a, b) => a.is_some() != b.is_some(),
     }
 }
 

@@ -114,6 +114,22 @@ fn hysteresis_and_ewma() {
     assert!(rtt > 0.010 && rtt < 0.020, "{rtt}");
 }
 
+/// RTT changes are published when they matter: 10% and 0.5 ms, at most every 2 s; an
+/// RTT appearing or vanishing always.
+#[test]
+fn rtt_publication_needs_a_real_move() {
+    let ms = |v: f64| Some(Duration::from_secs_f64(v / 1000.0));
+    let long = Some(Duration::from_secs(10));
+    assert!(!rtt_moved(ms(0.15), ms(0.10), long), "50% of 0.1 ms is loopback jitter");
+    assert!(!rtt_moved(ms(20.4), ms(20.0), long), "2% of 20 ms is not a move");
+    assert!(rtt_moved(ms(25.0), ms(20.0), long));
+    assert!(!rtt_moved(ms(25.0), ms(20.0), Some(Duration::from_secs(1))), "too soon after the last");
+    assert!(rtt_moved(ms(25.0), ms(20.0), None));
+    assert!(rtt_moved(ms(1.0), None, Some(Duration::ZERO)));
+    assert!(rtt_moved(None, ms(1.0), Some(Duration::ZERO)));
+    assert!(!rtt_moved(None, None, long));
+}
+
 #[test]
 fn status_lines() {
     assert_eq!(parse_status_line(b"HTTP/1.1 200 OK"), Some(200));
