@@ -6,7 +6,7 @@
 //! the client side is curl or a raw TCP client ([`Client`]) whose every read has a
 //! timeout, so a proxy that hangs fails the test instead of stalling it.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -158,23 +158,6 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 // ---------------------------------------------------------------------------------------
 // The proxy
-
-/// A proxy routing `raw.test` to the backend at `ip:port` (kept with the table alive).
-async fn proxy_to(ip: IpAddr, port: u16) -> Result<(Running, World)> {
-    let c = cluster("c1", "r1", 0);
-    let mut world = World::new(std::slice::from_ref(&c));
-    world.service("shop", "web", &c, &[ip], port, true);
-    let cfg = config(&[c], &format!("[[lb.routes]]\nhost = \"{HOST}\"\nservice = \"shop/web\"\n"));
-    let p = start(&cfg, &world.table).await?;
-    Ok((p, world))
-}
-
-/// A proxy in front of one support backend (hyper: `/echo`, `/headers`, `<name> <path>`).
-async fn proxy_to_backend() -> Result<(Running, World, Vec<Backend>)> {
-    let (backends, port) = backends(&["c1"]).await?;
-    let (p, world) = proxy_to(backends[0].addr.ip(), port).await?;
-    Ok((p, world, backends))
-}
 
 /// Idle pooled upstream connections of the route's only backend (the fast path's pool).
 fn idle_connections(p: &Running) -> u64 {
@@ -376,7 +359,7 @@ async fn chunked_response_with_trailer_arrives_whole() -> Result<()> {
         Reply { parts: all, then: Then::KeepOpen }
     })
     .await?;
-    let (p, _world) = proxy_to(b.addr.ip(), b.addr.port()).await?;
+    let (p, _world) = proxy_to(HOST, b.addr.ip(), b.addr.port(), "").await?;
 
     let out = curl(&["-H", &format!("Host: {HOST}"), &format!("http://{}/chunked", p.http)]).await?;
     assert_eq!(out.status, 200, "{}", out.stderr);
@@ -409,7 +392,7 @@ async fn close_delimited_response_arrives_whole_and_closes_the_client() -> Resul
         Reply::close(bytes)
     })
     .await?;
-    let (p, _world) = proxy_to(b.addr.ip(), b.addr.port()).await?;
+    let (p, _world) = proxy_to(HOST, b.addr.ip(), b.addr.port(), "").await?;
 
     let mut c = Client::connect(p.http).await?;
     c.send(format!("GET /stream HTTP/1.1\r\nHost: {HOST}\r\n\r\n").as_bytes()).await?;
@@ -437,7 +420,7 @@ async fn bodyless_responses_keep_the_connection() -> Result<()> {
         (_, path) => Reply::keep(format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{path}", path.len())),
     })
     .await?;
-    let (p, _world) = proxy_to(b.addr.ip(), b.addr.port()).await?;
+    let (p, _world) = proxy_to(HOST, b.addr.ip(), b.addr.port(), "").await?;
 
     let mut c = Client::connect(p.http).await?;
     c.send(format!("HEAD /head HTTP/1.1\r\nHost: {HOST}\r\n\r\n").as_bytes()).await?;
@@ -469,7 +452,7 @@ async fn early_hints_then_the_response() -> Result<()> {
         then: Then::KeepOpen,
     })
     .await?;
-    let (p, _world) = proxy_to(b.addr.ip(), b.addr.port()).await?;
+    let (p, _world) = proxy_to(HOST, b.addr.ip(), b.addr.port(), "").await?;
 
     let mut c = Client::connect(p.http).await?;
     let r = c.get("/page").await?;
@@ -494,7 +477,7 @@ async fn early_hints_then_the_response() -> Result<()> {
 /// responses in order.
 #[tokio::test]
 async fn pipelined_requests_are_answered_in_order() -> Result<()> {
-    let (p, _world, _backends) = proxy_to_backend().await?;
+    let (p, _world, _backends) = proxy_to_backend(HOST, "").await?;
     let mut c = Client::connect(p.http).await?;
     let burst = format!(
         "GET /one HTTP/1.1\r\nHost: {HOST}\r\n\r\n\
@@ -521,7 +504,7 @@ async fn pipelined_requests_are_answered_in_order() -> Result<()> {
 /// the backend intact, on the fast path.
 #[tokio::test]
 async fn content_length_bodies_reach_the_backend_intact() -> Result<()> {
-    let (p, _world, _backends) = proxy_to_backend().await?;
+    let (p, _world, _backends) = proxy_to_backend(HOST, "").await?;
     let data: Vec<u8> = (0..1024 * 1024).map(|i: u32| (i % 251) as u8).collect();
     // curl would ask `Expect: 100-continue` for a body this big: that is hyper's.
     let (out, echoed) = echo_through(p.http, HOST, &["Expect:"], &data).await?;
@@ -554,7 +537,7 @@ async fn backend_gets_the_rewritten_head_and_the_body() -> Result<()> {
         Reply::keep("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
     })
     .await?;
-    let (p, _world) = proxy_to(b.addr.ip(), b.addr.port()).await?;
+    let (p, _world) = proxy_to(HOST, b.addr.ip(), b.addr.port(), "").await?;
     let mut c = Client::connect(p.http).await?;
     c.send(
         format!(
@@ -595,7 +578,7 @@ async fn pooled_connection_closed_on_the_next_request_is_retried() -> Result<()>
         _ => Reply::close(Vec::new()),
     })
     .await?;
-    let (p, _world) = proxy_to(b.addr.ip(), b.addr.port()).await?;
+    let (p, _world) = proxy_to(HOST, b.addr.ip(), b.addr.port(), "").await?;
     let mut c = Client::connect(p.http).await?;
     for i in 0..4 {
         let r = c.get("/again").await?;
@@ -629,7 +612,7 @@ async fn pooled_connection_closed_on_a_post_is_not_retried() -> Result<()> {
         }
     })
     .await?;
-    let (p, _world) = proxy_to(b.addr.ip(), b.addr.port()).await?;
+    let (p, _world) = proxy_to(HOST, b.addr.ip(), b.addr.port(), "").await?;
     let mut c = Client::connect(p.http).await?;
     assert_eq!(c.get("/").await?.status, 200);
     assert!(wait_idle(&p).await > 0);
@@ -648,7 +631,7 @@ async fn pooled_connection_closed_on_a_post_is_not_retried() -> Result<()> {
 #[tokio::test]
 async fn pooled_connection_closed_after_the_response_is_not_a_502() -> Result<()> {
     let b = raw_backend(|_| Reply::close("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")).await?;
-    let (p, _world) = proxy_to(b.addr.ip(), b.addr.port()).await?;
+    let (p, _world) = proxy_to(HOST, b.addr.ip(), b.addr.port(), "").await?;
     let mut c = Client::connect(p.http).await?;
     for i in 0..5 {
         let r = c.get("/x").await?;
@@ -673,7 +656,7 @@ async fn pooled_connection_reset_on_the_next_request_is_retried() -> Result<()> 
         _ => Reply { parts: Vec::new(), then: Then::Reset },
     })
     .await?;
-    let (p, _world) = proxy_to(b.addr.ip(), b.addr.port()).await?;
+    let (p, _world) = proxy_to(HOST, b.addr.ip(), b.addr.port(), "").await?;
     let mut c = Client::connect(p.http).await?;
     for i in 0..3 {
         let r = c.get("/again").await?;
@@ -693,7 +676,7 @@ async fn pooled_connection_reset_on_the_next_request_is_retried() -> Result<()> 
 /// over the raw pool (`h1::bodyless`); the bodies go through hyper's client.
 #[tokio::test]
 async fn hand_over_paths_work() -> Result<()> {
-    let (p, _world, _backends) = proxy_to_backend().await?;
+    let (p, _world, _backends) = proxy_to_backend(HOST, "").await?;
     let url = |path: &str| format!("http://{}{path}", p.http);
     let host = format!("Host: {HOST}");
 
@@ -728,7 +711,7 @@ async fn hand_over_paths_work() -> Result<()> {
 /// its order: the bytes already read go to hyper first.
 #[tokio::test]
 async fn hand_over_after_fast_path_requests_on_one_connection() -> Result<()> {
-    let (p, _world, _backends) = proxy_to_backend().await?;
+    let (p, _world, _backends) = proxy_to_backend(HOST, "").await?;
     let mut c = Client::connect(p.http).await?;
     assert_eq!(c.get("/fast").await?.text(), "c1 /fast\n");
     c.send(
@@ -779,7 +762,7 @@ async fn unsolicited_101_is_502() -> Result<()> {
         Reply::keep("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
     })
     .await?;
-    let (p, _world) = proxy_to(b.addr.ip(), b.addr.port()).await?;
+    let (p, _world) = proxy_to(HOST, b.addr.ip(), b.addr.port(), "").await?;
     let mut c = Client::connect(p.http).await?;
     let r = c.get("/").await?;
     assert_eq!((r.status, r.text().as_str()), (502, "bad gateway\n"), "{}", r.head);
@@ -801,7 +784,7 @@ async fn backend_closing_mid_body_closes_the_client() -> Result<()> {
         _ => Reply::close("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"),
     })
     .await?;
-    let (p, _world) = proxy_to(b.addr.ip(), b.addr.port()).await?;
+    let (p, _world) = proxy_to(HOST, b.addr.ip(), b.addr.port(), "").await?;
     let started = std::time::Instant::now();
 
     let mut c = Client::connect(p.http).await?;
@@ -835,7 +818,7 @@ async fn endless_informational_heads_are_502() -> Result<()> {
         Reply::keep(bytes)
     })
     .await?;
-    let (p, _world) = proxy_to(b.addr.ip(), b.addr.port()).await?;
+    let (p, _world) = proxy_to(HOST, b.addr.ip(), b.addr.port(), "").await?;
     let mut c = Client::connect(p.http).await?;
     let r = c.get("/").await?;
     assert_eq!((r.status, r.interim.len()), (502, 0), "{}", r.head);
@@ -850,7 +833,7 @@ async fn endless_informational_heads_are_502() -> Result<()> {
 /// upstream connection idle in the pool after them.
 #[tokio::test]
 async fn metrics_count_fast_path_requests_and_status_shows_the_pool() -> Result<()> {
-    let (p, _world, _backends) = proxy_to_backend().await?;
+    let (p, _world, _backends) = proxy_to_backend(HOST, "").await?;
     assert_eq!(idle_connections(&p), 0);
     let mut c = Client::connect(p.http).await?;
     for i in 0..5 {

@@ -83,12 +83,7 @@ async fn ingress_rules_route_to_their_clusters_only() -> Result<()> {
 /// X-Forwarded-For/-Proto, Forwarded and Via are added; hop-by-hop headers are stripped.
 #[tokio::test]
 async fn rewrites_forwarding_and_hop_by_hop_headers() -> Result<()> {
-    let c = cluster("c1", "r1", 0);
-    let (backends, port) = backends(&["c1"]).await?;
-    let mut world = World::new(std::slice::from_ref(&c));
-    world.service("shop", "web", &c, &[backends[0].addr.ip()], port, true);
-    let cfg = config(&[c], "[[lb.routes]]\nhost = \"h.test\"\nservice = \"shop/web\"\n");
-    let p = start(&cfg, &world.table).await?;
+    let (p, _world, _backends) = proxy_to_backend("h.test", "").await?;
     let out = curl(&[
         "-H",
         "Host: h.test",
@@ -121,12 +116,7 @@ async fn rewrites_forwarding_and_hop_by_hop_headers() -> Result<()> {
 /// A large request body streams to the backend and back unchanged (chunked, 8 MiB).
 #[tokio::test]
 async fn streams_large_bodies_both_ways() -> Result<()> {
-    let c = cluster("c1", "r1", 0);
-    let (backends, port) = backends(&["c1"]).await?;
-    let mut world = World::new(std::slice::from_ref(&c));
-    world.service("shop", "web", &c, &[backends[0].addr.ip()], port, true);
-    let cfg = config(&[c], "[[lb.routes]]\nhost = \"h.test\"\nservice = \"shop/web\"\n");
-    let p = start(&cfg, &world.table).await?;
+    let (p, _world, _backends) = proxy_to_backend("h.test", "").await?;
     let data: Vec<u8> = (0..8 * 1024 * 1024).map(|i: u32| (i % 251) as u8).collect();
     let (out, echoed) = echo_through(p.http, "h.test", &["Transfer-Encoding: chunked"], &data).await?;
     assert_eq!(out.status, 200, "{}", out.stderr);
@@ -195,12 +185,7 @@ async fn garbage_from_backend_is_502() -> Result<()> {
 /// Shutdown drains: a request in flight completes while the listener closes.
 #[tokio::test]
 async fn shutdown_drains_in_flight_requests() -> Result<()> {
-    let c = cluster("c1", "r1", 0);
-    let (backends, port) = backends(&["c1"]).await?;
-    let mut world = World::new(std::slice::from_ref(&c));
-    world.service("shop", "web", &c, &[backends[0].addr.ip()], port, true);
-    let cfg = config(&[c], "[[lb.routes]]\nhost = \"h.test\"\nservice = \"shop/web\"\n");
-    let p = start(&cfg, &world.table).await?;
+    let (p, _world, _backends) = proxy_to_backend("h.test", "").await?;
     let addr = p.http;
     let slow = tokio::spawn(async move { get(addr, "h.test", "/slow").await });
     // Shut down only once the request is in flight at the backend.

@@ -19,12 +19,7 @@ async fn raw(addr: std::net::SocketAddr, bytes: &[u8]) -> Result<String> {
 }
 
 async fn proxy_with(lb: &str) -> Result<Running> {
-    let c = cluster("c1", "r1", 0);
-    let (backends, port) = backends(&["c1"]).await?;
-    let mut world = World::new(std::slice::from_ref(&c));
-    world.service("shop", "web", &c, &[backends[0].addr.ip()], port, true);
-    let cfg = config(&[c], &format!("[[lb.routes]]\nhost = \"h.test\"\nservice = \"shop/web\"\n{lb}"));
-    let p = start(&cfg, &world.table).await?;
+    let (p, world, backends) = proxy_to_backend("h.test", lb).await?;
     // Keep the backend and table alive as long as the proxy.
     std::mem::forget(backends);
     std::mem::forget(world);

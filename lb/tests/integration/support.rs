@@ -225,6 +225,24 @@ pub(crate) struct CurlOut {
 }
 
 /// Runs curl with `args`; the last line of stdout is `%{http_code} %{http_version}`.
+/// A proxy routing `host` to the backend at `ip:port` in one cluster, with `lb` appended
+/// to its `[lb]` section; the world is returned to keep the table alive.
+pub(crate) async fn proxy_to(host: &str, ip: IpAddr, port: u16, lb: &str) -> Result<(Running, World)> {
+    let c = cluster("c1", "r1", 0);
+    let mut world = World::new(std::slice::from_ref(&c));
+    world.service("shop", "web", &c, &[ip], port, true);
+    let cfg = config(&[c], &format!("[[lb.routes]]\nhost = \"{host}\"\nservice = \"shop/web\"\n{lb}"));
+    let p = start(&cfg, &world.table).await?;
+    Ok((p, world))
+}
+
+/// A proxy routing `host` to one support backend (`/echo`, `/headers`, `<name> <path>`).
+pub(crate) async fn proxy_to_backend(host: &str, lb: &str) -> Result<(Running, World, Vec<Backend>)> {
+    let (backends, port) = backends(&["c1"]).await?;
+    let (p, world) = proxy_to(host, backends[0].addr.ip(), port, lb).await?;
+    Ok((p, world, backends))
+}
+
 /// POSTs `data` to `/echo` through the proxy at `http` with the extra `headers`; returns
 /// curl's status and stderr, and the body that came back.
 pub(crate) async fn echo_through(
