@@ -47,15 +47,13 @@ struct Figures {
 
 pub(crate) fn run(raw: &[String]) -> Result<()> {
     let args = Args::new(raw);
-    if args.flag("help") {
-        println!("{USAGE}");
+    if args.help(USAGE) {
         return Ok(());
     }
     let rounds: usize = args.num("rounds", 3)?;
     let seconds: u32 = args.num("seconds", 10)?;
     let services: usize = args.num("services", 1000)?;
-    let only = args.list("only");
-    let wanted = |n: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == n));
+    let wanted = args.wanted();
     let load_shape = (args.num("clients", 8u32)?, args.num("threads", 2u32)?, args.num("outstanding", 500u32)?);
 
     let dnsperf = harness::ensure_tool("dnsperf", "dnsperf", &[])?;
@@ -391,16 +389,7 @@ fn start_meridian(
         health: Some(health),
         geo: true,
     });
-    let path = d.join("meridian.toml");
-    std::fs::write(&path, conf)?;
-    let args = vec![
-        "serve".into(),
-        "--config".into(),
-        path.display().to_string(),
-        "--state-dir".into(),
-        d.display().to_string(),
-    ];
-    let mut server = Server::start("meridian", SERVER_CORE, bin, &args, &d)?;
+    let mut server = Server::meridian(bin, SERVER_CORE, &conf, &d)?;
     // Ready when the last service answers with every shard.
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut client = Client::new(addr, Duration::from_millis(200))?;

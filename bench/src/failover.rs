@@ -30,8 +30,7 @@ const TRIAL_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub(crate) fn run(raw: &[String]) -> Result<()> {
     let args = Args::new(raw);
-    if args.flag("help") {
-        println!("{USAGE}");
+    if args.help(USAGE) {
         return Ok(());
     }
     let trials: usize = args.num("trials", 5)?;
@@ -54,16 +53,7 @@ pub(crate) fn run(raw: &[String]) -> Result<()> {
         health: Some(HEALTH),
         geo: false,
     });
-    let path = dir.join("meridian.toml");
-    std::fs::write(&path, conf)?;
-    let argv = vec![
-        "serve".into(),
-        "--config".into(),
-        path.display().to_string(),
-        "--state-dir".into(),
-        dir.display().to_string(),
-    ];
-    let mut server = Server::start("meridian", SERVER_CORE, &meridian, &argv, dir)?;
+    let mut server = Server::meridian(&meridian, SERVER_CORE, &conf, dir)?;
     let name = simhost::global_name(&svc.name);
     let mut client = Client::new(SocketAddr::from(([127, 0, 0, 1], dns_port)), Duration::from_millis(200))?;
     let victim: Ipv4Addr = svc.addrs[0];

@@ -98,6 +98,16 @@ pub(crate) struct Server {
 
 impl Server {
     /// Starts `program args…` under `taskset -c core`.
+    /// `meridian serve` on `core` with `conf` written to `dir/meridian.toml` and `dir` as
+    /// its state directory.
+    pub(crate) fn meridian(bin: &Path, core: u32, conf: &str, dir: &Path) -> Result<Server> {
+        let path = dir.join("meridian.toml");
+        std::fs::write(&path, conf)?;
+        let args = ["serve", "--config", &path.display().to_string(), "--state-dir", &dir.display().to_string()]
+            .map(str::to_owned);
+        Server::start("meridian", core, bin, &args, dir)
+    }
+
     pub(crate) fn start(name: &str, core: u32, program: &Path, args: &[String], dir: &Path) -> Result<Server> {
         let log = dir.join(format!("{name}.log"));
         let out = std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
@@ -339,6 +349,21 @@ impl Args {
 
     pub(crate) fn list(&self, name: &str) -> Option<Vec<String>> {
         self.value(name).map(|v| v.split(',').map(str::to_owned).collect())
+    }
+
+    /// `--help`: prints `usage` and says so, for the caller to return.
+    pub(crate) fn help(&self, usage: &str) -> bool {
+        let asked = self.flag("help");
+        if asked {
+            println!("{usage}");
+        }
+        asked
+    }
+
+    /// Whether a contender is selected by `--only a,b` (all are without it).
+    pub(crate) fn wanted(&self) -> impl Fn(&str) -> bool + use<> {
+        let only = self.list("only");
+        move |n: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == n))
     }
 }
 

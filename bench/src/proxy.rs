@@ -102,15 +102,13 @@ struct Tools {
 
 pub(crate) fn run(raw: &[String]) -> Result<()> {
     let args = Args::new(raw);
-    if args.flag("help") {
-        println!("{USAGE}");
+    if args.help(USAGE) {
         return Ok(());
     }
     let rounds: usize = args.num("rounds", 3)?;
     let seconds: u32 = args.num("seconds", 10)?;
     let shape = Shape { connections: args.num("connections", 32)?, streams: args.num("streams", 10)? };
-    let only = args.list("only");
-    let wanted = |n: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == n));
+    let wanted = args.wanted();
     let modes: Vec<Mode> = match args.list("modes") {
         None => Mode::ALL.to_vec(),
         Some(l) => Mode::ALL.into_iter().filter(|m| l.iter().any(|x| x == m.name())).collect(),
@@ -648,16 +646,7 @@ fn start_meridian(bin: &Path, dir: &Path, sims: &Sims, cert: &Cert, health: Opti
         cert.key.display(),
         simhost::NAMESPACE
     );
-    let path = d.join("meridian.toml");
-    std::fs::write(&path, conf)?;
-    let argv = vec![
-        "serve".into(),
-        "--config".into(),
-        path.display().to_string(),
-        "--state-dir".into(),
-        d.display().to_string(),
-    ];
-    let server = Server::start("meridian", SERVER_CORE, bin, &argv, &d)?;
+    let server = Server::meridian(bin, SERVER_CORE, &conf, &d)?;
     let version = format!(
         "{} ({}), one tokio worker (it sizes itself from its affinity), config route to a federated Service",
         harness::version_of(&bin.display().to_string(), &["--version"]),

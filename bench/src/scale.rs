@@ -32,8 +32,7 @@ const FLIP_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) fn run(raw: &[String]) -> Result<()> {
     let args = Args::new(raw);
-    if args.flag("help") {
-        println!("{USAGE}");
+    if args.help(USAGE) {
         return Ok(());
     }
     let clusters: usize = args.num("clusters", 100)?;
@@ -64,18 +63,9 @@ pub(crate) fn run(raw: &[String]) -> Result<()> {
         health: None,
         geo: false,
     });
-    let conf_path = dir.join("meridian.toml");
-    std::fs::write(&conf_path, conf)?;
-    let args_v = vec![
-        "serve".into(),
-        "--config".into(),
-        conf_path.display().to_string(),
-        "--state-dir".into(),
-        dir.display().to_string(),
-    ];
     let want = (clusters * services) as f64;
     let admin = SocketAddr::from(([127, 0, 0, 1], admin_port));
-    let mut server = Server::start("meridian", SERVER_CORE, &meridian, &args_v, dir)?;
+    let mut server = Server::meridian(&meridian, SERVER_CORE, &conf, dir)?;
     let mut last_shards = 0.0;
     let took = harness::wait_until(&mut server, Duration::from_secs(300), "meridian_table_shards complete", || {
         let shards = harness::http_get(admin, "/metrics")

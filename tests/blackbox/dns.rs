@@ -221,8 +221,9 @@ fn aaaa_answers_and_ttl_annotation() -> Result<()> {
 }
 
 fn zone_config(admin: std::net::SocketAddr, dns: std::net::SocketAddr) -> String {
+    let head = meridian_tests::config_head("zt", admin, dns);
     format!(
-        "name = \"zt\"\ndns_zone = \"zt.test\"\n[admin]\nlisten = \"{admin}\"\n[dns]\nlisten = [\"{dns}\"]\nzones = [{{ name = \"zt.test\", file = \"zt.zone\" }}]\n[[clusters]]\nname = \"one\"\nsimulated = true\nregion = \"r1\"\n"
+        "{head}zones = [{{ name = \"zt.test\", file = \"zt.zone\" }}]\n[[clusters]]\nname = \"one\"\nsimulated = true\nregion = \"r1\"\n"
     )
 }
 

@@ -58,11 +58,12 @@ fn client_subnet_puts_the_nearest_cluster_first_and_echoes_the_scope() -> Result
 fn a_dead_backend_leaves_answers_within_interval_times_threshold() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let (admin, dns) = (free_addr(), free_addr());
+    let head = meridian_tests::config_head("hc", admin, dns);
     let file = dir.path().join("meridian.toml");
     std::fs::write(
         &file,
         format!(
-            "name = \"hc\"\ndns_zone = \"hc.test\"\n[admin]\nlisten = \"{admin}\"\n[dns]\nlisten = [\"{dns}\"]\n\
+            "{head}\
              [health]\nkind = \"http\"\npath = \"/healthz\"\ninterval = \"1s\"\ntimeout = \"500ms\"\nunhealthy_threshold = 2\nhealthy_threshold = 1\n\
              [[clusters]]\nname = \"a\"\nsimulated = true\nregion = \"ra\"\n[[clusters]]\nname = \"b\"\nsimulated = true\nregion = \"rb\"\n"
         ),
@@ -105,11 +106,12 @@ fn a_dead_backend_leaves_answers_within_interval_times_threshold() -> Result<()>
 fn without_client_subnet_the_source_address_locates_the_client() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let (admin, dns) = (free_addr(), free_addr());
+    let head = meridian_tests::config_head("sa", admin, dns);
     let file = dir.path().join("meridian.toml");
     std::fs::write(
         &file,
         format!(
-            "name = \"sa\"\ndns_zone = \"sa.test\"\n[admin]\nlisten = \"{admin}\"\n[dns]\nlisten = [\"{dns}\"]\n\
+            "{head}\
              [health]\nkind = \"off\"\n[ranking]\ndefault_policy = \"geo\"\ngeoip_required = false\ngeoip_db = []\n\
              [[ranking.networks]]\ncidr = \"127.0.0.2/32\"\nlocation = {{ lat = 48.85, lon = 2.35 }}\n\
              [[ranking.networks]]\ncidr = \"127.0.0.3/32\"\nlocation = {{ lat = 19.08, lon = 72.88 }}\n\

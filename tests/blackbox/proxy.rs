@@ -95,11 +95,12 @@ fn killing_the_local_clusters_nginx_under_load_fails_no_request() -> Result<()> 
     let _far = meridian_tests::Nginx::start("far", far_addr)?;
     let dir = tempfile::tempdir()?;
     let (admin, dns, proxy) = (meridian_tests::free_addr(), meridian_tests::free_addr(), meridian_tests::free_addr());
+    let head = meridian_tests::config_head("px", admin, dns);
     let file = dir.path().join("meridian.toml");
     std::fs::write(
         &file,
         format!(
-            "name = \"px\"\ndns_zone = \"px.test\"\n[admin]\nlisten = \"{admin}\"\n[dns]\nlisten = [\"{dns}\"]\n\
+            "{head}\
              [health]\nkind = \"off\"\n\
              [lb]\nenabled = true\nregion = \"near-r\"\nlisten = [\"{proxy}\"]\nlisten_tls = []\n\
              [lb.outlier]\nbase_ejection_time = \"2s\"\n[[lb.routes]]\nhost = \"app.px.test\"\nservice = \"default/web\"\n\

@@ -8,9 +8,8 @@ use anyhow::Result;
 use meridian_tests::{Meridian, eventually, free_addr};
 
 fn config(admin: SocketAddr, dns: SocketAddr, clusters: &[(&str, u32)]) -> String {
-    let mut s = format!(
-        "name = \"rl\"\ndns_zone = \"rl.test\"\n[admin]\nlisten = \"{admin}\"\n[dns]\nlisten = [\"{dns}\"]\n[discovery]\nprobe_interval = \"200ms\"\n"
-    );
+    let head = meridian_tests::config_head("rl", admin, dns);
+    let mut s = format!("{head}[discovery]\nprobe_interval = \"200ms\"\n");
     for (name, weight) in clusters {
         s.push_str(&format!(
             "[[clusters]]\nname = \"{name}\"\nsimulated = true\nregion = \"r-{name}\"\nweight = {weight}\n"

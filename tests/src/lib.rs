@@ -45,6 +45,14 @@ pub fn free_addr() -> SocketAddr {
     panic!("no free loopback address for TCP and UDP");
 }
 
+/// The head of a test config: federation `name`, zone `<name>.test`, and the admin and
+/// DNS listen addresses (the `[dns]` table stays open for more keys).
+pub fn config_head(name: &str, admin: SocketAddr, dns: SocketAddr) -> String {
+    format!(
+        "name = \"{name}\"\ndns_zone = \"{name}.test\"\n[admin]\nlisten = \"{admin}\"\n[dns]\nlisten = [\"{dns}\"]\n"
+    )
+}
+
 /// A free port on 127.0.0.1 (for tests that need that exact IP).
 pub fn free_port() -> u16 {
     for _ in 0..100 {
