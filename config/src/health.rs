@@ -295,16 +295,7 @@ mod tests {
             ("[health.clusters.nope]\nkind = \"tcp\"", Some("health.clusters.nope")),
             ("[health]\nkind = \"icmp\"", Some("kind")),
         ];
-        for (section, err) in cases {
-            let text = format!("{BASE}{section}\n");
-            let got = Config::parse(&text, Path::new("t.toml"), Path::new("."));
-            match (err, got) {
-                (None, Ok(_)) => {}
-                (Some(field), Err(e)) => assert!(e.to_string().contains(field), "{section}: {e}"),
-                (None, Err(e)) => panic!("{section}: rejected: {e}"),
-                (Some(_), Ok(_)) => panic!("{section}: accepted"),
-            }
-        }
+        crate::tests::check_sections(BASE, cases);
         let c = Config::parse(&format!("{BASE}[health.clusters.a]\nkind = \"http\"\n"), Path::new("t"), Path::new("."))
             .expect("valid");
         assert_eq!(c.health.for_cluster("a").kind, super::CheckKind::Http);

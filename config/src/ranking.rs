@@ -220,8 +220,6 @@ fn valid_cidr(s: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use crate::Config;
 
     const BASE: &str =
@@ -246,16 +244,7 @@ mod tests {
             ("[ranking]\ngeoip_db = [\"/nonexistent/x.mmdb\"]\ngeoip_required = false", None),
             ("[ranking]\ngeoip_db = [\"$MERIDIAN_SURELY_UNSET_VAR\"]", Some("every variable is unset")),
         ];
-        for (section, err) in cases {
-            let text = format!("{BASE}{section}\n");
-            let got = Config::parse(&text, Path::new("t.toml"), Path::new("."));
-            match (err, got) {
-                (None, Ok(_)) => {}
-                (Some(field), Err(e)) => assert!(e.to_string().contains(field), "{section}: {e}"),
-                (None, Err(e)) => panic!("{section}: rejected: {e}"),
-                (Some(_), Ok(_)) => panic!("{section}: accepted"),
-            }
-        }
+        crate::tests::check_sections(BASE, cases);
     }
 
     /// The demo names its database through the environment and the cache, and starts

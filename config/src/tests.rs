@@ -2,6 +2,21 @@ use std::path::Path;
 
 use super::*;
 
+/// Parses `base` followed by each section: `None` must be accepted, `Some(text)` rejected
+/// with an error that contains `text` (usually the field path).
+pub(crate) fn check_sections(base: &str, cases: &[(&str, Option<&str>)]) {
+    for &(section, err) in cases {
+        let text = format!("{base}{section}\n");
+        let got = Config::parse(&text, Path::new("t.toml"), Path::new("."));
+        match (err, got) {
+            (None, Ok(_)) => {}
+            (Some(field), Err(e)) => assert!(e.to_string().contains(field), "{section}: {e}"),
+            (None, Err(e)) => panic!("{section}: rejected: {e}"),
+            (Some(_), Ok(_)) => panic!("{section}: accepted"),
+        }
+    }
+}
+
 fn parse(text: &str) -> Result<Config> {
     Config::parse(text, Path::new("test.toml"), Path::new("."))
 }
