@@ -23,6 +23,7 @@
 
 mod balance;
 mod body;
+mod conn_exec;
 mod error;
 mod forward;
 mod h1;
@@ -67,7 +68,7 @@ pub(crate) struct Shared {
     /// Upstream connection pool; rebuilt only when the connect or idle timeout changes.
     client: ArcSwap<UpstreamClient>,
     /// HTTP server settings for new client connections.
-    http: ArcSwap<hyper_util::server::conn::auto::Builder<TokioExecutor>>,
+    http: ArcSwap<hyper_util::server::conn::auto::Builder<conn_exec::ConnExec>>,
     conn_limit: Arc<Semaphore>,
     metrics: Metrics,
     /// Rebuilds the index; owns endpoint state that outlives rebuilds. Locked by the

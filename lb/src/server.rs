@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use meridian_config::lb::LbConfig;
@@ -14,12 +14,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio_rustls::TlsAcceptor;
 
+use crate::conn_exec::{self, ConnExec};
 use crate::forward::{self, ConnInfo};
 use crate::{Shared, h1};
 
 /// The HTTP server settings for client connections.
-pub(crate) fn http_builder(cfg: &LbConfig) -> auto::Builder<TokioExecutor> {
-    let mut b = auto::Builder::new(TokioExecutor::new());
+pub(crate) fn http_builder(cfg: &LbConfig) -> auto::Builder<ConnExec> {
+    let mut b = auto::Builder::new(ConnExec);
     b.http1()
         .timer(TokioTimer::new())
         // Slowloris: a request head must arrive whole within this.
@@ -133,7 +134,8 @@ where
         let shared = shared.clone();
         service_fn(move |req| forward::handle(shared.clone(), info.clone(), req))
     };
-    if let Err(e) = watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(io), svc)).await {
+    let conn = watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(io), svc));
+    if let Err(e) = conn_exec::run(conn).await {
         tracing::debug!(error = %e, "client connection ended with an error");
     }
 }

@@ -507,7 +507,7 @@ async fn content_length_bodies_reach_the_backend_intact() -> Result<()> {
     let (p, _world, _backends) = proxy_to_backend(HOST, "").await?;
     let data: Vec<u8> = (0..1024 * 1024).map(|i: u32| (i % 251) as u8).collect();
     // curl would ask `Expect: 100-continue` for a body this big: that is hyper's.
-    let (out, echoed) = echo_through(p.http, HOST, &["Expect:"], &data).await?;
+    let (out, echoed) = echo_through(p.http, HOST, &["-H", "Expect:"], &data).await?;
     assert_eq!(out.status, 200, "{}", out.stderr);
     assert!(echoed == data, "echoed body differs");
     assert_eq!(wait_idle(&p).await, 1, "curl's request went through the fast path's pool");

@@ -224,7 +224,6 @@ pub(crate) struct CurlOut {
     pub(crate) stderr: String,
 }
 
-/// Runs curl with `args`; the last line of stdout is `%{http_code} %{http_version}`.
 /// A proxy routing `host` to the backend at `ip:port` in one cluster, with `lb` appended
 /// to its `[lb]` section; the world is returned to keep the table alive.
 pub(crate) async fn proxy_to(host: &str, ip: IpAddr, port: u16, lb: &str) -> Result<(Running, World)> {
@@ -243,12 +242,12 @@ pub(crate) async fn proxy_to_backend(host: &str, lb: &str) -> Result<(Running, W
     Ok((p, world, backends))
 }
 
-/// POSTs `data` to `/echo` through the proxy at `http` with the extra `headers`; returns
-/// curl's status and stderr, and the body that came back.
+/// POSTs `data` to `/echo` through the proxy at `http` with the extra curl arguments
+/// `extra`; returns curl's status and stderr, and the body that came back.
 pub(crate) async fn echo_through(
     http: SocketAddr,
     host: &str,
-    headers: &[&str],
+    extra: &[&str],
     data: &[u8],
 ) -> Result<(CurlOut, Vec<u8>)> {
     let dir = tempfile::tempdir()?;
@@ -258,15 +257,14 @@ pub(crate) async fn echo_through(
     let (at_file, out_path, url) =
         (format!("@{}", file.display()), out_file.display().to_string(), format!("http://{http}/echo"));
     let mut args = vec!["-H", host.as_str()];
-    for h in headers {
-        args.extend(["-H", h]);
-    }
+    args.extend(extra);
     args.extend(["--data-binary", &at_file, "-o", &out_path, &url]);
     let out = curl(&args).await?;
     let echoed = std::fs::read(&out_file).unwrap_or_default();
     Ok((out, echoed))
 }
 
+/// Runs curl with `args`; the last line of stdout is `%{http_code} %{http_version}`.
 pub(crate) async fn curl(args: &[&str]) -> Result<CurlOut> {
     require("curl", "curl");
     let out = tokio::process::Command::new("curl")
