@@ -46,7 +46,7 @@ impl Client {
     }
 }
 
-fn encode_query(id: u16, name: &str, qtype: u16) -> Vec<u8> {
+pub(crate) fn encode_query(id: u16, name: &str, qtype: u16) -> Vec<u8> {
     let mut q = Vec::with_capacity(64);
     q.extend_from_slice(&id.to_be_bytes());
     q.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);

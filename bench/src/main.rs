@@ -11,6 +11,7 @@
 //!
 //! The comparisons (`dns`, `scale`, `failover`, `proxy`) append their table to `bench/RESULTS.md`.
 
+mod blast;
 mod dns;
 mod dnsclient;
 mod dnsperf;
