@@ -263,7 +263,8 @@ fn report(
                 "powerdns-lua" => 5.0,
                 _ => continue,
             };
-            for (client, ratio) in [("dnsperf", m / med(&f.max, |r| r.qps)), ("saturating client", m_sat / sat_qps(f))] {
+            for (client, ratio) in [("dnsperf", m / med(&f.max, |r| r.qps)), ("saturating client", m_sat / sat_qps(f))]
+            {
                 let verdict = if ratio >= goal {
                     "met".to_owned()
                 } else {

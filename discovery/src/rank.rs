@@ -217,23 +217,52 @@ pub fn failover_group(order: &[String], cluster: &ClusterMeta) -> usize {
 /// client's region first, then by great-circle distance; candidates without a location
 /// last. Stable, so equals keep their order.
 pub fn geo_order(candidates: &[Candidate], client: &Place, out: &mut [usize]) {
-    out.sort_by(|&a, &b| {
-        let key = |i: usize| {
-            let c = candidates.get(i);
-            let same_region = match (&client.region, c.and_then(|c| c.cluster.region.as_ref())) {
-                (Some(r), Some(cr)) => r == cr,
-                _ => false,
-            };
-            let closeness = match (&client.point, c.and_then(|c| c.point.as_ref())) {
-                (Some(p), Some(q)) => p.closeness(q),
-                _ => f64::NEG_INFINITY,
-            };
-            (same_region, closeness)
+    // Runs once per answer on the DNS hot path. Each candidate's key (a region string
+    // comparison and a dot product) is computed once, not twice per comparison, and a
+    // handful of indices is put in order by insertion, without allocating.
+    const INLINE: usize = 16;
+    let key = |i: usize| {
+        let c = candidates.get(i);
+        let same_region = match (&client.region, c.and_then(|c| c.cluster.region.as_ref())) {
+            (Some(r), Some(cr)) => r == cr,
+            _ => false,
         };
-        let (ra, ca) = key(a);
-        let (rb, cb) = key(b);
-        rb.cmp(&ra).then(cb.total_cmp(&ca))
-    });
+        let closeness = match (&client.point, c.and_then(|c| c.point.as_ref())) {
+            (Some(p), Some(q)) => p.closeness(q),
+            _ => f64::NEG_INFINITY,
+        };
+        (same_region, closeness)
+    };
+    // Strictly nearer: same region first, then closer; ties keep their order.
+    let nearer = |a: (bool, f64), b: (bool, f64)| b.0.cmp(&a.0).then(b.1.total_cmp(&a.1)).is_lt();
+    if out.len() > INLINE {
+        out.sort_by(|&a, &b| {
+            let (ka, kb) = (key(a), key(b));
+            if nearer(ka, kb) {
+                std::cmp::Ordering::Less
+            } else if nearer(kb, ka) {
+                std::cmp::Ordering::Greater
+            } else {
+                std::cmp::Ordering::Equal
+            }
+        });
+        return;
+    }
+    let mut keyed = [((false, 0.0), 0usize); INLINE];
+    for (k, &i) in keyed.iter_mut().zip(out.iter()) {
+        *k = (key(i), i);
+    }
+    let keyed = &mut keyed[..out.len()];
+    for j in 1..keyed.len() {
+        let mut p = j;
+        while p > 0 && nearer(keyed[p].0, keyed[p - 1].0) {
+            keyed.swap(p, p - 1);
+            p -= 1;
+        }
+    }
+    for (o, &(_, i)) in out.iter_mut().zip(keyed.iter()) {
+        *o = i;
+    }
 }
 
 /// Draws a random order of `out` (indices into `candidates`) in proportion to weight:

@@ -76,7 +76,8 @@ thread_local! {
     /// Rotation of equal-rank records. Per thread, so busy cores never share a cache line;
     /// consecutive answers from one thread still start at a different record.
     static ROTATION: Cell<usize> = const { Cell::new(0) };
-    /// Member order of the answer being written; reused so ranking never allocates.
+    /// Member order of a weighted or long answer being written; reused so ranking never
+    /// allocates.
     static ORDER: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
     /// xorshift64* state for weighted draws: cheap, and quality enough for load sharing.
     static RNG: Cell<u64> = Cell::new(rand::random::<u64>() | 1);
@@ -271,31 +272,54 @@ fn write_addrs(c: &Candidates, qtype: u16, owner: Owner<'_>, who: &mut Asker<'_>
         };
         return written;
     }
+    // A handful of members is ordered on the stack; weighted draws (which drop members)
+    // and long lists use the per-thread buffer.
+    const INLINE: usize = 16;
+    let arrange = |idx: &mut [usize]| match (mode, place) {
+        (Mode::Rotate | Mode::RotateSubset, _) if !idx.is_empty() => {
+            let n = rot % idx.len();
+            idx.rotate_left(n);
+        }
+        (Mode::Geo, Some(p)) => rank::geo_order(&rank.candidates, p, idx),
+        _ => {}
+    };
+    if mode != Mode::Weighted && order.len() <= INLINE {
+        let mut inline = [0usize; INLINE];
+        for (slot, &i) in inline.iter_mut().zip(order) {
+            *slot = i;
+        }
+        let idx = &mut inline[..order.len()];
+        arrange(idx);
+        write_members(c, idx, qtype, rot, &mut write);
+        return written;
+    }
     ORDER.with(|buf| {
         let Ok(mut idx) = buf.try_borrow_mut() else { return };
         idx.clear();
         idx.extend_from_slice(order);
-        match (mode, place) {
-            (Mode::Rotate | Mode::RotateSubset, _) if !idx.is_empty() => {
-                let n = rot % idx.len();
-                idx.rotate_left(n);
-            }
-            (Mode::Weighted, _) => rank::weighted_order(&rank.candidates, &mut idx, next_random),
-            (Mode::Geo, Some(p)) => rank::geo_order(&rank.candidates, p, &mut idx),
-            _ => {}
+        if mode == Mode::Weighted {
+            rank::weighted_order(&rank.candidates, &mut idx, next_random);
+        } else {
+            arrange(&mut idx);
         }
-        for &i in idx.iter() {
-            let Some(m) = c.members.get(i) else { continue };
-            let more = match qtype {
-                rtype::A => write_all_rotated(c.a.get(m.a.clone()).unwrap_or_default(), rot, &mut write),
-                _ => write_all_rotated(c.aaaa.get(m.aaaa.clone()).unwrap_or_default(), rot, &mut write),
-            };
-            if !more {
-                break;
-            }
-        }
+        write_members(c, &idx, qtype, rot, &mut write);
     });
     written
+}
+
+/// Writes the records of the members `idx` in that order, each member's rotated by `rot`,
+/// until `write` refuses one.
+fn write_members(c: &Candidates, idx: &[usize], qtype: u16, rot: usize, write: &mut impl FnMut(&[u8]) -> bool) {
+    for &i in idx {
+        let Some(m) = c.members.get(i) else { continue };
+        let more = match qtype {
+            rtype::A => write_all_rotated(c.a.get(m.a.clone()).unwrap_or_default(), rot, write),
+            _ => write_all_rotated(c.aaaa.get(m.aaaa.clone()).unwrap_or_default(), rot, write),
+        };
+        if !more {
+            break;
+        }
+    }
 }
 
 /// Writes every item starting at `rot % len`; false when `write` refused one.

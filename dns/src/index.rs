@@ -18,7 +18,7 @@ use meridian_discovery::rank;
 use meridian_discovery::table::{Change, ClusterMeta, FederatedService, ObjectKey, Snapshot};
 
 use crate::error::{Error, Result};
-use crate::name::{self, Key, NameBuf};
+use crate::name::{self, Key, NameBuf, NameHash, NameMap, NameSet};
 use crate::scheme;
 use crate::zone::{self, ZoneData, ZoneDefaults, ZoneSpec};
 
@@ -27,6 +27,8 @@ use crate::zone::{self, ZoneData, ZoneDefaults, ZoneSpec};
 /// with `Box<[u8]>` that was an allocation and a copy per entry (a third of the index's
 /// time under churn, in malloc and in dropping the previous index).
 type MapKey = Arc<[u8]>;
+/// The discovered names: persistent, so a publish after a small change shares the rest.
+type SharedNames<V> = imbl::GenericHashMap<MapKey, V, NameHash, imbl::shared_ptr::DefaultSharedPtr>;
 
 /// Everything known about one name.
 #[derive(Debug, Default, Clone)]
@@ -281,10 +283,10 @@ pub(crate) enum Lookup<'a> {
 pub(crate) struct Index {
     /// Served zones, most labels first (longest match wins).
     pub(crate) zones: Vec<ZoneEntry>,
-    names: imbl::HashMap<MapKey, Arc<Node>>,
-    ents: imbl::HashMap<MapKey, u32>,
-    extras: Arc<HashMap<Key, Arc<Node>>>,
-    extra_ents: Arc<HashSet<Key>>,
+    names: SharedNames<Arc<Node>>,
+    ents: SharedNames<u32>,
+    extras: Arc<NameMap<Arc<Node>>>,
+    extra_ents: Arc<NameSet>,
     /// Client location for `geo` names.
     pub(crate) geo: Arc<Geo>,
 }
@@ -293,8 +295,8 @@ impl Default for Index {
     fn default() -> Self {
         Index {
             zones: Vec::new(),
-            names: imbl::HashMap::new(),
-            ents: imbl::HashMap::new(),
+            names: SharedNames::default(),
+            ents: SharedNames::default(),
             extras: Arc::default(),
             extra_ents: Arc::default(),
             geo: Arc::new(Geo::empty()),
@@ -363,15 +365,15 @@ pub(crate) struct Builder {
     zones: Vec<ZoneEntry>,
     serials: HashMap<String, SerialState>,
     apexes: HashSet<Key>,
-    names: imbl::HashMap<MapKey, Arc<Node>>,
-    ents: imbl::HashMap<MapKey, u32>,
+    names: SharedNames<Arc<Node>>,
+    ents: SharedNames<u32>,
     /// Names each service / ingress published, to withdraw them when it changes.
     by_service: HashMap<ObjectKey, Vec<MapKey>>,
     by_ingress: HashMap<ObjectKey, Vec<MapKey>>,
     /// Each service as its names were last computed, to tell which shards changed.
     seen: HashMap<ObjectKey, Arc<FederatedService>>,
-    extras: Arc<HashMap<Key, Arc<Node>>>,
-    extra_ents: Arc<HashSet<Key>>,
+    extras: Arc<NameMap<Arc<Node>>>,
+    extra_ents: Arc<NameSet>,
     geo: Arc<Geo>,
     /// What `geo` was built from, to reopen the database only when that changes.
     geo_inputs: GeoInputs,
@@ -421,8 +423,8 @@ impl Builder {
             zones: Vec::new(),
             serials: HashMap::new(),
             apexes: HashSet::new(),
-            names: imbl::HashMap::new(),
-            ents: imbl::HashMap::new(),
+            names: SharedNames::default(),
+            ents: SharedNames::default(),
             by_service: HashMap::new(),
             by_ingress: HashMap::new(),
             seen: HashMap::new(),
@@ -499,8 +501,8 @@ impl Builder {
     }
 
     fn clear(&mut self) {
-        self.names = imbl::HashMap::new();
-        self.ents = imbl::HashMap::new();
+        self.names = SharedNames::default();
+        self.ents = SharedNames::default();
         self.by_service.clear();
         self.by_ingress.clear();
         self.seen.clear();
@@ -602,7 +604,7 @@ impl Builder {
         }
         let in_zone = |k: &[u8]| NameBuf::from_wire(k).and_then(|n| zone_position(&self.zones, &n)).is_some();
         let extras = scheme::extras(snap, &s, in_zone);
-        let mut extra_ents = HashSet::new();
+        let mut extra_ents = NameSet::default();
         for k in extras.keys() {
             for p in self.ancestors(k) {
                 extra_ents.insert(Key::from(p));

@@ -11,6 +11,16 @@ pub(crate) const MAX_LABEL: usize = 63;
 /// A lower-cased wire-format name, ending with the root label.
 pub(crate) type Key = Box<[u8]>;
 
+/// The hasher of every map a query looks its name up in. SipHash (std's default) was
+/// ~3% of a UDP thread's time at saturation, for three lookups per query; foldhash is
+/// several times faster on 30–60-byte keys and still seeded per process. The keys are
+/// names the server was configured with or discovered, never the queries themselves.
+pub(crate) type NameHash = foldhash::fast::RandomState;
+/// Names to data, hashed with [`NameHash`].
+pub(crate) type NameMap<V> = std::collections::HashMap<Key, V, NameHash>;
+/// A set of names, hashed with [`NameHash`].
+pub(crate) type NameSet = std::collections::HashSet<Key, NameHash>;
+
 /// Converts `example.com` (trailing dot optional) to a lower-cased wire name. `None` when a
 /// label is empty or too long, or the name is longer than 255 octets.
 pub(crate) fn key(text: &str) -> Option<Key> {

@@ -17,7 +17,7 @@ use meridian_discovery::table::{
 };
 
 use crate::index::{Candidates, Cname, MemberInput, Node, Rrset, Settings, Source};
-use crate::name::{self, Key};
+use crate::name::{self, Key, NameMap};
 use crate::wire::rtype;
 
 /// Annotation overriding the TTL of a service's answers, in seconds.
@@ -292,8 +292,8 @@ fn clusterset(
 }
 
 /// Ingress hosts and custom names that fall inside a served zone (`in_zone`).
-pub(crate) fn extras(snap: &Snapshot, s: &Settings, in_zone: impl Fn(&[u8]) -> bool) -> HashMap<Key, Arc<Node>> {
-    let mut out = HashMap::new();
+pub(crate) fn extras(snap: &Snapshot, s: &Settings, in_zone: impl Fn(&[u8]) -> bool) -> NameMap<Arc<Node>> {
+    let mut out = NameMap::default();
     // Problems of these names are those of their service or ingress, reported there.
     let mut ignored = Vec::new();
     for (key, svc_key) in &s.names {

@@ -1,8 +1,8 @@
 //! A zone's own records: its RFC 1035 master file (parsed with hickory's zone-file parser),
 //! plus the SOA and NS synthesised from the configuration when the file has none.
 
+use std::collections::BTreeMap;
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use hickory_proto::serialize::txt::{LexerError, ParseError, Parser};
 
 use crate::error::{Error, Result};
 use crate::index::{Cname, Node, Rrset};
-use crate::name::{self, Key};
+use crate::name::{self, Key, NameMap, NameSet};
 
 /// SOA timers of a synthesised SOA (RFC 1912 §2.2 recommendations).
 const SOA_REFRESH: i32 = 3600;
@@ -42,10 +42,10 @@ pub(crate) struct ZoneData {
     pub(crate) negative_ttl: u32,
     /// Serial written in the file, if it had an SOA.
     pub(crate) file_serial: Option<u32>,
-    pub(crate) nodes: HashMap<Key, Node>,
+    pub(crate) nodes: NameMap<Node>,
     /// Names with nothing of their own but records below them (RFC 8020: NODATA, not
     /// NXDOMAIN).
-    pub(crate) ents: HashSet<Key>,
+    pub(crate) ents: NameSet,
     /// Hash of everything the zone's content was built from, to advance the serial only
     /// when it changes.
     pub(crate) content_hash: u64,
@@ -83,7 +83,7 @@ pub(crate) fn build(spec: &ZoneSpec, defaults: &ZoneDefaults<'_>, extra: Vec<(Ke
         None => BTreeMap::new(),
     };
 
-    let mut nodes: HashMap<Key, Node> = HashMap::new();
+    let mut nodes: NameMap<Node> = NameMap::default();
     let mut soa_record = None;
     for ((owner, rtype), set) in &records {
         if *rtype == RecordType::SOA {
@@ -149,7 +149,7 @@ pub(crate) fn build(spec: &ZoneSpec, defaults: &ZoneDefaults<'_>, extra: Vec<(Ke
     };
     let soa = encode(&soa_rdata).map_err(|reason| Error::Zone { zone: spec.apex.clone(), reason })?;
 
-    let mut ents = HashSet::new();
+    let mut ents = NameSet::default();
     for key in nodes.keys() {
         let mut cur = name::parent(key);
         while let Some(p) = cur {

@@ -130,6 +130,29 @@ fn rtt_publication_needs_a_real_move() {
     assert!(!rtt_moved(None, None, long));
 }
 
+/// After its first probe an address takes a random phase of the interval (2,000 draws
+/// cover all ten tenths of it); later waits are the interval less at most the jitter; a
+/// probe woken long after its time takes a new phase.
+#[test]
+fn probes_spread_over_the_interval_after_the_first() {
+    let (interval, jitter) = (Duration::from_secs(5), Duration::from_millis(500));
+    let mut tenths = [0u32; 10];
+    for _ in 0..2000 {
+        let w = next_wait(true, interval, jitter);
+        assert!(w < interval, "{w:?}");
+        tenths[(w.as_secs_f64() / 0.5) as usize] += 1;
+    }
+    assert!(tenths.iter().all(|&n| n > 100), "not spread: {tenths:?}");
+    for _ in 0..200 {
+        let w = next_wait(false, interval, jitter);
+        assert!(w > interval - jitter - Duration::from_millis(1) && w <= interval, "{w:?}");
+    }
+    assert_eq!(rephase(Duration::from_millis(2400), interval), None, "a little late: no new phase");
+    let delays: Vec<Duration> = (0..50).filter_map(|_| rephase(Duration::from_secs(20), interval)).collect();
+    assert_eq!(delays.len(), 50, "woken long after its time: a new phase");
+    assert!(delays.iter().all(|d| *d < interval) && delays.iter().any(|d| *d > interval / 2), "{delays:?}");
+}
+
 #[test]
 fn status_lines() {
     assert_eq!(parse_status_line(b"HTTP/1.1 200 OK"), Some(200));

@@ -126,6 +126,22 @@ fn geo_orders_by_distance_and_region() {
     let place = Place { point: Some(Point::new(48.83, 2.35)), region: Some("asia-south1".into()) };
     geo_order(&r.candidates, &place, &mut idx);
     assert_eq!(idx, [2, 1, 0]);
+    // More candidates than the inline sort takes: the same order by the other path, and
+    // equals (here: the same three places, repeated) keep their order.
+    let mut many: Vec<usize> = (0..20).map(|i| i % 3).collect();
+    let keep: Vec<usize> = (0..20).collect();
+    let mut by_position = keep.clone();
+    let repeated: Vec<_> = many.iter().map(|&i| r.candidates[i].clone()).collect();
+    geo_order(&repeated, &Place { point: Some(Point::new(48.83, 2.35)), region: None }, &mut by_position);
+    let order: Vec<usize> = by_position.iter().map(|&p| many[p]).collect();
+    assert_eq!(order, [[1; 7], [0; 7], [2; 7]].concat()[..20], "nearest first: {order:?}");
+    let firsts: Vec<usize> = by_position.iter().copied().filter(|&p| many[p] == 1).collect();
+    assert!(firsts.windows(2).all(|w| w[0] < w[1]), "stable: {firsts:?}");
+    many.truncate(16);
+    let mut small: Vec<usize> = (0..16).collect();
+    geo_order(&repeated[..16], &Place { point: Some(Point::new(48.83, 2.35)), region: None }, &mut small);
+    let firsts: Vec<usize> = small.iter().copied().filter(|&p| many[p] == 1).collect();
+    assert_eq!(firsts, [1, 4, 7, 10, 13], "inline path, stable");
     let paris = Point::new(48.8566, 2.3522);
     let london = Point::new(51.5074, -0.1278);
     assert!((paris.distance_km(&london) - 344.0).abs() < 5.0, "{}", paris.distance_km(&london));
