@@ -19,8 +19,9 @@
 //!
 //! A shard is Up when any of its addresses is Up, Down when all are Down (a dual-stack
 //! shard whose IPv6 path is broken from here still serves IPv4 clients). Its RTT is the
-//! lowest EWMA of TCP connect time among its Up addresses: connect time is one network
-//! round trip, free of the backend's processing time.
+//! lowest RTT among its Up addresses, an address's RTT being the lowest TCP connect time
+//! of its last five probes: connect time is one network round trip, free of the
+//! backend's processing time, and the minimum leaves out the delays a busy host adds.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -46,12 +47,16 @@ use crate::table::{Change, ObjectKey, Probe, ProbeState, Protocol, Shard, Snapsh
 
 pub const HEALTH_CHECK_ANNOTATION: &str = "meridian.io/health-check";
 
-/// Weight of a new RTT sample in the moving average: about the last five probes count.
-const EWMA_ALPHA: f64 = 0.3;
-/// An RTT-only change is published when the average moved by more than this share…
+/// An address's RTT is the lowest connect time of its last this many probes. Queueing
+/// and a busy CPU only ever add to a connect time, so the minimum follows the path and
+/// not the load: with an average, a DNS server saturating its core made every probe's
+/// RTT "move", and the table republished ~170 shards a second, adding load where there
+/// was none to spare. A slower path shows once all of the window's samples are slower.
+const RTT_WINDOW: usize = 5;
+/// An RTT-only change is published when the RTT moved by more than this share…
 const RTT_CHANGE: f64 = 0.10;
 /// …and by more than this much: below it the order of answers would follow jitter
-/// (on loopback the average moves by 10% at nearly every probe, which republished every
+/// (on loopback the RTT moved by 10% at nearly every probe, which republished every
 /// shard at every probe and rebuilt its DNS names for nothing)…
 const RTT_FLOOR: Duration = Duration::from_micros(500);
 /// …and not more often than this per shard, whatever the jitter of the samples.
@@ -162,9 +167,12 @@ pub struct AddrState {
     pub state: ProbeState,
     pub passes: u32,
     pub failures: u32,
-    /// EWMA of the connect time, seconds.
+    /// Lowest connect time of the last [`RTT_WINDOW`] passes, seconds.
     pub rtt: Option<f64>,
     pub last_error: Option<String>,
+    /// The last passes' connect times (ring), and how many were recorded.
+    samples: [f64; RTT_WINDOW],
+    recorded: usize,
 }
 
 impl AddrState {
@@ -173,8 +181,12 @@ impl AddrState {
         let before = self.state;
         match result {
             Ok(rtt) => {
-                let s = rtt.as_secs_f64();
-                self.rtt = Some(self.rtt.map_or(s, |old| old + EWMA_ALPHA * (s - old)));
+                if let Some(slot) = self.samples.get_mut(self.recorded % RTT_WINDOW) {
+                    *slot = rtt.as_secs_f64();
+                }
+                self.recorded = self.recorded.wrapping_add(1);
+                let filled = self.samples.get(..self.recorded.min(RTT_WINDOW)).unwrap_or_default();
+                self.rtt = filled.iter().copied().min_by(f64::total_cmp);
                 self.passes = self.passes.saturating_add(1);
                 self.failures = 0;
                 self.last_error = None;
@@ -668,7 +680,7 @@ impl Manager {
     }
 }
 
-/// Whether a new RTT average is worth publishing over the last published one, `since`
+/// Whether a new RTT is worth publishing over the last published one, `since`
 /// the last publication: appearing or vanishing always is; otherwise it must have moved
 /// by more than [`RTT_CHANGE`] and [`RTT_FLOOR`], at most every [`RTT_MIN_PUBLISH`].
 fn rtt_moved(new: Option<Duration>, old: Option<Duration>, since: Option<Duration>) -> bool {

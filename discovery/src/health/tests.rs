@@ -93,7 +93,7 @@ fn spec_precedence() {
 /// Hysteresis: the first pass is Up at once; Down takes `unhealthy` failures in a row,
 /// back Up takes `healthy` passes in a row; the RTT is a moving average.
 #[test]
-fn hysteresis_and_ewma() {
+fn hysteresis() {
     let mut a = AddrState::default();
     let ok = |ms| Ok(Duration::from_millis(ms));
     let fail = || Err("refused".to_owned());
@@ -110,8 +110,31 @@ fn hysteresis_and_ewma() {
     assert!(!a.record(&ok(20), 2, 3));
     assert!(a.record(&ok(20), 2, 3));
     assert_eq!(a.state, ProbeState::Up);
-    let rtt = a.rtt.expect("rtt");
-    assert!(rtt > 0.010 && rtt < 0.020, "{rtt}");
+}
+
+/// The RTT is the lowest of the last five connect times: slow samples (a busy core) do
+/// not move it, a faster one shows at once, a slower path once the window is all slow.
+#[test]
+fn rtt_is_the_windowed_minimum() {
+    let mut a = AddrState::default();
+    let ms = |v: u64| Ok(Duration::from_millis(v));
+    let rtt_ms = |a: &AddrState| a.rtt.map(|s| (s * 1000.0).round() as u64);
+    assert_eq!(rtt_ms(&a), None);
+    a.record(&ms(10), 2, 3);
+    for slow in [30, 12, 50] {
+        a.record(&ms(slow), 2, 3);
+        assert_eq!(rtt_ms(&a), Some(10), "after {slow} ms");
+    }
+    a.record(&Err("refused".into()), 2, 3);
+    assert_eq!(rtt_ms(&a), Some(10), "a failure leaves the window alone");
+    a.record(&ms(4), 2, 3);
+    assert_eq!(rtt_ms(&a), Some(4), "faster shows at once");
+    for i in 0..4 {
+        a.record(&ms(20), 2, 3);
+        assert_eq!(rtt_ms(&a), Some(4), "the 4 ms sample is still in the window ({i})");
+    }
+    a.record(&ms(20), 2, 3);
+    assert_eq!(rtt_ms(&a), Some(20), "a slower path, once every sample is slower");
 }
 
 /// RTT changes are published when they matter: 10% and 0.5 ms, at most every 2 s; an
