@@ -7,7 +7,9 @@
 //! Every server runs at once on its own loopback port, pinned to core 0; the ones not
 //! under test are paused (SIGSTOP) so they take nothing from it. dnsperf runs on core 1.
 //! Each round measures every contender in turn (ABAB…): flat out, flat out again with
-//! per-query latencies (for p99), and at half the flat-out rate with per-query latencies.
+//! per-query latencies (for p99), at half the flat-out rate with per-query latencies, and
+//! flat out with the saturating client of `blast.rs` (dnsperf cannot keep these servers
+//! busy on one core).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
