@@ -233,19 +233,10 @@ pub fn geo_order(candidates: &[Candidate], client: &Place, out: &mut [usize]) {
         };
         (same_region, closeness)
     };
-    // Strictly nearer: same region first, then closer; ties keep their order.
-    let nearer = |a: (bool, f64), b: (bool, f64)| b.0.cmp(&a.0).then(b.1.total_cmp(&a.1)).is_lt();
+    // Nearer first: same region, then closer. Both sorts are stable: ties keep their order.
+    let order = |a: (bool, f64), b: (bool, f64)| b.0.cmp(&a.0).then(b.1.total_cmp(&a.1));
     if out.len() > INLINE {
-        out.sort_by(|&a, &b| {
-            let (ka, kb) = (key(a), key(b));
-            if nearer(ka, kb) {
-                std::cmp::Ordering::Less
-            } else if nearer(kb, ka) {
-                std::cmp::Ordering::Greater
-            } else {
-                std::cmp::Ordering::Equal
-            }
-        });
+        out.sort_by(|&a, &b| order(key(a), key(b)));
         return;
     }
     let mut keyed = [((false, 0.0), 0usize); INLINE];
@@ -255,7 +246,7 @@ pub fn geo_order(candidates: &[Candidate], client: &Place, out: &mut [usize]) {
     let keyed = &mut keyed[..out.len()];
     for j in 1..keyed.len() {
         let mut p = j;
-        while p > 0 && nearer(keyed[p].0, keyed[p - 1].0) {
+        while p > 0 && order(keyed[p].0, keyed[p - 1].0).is_lt() {
             keyed.swap(p, p - 1);
             p -= 1;
         }

@@ -129,8 +129,7 @@ fn geo_orders_by_distance_and_region() {
     // More candidates than the inline sort takes: the same order by the other path, and
     // equals (here: the same three places, repeated) keep their order.
     let mut many: Vec<usize> = (0..20).map(|i| i % 3).collect();
-    let keep: Vec<usize> = (0..20).collect();
-    let mut by_position = keep.clone();
+    let mut by_position: Vec<usize> = (0..20).collect();
     let repeated: Vec<_> = many.iter().map(|&i| r.candidates[i].clone()).collect();
     geo_order(&repeated, &Place { point: Some(Point::new(48.83, 2.35)), region: None }, &mut by_position);
     let order: Vec<usize> = by_position.iter().map(|&p| many[p]).collect();
