@@ -105,6 +105,9 @@ pub struct LbTimeouts {
     pub overall: Duration,
     /// A client must send a complete request head within this (slowloris defence).
     pub header_read: Duration,
+    /// Longest pause while reading a client's request body (slow-upload defence). The
+    /// first-byte and overall timers start only once the body has been sent whole.
+    pub body_read: Duration,
     /// Shutdown waits this long for in-flight requests.
     pub drain: Duration,
 }
@@ -117,6 +120,7 @@ impl Default for LbTimeouts {
             idle: Duration::from_secs(60),
             overall: Duration::from_secs(30),
             header_read: Duration::from_secs(10),
+            body_read: Duration::from_secs(30),
             drain: Duration::from_secs(10),
         }
     }
@@ -246,6 +250,7 @@ impl LbConfig {
             ("idle", t.idle),
             ("overall", t.overall),
             ("header_read", t.header_read),
+            ("body_read", t.body_read),
         ] {
             if d.is_zero() {
                 out.push((format!("lb.timeouts.{f}"), format!("{f} timeout must be above zero")));

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{CONTENT_TYPE, HOST, HeaderValue};
+use http::header::{CONNECTION, CONTENT_TYPE, HOST, HeaderValue};
 use http::uri::{PathAndQuery, Scheme};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body as _;
@@ -19,8 +19,9 @@ use tokio::time::Instant;
 
 use crate::Shared;
 use crate::balance::{self, Endpoint, InFlight, Outcome};
-use crate::body::{ReqBody, RespBody, Streaming};
+use crate::body::{BodyWatch, ClientBody, ReqBody, RespBody, Streaming};
 use crate::headers;
+use crate::request::{self, Proto, Target};
 use crate::routes::{Route, normalize_host};
 
 /// What the data path knows about the client connection.
@@ -29,29 +30,59 @@ pub(crate) struct ConnInfo {
     pub(crate) tls: bool,
 }
 
-/// Why an attempt got no usable response. Every variant is a gateway failure for
-/// outlier detection; only `Connect` guarantees the backend saw nothing.
+/// Why an attempt got no usable response from the backend. Every variant but `Reused`
+/// is a gateway failure for outlier detection; only `Connect` guarantees the backend saw
+/// nothing. Client faults are not here: they are [`ClientFault`], never counted
+/// against a backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Failure {
     /// TCP connect refused or timed out: the request never left, any request may retry.
     Connect,
-    /// No response headers within the first-byte (or overall) timeout.
+    /// No response headers within the first-byte (or overall) timeout of the request
+    /// having been sent whole.
     Timeout,
     /// Reset, garbage or a closed connection after the request was (maybe) sent.
     Upstream,
+    /// A reused keep-alive connection closed without a byte of answer: the backend timed
+    /// it out as the request arrived. The backend may have read the request, so sending
+    /// it again is a retry like any other; it says nothing about the backend's health.
+    Reused,
 }
 
 impl Failure {
     fn local_parts(self) -> (StatusCode, &'static str) {
         match self {
             Failure::Timeout => (StatusCode::GATEWAY_TIMEOUT, "upstream timeout\n"),
-            Failure::Connect | Failure::Upstream => (StatusCode::BAD_GATEWAY, "bad gateway\n"),
+            Failure::Connect | Failure::Upstream | Failure::Reused => (StatusCode::BAD_GATEWAY, "bad gateway\n"),
         }
     }
 
     fn response(self) -> Response<RespBody> {
         let (status, text) = self.local_parts();
         local(status, text)
+    }
+}
+
+/// A request that failed through its client's doing: answered (or dropped) locally,
+/// never retried and never counted against a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClientFault {
+    /// The client closed its connection inside the body: nobody to answer.
+    Gone,
+    /// The body's framing was malformed (a bad chunk, a length the data broke).
+    BadBody,
+    /// The body paused for longer than `timeouts.body_read`.
+    SlowBody,
+}
+
+impl ClientFault {
+    /// The local answer, if anyone is left to read it.
+    pub(crate) fn local_parts(self) -> Option<(StatusCode, &'static str)> {
+        match self {
+            ClientFault::Gone => None,
+            ClientFault::BadBody => Some((StatusCode::BAD_REQUEST, "malformed request body\n")),
+            ClientFault::SlowBody => Some((StatusCode::REQUEST_TIMEOUT, "request body timeout\n")),
+        }
     }
 }
 
@@ -78,18 +109,38 @@ pub(crate) async fn handle(
     conn: Arc<ConnInfo>,
     req: Request<Incoming>,
 ) -> Result<Response<RespBody>, Infallible> {
-    let host = req.uri().host().or_else(|| req.headers().get(HOST).and_then(|h| h.to_str().ok()));
-    let Some(host) = host else {
-        return Ok(local(StatusCode::BAD_REQUEST, "missing Host header\n"));
+    let proto = match req.version() {
+        Version::HTTP_2 => Proto::Http2,
+        Version::HTTP_10 | Version::HTTP_09 => Proto::Http10,
+        _ => Proto::Http11,
     };
-    let route = shared.routes.load().lookup(&normalize_host(host), req.uri().path()).cloned();
+    let target = Target::of_uri(req.uri());
+    let headers = req.headers().iter().map(|(n, v)| (n.as_str(), v.as_bytes()));
+    let (authority, path) = match request::check(proto, req.method().as_str(), target, headers) {
+        Ok(c) => (HeaderValue::from_str(c.authority), target.origin_path().route_path()),
+        Err(r) => return Ok(refuse(r, proto)),
+    };
+    let Ok(authority) = authority else {
+        return Ok(refuse(request::Reject { status: StatusCode::BAD_REQUEST, text: "bad Host header\n" }, proto));
+    };
+    let route = authority.to_str().ok().and_then(|a| shared.routes.load().lookup(&normalize_host(a), path).cloned());
     let Some(route) = route else {
         return Ok(local(StatusCode::NOT_FOUND, "no route for this host\n"));
     };
     let start = Instant::now();
-    let resp = proxy(&shared, &conn, &route, req, start).await;
+    let resp = proxy(&shared, &conn, &route, req, authority, start).await;
     route.stats.record(resp.status, start.elapsed().as_secs_f64());
     Ok(resp.response)
+}
+
+/// A refused request: its answer, and on HTTP/1 the end of the connection, since what
+/// follows it on the connection cannot be told apart from its body.
+fn refuse(r: request::Reject, proto: Proto) -> Response<RespBody> {
+    let mut resp = local(r.status, r.text);
+    if proto != Proto::Http2 {
+        resp.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
 }
 
 /// A response and the status to count (none when the backend gave no response).
@@ -113,8 +164,15 @@ pub(crate) trait Reply {
 /// connections.
 pub(crate) trait Transport {
     type Reply: Reply + Send;
-    /// One attempt at `ep`; `last_try` when no other will follow.
-    fn send(&mut self, ep: &Arc<Endpoint>, last_try: bool) -> impl Future<Output = Sent<Self::Reply>> + Send;
+    /// One attempt at `ep`; `last_try` when no other will follow. The response head must
+    /// come within `wait` of the request having been sent whole (the time a client takes
+    /// to upload its body is not the backend's).
+    fn send(
+        &mut self,
+        ep: &Arc<Endpoint>,
+        last_try: bool,
+        wait: Duration,
+    ) -> impl Future<Output = Sent<Self::Reply>> + Send;
 }
 
 impl<B> Reply for Response<B> {
@@ -129,8 +187,8 @@ pub(crate) enum Sent<R> {
     Failed(Failure),
     /// The request cannot be sent (again): its body went to an earlier attempt.
     Unsendable,
-    /// The client went away while its body was being forwarded; nobody to answer.
-    ClientGone,
+    /// The client's body failed while it was being forwarded.
+    Client(ClientFault),
 }
 
 /// How the attempts for one request ended.
@@ -142,7 +200,7 @@ pub(crate) enum Attempted<R> {
     },
     Failed(Failure),
     NoBackend,
-    ClientGone,
+    Client(ClientFault),
 }
 
 impl<R> Attempted<R> {
@@ -150,7 +208,8 @@ impl<R> Attempted<R> {
     /// for a reply, or when the client is gone).
     pub(crate) fn local_parts(&self) -> Option<(StatusCode, &'static str)> {
         match self {
-            Attempted::Reply { .. } | Attempted::ClientGone => None,
+            Attempted::Reply { .. } => None,
+            Attempted::Client(f) => f.local_parts(),
             Attempted::Failed(f) => Some(f.local_parts()),
             Attempted::NoBackend => Some((StatusCode::SERVICE_UNAVAILABLE, "no healthy backend\n")),
         }
@@ -199,12 +258,11 @@ pub(crate) async fn attempts<T: Transport>(a: &Attempts<'_>, transport: &mut T) 
         let in_flight = ep.start();
         let t0 = Instant::now();
         let wait = cfg.timeouts.first_byte.as_std().min(a.deadline.saturating_duration_since(t0));
-        let result = match tokio::time::timeout(wait, transport.send(&ep, last_try)).await {
-            Err(_) => Err(Failure::Timeout),
-            Ok(Sent::Reply(r)) => Ok(r),
-            Ok(Sent::Failed(f)) => Err(f),
-            Ok(Sent::Unsendable) => break,
-            Ok(Sent::ClientGone) => return Attempted::ClientGone,
+        let result = match transport.send(&ep, last_try, wait).await {
+            Sent::Reply(r) => Ok(r),
+            Sent::Failed(f) => Err(f),
+            Sent::Unsendable => break,
+            Sent::Client(f) => return Attempted::Client(f),
         };
         let took = t0.elapsed();
         let can_retry = !last_try && a.bodyless;
@@ -229,6 +287,16 @@ pub(crate) async fn attempts<T: Transport>(a: &Attempts<'_>, transport: &mut T) 
                 }
                 return Attempted::Reply { reply, in_flight };
             }
+            Err(Failure::Reused) => {
+                // Not the backend's fault: it may be picked again (on a new connection).
+                tried.pop();
+                failure = Some(Failure::Upstream);
+                if can_retry && a.idempotent {
+                    route.stats.retries.inc();
+                    continue;
+                }
+                break;
+            }
             Err(f) => {
                 ep.stats.record(None, took.as_secs_f64());
                 record(cfg, route, level, &ep, Outcome::GatewayFailure);
@@ -243,7 +311,7 @@ pub(crate) async fn attempts<T: Transport>(a: &Attempts<'_>, transport: &mut T) 
                 let allowed = !last_try
                     && match f {
                         Failure::Connect => true,
-                        Failure::Upstream => a.bodyless && a.idempotent,
+                        Failure::Upstream | Failure::Reused => a.bodyless && a.idempotent,
                         Failure::Timeout => {
                             can_retry
                                 && a.idempotent
@@ -268,23 +336,33 @@ pub(crate) async fn attempts<T: Transport>(a: &Attempts<'_>, transport: &mut T) 
     }
 }
 
-async fn proxy(shared: &Shared, conn: &ConnInfo, route: &Route, mut req: Request<Incoming>, start: Instant) -> Answer {
+async fn proxy(
+    shared: &Shared,
+    conn: &ConnInfo,
+    route: &Route,
+    mut req: Request<Incoming>,
+    authority: HeaderValue,
+    start: Instant,
+) -> Answer {
     let cfg = shared.config.load_full();
     let client = shared.client.load_full();
     let version = req.version();
     let upgrade = version == Version::HTTP_11 && headers::is_upgrade(req.headers());
     let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
-    if !parts.headers.contains_key(HOST)
-        && let Some(v) = parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    {
-        parts.headers.insert(HOST, v);
-    }
+    // The one Host the request was routed by (RFC 9112 §3.2.2, RFC 9113 §8.3.1).
+    parts.headers.insert(HOST, authority);
     headers::rewrite_request(&mut parts.headers, conn.peer.ip(), conn.tls, version, upgrade);
     let pq = parts.uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
     // Only a request without a body can be sent twice: bodies stream and are not kept.
     let bodyless = body.is_end_stream();
-    let body = (!bodyless).then_some(body);
+    let (body, watch) = match bodyless {
+        true => (None, None),
+        false => {
+            let (b, w) = ClientBody::new(body, cfg.timeouts.body_read.as_std());
+            (Some(Box::new(b)), Some(w))
+        }
+    };
     let plan = Attempts {
         cfg: &cfg,
         route,
@@ -307,7 +385,7 @@ async fn proxy(shared: &Shared, conn: &ConnInfo, route: &Route, mut req: Request
             None => Failure::Upstream.into(),
         };
     }
-    let mut hyper = HyperTransport { client, parts, pq, body, bodyless, bad_target: false };
+    let mut hyper = HyperTransport { client, parts, pq, body, watch, bodyless, bad_target: false };
     let attempted = attempts(&plan, &mut hyper).await;
     let bad_target = hyper.bad_target;
     if bad_target {
@@ -317,7 +395,7 @@ async fn proxy(shared: &Shared, conn: &ConnInfo, route: &Route, mut req: Request
         return Answer { response: local(status, text), status: None };
     }
     let Attempted::Reply { reply: resp, in_flight } = attempted else {
-        // The hyper path owns its request body: the client cannot be gone mid-attempt.
+        // A client gone inside its body: nobody reads this.
         return Failure::Upstream.into();
     };
     let status = resp.status();
@@ -332,7 +410,9 @@ struct HyperTransport {
     client: Arc<crate::UpstreamClient>,
     parts: http::request::Parts,
     pq: PathAndQuery,
-    body: Option<Incoming>,
+    body: Option<Box<ClientBody>>,
+    /// How reading the client's body goes (none for a bodyless request).
+    watch: Option<Arc<BodyWatch>>,
     bodyless: bool,
     /// The backend authority and path did not make a URI (answered 400).
     bad_target: bool,
@@ -341,7 +421,7 @@ struct HyperTransport {
 impl Transport for HyperTransport {
     type Reply = Response<Incoming>;
 
-    async fn send(&mut self, ep: &Arc<Endpoint>, last_try: bool) -> Sent<Response<Incoming>> {
+    async fn send(&mut self, ep: &Arc<Endpoint>, last_try: bool, wait: Duration) -> Sent<Response<Incoming>> {
         let req_body = match self.body.take() {
             Some(b) => ReqBody::Stream(b),
             None if self.bodyless => ReqBody::Empty,
@@ -358,8 +438,27 @@ impl Transport for HyperTransport {
         *up.method_mut() = parts.method.clone();
         *up.uri_mut() = uri;
         *up.headers_mut() = hdrs;
-        match self.client.request(up).await {
+        let sent = self.client.request(up);
+        tokio::pin!(sent);
+        // The first-byte timer starts once the client's body has been read whole (or the
+        // backend answered before that).
+        let early = match &self.watch {
+            Some(watch) => tokio::select! {
+                r = &mut sent => Some(r),
+                () = watch.finished() => None,
+            },
+            None => None,
+        };
+        let result = match early {
+            Some(r) => r,
+            None => match tokio::time::timeout(wait, sent).await {
+                Ok(r) => r,
+                Err(_) => return Sent::Failed(Failure::Timeout),
+            },
+        };
+        match result {
             Ok(r) => Sent::Reply(r),
+            Err(_) if let Some(fault) = self.watch.as_ref().and_then(|w| w.fault()) => Sent::Client(fault),
             Err(e) if e.is_connect() => Sent::Failed(Failure::Connect),
             Err(e) => {
                 tracing::debug!(backend = %ep.addr, error = %e, "upstream request failed");

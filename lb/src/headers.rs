@@ -6,6 +6,8 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
+use crate::request::FRAMING;
+
 /// Headers that describe one connection, never forwarded (besides those the
 /// `Connection` header names).
 pub(crate) const HOP_BY_HOP: [&str; 8] = [
@@ -77,7 +79,13 @@ fn connection_named(headers: &HeaderMap) -> Option<Vec<HeaderName>> {
     for v in headers.get_all(header::CONNECTION).iter().filter_map(|v| v.to_str().ok()) {
         for t in v.split(',').map(str::trim) {
             let common = ["close", "keep-alive", "upgrade", ""].iter().any(|c| t.eq_ignore_ascii_case(c));
-            if !common && let Ok(n) = HeaderName::from_bytes(t.as_bytes()) {
+            // Framing headers are never hop-by-hop (requests naming them are refused
+            // before this; a response keeps them so its body stays framed).
+            let framing = FRAMING.iter().any(|f| t.eq_ignore_ascii_case(f));
+            if !common
+                && !framing
+                && let Ok(n) = HeaderName::from_bytes(t.as_bytes())
+            {
                 out.get_or_insert_with(Vec::new).push(n);
             }
         }
@@ -94,6 +102,9 @@ pub(crate) fn rewrite_request(
     upgrade: bool,
 ) {
     strip_hop_by_hop(headers, upgrade);
+    if version == http::Version::HTTP_2 {
+        join_cookies(headers);
+    }
     let proto = if tls { "https" } else { "http" };
     // The client address is formatted once per request (`Ipv4Addr`'s `Display` was
     // ~1.5% of the proxy's CPU under load).
@@ -156,14 +167,34 @@ fn append_via(headers: &mut HeaderMap, version: http::Version) {
     headers.append(header::VIA, via(version));
 }
 
-/// Adds `item` to a comma-separated list header (one field, as most parsers expect).
+/// Adds `item` to a comma-separated list header, joining every line the client sent
+/// into one field (most parsers read only the first).
 fn append_list(headers: &mut HeaderMap, name: &HeaderName, item: &str) {
-    let joined = match headers.get(name).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.is_empty() => format!("{prev}, {item}"),
-        _ => item.to_owned(),
-    };
+    let mut joined = String::new();
+    for prev in headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).map(str::trim) {
+        if !prev.is_empty() {
+            joined.push_str(prev);
+            joined.push_str(", ");
+        }
+    }
+    joined.push_str(item);
     if let Ok(v) = HeaderValue::from_str(&joined) {
         headers.insert(name.clone(), v);
+    }
+}
+
+/// HTTP/2 may split `cookie` into one field per pair; an HTTP/1.1 backend gets them
+/// joined with `; ` (RFC 9113 §8.2.3).
+fn join_cookies(headers: &mut HeaderMap) {
+    let mut values = headers.get_all(header::COOKIE).iter();
+    let (Some(first), Some(_)) = (values.next(), values.next()) else { return };
+    let mut joined = first.as_bytes().to_vec();
+    for v in headers.get_all(header::COOKIE).iter().skip(1) {
+        joined.extend_from_slice(b"; ");
+        joined.extend_from_slice(v.as_bytes());
+    }
+    if let Ok(v) = HeaderValue::from_bytes(&joined) {
+        headers.insert(header::COOKIE, v);
     }
 }
 

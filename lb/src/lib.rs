@@ -29,6 +29,7 @@ mod forward;
 mod h1;
 mod headers;
 mod metrics;
+mod request;
 mod retry;
 mod routes;
 mod server;

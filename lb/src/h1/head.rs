@@ -13,10 +13,7 @@ use http::{Method, StatusCode};
 
 // Headers never forwarded in either direction (RFC 9110 §7.6.1), as on the hyper path.
 use crate::headers::HOP_BY_HOP;
-
-/// Request headers the fast path leaves to hyper: their framing or semantics need more
-/// than a copy (chunked bodies, `Expect: 100-continue`, protocol upgrades).
-const HAND_OVER: [&str; 3] = ["transfer-encoding", "expect", "upgrade"];
+use crate::request::{self, BodyFraming, FRAMING, Proto, Target, parse_length};
 
 /// Most headers read from a backend's response head.
 pub(crate) const MAX_RESPONSE_HEADERS: usize = 128;
@@ -34,11 +31,15 @@ fn connection_tokens<'a>(headers: &'a [httparse::Header<'a>]) -> impl Iterator<I
         .map(<[u8]>::trim_ascii)
 }
 
-/// A header dropped on the way through: hop-by-hop, or named by `Connection`.
+/// A header dropped on the way through: hop-by-hop, or named by `Connection` — except
+/// the framing headers, which `Connection` never removes (a response whose
+/// `Content-Length` went would reach the client unframed).
 fn dropped(name: &str, headers: &[httparse::Header<'_>], named: bool) -> bool {
     HOP_BY_HOP.iter().any(|h| is(name, h))
         || is(name, "upgrade")
-        || (named && connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(name.as_bytes())))
+        || (named
+            && !FRAMING.iter().any(|f| is(name, f))
+            && connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(name.as_bytes())))
 }
 
 /// Whether `Connection` names a header other than the common tokens (checked once per
@@ -50,17 +51,6 @@ fn names_headers(headers: &[httparse::Header<'_>]) -> bool {
 
 fn has_token(headers: &[httparse::Header<'_>], token: &str) -> bool {
     connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(token.as_bytes()))
-}
-
-/// A `Content-Length` value: `1*DIGIT` (RFC 9110 §8.6). `str::parse` would also take a
-/// leading `+`, which a backend may read differently (or not at all) and so split the
-/// stream elsewhere than the proxy.
-fn parse_length(value: &[u8]) -> Option<u64> {
-    let digits = value.trim_ascii();
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    digits.iter().try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
 }
 
 fn put_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
@@ -94,48 +84,37 @@ pub(crate) struct Request<'a> {
 /// Classifies a parsed request and, when it is forwarded, writes the head for the
 /// backend into `out`.
 pub(crate) fn plan<'a>(req: &httparse::Request<'_, 'a>, client: IpAddr, tls: bool, out: &mut Vec<u8>) -> Plan<'a> {
-    let (Some(method), Some(path), Some(1)) = (req.method, req.path, req.version) else {
-        return Plan::HandOver;
+    let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
+        return Plan::Local { status: StatusCode::BAD_REQUEST, text: "malformed request\n" };
     };
-    // Absolute-form and `*` targets, CONNECT: hyper's path handles them.
-    if !path.starts_with('/') || method == "CONNECT" {
+    let proto = if minor == 0 { Proto::Http10 } else { Proto::Http11 };
+    let target = Target::parse(target);
+    let headers = &*req.headers;
+    let checked = match request::check(proto, method, target, headers.iter().map(|h| (h.name, h.value))) {
+        Ok(c) => c,
+        Err(r) => return Plan::Local { status: r.status, text: r.text },
+    };
+    // HTTP/1.0, chunked bodies, `Expect` and upgrades: hyper's path serves them.
+    if proto == Proto::Http10 || checked.body == BodyFraming::Chunked || checked.expect_or_upgrade {
         return Plan::HandOver;
     }
     let Ok(method) = Method::from_bytes(method.as_bytes()) else {
         return Plan::Local { status: StatusCode::BAD_REQUEST, text: "bad method\n" };
     };
-    let headers = &*req.headers;
-    let mut host = None;
-    let mut length: Option<u64> = None;
-    for h in headers {
-        if HAND_OVER.iter().any(|n| is(h.name, n)) {
-            return Plan::HandOver;
-        }
-        if is(h.name, "host") {
-            if host.is_some() {
-                return Plan::Local { status: StatusCode::BAD_REQUEST, text: "more than one Host header\n" };
-            }
-            host = std::str::from_utf8(h.value).ok();
-        } else if is(h.name, "content-length") {
-            // RFC 9112 §6.3: differing or invalid lengths make the framing unknowable.
-            match (parse_length(h.value), length) {
-                (Some(n), None) => length = Some(n),
-                (Some(n), Some(prev)) if n == prev => {}
-                _ => return Plan::Local { status: StatusCode::BAD_REQUEST, text: "bad Content-Length\n" },
-            }
-        }
-    }
-    let Some(host) = host.filter(|h| !h.is_empty()) else {
-        return Plan::Local { status: StatusCode::BAD_REQUEST, text: "missing Host header\n" };
-    };
-    let close = has_token(headers, "close");
+    let BodyFraming::Length(content_length) = checked.body else { return Plan::HandOver };
     let named = names_headers(headers);
+    let path = target.origin_path();
 
     out.clear();
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
-    out.extend_from_slice(path.as_bytes());
+    if path.slash {
+        out.push(b'/');
+    }
+    out.extend_from_slice(path.rest.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
+    // The one Host the request is routed by (the target's authority when it has one).
+    put_header(out, b"host", checked.authority.as_bytes());
     let mut forwarded_for: Vec<&[u8]> = Vec::new();
     let mut forwarded: Vec<&[u8]> = Vec::new();
     for h in headers {
@@ -143,7 +122,7 @@ pub(crate) fn plan<'a>(req: &httparse::Request<'_, 'a>, client: IpAddr, tls: boo
             forwarded_for.push(h.value);
         } else if is(h.name, "forwarded") {
             forwarded.push(h.value);
-        } else if !is(h.name, "x-forwarded-proto") && !dropped(h.name, headers, named) {
+        } else if !is(h.name, "x-forwarded-proto") && !is(h.name, "host") && !dropped(h.name, headers, named) {
             put_header(out, h.name.as_bytes(), h.value);
         }
     }
@@ -156,8 +135,13 @@ pub(crate) fn plan<'a>(req: &httparse::Request<'_, 'a>, client: IpAddr, tls: boo
     append_list(out, b"forwarded", &forwarded, &[b"for=", node.as_bytes(), b";proto=", proto]);
     put_header(out, b"via", b"1.1 meridian");
     out.extend_from_slice(b"\r\n");
-    let path = path.split_once('?').map_or(path, |(p, _)| p);
-    Plan::Forward(Request { method, host, path, content_length: length.unwrap_or(0), close })
+    Plan::Forward(Request {
+        method,
+        host: checked.authority,
+        path: path.route_path(),
+        content_length,
+        close: checked.close,
+    })
 }
 
 /// `name: prev, prev, item` as one field (most parsers read only the first).

@@ -38,7 +38,7 @@ use tokio::time::Instant;
 
 use crate::Shared;
 use crate::balance::Endpoint;
-use crate::forward::{self, Attempted, Attempts, ConnInfo, Failure, Reply, Sent};
+use crate::forward::{self, Attempted, Attempts, ClientFault, ConnInfo, Failure, Reply, Sent};
 use crate::routes::normalize_host;
 
 pub(crate) use bodyless::{Bodyless, RawBody, into_response};
@@ -76,6 +76,8 @@ enum Step {
     },
     More,
     HandOver,
+    /// A version httparse does not know: see [`minor_version_fix`].
+    Version,
 }
 
 /// The owned facts of a forwarded request (the head itself is in the upstream buffer).
@@ -115,8 +117,19 @@ where
         first = false;
         // The whole head must arrive within `header_read` of its first byte (slowloris).
         let head_deadline = Instant::now() + cfg.timeouts.header_read.as_std();
+        let mut patched = false;
         let step = loop {
             let step = classify(&buf, info, shared, &cfg, &mut up_head);
+            if matches!(step, Step::Version) && !patched {
+                patched = true;
+                match minor_version_fix(&mut buf) {
+                    VersionFix::Patched => continue,
+                    VersionFix::Unsupported => {
+                        break local(StatusCode::HTTP_VERSION_NOT_SUPPORTED, "HTTP version not supported\n");
+                    }
+                    VersionFix::Bad => break local(StatusCode::BAD_REQUEST, "malformed request\n"),
+                }
+            }
             if !matches!(step, Step::More) {
                 break step;
             }
@@ -139,7 +152,7 @@ where
                 continue;
             }
             Step::HandOver => return End::HandOver(Prefixed { prefix: buf.freeze(), io }),
-            Step::More => return End::Closed,
+            Step::More | Step::Version => return End::Closed,
         };
         buf.advance(len);
         let keep_open = exchange(&mut io, &mut buf, &up_head, &mut out, req, &cfg, &shutdown).await;
@@ -148,6 +161,11 @@ where
             return End::Closed;
         }
     }
+}
+
+/// A local answer that closes the connection.
+fn local(status: StatusCode, text: &'static str) -> Step {
+    Step::Local { status, text, close: true, len: 0 }
 }
 
 /// Parses the buffered head, if whole, and decides what to do with it.
@@ -161,23 +179,20 @@ fn classify(
     let limit = cfg.limits.max_headers.clamp(1, MAX_REQUEST_HEADERS);
     let mut slots: [MaybeUninit<httparse::Header<'_>>; MAX_REQUEST_HEADERS] =
         [const { MaybeUninit::uninit() }; MAX_REQUEST_HEADERS];
+    let max = cfg.limits.max_header_bytes;
+    let bad = local;
     let mut req = httparse::Request::new(&mut []);
-    let too_big = |len: usize| len > cfg.limits.max_header_bytes;
-    let bad = |status, text| Step::Local { status, text, close: true, len: 0 };
     let len = match req.parse_with_uninit_headers(buf, slots.get_mut(..limit).unwrap_or_default()) {
-        Ok(httparse::Status::Complete(len)) if too_big(len) => {
-            return bad(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "request head too large\n");
-        }
+        Ok(httparse::Status::Complete(len)) if len > max => return too_large(buf, max),
         Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if too_big(buf.len()) => {
-            return bad(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "request head too large\n");
-        }
+        Ok(httparse::Status::Partial) if buf.len() > max => return too_large(buf, max),
         Ok(httparse::Status::Partial) => return Step::More,
         Err(httparse::Error::TooManyHeaders) => {
             return bad(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "too many request headers\n");
         }
         // HTTP/2 with prior knowledge starts `PRI * HTTP/2.0`: hyper's auto server takes it.
         Err(_) if buf.starts_with(b"PRI * HTTP/2.0") => return Step::HandOver,
+        Err(httparse::Error::Version) => return Step::Version,
         Err(_) => return bad(StatusCode::BAD_REQUEST, "malformed request\n"),
     };
     match head::plan(&req, info.peer.ip(), info.tls, up_head) {
@@ -199,6 +214,43 @@ fn classify(
                 },
             }
         }
+    }
+}
+
+/// A head over the limit: 414 when the request line alone is (RFC 9112 §3), else 431.
+fn too_large(buf: &[u8], max: usize) -> Step {
+    let line = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
+    let (status, text) = if line > max {
+        (StatusCode::URI_TOO_LONG, "request target too long\n")
+    } else {
+        (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "request head too large\n")
+    };
+    local(status, text)
+}
+
+enum VersionFix {
+    /// `HTTP/1.x` with x above 1, now read as HTTP/1.1.
+    Patched,
+    /// HTTP/2 or later on an HTTP/1 request line: 505.
+    Unsupported,
+    Bad,
+}
+
+/// httparse knows only HTTP/1.0 and 1.1. A later 1.x minor version is served as 1.1
+/// (RFC 9110 §2.5: a recipient treats a higher minor version as the highest it
+/// supports); a later major version gets 505.
+fn minor_version_fix(buf: &mut BytesMut) -> VersionFix {
+    let Some(eol) = buf.iter().position(|&b| b == b'\n') else { return VersionFix::Bad };
+    let line_end = if eol > 0 && buf.get(eol - 1) == Some(&b'\r') { eol - 1 } else { eol };
+    let Some(at) = line_end.checked_sub(8) else { return VersionFix::Bad };
+    let Some(version) = buf.get_mut(at..line_end) else { return VersionFix::Bad };
+    match *version {
+        [b'H', b'T', b'T', b'P', b'/', b'1', b'.', ref mut minor @ b'2'..=b'9'] => {
+            *minor = b'1';
+            VersionFix::Patched
+        }
+        [b'H', b'T', b'T', b'P', b'/', b'2'..=b'9', b'.', b'0'..=b'9'] => VersionFix::Unsupported,
+        _ => VersionFix::Bad,
     }
 }
 
@@ -246,10 +298,16 @@ where
     let (io, body) = (raw.io, raw.body);
     let (reply, in_flight) = match attempted {
         Attempted::Reply { reply, in_flight } => (reply, in_flight),
-        Attempted::ClientGone => return false,
         failed => {
             route.stats.record(None, start.elapsed().as_secs_f64());
             let Some((status, text)) = failed.local_parts() else { return false };
+            if matches!(failed, Attempted::Client(_)) {
+                // What follows on the connection cannot be told from the rest of the body.
+                out.clear();
+                head::write_local(status, text, true, out);
+                let _ = io.write_all(out).await;
+                return false;
+            }
             // An unread body would be taken for the next request: close after answering.
             let close = req.close || body.left > 0 || *shutdown.borrow();
             out.clear();
@@ -289,7 +347,7 @@ struct BodyState {
 
 /// Why sending a request failed.
 enum SendError {
-    Client,
+    Client(ClientFault),
     Upstream(io::Error),
 }
 
@@ -308,13 +366,14 @@ struct Raw<'a, S> {
 impl<S: AsyncRead + Unpin + Send> forward::Transport for Raw<'_, S> {
     type Reply = UpReply;
 
-    async fn send(&mut self, ep: &Arc<Endpoint>, _last_try: bool) -> Sent<UpReply> {
-        attempt(ep, self).await
+    async fn send(&mut self, ep: &Arc<Endpoint>, _last_try: bool, wait: Duration) -> Sent<UpReply> {
+        attempt(ep, self, wait).await
     }
 }
 
-/// One attempt: a pooled (or new) connection, the request, the response head.
-async fn attempt<S: AsyncRead + Unpin>(ep: &Arc<Endpoint>, raw: &mut Raw<'_, S>) -> Sent<UpReply> {
+/// One attempt: a pooled (or new) connection, the request, then the response head
+/// within `wait`.
+async fn attempt<S: AsyncRead + Unpin>(ep: &Arc<Endpoint>, raw: &mut Raw<'_, S>, wait: Duration) -> Sent<UpReply> {
     let Raw { up_head, buf, io, body, method, cfg } = raw;
     if body.started {
         return Sent::Unsendable;
@@ -332,61 +391,70 @@ async fn attempt<S: AsyncRead + Unpin>(ep: &Arc<Endpoint>, raw: &mut Raw<'_, S>)
                 }
             },
         };
-        // A pooled connection the backend closed meanwhile fails before any answer: the
-        // request goes once more on a new connection when it can be sent again.
+        // A pooled connection the backend had already closed fails the write: the request
+        // did not reach it, and goes once more on a new connection.
         let reused = conn.reused;
-        match send(&mut conn, up_head, buf, io, body, idle).await {
+        match send(&mut conn, up_head, buf, io, body, cfg).await {
             Ok(()) => {}
-            Err(SendError::Client) => return Sent::ClientGone,
+            Err(SendError::Client(fault)) => return Sent::Client(fault),
             Err(SendError::Upstream(_)) if reused && !body.started => continue,
             Err(SendError::Upstream(e)) => {
                 tracing::debug!(backend = %ep.addr, error = %e, "sending upstream failed");
                 return Sent::Failed(Failure::Upstream);
             }
         }
-        match read_head(&mut conn, method).await {
-            Ok((head, head_end)) => return Sent::Reply(UpReply { conn, head, head_end }),
-            // Closed without a byte of answer: the backend had timed the idle connection
-            // out as the request arrived. Sending again is safe when the request is
-            // idempotent (the backend may have seen it).
-            Err(HeadError::Closed) if reused && !body.started && forward::is_idempotent(method) => continue,
-            Err(e) => {
-                tracing::debug!(backend = %ep.addr, error = %e, "bad response from backend");
-                return Sent::Failed(Failure::Upstream);
+        return match tokio::time::timeout(wait, read_head(&mut conn, method)).await {
+            Err(_) => Sent::Failed(Failure::Timeout),
+            Ok(Ok((head, head_end))) => Sent::Reply(UpReply { conn, head, head_end }),
+            // Closed without a byte of answer: the backend timed the idle connection out
+            // as the request arrived, and its other idle connections are likely gone
+            // too. The backend may have read the request: sending it again is a retry.
+            Ok(Err(HeadError::Closed)) if reused && !body.started && forward::is_idempotent(method) => {
+                ep.pool.clear();
+                Sent::Failed(Failure::Reused)
             }
-        }
+            Ok(Err(e)) => {
+                tracing::debug!(backend = %ep.addr, error = %e, "bad response from backend");
+                Sent::Failed(Failure::Upstream)
+            }
+        };
     }
 }
 
-/// Writes the request head and streams its `Content-Length` body from the client.
+/// Writes the request head and streams its `Content-Length` body from the client. A
+/// client pause over `body_read` is the client's fault; a backend that stops reading
+/// for `idle` is the backend's.
 async fn send<S>(
     conn: &mut Conn,
     up_head: &[u8],
     buf: &mut BytesMut,
     client: &mut S,
     body: &mut BodyState,
-    idle: Duration,
+    cfg: &meridian_config::lb::LbConfig,
 ) -> Result<(), SendError>
 where
     S: AsyncRead + Unpin,
 {
-    if body.left == 0 {
-        return conn.io.write_all(up_head).await.map_err(SendError::Upstream);
-    }
-    conn.io.write_all(up_head).await.map_err(SendError::Upstream)?;
+    let idle = cfg.timeouts.idle.as_std();
+    let write = async |conn: &mut Conn, data: &[u8]| match tokio::time::timeout(idle, conn.io.write_all(data)).await {
+        Ok(r) => r.map_err(SendError::Upstream),
+        Err(_) => Err(SendError::Upstream(io::Error::new(io::ErrorKind::TimedOut, "backend stopped reading"))),
+    };
+    write(conn, up_head).await?;
     while body.left > 0 {
         if buf.is_empty() {
             buf.reserve(READ_CHUNK);
-            match tokio::time::timeout(idle, client.read_buf(buf)).await {
+            match tokio::time::timeout(cfg.timeouts.body_read.as_std(), client.read_buf(buf)).await {
                 Ok(Ok(n)) if n > 0 => {}
-                _ => return Err(SendError::Client),
+                Ok(_) => return Err(SendError::Client(ClientFault::Gone)),
+                Err(_) => return Err(SendError::Client(ClientFault::SlowBody)),
             }
         }
         let take = usize::try_from(body.left).unwrap_or(usize::MAX).min(buf.len());
         body.started = true;
         let chunk = buf.split_to(take);
         body.left -= take as u64;
-        conn.io.write_all(&chunk).await.map_err(SendError::Upstream)?;
+        write(conn, &chunk).await?;
     }
     Ok(())
 }

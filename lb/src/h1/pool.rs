@@ -87,6 +87,12 @@ impl Pool {
         drop(stale);
     }
 
+    /// Closes every idle connection (after one turned out closed by the backend).
+    pub(crate) fn clear(&self) {
+        let gone = std::mem::take(&mut *self.idle.lock());
+        drop(gone);
+    }
+
     /// Idle connections now (for status and tests).
     pub(crate) fn idle(&self) -> usize {
         self.idle.lock().len()

@@ -554,7 +554,7 @@ async fn backend_gets_the_rewritten_head_and_the_body() -> Result<()> {
     assert_eq!(
         head,
         &format!(
-            "POST /form?a=1 HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 7\r\nX-App: yes\r\n\
+            "POST /form?a=1 HTTP/1.1\r\nhost: {HOST}\r\nContent-Length: 7\r\nX-App: yes\r\n\
              x-forwarded-for: 10.9.8.7, 127.0.0.1\r\nx-forwarded-proto: http\r\n\
              forwarded: for=127.0.0.1;proto=http\r\nvia: 1.1 meridian\r\n\r\n"
         )

@@ -70,7 +70,7 @@ fn forwarded_head_is_rewritten() {
                Accept: */*\r\n\
                \r\n";
     let want = "GET /a/b?q=1 HTTP/1.1\r\n\
-                Host: www.test\r\n\
+                host: www.test\r\n\
                 User-Agent: t\r\n\
                 Accept: */*\r\n\
                 x-forwarded-for: 10.0.0.1, 10.0.0.2, 10.0.0.3, 192.0.2.7\r\n\
@@ -96,7 +96,7 @@ fn minimal_request_gets_the_forwarding_headers() {
     let head = forwarded("GET / HTTP/1.1\r\nHost: h\r\n\r\n", CLIENT, false);
     assert_eq!(
         head,
-        "GET / HTTP/1.1\r\nHost: h\r\nx-forwarded-for: 192.0.2.7\r\nx-forwarded-proto: http\r\n\
+        "GET / HTTP/1.1\r\nhost: h\r\nx-forwarded-for: 192.0.2.7\r\nx-forwarded-proto: http\r\n\
          forwarded: for=192.0.2.7;proto=http\r\nvia: 1.1 meridian\r\n\r\n"
     );
 }
@@ -159,10 +159,10 @@ fn methods_and_lengths() {
         (method, host.as_str(), path.as_str(), length, close),
         (Method::POST, "Up.Test:8080", "/upload", 11, false)
     );
-    assert!(head.starts_with("POST /upload?x HTTP/1.1\r\nHost: Up.Test:8080\r\nContent-Length: 11\r\n"), "{head}");
+    assert!(head.starts_with("POST /upload?x HTTP/1.1\r\nhost: Up.Test:8080\r\nContent-Length: 11\r\n"), "{head}");
 
     let dup = "PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\n";
-    assert!(matches!(plan_of(dup), Got::Forward { length: 3, .. }), "equal duplicate lengths are one length");
+    assert_eq!(status_of(dup), StatusCode::BAD_REQUEST, "equal duplicate lengths are refused, as nginx does");
 
     assert!(matches!(
         plan_of("DELETE /x HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n"),
@@ -177,19 +177,26 @@ fn hand_over_cases() {
     for raw in [
         "GET / HTTP/1.0\r\nHost: h\r\n\r\n",
         "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
-        "POST / HTTP/1.1\r\nHost: h\r\ntransfer-encoding: gzip, chunked\r\nContent-Length: 3\r\n\r\n",
         "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n",
         "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: h2c\r\n\r\n",
-        "GET http://h/x HTTP/1.1\r\nHost: h\r\n\r\n",
-        "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
-        "CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n",
-        "CONNECT /x HTTP/1.1\r\nHost: h\r\n\r\n",
-        // Handed over before its missing Host is noticed: hyper answers it.
-        "GET / HTTP/1.0\r\n\r\n",
+        "GET / HTTP/1.0\r\nHost: h\r\nConnection: keep-alive\r\n\r\n",
     ] {
         assert_eq!(plan_of(raw), Got::HandOver, "{raw:?}");
     }
+}
+
+/// Absolute-form: routed by its authority, and the backend gets that as its one Host
+/// and an origin-form target (RFC 9112 §3.2.2).
+#[test]
+fn absolute_form_replaces_host() {
+    let Got::Forward { head, host, path, .. } = plan_of("GET http://b.test/x?y HTTP/1.1\r\nHost: a.test\r\n\r\n")
+    else {
+        panic!("forwarded")
+    };
+    assert_eq!((host.as_str(), path.as_str()), ("b.test", "/x"));
+    assert!(head.starts_with("GET /x?y HTTP/1.1\r\nhost: b.test\r\n"), "{head}");
+    assert!(!head.contains("a.test"), "{head}");
 }
 
 #[test]
@@ -206,8 +213,27 @@ fn local_answers() {
     assert_eq!(status_of("GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n"), StatusCode::BAD_REQUEST, "even equal");
     assert_eq!(
         plan_of("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"),
-        Got::Local(StatusCode::BAD_REQUEST, "bad Content-Length\n")
+        Got::Local(StatusCode::BAD_REQUEST, "more than one Content-Length\n")
     );
+    for (raw, status) in [
+        ("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", StatusCode::BAD_REQUEST),
+        ("CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n", StatusCode::NOT_IMPLEMENTED),
+        ("CONNECT /x HTTP/1.1\r\nHost: h\r\n\r\n", StatusCode::NOT_IMPLEMENTED),
+        ("GET / HTTP/1.0\r\n\r\n", StatusCode::BAD_REQUEST),
+        ("POST / HTTP/1.1\r\nHost: h\r\ntransfer-encoding: gzip, chunked\r\n\r\n", StatusCode::NOT_IMPLEMENTED),
+        (
+            "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+            StatusCode::BAD_REQUEST,
+        ),
+        ("POST / HTTP/1.0\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n", StatusCode::BAD_REQUEST),
+        (
+            "POST / HTTP/1.1\r\nHost: h\r\nConnection: content-length\r\nContent-Length: 3\r\n\r\n",
+            StatusCode::BAD_REQUEST,
+        ),
+        ("GET / HTTP/1.1\r\nHost: h\r\nConnection: close, Host\r\n\r\n", StatusCode::BAD_REQUEST),
+    ] {
+        assert_eq!(status_of(raw), status, "{raw:?}");
+    }
     for bad in ["abc", "-1", "3, 3", "18446744073709551616", "0x10", "1 2"] {
         let raw = format!("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: {bad}\r\n\r\n");
         assert_eq!(status_of(&raw), StatusCode::BAD_REQUEST, "Content-Length: {bad}");
