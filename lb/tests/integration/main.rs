@@ -4,6 +4,7 @@
 
 mod failover;
 mod fastpath;
+mod hardening;
 mod http1;
 mod limits;
 mod support;

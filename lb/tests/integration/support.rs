@@ -139,7 +139,8 @@ fn full(s: String) -> Body {
 }
 
 /// A backend named `name` at `addr`: answers `<name> <path>`; `/headers` answers the
-/// request headers; `/echo` streams the request body back; `/status/<code>` answers that
+/// request headers; `/echo` streams the request body back; `/collect` reads the whole
+/// body, then sends it back; `/status/<code>` answers that
 /// status; `/slow` waits 300 ms. Dropping it stops it and closes its connections.
 pub(crate) struct Backend {
     pub(crate) addr: SocketAddr,
@@ -184,6 +185,13 @@ async fn answer(name: &str, req: Request<Incoming>) -> Response<Body> {
     }
     if path == "/echo" {
         return Response::new(req.into_body().boxed());
+    }
+    if path == "/collect" {
+        // The whole body first, then the answer: a body that fails never gets one.
+        return match req.into_body().collect().await {
+            Ok(body) => Response::new(Full::new(body.to_bytes()).map_err(|never| match never {}).boxed()),
+            Err(_) => Response::new(full(String::from("body failed\n"))),
+        };
     }
     if path == "/slow" {
         tokio::time::sleep(Duration::from_millis(300)).await;
