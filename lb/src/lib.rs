@@ -14,6 +14,8 @@
 //!   `priority_levels` orders clusters into priority levels.
 //! - `balance`: Envoy priority spill-over (overprovisioning 1.4), P2C on peak-EWMA,
 //!   outlier ejection.
+//! - `request`: the validation every request passes on either path (framing, the
+//!   routing authority, what is refused).
 //! - `retry`: the retry budget. `headers`: hop-by-hop stripping, X-Forwarded-*, Via.
 //! - `body`: streaming bodies with idle timeouts. `tls`: SNI certificates. `metrics`.
 //!
@@ -84,7 +86,16 @@ impl Shared {
         let snap = self.table.snapshot();
         let cfg = self.config.load_full();
         let index = self.builder.lock().build(&snap, &cfg);
+        let hosts = index.hosts();
         self.routes.store(Arc::new(index));
+        // Without configured certificates, the generated one names every route host,
+        // the clusters' Ingress hosts included.
+        if self.tls.0.load().generated_for_other_than(&hosts) {
+            match tls::CertStore::generated(hosts) {
+                Ok(store) => self.tls.0.store(Arc::new(store)),
+                Err(e) => tracing::warn!(error = %e, "cannot regenerate the self-signed certificate"),
+            }
+        }
     }
 }
 

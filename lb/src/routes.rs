@@ -82,6 +82,14 @@ pub(crate) fn normalize_host(host: &str) -> std::borrow::Cow<'_, str> {
 }
 
 impl RouteIndex {
+    /// Every host with a route, wildcards as `*.suffix`, sorted.
+    pub(crate) fn hosts(&self) -> Vec<String> {
+        let exact = self.exact.keys().map(|h| h.to_string());
+        let mut hosts: Vec<String> = exact.chain(self.wildcard.iter().map(|(s, _)| format!("*{s}"))).collect();
+        hosts.sort();
+        hosts
+    }
+
     /// The route for a (normalised) host and a path.
     pub(crate) fn lookup(&self, host: &str, path: &str) -> Option<&Arc<Route>> {
         if let Some(routes) = self.exact.get(host) {

@@ -21,6 +21,8 @@ pub(crate) struct CertStore {
     wildcard: Vec<(String, Arc<CertifiedKey>)>,
     /// Served when no name matches (or the client sent no SNI).
     default: Option<Arc<CertifiedKey>>,
+    /// The names of the generated certificate, when none is configured.
+    generated_for: Option<Vec<String>>,
 }
 
 impl CertStore {
@@ -30,12 +32,7 @@ impl CertStore {
         let lb = &config.lb;
         let mut store = CertStore::default();
         if lb.certificates.is_empty() {
-            let mut names: Vec<String> = lb.routes.iter().map(|r| r.host.clone()).collect();
-            names.push("localhost".into());
-            names.sort();
-            names.dedup();
-            store.default = Some(self_signed(names)?);
-            return Ok(store);
+            return CertStore::generated(lb.routes.iter().map(|r| r.host.clone()).collect());
         }
         for c in &lb.certificates {
             let key = Arc::new(load_pair(&config.resolve(&c.cert), &config.resolve(&c.key))?);
@@ -53,6 +50,25 @@ impl CertStore {
             }
         }
         Ok(store)
+    }
+
+    /// A self-signed certificate for `hosts` and `localhost`.
+    pub(crate) fn generated(mut hosts: Vec<String>) -> Result<Self> {
+        hosts.push("localhost".into());
+        hosts.sort();
+        hosts.dedup();
+        let default = Some(self_signed(hosts.clone())?);
+        Ok(CertStore { default, generated_for: Some(hosts), ..CertStore::default() })
+    }
+
+    /// A generated store whose names are not `hosts` (and `localhost`): the route hosts
+    /// changed, and the certificate should follow them.
+    pub(crate) fn generated_for_other_than(&self, hosts: &[String]) -> bool {
+        let Some(names) = &self.generated_for else { return false };
+        let mut want: Vec<&str> = hosts.iter().map(String::as_str).chain(["localhost"]).collect();
+        want.sort_unstable();
+        want.dedup();
+        want != names.iter().map(String::as_str).collect::<Vec<_>>()
     }
 
     fn find(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {

@@ -12,8 +12,9 @@
 //! one write.
 //!
 //! It takes what most traffic is: HTTP/1.1 requests with no body or a `Content-Length`
-//! body. Anything else — HTTP/1.0, chunked request bodies, `Expect`, upgrades
-//! (WebSocket), absolute-form targets, the h2 prior-knowledge preface — hands the
+//! body (origin- or absolute-form), after the one validation step both paths share
+//! (`crate::request`). Anything else — HTTP/1.0, chunked request bodies, `Expect`, upgrades
+//! (WebSocket), the h2 prior-knowledge preface — hands the
 //! connection, with the bytes already read, to hyper for the rest of its life. Retries,
 //! priority levels, P2C, outlier ejection, the retry budget and the metrics are the
 //! same code as the hyper path's ([`forward::attempts`]).

@@ -1,6 +1,9 @@
 //! TLS: certificates chosen by SNI, ALPN h2 and http/1.1, reload on new files.
 
+use std::time::Duration;
+
 use anyhow::Result;
+use meridian_discovery::table::{IngressPath, IngressShard, ObjectKey, Update};
 
 use crate::support::*;
 
@@ -76,10 +79,51 @@ async fn self_signed_when_no_certificate_configured() -> Result<()> {
     let (backends, port) = backends(&["c1"]).await?;
     let mut world = World::new(std::slice::from_ref(&c));
     world.service("shop", "web", &c, &[backends[0].addr.ip()], port, true);
-    let cfg = config(&[c], "[[lb.routes]]\nhost = \"www.meridian.test\"\nservice = \"shop/web\"\n");
+    let cfg = config(&[c.clone()], "[[lb.routes]]\nhost = \"www.meridian.test\"\nservice = \"shop/web\"\n");
     let p = start(&cfg, &world.table).await?;
     let out = curl(&["-k", "-H", "Host: www.meridian.test", &format!("https://127.0.0.1:{}/", p.https.port())]).await?;
     assert_eq!((out.status, out.body.as_str()), (200, "c1 /\n"), "{}", out.stderr);
+    assert!(names_of_certificate(p.https).await?.contains("DNS:www.meridian.test"));
+    // A host that only a cluster's Ingress names joins the certificate's names.
+    let ingress = IngressShard {
+        cluster: c.clone(),
+        addresses: Vec::new(),
+        hostnames: Vec::new(),
+        paths: vec![IngressPath {
+            host: "shop.example.com".into(),
+            path: "/".into(),
+            path_type: "Prefix".into(),
+            service: "web".into(),
+            port,
+            port_name: None,
+        }],
+        annotations: Default::default(),
+        stale: false,
+    };
+    world.writer.apply([Update::Ingress {
+        cluster: "c1".into(),
+        key: ObjectKey::new("shop", "web"),
+        shard: Some(ingress),
+    }]);
+    let mut names = String::new();
+    for _ in 0..50 {
+        names = names_of_certificate(p.https).await?;
+        if names.contains("DNS:shop.example.com") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(names.contains("DNS:shop.example.com") && names.contains("DNS:localhost"), "{names}");
     p.proxy.shutdown().await;
     Ok(())
+}
+
+/// The subject alternative names of the certificate the listener at `addr` serves.
+async fn names_of_certificate(addr: std::net::SocketAddr) -> Result<String> {
+    require("openssl", "openssl");
+    let script = format!(
+        "openssl s_client -connect {addr} -servername localhost </dev/null 2>/dev/null | openssl x509 -noout -ext subjectAltName"
+    );
+    let out = tokio::process::Command::new("sh").arg("-c").arg(script).output().await?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
