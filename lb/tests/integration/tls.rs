@@ -79,7 +79,7 @@ async fn self_signed_when_no_certificate_configured() -> Result<()> {
     let (backends, port) = backends(&["c1"]).await?;
     let mut world = World::new(std::slice::from_ref(&c));
     world.service("shop", "web", &c, &[backends[0].addr.ip()], port, true);
-    let cfg = config(&[c.clone()], "[[lb.routes]]\nhost = \"www.meridian.test\"\nservice = \"shop/web\"\n");
+    let cfg = config(std::slice::from_ref(&c), "[[lb.routes]]\nhost = \"www.meridian.test\"\nservice = \"shop/web\"\n");
     let p = start(&cfg, &world.table).await?;
     let out = curl(&["-k", "-H", "Host: www.meridian.test", &format!("https://127.0.0.1:{}/", p.https.port())]).await?;
     assert_eq!((out.status, out.body.as_str()), (200, "c1 /\n"), "{}", out.stderr);
