@@ -28,8 +28,15 @@ pub struct DnsConfig {
     pub names: Vec<NameMapping>,
     /// RFC 7766: how long an idle TCP connection is kept.
     pub tcp_idle_timeout: Duration,
-    /// Most TCP connections served at once; more are refused.
+    /// Most TCP connections served at once. A new one over the limit takes the slot of
+    /// the connection idle longest (RFC 7766 §6.2.3); it is refused only when all are busy.
     pub tcp_max_connections: usize,
+    /// Most TCP connections of one client address; over it, that client's own idle
+    /// connections make room.
+    pub tcp_max_per_client: usize,
+    /// How long writing an answer may take: a client that does not read its answers
+    /// loses its connection after this.
+    pub tcp_write_timeout: Duration,
     /// Nice value asked for the UDP threads (Linux, -20..=0; needs `CAP_SYS_NICE`, else
     /// they stay at 0 and the log says so). Below the rest of the process, so health
     /// checks, watchers and the proxy sharing a core do not delay queries. 0 disables.
@@ -52,6 +59,8 @@ impl Default for DnsConfig {
             names: Vec::new(),
             tcp_idle_timeout: Duration::from_secs(10),
             tcp_max_connections: 1024,
+            tcp_max_per_client: 128,
+            tcp_write_timeout: Duration::from_secs(5),
             udp_nice: -10,
             nameservers: Vec::new(),
         }
@@ -164,6 +173,12 @@ impl DnsConfig {
         }
         if !(-20..=0).contains(&self.udp_nice) {
             out.push(("dns.udp_nice".into(), format!("udp_nice {} is outside -20..=0", self.udp_nice)));
+        }
+        if self.tcp_max_per_client == 0 {
+            out.push(("dns.tcp_max_per_client".into(), "tcp_max_per_client must be at least 1".into()));
+        }
+        if self.tcp_write_timeout.is_zero() {
+            out.push(("dns.tcp_write_timeout".into(), "tcp_write_timeout must be above zero".into()));
         }
         if self.tcp_max_connections == 0 {
             out.push(("dns.tcp_max_connections".into(), "tcp_max_connections must be at least 1".into()));

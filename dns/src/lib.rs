@@ -3,7 +3,10 @@
 //! zones' own records, answered from the service table.
 //!
 //! Layout:
-//! - [`server`]: [`DnsServer`], UDP workers and RFC 7766 TCP connections, reloads.
+//! - [`server`]: [`DnsServer`], UDP workers, reloads.
+//! - `tcp`: RFC 7766 TCP connections: pipelining, read and write deadlines, and slots
+//!   bounded overall and per client, where a new connection takes the longest-idle one's
+//!   place rather than being refused (§6.2.3).
 //! - `answer`: the query handler (packet in, response out) — the hot path, including the
 //!   per-query ranking step (geo, weighted; `meridian_discovery::rank`) and the client's
 //!   location (EDNS Client Subnet, else the source address; `meridian_discovery::geo`).
@@ -29,6 +32,7 @@ mod metrics;
 mod name;
 mod scheme;
 pub mod server;
+mod tcp;
 #[cfg(target_os = "linux")]
 mod udp_batch;
 mod wire;

@@ -34,6 +34,8 @@ struct Totals {
     ranking_problems: AtomicU64,
     /// 1 when a GeoIP database is loaded.
     geoip_loaded: AtomicU64,
+    /// The TCP slots, for their eviction and refusal counts.
+    tcp: Mutex<Option<Arc<crate::tcp::Slots>>>,
 }
 
 /// Shared totals; cheap to clone.
@@ -48,6 +50,11 @@ impl Metrics {
         let m = Metrics::default();
         registry.register_collector(Box::new(m.clone()));
         m
+    }
+
+    /// The TCP connection slots whose counts `/metrics` shows.
+    pub(crate) fn set_tcp_slots(&self, slots: Arc<crate::tcp::Slots>) {
+        *self.totals.tcp.lock().unwrap_or_else(|e| e.into_inner()) = Some(slots);
     }
 
     /// Publishes the index's ranking problem count and GeoIP state.
@@ -177,6 +184,21 @@ impl Collector for Metrics {
         for (name, help, v) in gauges {
             let mut g = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
             g.encode_gauge(&(v as i64))?;
+        }
+        let tcp = t.tcp.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(slots) = tcp {
+            let counters = [
+                ("meridian_dns_tcp_evicted", "Idle TCP connections closed to make room for new ones", &slots.evicted),
+                (
+                    "meridian_dns_tcp_refused",
+                    "TCP connections refused because every connection was busy",
+                    &slots.refused,
+                ),
+            ];
+            for (name, help, v) in counters {
+                let mut c = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+                c.encode_counter::<NoLabelSet, _, u64>(&v.load(Ordering::Relaxed), None)?;
+            }
         }
         Ok(())
     }

@@ -1,9 +1,8 @@
-//! The listeners: UDP workers and RFC 7766 TCP connections around [`answer`], and the task
+//! The listeners: UDP workers and RFC 7766 TCP connections (`tcp`) around [`answer`], and the task
 //! that keeps the index in step with the table.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,23 +13,20 @@ use meridian_discovery::rank::Problem;
 use meridian_discovery::table::Table;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{Semaphore, broadcast, watch};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 use crate::answer::{Client, Transport, answer};
 use crate::error::{Error, Result};
 use crate::index::{Builder, Index, Settings, Source};
 use crate::metrics::{LocalStats, Metrics};
-use crate::name;
+use crate::{name, tcp};
 
 /// How long shutdown waits for workers before leaving them to the runtime.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Port 0: how many ephemeral UDP ports to try before giving up on a matching TCP port.
 const EPHEMERAL_ATTEMPTS: usize = 16;
-/// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
 
 /// One name being served, for `meridian status` and the admin API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -53,7 +49,7 @@ pub(crate) struct Shared {
     builder: Mutex<Builder>,
     table: Table,
     pub(crate) metrics: Metrics,
-    tcp_idle_ms: AtomicU64,
+    pub(crate) tcp_timeouts: tcp::Timeouts,
 }
 
 impl Shared {
@@ -152,8 +148,9 @@ impl DnsServer {
             builder: Mutex::new(builder),
             table,
             metrics,
-            tcp_idle_ms: AtomicU64::new(config.dns.tcp_idle_timeout.as_std().as_millis() as u64),
+            tcp_timeouts: tcp::Timeouts::default(),
         });
+        shared.tcp_timeouts.set(&config.dns);
         let (shutdown, _) = watch::channel(false);
         let mut tasks = Vec::new();
         let mut addrs = Vec::new();
@@ -180,9 +177,10 @@ impl DnsServer {
                 tasks.push(tokio::spawn(udp_worker(udp.clone(), shared.clone(), shutdown.subscribe())));
             }
         }
-        let limit = Arc::new(Semaphore::new(config.dns.tcp_max_connections.max(1)));
+        let slots = Arc::new(tcp::Slots::new(config.dns.tcp_max_connections, config.dns.tcp_max_per_client));
+        shared.metrics.set_tcp_slots(slots.clone());
         for tcp in sockets.tcp {
-            tasks.push(tokio::spawn(tcp_acceptor(tcp, limit.clone(), shared.clone(), shutdown.subscribe())));
+            tasks.push(tokio::spawn(tcp::acceptor(tcp, slots.clone(), shared.clone(), shutdown.subscribe())));
         }
         tasks.push(tokio::spawn(follow_table(changes, shared.clone(), shutdown.subscribe())));
         tracing::info!(listen = ?addrs, "dns: serving");
@@ -203,7 +201,7 @@ impl DnsServer {
         let mut b = self.shared.builder.lock().unwrap_or_else(|e| e.into_inner());
         let result = b.set_config(config, &self.shared.table.snapshot());
         self.shared.publish(&b);
-        self.shared.tcp_idle_ms.store(config.dns.tcp_idle_timeout.as_std().as_millis() as u64, Ordering::Relaxed);
+        self.shared.tcp_timeouts.set(&config.dns);
         if let Err(e) = &result {
             tracing::warn!(error = %e, "dns: reload kept the previous content of a zone");
         }
@@ -358,87 +356,5 @@ async fn udp_worker(sock: Arc<UdpSocket>, shared: Arc<Shared>, mut shutdown: wat
         }
         stats.flush(&shared.metrics);
     }
-    stats.flush(&shared.metrics);
-}
-
-async fn tcp_acceptor(
-    listener: TcpListener,
-    limit: Arc<Semaphore>,
-    shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.changed() => return,
-            r = listener.accept() => r,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                // RFC 7766 §6.2.2: over the limit, close at once rather than queue.
-                let Ok(permit) = limit.clone().try_acquire_owned() else {
-                    drop(stream);
-                    continue;
-                };
-                let shared = shared.clone();
-                let shutdown = shutdown.clone();
-                tokio::spawn(async move {
-                    tcp_connection(stream, peer, shared, shutdown).await;
-                    drop(permit);
-                });
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "dns: tcp accept");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
-            }
-        }
-    }
-}
-
-/// One TCP connection: length-prefixed queries answered in order (pipelining), responses
-/// flushed when no further query is already buffered; closed after the idle timeout.
-async fn tcp_connection(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
-    let _ = stream.set_nodelay(true);
-    let (rd, wr) = stream.into_split();
-    let mut rd = BufReader::new(rd);
-    let mut wr = BufWriter::new(wr);
-    let mut buf = vec![0u8; 65_535];
-    let mut out = Vec::with_capacity(4096);
-    let mut stats = LocalStats::default();
-    let client = Client { transport: Transport::Tcp, addr: Some(peer) };
-    loop {
-        let idle = Duration::from_millis(shared.tcp_idle_ms.load(Ordering::Relaxed));
-        let read = async {
-            let len = usize::from(rd.read_u16().await?);
-            let msg = buf.get_mut(..len).ok_or(std::io::ErrorKind::InvalidData)?;
-            rd.read_exact(msg).await?;
-            Ok::<usize, std::io::Error>(len)
-        };
-        let len = tokio::select! {
-            _ = shutdown.changed() => break,
-            r = tokio::time::timeout(idle, read) => match r {
-                Ok(Ok(len)) => len,
-                _ => break,
-            },
-        };
-        let t0 = Instant::now();
-        let outcome = {
-            let index = shared.index.load();
-            answer(&index, buf.get(..len).unwrap_or_default(), &client, &mut out)
-        };
-        stats.record(&outcome, t0.elapsed());
-        if outcome.respond {
-            let prefix = (out.len() as u16).to_be_bytes();
-            if wr.write_all(&prefix).await.is_err() || wr.write_all(&out).await.is_err() {
-                break;
-            }
-        }
-        if rd.buffer().is_empty() {
-            stats.flush(&shared.metrics);
-            if wr.flush().await.is_err() {
-                break;
-            }
-        }
-    }
-    let _ = wr.flush().await;
     stats.flush(&shared.metrics);
 }

@@ -10,4 +10,5 @@ mod protocol;
 mod ranking;
 mod robustness;
 mod support;
+mod tcp_pressure;
 mod zones;
