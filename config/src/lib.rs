@@ -127,6 +127,10 @@ pub struct DiscoveryConfig {
     pub stale_max_age: Duration,
     /// Annotation that opts a Service (or Ingress) out when set to `"false"`.
     pub federate_annotation: String,
+    /// A watch that delivers nothing (no event, no bookmark) for this long is taken for a
+    /// silent connection and restarted with a relist. API servers send a bookmark about
+    /// once a minute, so the default allows two and a half of them to go missing.
+    pub watch_silence: Duration,
 }
 
 impl Default for DiscoveryConfig {
@@ -138,6 +142,7 @@ impl Default for DiscoveryConfig {
             stale_policy: StalePolicy::Serve,
             stale_max_age: Duration::from_secs(3600),
             federate_annotation: "meridian.io/federate".to_owned(),
+            watch_silence: Duration::from_secs(150),
         }
     }
 }
@@ -296,6 +301,9 @@ impl Config {
         }
         if d.probe_timeout.is_zero() {
             out.push(("discovery.probe_timeout".into(), "probe_timeout must be above zero".into()));
+        }
+        if d.watch_silence.as_std() < std::time::Duration::from_secs(1) {
+            out.push(("discovery.watch_silence".into(), "watch_silence must be at least 1s".into()));
         }
         if d.offline_after == 0 {
             out.push(("discovery.offline_after".into(), "offline_after must be at least 1".into()));

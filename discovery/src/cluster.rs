@@ -39,6 +39,8 @@ pub(crate) struct Settings {
     pub(crate) probe_timeout: Duration,
     pub(crate) offline_after: u32,
     pub(crate) federate_annotation: String,
+    /// A watch silent this long is restarted.
+    pub(crate) watch_silence: Duration,
 }
 
 /// A watch event from any of the cluster's watchers. Variants differ in size, but each
@@ -52,6 +54,8 @@ enum Ev {
     Export(watcher::Event<DynamicObject>),
     /// A watcher failed; it retries by itself after a backoff.
     Error(&'static str, watcher::Error),
+    /// A watch delivered nothing for this long; it has been restarted.
+    Silent(&'static str, Duration),
 }
 
 /// Objects of one kind, with the bookkeeping for relists.
@@ -327,6 +331,10 @@ impl ClusterView {
                 metrics.watch_error(&cluster, what);
                 debug!(%cluster, kind = what, error = %e, "watch failed; retrying");
             }
+            Ev::Silent(what, after) => {
+                metrics.watch_restart(&cluster, what, "silent");
+                info!(%cluster, kind = what, ?after, "watch silent (no event or bookmark): restarted with a relist");
+            }
             Ev::Service(e) => {
                 metrics.watch_event(&cluster, "Service");
                 match e {
@@ -458,16 +466,10 @@ pub(crate) async fn run(
 ) {
     let name = meta.name.clone();
     let _ = tx.send(Update::Cluster(meta.clone()));
-    let probe = probe_loop(client.clone(), name.clone(), settings.clone(), tx.clone(), metrics.clone());
-
-    let streams: Vec<BoxStream<'static, Ev>> = vec![
-        watch_stream(Api::<Service>::all(client.clone()), Ev::Service, "Service"),
-        watch_stream(Api::<EndpointSlice>::all(client.clone()), Ev::Slice, "EndpointSlice"),
-        watch_stream(Api::<Ingress>::all(client.clone()), Ev::Ingress, "Ingress"),
-        watch_stream(Api::<Node>::all(client.clone()), Ev::Node, "Node"),
-        export_stream(client.clone()),
-    ];
-    let mut merged = futures::stream::select_all(streams);
+    // Bumped by the probe each time the cluster turns Ready after being Offline.
+    let (back, mut came_back) = tokio::sync::watch::channel(0u64);
+    let probe = probe_loop(client.clone(), name.clone(), settings.clone(), tx.clone(), metrics.clone(), back);
+    let silence = settings.watch_silence;
     let mut view = ClusterView {
         meta: meta.clone(),
         configured: meta,
@@ -483,13 +485,73 @@ pub(crate) async fn run(
         tx,
     };
     let watch = async {
-        while let Some(ev) = merged.next().await {
-            events.fetch_add(1, Ordering::Relaxed);
-            view.handle(ev, &metrics);
+        loop {
+            let mut merged = futures::stream::select_all(watches(&client, silence));
+            // Until the cluster comes back from Offline: then every watch may sit on a
+            // connection that went silent during the outage, so all restart with a relist
+            // (objects gone meanwhile are removed when it completes).
+            loop {
+                tokio::select! {
+                    ev = merged.next() => {
+                        let Some(ev) = ev else { return };
+                        events.fetch_add(1, Ordering::Relaxed);
+                        view.handle(ev, &metrics);
+                    }
+                    changed = came_back.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        break;
+                    }
+                }
+            }
+            metrics.watch_restart(&name, "all", "ready");
+            info!(cluster = %name, "cluster is back: restarting its watches with a relist");
         }
     };
     // One task for both, so aborting the cluster stops its probe too.
     tokio::join!(probe, watch);
+}
+
+/// The cluster's watches, merged: each restarts itself when silent for `silence`.
+fn watches(client: &Client, silence: Duration) -> Vec<BoxStream<'static, Ev>> {
+    let c = client.clone();
+    let services = move || watch_stream(Api::<Service>::all(c.clone()), Ev::Service, "Service");
+    let c = client.clone();
+    let slices = move || watch_stream(Api::<EndpointSlice>::all(c.clone()), Ev::Slice, "EndpointSlice");
+    let c = client.clone();
+    let ingresses = move || watch_stream(Api::<Ingress>::all(c.clone()), Ev::Ingress, "Ingress");
+    let c = client.clone();
+    let nodes = move || watch_stream(Api::<Node>::all(c.clone()), Ev::Node, "Node");
+    vec![
+        watchdog("Service", silence, services),
+        watchdog("EndpointSlice", silence, slices),
+        watchdog("Ingress", silence, ingresses),
+        watchdog("Node", silence, nodes),
+        // Quiet for good where the CRD is missing: restarted only when the cluster is back.
+        export_stream(client.clone()),
+    ]
+}
+
+/// A watch that is replaced by a fresh one (which lists again) when nothing — no event,
+/// no bookmark, no error — arrives for `silence`: the connection under it went silent.
+fn watchdog<F>(what: &'static str, silence: Duration, make: F) -> BoxStream<'static, Ev>
+where
+    F: Fn() -> BoxStream<'static, Ev> + Send + 'static,
+{
+    let first = make();
+    futures::stream::unfold((first, make), move |(mut inner, make)| async move {
+        match tokio::time::timeout(silence, inner.next()).await {
+            Ok(Some(ev)) => Some((ev, (inner, make))),
+            Ok(None) => None,
+            Err(_) => {
+                drop(inner);
+                let fresh = make();
+                Some((Ev::Silent(what, silence), (fresh, make)))
+            }
+        }
+    })
+    .boxed()
 }
 
 /// ServiceExports are a CRD that many clusters do not have. While the API answers 404 for
@@ -534,8 +596,16 @@ impl Backoff for ExportBackoff {
     }
 }
 
-/// Probes `/readyz` and reports Ready/Offline transitions.
-async fn probe_loop(client: Client, name: Arc<str>, settings: Settings, tx: UnboundedSender<Update>, metrics: Metrics) {
+/// Probes `/readyz` and reports Ready/Offline transitions; bumps `back` when the cluster
+/// turns Ready after being Offline.
+async fn probe_loop(
+    client: Client,
+    name: Arc<str>,
+    settings: Settings,
+    tx: UnboundedSender<Update>,
+    metrics: Metrics,
+    back: tokio::sync::watch::Sender<u64>,
+) {
     let mut failures = 0u32;
     let mut state = ClusterState::Pending;
     let mut tick = tokio::time::interval(settings.probe_interval);
@@ -581,6 +651,9 @@ async fn probe_loop(client: Client, name: Arc<str>, settings: Settings, tx: Unbo
             }
             metrics.cluster_state(&name, &next);
             let _ = tx.send(Update::State { cluster: name.clone(), state: next.clone() });
+            if matches!(state, ClusterState::Offline { .. }) && matches!(next, ClusterState::Ready) {
+                back.send_modify(|n| *n += 1);
+            }
         }
         state = next;
     }

@@ -15,6 +15,13 @@ struct KindLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RestartLabels {
+    cluster: String,
+    kind: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ClusterLabels {
     cluster: String,
 }
@@ -24,6 +31,7 @@ struct ClusterLabels {
 pub struct Metrics {
     events: Family<KindLabels, Counter>,
     errors: Family<KindLabels, Counter>,
+    restarts: Family<RestartLabels, Counter>,
     ready: Family<ClusterLabels, Gauge>,
     services: Gauge,
     shards: Gauge,
@@ -41,6 +49,11 @@ impl Metrics {
             m.errors.clone(),
         );
         registry.register(
+            "meridian_watch_restarts",
+            "Watches restarted with a relist: one gone silent, or all when the cluster came back",
+            m.restarts.clone(),
+        );
+        registry.register(
             "meridian_cluster_ready",
             "1 when the cluster's API is Ready, 0 when Offline or Pending",
             m.ready.clone(),
@@ -54,6 +67,13 @@ impl Metrics {
 
     pub(crate) fn watch_event(&self, cluster: &str, kind: &str) {
         self.events.get_or_create(&KindLabels { cluster: cluster.to_owned(), kind: kind.to_owned() }).inc();
+    }
+
+    /// A cluster's watches restarted (`reason`: `silent` for one watch that went quiet,
+    /// `ready` for all of them when the cluster came back).
+    pub(crate) fn watch_restart(&self, cluster: &str, kind: &str, reason: &'static str) {
+        let labels = RestartLabels { cluster: cluster.to_owned(), kind: kind.to_owned(), reason: reason.to_owned() };
+        self.restarts.get_or_create(&labels).inc();
     }
 
     pub(crate) fn watch_error(&self, cluster: &str, kind: &str) {

@@ -70,11 +70,22 @@ pub async fn connect(cluster: &str, path: &Path, context: Option<&str>) -> Resul
         });
     }
     let opts = KubeConfigOptions { context: context.map(str::to_owned), ..Default::default() };
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &opts)
+    let mut cfg = kube::Config::from_custom_kubeconfig(kc, &opts)
         .await
         .map_err(|e| Error::Client { cluster: cluster.to_owned(), reason: first_line(&e.to_string()) })?;
+    // Deadlines for every request to the cluster. Reads keep kube's default, above the
+    // watches' server-side timeout: a watch that goes silent is found by the watchdog
+    // (`discovery.watch_silence`) and by the `/readyz` probe, and requests that must
+    // answer promptly carry their own timeout.
+    cfg.connect_timeout = Some(CONNECT_TIMEOUT);
+    cfg.write_timeout = Some(WRITE_TIMEOUT);
     Client::try_from(cfg).map_err(|e| Error::Client { cluster: cluster.to_owned(), reason: first_line(&e.to_string()) })
 }
+
+/// A cluster API that does not accept a connection within this is unreachable.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// A request body (a server-side apply) that cannot be written within this is stuck.
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").to_owned()
@@ -153,6 +164,7 @@ impl Discovery {
             probe_timeout: config.discovery.probe_timeout.as_std(),
             offline_after: config.discovery.offline_after,
             federate_annotation: config.discovery.federate_annotation.clone(),
+            watch_silence: config.discovery.watch_silence.as_std(),
         };
         let wanted: BTreeMap<&str, (usize, &ClusterConfig)> =
             config.clusters.iter().enumerate().map(|(i, c)| (c.name.as_str(), (i, c))).collect();
