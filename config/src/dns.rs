@@ -1,6 +1,6 @@
 //! `[dns]`: the authoritative DNS server.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -42,8 +42,11 @@ pub struct DnsConfig {
     /// checks, watchers and the proxy sharing a core do not delay queries. 0 disables.
     pub udp_nice: i8,
     /// Name servers put in the synthesised NS and SOA (MNAME) of a zone whose master file
-    /// has none. Empty means `ns1.<zone>`.
-    pub nameservers: Vec<String>,
+    /// has none (a zone's own `nameservers` come first). Each is a name, or a table with
+    /// the addresses that a name inside the zone needs (its A/AAAA records, which
+    /// resolvers ask for once the parent's glue expires). Empty means `ns1.<zone>` at the
+    /// specific (not wildcard) `listen` addresses.
+    pub nameservers: Vec<NameServer>,
 }
 
 impl Default for DnsConfig {
@@ -87,6 +90,120 @@ pub struct ZoneConfig {
     /// RFC 1035 master file with the zone's own records (relative to the config file).
     #[serde(default)]
     pub file: Option<PathBuf>,
+    /// This zone's name servers, when its file has no NS (else `dns.nameservers`).
+    #[serde(default)]
+    pub nameservers: Vec<NameServer>,
+}
+
+/// A name server of a zone: `"ns1.example.com"`, or `{ name = "ns1.example.com",
+/// addresses = ["192.0.2.53", "2001:db8::53"] }`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "NameServerSpec")]
+pub struct NameServer {
+    /// Fully qualified, without the trailing dot.
+    pub name: String,
+    /// Its A and AAAA records, published when the name is inside the zone.
+    pub addresses: Vec<IpAddr>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NameServerSpec {
+    Name(String),
+    Full {
+        name: String,
+        #[serde(default)]
+        addresses: Vec<IpAddr>,
+    },
+}
+
+impl From<NameServerSpec> for NameServer {
+    fn from(s: NameServerSpec) -> Self {
+        let (name, addresses) = match s {
+            NameServerSpec::Name(name) => (name, Vec::new()),
+            NameServerSpec::Full { name, addresses } => (name, addresses),
+        };
+        NameServer { name: name.trim_end_matches('.').to_ascii_lowercase(), addresses }
+    }
+}
+
+impl NameServer {
+    /// The name is `apex` or below it.
+    pub fn is_inside(&self, apex: &str) -> bool {
+        let apex = apex.trim_end_matches('.').to_ascii_lowercase();
+        self.name == apex || self.name.ends_with(&format!(".{apex}"))
+    }
+}
+
+impl DnsConfig {
+    /// The name servers of the zone `apex`: its own, else `dns.nameservers`, else
+    /// `ns1.<apex>` at the specific listen addresses.
+    pub fn nameservers_of(&self, apex: &str) -> Vec<NameServer> {
+        let apex = apex.trim_end_matches('.').to_ascii_lowercase();
+        let own = self.zones.iter().find(|z| z.name.trim_end_matches('.').eq_ignore_ascii_case(&apex));
+        match own.map(|z| &z.nameservers).filter(|n| !n.is_empty()) {
+            Some(n) => n.clone(),
+            None if !self.nameservers.is_empty() => self.nameservers.clone(),
+            None => {
+                let mut addresses: Vec<IpAddr> =
+                    self.listen.iter().map(SocketAddr::ip).filter(|ip| !ip.is_unspecified()).collect();
+                addresses.dedup();
+                vec![NameServer { name: format!("ns1.{apex}"), addresses }]
+            }
+        }
+    }
+
+    /// Every served zone apex with where its settings live, for validation: the main
+    /// zone, `dns.zones`, and the clusterset domain.
+    fn served_zones<'a>(&'a self, config: &'a Config) -> Vec<(String, Option<&'a ZoneConfig>)> {
+        let trim = |s: &str| s.trim_end_matches('.').to_ascii_lowercase();
+        let mut out: Vec<(String, Option<&ZoneConfig>)> = Vec::new();
+        let mut add = |apex: String| {
+            if !out.iter().any(|(a, _)| *a == apex) {
+                let zone = self.zones.iter().find(|z| trim(&z.name) == apex);
+                out.push((apex, zone));
+            }
+        };
+        add(trim(&config.dns_zone));
+        self.zones.iter().for_each(|z| add(trim(&z.name)));
+        if self.clusterset.enabled {
+            add(trim(&self.clusterset.domain));
+        }
+        out
+    }
+
+    /// In-zone name servers without an address: the zone could not be resolved once the
+    /// parent's glue expires (BIND then answers SERVFAIL). Zones with a master file are
+    /// checked when the file is loaded, since its own NS records come first.
+    fn unaddressed_nameservers(&self, config: &Config) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (apex, zone) in self.served_zones(config) {
+            if zone.is_some_and(|z| z.file.is_some()) {
+                continue;
+            }
+            let field = match zone {
+                Some(z) if !z.nameservers.is_empty() => {
+                    let i = self.zones.iter().position(|c| std::ptr::eq(c, z)).unwrap_or(0);
+                    format!("dns.zones[{i}].nameservers")
+                }
+                _ => "dns.nameservers".to_owned(),
+            };
+            for ns in self.nameservers_of(&apex) {
+                if ns.is_inside(&apex) && ns.addresses.is_empty() {
+                    let why = if self.nameservers.is_empty() && zone.is_none_or(|z| z.nameservers.is_empty()) {
+                        "dns.listen has only wildcard addresses; list the name servers with their addresses"
+                    } else {
+                        "give it `addresses`"
+                    };
+                    out.push((
+                        field.clone(),
+                        format!("name server {} is inside zone {apex} but has no address: {why}", ns.name),
+                    ));
+                }
+            }
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -161,10 +278,18 @@ impl DnsConfig {
             }
         }
         for (i, ns) in self.nameservers.iter().enumerate() {
-            if let Err(m) = crate::check_domain(ns) {
+            if let Err(m) = crate::check_domain(&ns.name) {
                 out.push((format!("dns.nameservers[{i}]"), m));
             }
         }
+        for (z, zone) in self.zones.iter().enumerate() {
+            for (i, ns) in zone.nameservers.iter().enumerate() {
+                if let Err(m) = crate::check_domain(&ns.name) {
+                    out.push((format!("dns.zones[{z}].nameservers[{i}]"), m));
+                }
+            }
+        }
+        out.extend(self.unaddressed_nameservers(config));
         if self.negative_ttl > 86_400 {
             out.push((
                 "dns.negative_ttl".into(),
@@ -184,5 +309,56 @@ impl DnsConfig {
             out.push(("dns.tcp_max_connections".into(), "tcp_max_connections must be at least 1".into()));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "name = \"fed\"\ndns_zone = \"example.com\"\n[dns]\n";
+
+    /// In-zone name servers need addresses; out-of-zone ones do not; the default
+    /// `ns1.<zone>` takes the specific listen addresses, and wildcard-only listeners
+    /// leave it unaddressed.
+    #[test]
+    fn in_zone_name_servers_need_addresses() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("listen = [\"127.0.0.1:53\"]", None),
+            (
+                "listen = [\"0.0.0.0:53\"]",
+                Some("dns.nameservers: name server ns1.example.com is inside zone example.com"),
+            ),
+            ("listen = [\"0.0.0.0:53\"]\nnameservers = [\"ns.provider.example\"]", None),
+            ("nameservers = [\"ns2.example.com\"]", Some("name server ns2.example.com is inside zone example.com")),
+            ("nameservers = [{ name = \"ns2.example.com\", addresses = [\"192.0.2.1\", \"2001:db8::1\"] }]", None),
+            ("nameservers = [{ name = \"ns2.example.com\", addresses = [\"not-an-ip\"] }]", Some("dns.nameservers")),
+            (
+                "listen = [\"0.0.0.0:53\"]\nnameservers = [\"ns.provider.example\"]\n\
+                 [[dns.zones]]\nname = \"other.test\"\nnameservers = [\"ns.other.test\"]",
+                Some("dns.zones[0].nameservers: name server ns.other.test is inside zone other.test"),
+            ),
+        ];
+        crate::tests::check_sections(BASE, cases);
+    }
+
+    #[test]
+    fn nameservers_of_a_zone_fall_back_in_order() {
+        let text = format!(
+            "{BASE}listen = [\"127.0.0.1:53\", \"[::1]:53\", \"0.0.0.0:54\"]\n\
+             [[dns.zones]]\nname = \"other.test\"\nnameservers = [{{ name = \"NS.Other.Test.\", addresses = [\"192.0.2.9\"] }}]\n"
+        );
+        let c = Config::parse(&text, std::path::Path::new("t.toml"), std::path::Path::new(".")).expect("valid");
+        let main = c.dns.nameservers_of("example.com");
+        assert_eq!(main.len(), 1);
+        assert_eq!(main[0].name, "ns1.example.com");
+        assert_eq!(main[0].addresses, ["127.0.0.1".parse::<IpAddr>().expect("ip"), "::1".parse().expect("ip")]);
+        let other = c.dns.nameservers_of("other.test.");
+        assert_eq!(
+            (other[0].name.as_str(), other[0].addresses.len()),
+            ("ns.other.test", 1),
+            "lower-cased, dot trimmed"
+        );
+        assert!(other[0].is_inside("other.test") && !other[0].is_inside("her.test"));
     }
 }

@@ -212,7 +212,6 @@ pub(crate) struct Settings {
     /// Custom names → service.
     pub(crate) names: Vec<(Key, ObjectKey)>,
     pub(crate) zones: Vec<ZoneSpec>,
-    pub(crate) nameservers: Vec<String>,
     pub(crate) ranking: RankingConfig,
 }
 
@@ -227,7 +226,8 @@ impl Settings {
         let mut add = |apex: String| {
             if !zones.iter().any(|z| z.apex == apex) {
                 let file = file_for(&apex);
-                zones.push(ZoneSpec { apex, file });
+                let nameservers = dns.nameservers_of(&apex);
+                zones.push(ZoneSpec { apex, file, nameservers });
             }
         };
         add(trim(&config.dns_zone));
@@ -256,7 +256,6 @@ impl Settings {
             export_all: dns.clusterset.export == meridian_config::dns::ExportMode::All,
             names,
             zones,
-            nameservers: dns.nameservers.clone(),
             ranking: config.ranking.clone(),
         }
     }
@@ -457,7 +456,7 @@ impl Builder {
 
     fn load_zones(&mut self) -> Vec<Error> {
         let s = self.settings.clone();
-        let defaults = ZoneDefaults { ttl: s.ttl, negative_ttl: s.negative_ttl, nameservers: &s.nameservers };
+        let defaults = ZoneDefaults { ttl: s.ttl, negative_ttl: s.negative_ttl };
         let mut errors = Vec::new();
         let mut zones = Vec::new();
         for spec in &s.zones {
@@ -475,7 +474,7 @@ impl Builder {
                         zones.push(prev.clone());
                         continue;
                     }
-                    let bare = ZoneSpec { apex: spec.apex.clone(), file: None };
+                    let bare = ZoneSpec { file: None, ..spec.clone() };
                     match zone::build(&bare, &defaults, extra) {
                         Ok(d) => d,
                         Err(e) => {

@@ -73,6 +73,13 @@ pub(crate) fn label_starts(wire: &[u8]) -> Vec<usize> {
     out
 }
 
+/// `wire` is `apex` or a name below it (both lower-cased wire names).
+pub(crate) fn is_within(wire: &[u8], apex: &[u8]) -> bool {
+    wire.len() >= apex.len()
+        && wire.ends_with(apex)
+        && (wire.len() == apex.len() || label_starts(wire).contains(&(wire.len() - apex.len())))
+}
+
 /// The parent of a wire name (drops its first label), `None` for the root.
 pub(crate) fn parent(wire: &[u8]) -> Option<&[u8]> {
     let len = *wire.first()? as usize;

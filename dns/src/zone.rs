@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -11,6 +12,8 @@ use hickory_proto::rr::rdata::{NS, SOA};
 use hickory_proto::rr::{Name, RData, RecordSet, RecordType, RrKey};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 use hickory_proto::serialize::txt::{LexerError, ParseError, Parser};
+
+use meridian_config::dns::NameServer;
 
 use crate::error::{Error, Result};
 use crate::index::{Cname, Node, Rrset};
@@ -27,6 +30,8 @@ pub(crate) struct ZoneSpec {
     /// Apex as configured, without a trailing dot.
     pub(crate) apex: String,
     pub(crate) file: Option<PathBuf>,
+    /// NS of the zone when its file has none; in-zone ones bring their A/AAAA records.
+    pub(crate) nameservers: Vec<NameServer>,
 }
 
 /// A zone's static content, built from its file and the configuration.
@@ -52,15 +57,14 @@ pub(crate) struct ZoneData {
 }
 
 /// Settings the synthesised records need.
-pub(crate) struct ZoneDefaults<'a> {
+pub(crate) struct ZoneDefaults {
     pub(crate) ttl: u32,
     pub(crate) negative_ttl: u32,
-    pub(crate) nameservers: &'a [String],
 }
 
 /// Builds a zone; `extra` adds records that are part of the zone by definition (the MCS
 /// `dns-version` TXT).
-pub(crate) fn build(spec: &ZoneSpec, defaults: &ZoneDefaults<'_>, extra: Vec<(Key, Rrset)>) -> Result<ZoneData> {
+pub(crate) fn build(spec: &ZoneSpec, defaults: &ZoneDefaults, extra: Vec<(Key, Rrset)>) -> Result<ZoneData> {
     let origin = Name::from_ascii(format!("{}.", spec.apex))
         .map_err(|e| Error::Zone { zone: spec.apex.clone(), reason: e.to_string() })?;
     let apex =
@@ -69,7 +73,6 @@ pub(crate) fn build(spec: &ZoneSpec, defaults: &ZoneDefaults<'_>, extra: Vec<(Ke
     spec.hash(&mut hasher);
     defaults.ttl.hash(&mut hasher);
     defaults.negative_ttl.hash(&mut hasher);
-    defaults.nameservers.hash(&mut hasher);
     let records = match &spec.file {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| Error::ZoneFile {
@@ -109,29 +112,23 @@ pub(crate) fn build(spec: &ZoneSpec, defaults: &ZoneDefaults<'_>, extra: Vec<(Ke
         nodes.entry(key).or_default().rrsets.push(rrset);
     }
 
-    let nameservers: Vec<Name> = if defaults.nameservers.is_empty() {
-        vec![
-            Name::from_ascii(format!("ns1.{}.", spec.apex))
-                .map_err(|e| Error::Zone { zone: spec.apex.clone(), reason: e.to_string() })?,
-        ]
-    } else {
-        defaults
-            .nameservers
-            .iter()
-            .map(|n| Name::from_ascii(format!("{}.", n.trim_end_matches('.'))))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|e| Error::Zone { zone: spec.apex.clone(), reason: e.to_string() })?
-    };
+    let zone_err = |reason: String| Error::Zone { zone: spec.apex.clone(), reason };
+    let nameservers: Vec<Name> = spec
+        .nameservers
+        .iter()
+        .map(|n| Name::from_ascii(format!("{}.", n.name)))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| zone_err(e.to_string()))?;
     let apex_node = nodes.entry(apex.clone()).or_default();
     if !apex_node.rrsets.iter().any(|r| r.rtype == u16::from(RecordType::NS)) {
         let mut rdata = Vec::new();
         for ns in &nameservers {
-            rdata.push(
-                encode(&RData::NS(NS(ns.clone()))).map_err(|reason| Error::Zone { zone: spec.apex.clone(), reason })?,
-            );
+            rdata.push(encode(&RData::NS(NS(ns.clone()))).map_err(zone_err)?);
         }
         apex_node.rrsets.push(Rrset { rtype: u16::from(RecordType::NS), ttl: defaults.ttl.max(3600), rdata });
+        add_glue(&mut nodes, &spec.nameservers, defaults.ttl.max(3600));
     }
+    check_addressed(&nodes, &apex).map_err(zone_err)?;
 
     let (soa_ttl, soa_rdata, file_serial, minimum) = match soa_record {
         Some((ttl, RData::SOA(soa))) => {
@@ -175,6 +172,50 @@ pub(crate) fn build(spec: &ZoneSpec, defaults: &ZoneDefaults<'_>, extra: Vec<(Ke
         ents,
         content_hash: hasher.finish(),
     })
+}
+
+/// The A and AAAA records of the configured name servers inside the zone (records the
+/// file already has at those names stay).
+fn add_glue(nodes: &mut NameMap<Node>, nameservers: &[NameServer], ttl: u32) {
+    for ns in nameservers {
+        let Some(key) = name::key(&ns.name) else { continue };
+        let node = nodes.entry(key).or_default();
+        for (rtype, want_v4) in [(RecordType::A, true), (RecordType::AAAA, false)] {
+            let rdata: Vec<Box<[u8]>> = ns
+                .addresses
+                .iter()
+                .filter_map(|ip| match ip {
+                    IpAddr::V4(a) if want_v4 => Some(Box::from(&a.octets()[..])),
+                    IpAddr::V6(a) if !want_v4 => Some(Box::from(&a.octets()[..])),
+                    _ => None,
+                })
+                .collect();
+            if !rdata.is_empty() && !node.rrsets.iter().any(|r| r.rtype == u16::from(rtype)) {
+                node.rrsets.push(Rrset { rtype: u16::from(rtype), ttl, rdata });
+            }
+        }
+    }
+}
+
+/// Every NS name at the apex that lies inside the zone has an A or AAAA record: without
+/// one, resolvers fail the zone once the parent's glue has expired.
+fn check_addressed(nodes: &NameMap<Node>, apex: &Key) -> std::result::Result<(), String> {
+    let Some(ns) = nodes.get(apex).and_then(|n| n.rrsets.iter().find(|r| r.rtype == u16::from(RecordType::NS))) else {
+        return Ok(());
+    };
+    for target in &ns.rdata {
+        let key: Key = target.iter().map(u8::to_ascii_lowercase).collect();
+        if !name::is_within(&key, apex) {
+            continue;
+        }
+        let addressed = nodes.get(&key).is_some_and(|n| {
+            n.rrsets.iter().any(|r| r.rtype == u16::from(RecordType::A) || r.rtype == u16::from(RecordType::AAAA))
+        });
+        if !addressed {
+            return Err(format!("name server {} is inside the zone but has no A or AAAA record", name::text(&key)));
+        }
+    }
+    Ok(())
 }
 
 /// Encodes RDATA the way it goes on the wire, names uncompressed (they are copied into

@@ -1,6 +1,14 @@
 use super::*;
 
 fn build_text(text: &str) -> Result<ZoneData> {
+    build_with(text, &[ns("ns1.example.test", &["192.0.2.53", "2001:db8::53"])])
+}
+
+fn ns(name: &str, addresses: &[&str]) -> NameServer {
+    NameServer { name: name.into(), addresses: addresses.iter().map(|a| a.parse().expect("address")).collect() }
+}
+
+fn build_with(text: &str, nameservers: &[NameServer]) -> Result<ZoneData> {
     let dir = std::env::temp_dir().join(format!("meridian-dns-zone-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
     let path = dir.join(format!("{:x}.zone", {
@@ -9,8 +17,8 @@ fn build_text(text: &str) -> Result<ZoneData> {
         h.finish()
     }));
     std::fs::write(&path, text).expect("write zone");
-    let spec = ZoneSpec { apex: "example.test".into(), file: Some(path) };
-    build(&spec, &ZoneDefaults { ttl: 30, negative_ttl: 30, nameservers: &[] }, Vec::new())
+    let spec = ZoneSpec { apex: "example.test".into(), file: Some(path), nameservers: nameservers.to_vec() };
+    build(&spec, &ZoneDefaults { ttl: 30, negative_ttl: 30 }, Vec::new())
 }
 
 /// Broken files are reported with the line of the first error.
@@ -53,4 +61,74 @@ fn empty_non_terminals() {
         assert!(z.ents.contains(&name::key(n).expect("key")), "{n}");
     }
     assert!(!z.ents.contains(&name::key("example.test").expect("key")));
+}
+
+fn rtypes_at(z: &ZoneData, name: &str) -> Vec<u16> {
+    z.nodes
+        .get(&name::key(name).expect("key")[..])
+        .map(|n| n.rrsets.iter().map(|r| r.rtype).collect())
+        .unwrap_or_default()
+}
+
+/// Synthesised NS bring the A and AAAA records of the in-zone name servers; an
+/// out-of-zone name server needs none; records the file has at those names stay.
+#[test]
+fn in_zone_name_servers_get_their_addresses() {
+    let z = build_text(
+        "$TTL 60
+www IN A 192.0.2.1
+",
+    )
+    .expect("valid");
+    assert_eq!(rtypes_at(&z, "ns1.example.test"), [u16::from(RecordType::A), u16::from(RecordType::AAAA)]);
+    let out = build_with(
+        "$TTL 60
+",
+        &[ns("ns.provider.example", &[])],
+    )
+    .expect("out-of-zone NS need no address");
+    assert!(rtypes_at(&out, "ns.provider.example").is_empty());
+    let kept = build_with(
+        "$TTL 60
+ns1 IN A 198.51.100.1
+",
+        &[ns("ns1.example.test", &["192.0.2.53"])],
+    )
+    .expect("ok");
+    let node = kept.nodes.get(&name::key("ns1.example.test").expect("key")[..]).expect("node");
+    assert_eq!(node.rrsets.len(), 1);
+    assert_eq!(&node.rrsets[0].rdata[0][..], &[198, 51, 100, 1], "the file's own A record stays");
+}
+
+/// An in-zone name server without an address is an error naming it, whether the NS
+/// comes from the file or from the configuration.
+#[test]
+fn unaddressed_in_zone_name_servers_are_refused() {
+    for (text, servers) in [
+        (
+            "$TTL 60
+@ IN NS ns.example.test.
+",
+            vec![],
+        ),
+        (
+            "$TTL 60
+www IN A 192.0.2.1
+",
+            vec![ns("ns2.example.test", &[])],
+        ),
+    ] {
+        match build_with(text, &servers) {
+            Err(Error::Zone { reason, .. }) => assert!(reason.contains("has no A or AAAA"), "{reason}"),
+            other => panic!("{text:?}: expected a refusal, got {other:?}"),
+        }
+    }
+    build_with(
+        "$TTL 60
+@ IN NS ns.example.test.
+ns IN AAAA 2001:db8::1
+",
+        &[],
+    )
+    .expect("addressed by the file");
 }

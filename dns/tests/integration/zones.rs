@@ -27,7 +27,11 @@ fn with_zone_file(env_dir: &std::path::Path) -> (meridian_config::Config, std::p
     let path = env_dir.join("meridian.test.zone");
     write(&path, ZONE);
     let mut c = config();
-    c.dns.zones.push(meridian_config::dns::ZoneConfig { name: "meridian.test".into(), file: Some(path.clone()) });
+    c.dns.zones.push(meridian_config::dns::ZoneConfig {
+        name: "meridian.test".into(),
+        file: Some(path.clone()),
+        nameservers: Vec::new(),
+    });
     (c, path)
 }
 
