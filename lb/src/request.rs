@@ -214,6 +214,10 @@ fn authority<'a>(proto: Proto, target: Target<'a>, seen: &Seen<'a>) -> Result<&'
             (!authority.is_empty() || proto != Proto::Http2).then_some(authority)
         }
     };
+    // RFC 9112 §3.2: an HTTP/1.1 request without Host is refused, whatever its target.
+    if proto == Proto::Http11 && seen.hosts == 0 {
+        return Err(bad("missing Host header\n"));
+    }
     let chosen = match from_target {
         // RFC 9113 §8.3.1: a `host` that names another entity than `:authority` is
         // malformed; routing by one and forwarding the other would let them disagree.

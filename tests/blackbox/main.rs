@@ -2,8 +2,10 @@
 
 mod check;
 mod demo;
+mod differential;
 mod dns;
 mod geo;
 mod proxy;
 mod reload;
+mod smuggling;
 mod sync;

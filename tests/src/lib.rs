@@ -3,6 +3,14 @@
 //!
 //! Tests talk to the binary only over the network, as users do. This crate holds what
 //! every test needs once; the tests themselves live in `blackbox/`.
+//!
+//! # Layout
+//! - `lib.rs`: [`Meridian`] (the process), free addresses, dig/kdig/kubectl/curl.
+//! - `dig`: parsed dig answers. `nginx`, `haproxy`: real peers as backends or proxies.
+//! - `front`: [`MeridianProxy`], `meridian serve` proxying to backends the test runs.
+//! - `recorder`: [`RecordingBackend`], an origin that records the exact bytes and
+//!   requests a proxy sent it. `raw`: a raw HTTP/1.x client. `wire`: strict chunked
+//!   decoding and line-ending checks both of them share.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -12,9 +20,17 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 pub mod dig;
+pub mod front;
+pub mod haproxy;
 pub mod nginx;
+pub mod raw;
+pub mod recorder;
+pub mod wire;
 pub use dig::{Record, Reply};
+pub use front::MeridianProxy;
+pub use haproxy::Haproxy;
 pub use nginx::Nginx;
+pub use recorder::RecordingBackend;
 
 /// The `meridian` binary built by `cargo build` (scripts/test builds it first).
 pub fn binary() -> PathBuf {

@@ -1,5 +1,6 @@
-//! Real nginx processes as HTTP backends, each with its own config in a temporary
-//! directory, answering `<name> <uri>`; killed when dropped.
+//! Real nginx processes, each with its own config in a temporary directory, killed when
+//! dropped: as HTTP backends answering `<name> <uri>`, or as a reverse proxy in front of
+//! a backend (the differential oracle of the smuggling tests).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,6 +21,34 @@ pub struct Nginx {
 impl Nginx {
     /// Starts nginx on `addr` and waits until it accepts connections.
     pub fn start(name: &str, addr: SocketAddr) -> Result<Nginx> {
+        Self::with_server(
+            addr,
+            &format!(
+                "keepalive_requests 100000;\n\
+                 server {{ listen {addr}; location / {{ default_type text/plain; return 200 \"{name} $uri\\n\"; }} }}\n"
+            ),
+        )
+    }
+
+    /// nginx as a pooling reverse proxy on `addr` in front of `backend`: HTTP/1.1 to the
+    /// upstream over a keep-alive pool, the client's `Host` passed on and
+    /// `X-Forwarded-For` appended, as nginx is deployed in front of an application.
+    /// Client timeouts are short (1 s) so an incomplete request fails fast in tests.
+    pub fn reverse_proxy(addr: SocketAddr, backend: SocketAddr) -> Result<Nginx> {
+        Self::with_server(
+            addr,
+            &format!(
+                "client_header_timeout 1s;\n  client_body_timeout 1s;\n  keepalive_timeout 5s;\n\
+                 upstream backend {{ server {backend}; keepalive 16; }}\n\
+                 server {{ listen {addr};\n    location / {{ proxy_pass http://backend; proxy_http_version 1.1;\n\
+                 proxy_set_header Connection \"\"; proxy_set_header Host $host;\n\
+                 proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; }} }}\n"
+            ),
+        )
+    }
+
+    /// Starts nginx with `http` holding the common settings and then `server`.
+    fn with_server(addr: SocketAddr, server: &str) -> Result<Nginx> {
         require("nginx", "nginx");
         let dir = tempfile::tempdir()?;
         let d = dir.path().display();
@@ -27,9 +56,7 @@ impl Nginx {
             "master_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
              events {{ worker_connections 1024; }}\n\
              http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
-             fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-             keepalive_requests 100000;\n\
-             server {{ listen {addr}; location / {{ default_type text/plain; return 200 \"{name} $uri\\n\"; }} }}\n}}\n"
+             fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  {server}}}\n"
         );
         std::fs::write(dir.path().join("nginx.conf"), conf)?;
         let mut n = Nginx { addr, dir, child: None };

@@ -71,7 +71,7 @@ const CASES: &[Case] = &[
     case("Connection names Host", "/", &[("Host", "a"), ("Connection", "host")], BAD),
     case("Connection names another header", "/", &[("Host", "a"), ("Connection", "x-private")], Ok(("a", NONE))),
     case("absolute form routes by its authority", "http://b.test/p", &[("Host", "a.test")], Ok(("b.test", NONE))),
-    case("absolute form without a Host", "https://b.test", &[], Ok(("b.test", NONE))),
+    case("absolute form without a Host", "https://b.test", &[], BAD),
     case("absolute form with two Hosts", "http://b.test/", &[("Host", "b.test"), ("Host", "c")], BAD),
     case("absolute form with userinfo", "http://u:p@b.test/", &[("Host", "b.test")], BAD),
     case("ftp scheme", "ftp://b.test/", &[("Host", "b.test")], BAD),
@@ -87,6 +87,13 @@ fn requests_are_checked_as_the_rules_say() {
         let got = check(c.proto, c.method, Target::parse(c.target), headers).map(|k| (k.authority, k.body));
         assert_eq!(got.map_err(|r| r.status), c.want, "{}", c.name);
     }
+}
+
+/// HTTP/1.0 may leave Host out when its target is absolute.
+#[test]
+fn http10_absolute_form_needs_no_host() {
+    let got = check(Proto::Http10, "GET", Target::parse("http://b.test/"), std::iter::empty());
+    assert_eq!(got.map(|c| c.authority), Ok("b.test"));
 }
 
 #[test]
