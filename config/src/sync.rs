@@ -32,8 +32,14 @@ pub struct SyncConfig {
     /// This replica's identity in the Lease; host name and a random suffix when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
-    /// Upper bound of the retry backoff after a failed apply or delete in a member.
+    /// Upper bound of the retry backoff after a failed apply or delete in a member, and
+    /// of the interval between probes of a member that stopped answering.
     pub retry_max: Duration,
+    /// Deadline of every request sync sends to a member or to the control plane (reads,
+    /// applies, deletes, status writes, Events, the Lease). A member whose request gets no
+    /// answer in time is skipped by every reconcile until a probe gets an answer, so one
+    /// silent member never holds up the others.
+    pub request_timeout: Duration,
 }
 
 impl Default for SyncConfig {
@@ -49,6 +55,10 @@ impl Default for SyncConfig {
             lease_duration: Duration::from_secs(15),
             identity: None,
             retry_max: Duration::from_secs(60),
+            // A healthy API server answers a get or a server-side apply in milliseconds, a
+            // distant or busy one in well under a second; 10 s is ten times a slow answer,
+            // and still short against the 5 min deletion timeout and the 30 s resync.
+            request_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -102,6 +112,9 @@ impl SyncConfig {
         if self.retry_max.as_std() < std::time::Duration::from_millis(100) {
             out.push(("sync.retry_max".into(), "retry_max must be at least 100ms".into()));
         }
+        if self.request_timeout.as_std() < std::time::Duration::from_millis(100) {
+            out.push(("sync.request_timeout".into(), "request_timeout must be at least 100ms".into()));
+        }
         if let Some(id) = &self.identity
             && (id.is_empty() || id.len() > 128)
         {
@@ -130,6 +143,7 @@ mod tests {
     fn defaults_exclude_system_namespaces_and_validate() {
         let c = SyncConfig::default();
         assert!(c.is_excluded("kube-system") && c.is_excluded("kube-node-lease") && !c.is_excluded("default"));
+        assert_eq!(c.request_timeout, Duration::from_secs(10));
         assert!(with_sync("").is_empty());
     }
 
@@ -141,6 +155,8 @@ mod tests {
             ("deletion_timeout = \"0s\"", "sync.deletion_timeout"),
             ("lease_namespace = \"\"", "sync.lease_namespace"),
             ("identity = \"\"", "sync.identity"),
+            ("request_timeout = \"50ms\"", "sync.request_timeout"),
+            ("request_timeout = \"0s\"", "sync.request_timeout"),
         ];
         for (line, path) in cases {
             let errs = with_sync(line);

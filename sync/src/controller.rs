@@ -10,8 +10,17 @@
 //! from its member, so it never acts on a stale cache; a member copy that already
 //! matches is not written, which is what lets watch events of Meridian's own writes
 //! settle.
+//!
+//! Deadlines and isolation: every request has the `[sync] request_timeout` deadline
+//! ([`crate::gate`]). A reconcile (and a deletion) talks to its members concurrently, so
+//! a healthy member's write never waits for another member's answer; a member that is
+//! not Ready, or whose gate is shut after a timeout, is skipped at once (logged, counted,
+//! an Event when its state for the object changes) and reconciled again when it is back.
+//! A worker thus waits at most one request timeout for a member that has just gone
+//! silent, and not at all for one already known to be.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -26,11 +35,12 @@ use meridian_discovery::table::ClusterState;
 use parking_lot::{Mutex, RwLock};
 use serde_json::{Map, Value, json};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::events::{self, Severity};
+use crate::gate::{Gates, RequestError, short};
 use crate::kinds::{self, KINDS, Kind, Workload};
 use crate::metrics::Metrics;
 use crate::planner;
@@ -56,6 +66,8 @@ pub(crate) struct Settings {
     pub(crate) resync: Duration,
     deletion_timeout: Duration,
     retry_max: Duration,
+    /// Deadline of every request to a member or the control plane.
+    request_timeout: Duration,
     /// Member labels from the configuration, for placement selectors.
     labels: BTreeMap<String, BTreeMap<String, String>>,
 }
@@ -68,6 +80,7 @@ impl Settings {
             resync: c.sync.resync_interval.as_std(),
             deletion_timeout: c.sync.deletion_timeout.as_std(),
             retry_max: c.sync.retry_max.as_std(),
+            request_timeout: c.sync.request_timeout.as_std(),
             labels: c.clusters.iter().map(|cl| (cl.name.clone(), cl.labels.clone())).collect(),
         }
     }
@@ -90,6 +103,8 @@ const BUILT_IN_NAMESPACE: &str = "default";
 /// State shared by the controller's tasks and the [`crate::Sync`] handle.
 pub(crate) struct Shared {
     pub(crate) host: Client,
+    /// The control plane's name in the configuration, for logs and metrics.
+    host_name: String,
     pub(crate) discovery: Arc<Discovery>,
     pub(crate) settings: RwLock<Arc<Settings>>,
     pub(crate) leader: watch::Receiver<bool>,
@@ -98,13 +113,34 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
     /// Every control-plane object seen by the watches, for full resyncs.
     known: Mutex<BTreeSet<ObjKey>>,
-    /// When each pending deletion was first seen (local clock), for the deletion timeout.
-    deleting_since: Mutex<HashMap<ObjKey, Instant>>,
+    /// Pending deletions, for the deletion timeout and their Events.
+    deleting: Mutex<HashMap<ObjKey, Deleting>>,
+    /// Members skipped after a request timed out, until a probe gets an answer.
+    pub(crate) gates: Gates,
+}
+
+/// A deletion waiting for members.
+struct Deleting {
+    /// When it was first seen (local clock): the deletion timeout counts from here.
+    since: Instant,
+    /// Members already reported (by an Event) as holding it up, so rechecks every
+    /// [`DELETION_RECHECK`] do not repeat the Event.
+    announced: BTreeSet<String>,
+}
+
+/// Why a member was left out of an object's reconcile or deletion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Skip {
+    /// Discovery has the cluster Offline or Pending.
+    NotReady,
+    /// A request timed out and no probe has been answered since.
+    NotAnswering,
 }
 
 impl Shared {
     pub(crate) fn new(
         host: Client,
+        host_name: String,
         discovery: Arc<Discovery>,
         settings: Settings,
         leader: watch::Receiver<bool>,
@@ -112,6 +148,7 @@ impl Shared {
     ) -> Self {
         Self {
             host,
+            host_name,
             discovery,
             settings: RwLock::new(Arc::new(settings)),
             leader,
@@ -119,7 +156,8 @@ impl Shared {
             book: Mutex::new(Book::default()),
             metrics,
             known: Mutex::new(BTreeSet::new()),
-            deleting_since: Mutex::new(HashMap::new()),
+            deleting: Mutex::new(HashMap::new()),
+            gates: Gates::default(),
         }
     }
 
@@ -154,9 +192,88 @@ impl Shared {
         b.objects.remove(key);
         self.metrics.objects(b.objects.len());
         drop(b);
-        self.deleting_since.lock().remove(key);
+        self.deleting.lock().remove(key);
         self.known.lock().remove(key);
     }
+
+    /// Sends one request to member `cluster` under the request deadline, unless its gate
+    /// is shut. A timeout shuts the gate, so the next requests skip the member at once.
+    async fn member<T>(
+        &self,
+        cluster: &str,
+        op: &'static str,
+        key: &ObjKey,
+        request: impl Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, RequestError> {
+        if let Err(after) = self.gates.check(cluster) {
+            return Err(RequestError::Skipped(after));
+        }
+        let settings = self.settings();
+        let limit = settings.request_timeout;
+        match tokio::time::timeout(limit, request).await {
+            Ok(r) => r.map_err(RequestError::Api),
+            Err(_) => {
+                self.metrics.timed_out(cluster, op);
+                info!(cluster = %cluster, object = %key, op, timeout = ?limit, "member request timed out");
+                if self.gates.shut(cluster, limit, Instant::now(), settings.retry_max) {
+                    info!(
+                        cluster = %cluster,
+                        timeout = ?limit,
+                        "cluster stopped answering; every reconcile skips it until a probe gets an answer"
+                    );
+                }
+                Err(RequestError::TimedOut(limit))
+            }
+        }
+    }
+
+    /// Sends one request to the control plane under the request deadline.
+    async fn host<T>(
+        &self,
+        op: &'static str,
+        key: &ObjKey,
+        request: impl Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, RequestError> {
+        let limit = self.settings().request_timeout;
+        match tokio::time::timeout(limit, request).await {
+            Ok(r) => r.map_err(RequestError::Api),
+            Err(_) => {
+                self.metrics.timed_out(&self.host_name, op);
+                info!(cluster = %self.host_name, object = %key, op, timeout = ?limit, "control-plane request timed out");
+                Err(RequestError::TimedOut(limit))
+            }
+        }
+    }
+
+    /// Records an Event on a control-plane object, under the request deadline.
+    async fn event(&self, obj: &Value, severity: Severity, reason: &str, message: &str) {
+        let limit = self.settings().request_timeout;
+        if tokio::time::timeout(limit, events::record(&self.host, obj, severity, reason, message)).await.is_err() {
+            self.metrics.timed_out(&self.host_name, "event");
+            info!(cluster = %self.host_name, reason, timeout = ?limit, "control-plane request timed out (Event)");
+        }
+    }
+
+    /// Logs and counts a member left out of `key`'s reconcile or deletion. `again`: the
+    /// same deletion was already reported waiting for this member (it is rechecked every
+    /// [`DELETION_RECHECK`]), so the line goes to debug instead of info.
+    fn skipped(&self, cluster: &str, key: &ObjKey, why: Skip, again: bool) {
+        let (label, reason) = match why {
+            Skip::NotReady => ("not_ready", "the cluster is not Ready"),
+            Skip::NotAnswering => ("not_answering", "an earlier request got no answer"),
+        };
+        self.metrics.skipped(cluster, label);
+        if again {
+            debug!(cluster = %cluster, object = %key, reason, "member skipped");
+        } else {
+            info!(cluster = %cluster, object = %key, reason, "member skipped");
+        }
+    }
+}
+
+/// The state to report for a member whose request failed.
+fn failed_state(e: &RequestError) -> State {
+    if e.is_unanswered() { State::NotAnswering } else { State::ApplyFailed }
 }
 
 fn api(client: &Client, kind: &Kind, ns: &str) -> Api<DynamicObject> {
@@ -170,18 +287,6 @@ fn to_value(o: &DynamicObject) -> Value {
 
 fn key_of(kind: usize, o: &DynamicObject) -> ObjKey {
     ObjKey { kind, namespace: o.namespace().unwrap_or_default(), name: o.name_any() }
-}
-
-/// A kube error as one line for status, events and logs.
-fn short(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) if !s.message.is_empty() => s.message.clone(),
-        other => other.to_string().lines().next().unwrap_or_default().to_owned(),
-    }
-}
-
-fn is_not_found(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == 404)
 }
 
 /// What a worker does with a key after a reconcile.
@@ -207,6 +312,7 @@ pub(crate) fn spawn(shared: Arc<Shared>, shutdown: CancellationToken) -> Vec<Joi
 }
 
 async fn worker(sh: Arc<Shared>, shutdown: CancellationToken) {
+    let mut leader = sh.leader.clone();
     loop {
         let key = tokio::select! {
             () = shutdown.cancelled() => return,
@@ -218,7 +324,21 @@ async fn worker(sh: Arc<Shared>, shutdown: CancellationToken) {
             sh.queue.done(&key, false, FIRST_RETRY, settings.retry_max);
             continue;
         }
-        let next = reconcile(&sh, &key).await;
+        let next = tokio::select! {
+            () = shutdown.cancelled() => return,
+            next = reconcile(&sh, &key) => next,
+            // A replica that lost the Lease stops writing at once, not after this
+            // reconcile's requests (each up to a request timeout) are done.
+            lost = async { leader.wait_for(|leading| !*leading).await.is_ok() } => {
+                if !lost {
+                    // The elector is gone: sync is shutting down.
+                    return;
+                }
+                info!(object = %key, "lost the Lease; reconcile abandoned");
+                sh.queue.done(&key, false, FIRST_RETRY, settings.retry_max);
+                continue;
+            }
+        };
         sh.metrics.reconciled(next != Next::Retry);
         match next {
             Next::Done => sh.queue.done(&key, false, FIRST_RETRY, settings.retry_max),
@@ -261,66 +381,118 @@ async fn resync(sh: Arc<Shared>, shutdown: CancellationToken) {
     }
 }
 
-/// Watches every federated type in the control plane.
+/// Watches every federated type in the control plane. The watch starts afresh when this
+/// replica gains the Lease again after losing it: the loss may have been a silent
+/// control plane, and a watch on a dead connection would never report new objects.
 async fn watch_host(sh: Arc<Shared>, shutdown: CancellationToken) {
-    let streams = KINDS.iter().enumerate().map(|(i, k)| {
-        let api: Api<DynamicObject> = Api::all_with(sh.host.clone(), &k.api_resource());
-        watcher(api, watcher::Config::default()).default_backoff().map(move |ev| (i, ev)).boxed()
-    });
-    let mut all = select_all(streams);
+    let mut leader = sh.leader.clone();
     loop {
-        let item = tokio::select! {
-            () = shutdown.cancelled() => return,
-            item = all.next() => item,
-        };
-        let Some((kind, ev)) = item else { return };
-        match ev {
-            Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
-                let key = key_of(kind, &o);
-                sh.known.lock().insert(key.clone());
-                if sh.is_leader() {
-                    sh.queue.add(key);
+        let streams = KINDS.iter().enumerate().map(|(i, k)| {
+            let api: Api<DynamicObject> = Api::all_with(sh.host.clone(), &k.api_resource());
+            watcher(api, watcher::Config::default()).default_backoff().map(move |ev| (i, ev)).boxed()
+        });
+        let mut all = select_all(streams);
+        let mut lost = false;
+        loop {
+            let item = tokio::select! {
+                () = shutdown.cancelled() => return,
+                changed = leader.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let leading = *leader.borrow_and_update();
+                    if !leading {
+                        lost = true;
+                        continue;
+                    }
+                    if lost {
+                        debug!("Lease regained: restarting the control-plane watch");
+                        break;
+                    }
+                    continue;
                 }
-            }
-            Ok(watcher::Event::Delete(o)) => {
-                let key = key_of(kind, &o);
-                if sh.is_leader() {
-                    sh.queue.add(key);
-                } else {
-                    sh.forget(&key);
-                }
-            }
-            Ok(watcher::Event::Init | watcher::Event::InitDone) => {}
-            Err(e) => debug!(kind = kinds::get(kind).kind, error = %e, "control-plane watch failed; retrying"),
+                item = all.next() => item,
+            };
+            let Some((kind, ev)) = item else { return };
+            host_event(&sh, kind, ev);
         }
     }
 }
 
-/// Keeps one drift watcher per member, restarting it when the member's connection
-/// changes, and resyncs everything when a member's state changes (a cluster that comes
-/// back gets what it missed).
+/// One control-plane watch event: remember the object and queue it.
+fn host_event(sh: &Shared, kind: usize, ev: Result<watcher::Event<DynamicObject>, watcher::Error>) {
+    match ev {
+        Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+            let key = key_of(kind, &o);
+            sh.known.lock().insert(key.clone());
+            if sh.is_leader() {
+                sh.queue.add(key);
+            }
+        }
+        Ok(watcher::Event::Delete(o)) => {
+            let key = key_of(kind, &o);
+            if sh.is_leader() {
+                sh.queue.add(key);
+            } else {
+                sh.forget(&key);
+            }
+        }
+        Ok(watcher::Event::Init | watcher::Event::InitDone) => {}
+        Err(e) => debug!(kind = kinds::get(kind).kind, error = %e, "control-plane watch failed; retrying"),
+    }
+}
+
+/// Keeps one drift watcher per member, probes members whose gate is shut, and resyncs
+/// everything when a member's state changes or its gate opens (a cluster that comes back
+/// gets what it missed). A member's watcher is started afresh when its connection
+/// settings change, when it comes back from Offline and when its gate opens: the old
+/// watch may sit on a connection that died silently, and would never report drift.
 async fn supervise(sh: Arc<Shared>, shutdown: CancellationToken) {
-    let mut running: HashMap<String, (ClusterConfig, JoinHandle<()>)> = HashMap::new();
+    struct Running {
+        config: ClusterConfig,
+        /// The member's gate openings when this watcher started.
+        openings: u64,
+        task: JoinHandle<()>,
+    }
+    let mut running: HashMap<String, Running> = HashMap::new();
     let mut states: BTreeMap<String, &'static str> = BTreeMap::new();
+    let mut probes: JoinSet<bool> = JoinSet::new();
     loop {
         let members = sh.discovery.members();
-        running.retain(|name, (cfg, task)| {
-            let keep = members.get(name).is_some_and(|m| &m.config == cfg);
+        sh.gates.retain(|name| members.contains_key(name));
+        let mut reopened = false;
+        while let Some(done) = probes.try_join_next() {
+            reopened |= done.unwrap_or(false);
+        }
+        for name in sh.gates.due(Instant::now()) {
+            if let Some(m) = members.get(&name) {
+                probes.spawn(probe(sh.clone(), name, m.client.clone()));
+            }
+        }
+        let snap = sh.discovery.table().snapshot();
+        let now: BTreeMap<String, &'static str> =
+            snap.clusters.iter().map(|(n, c)| (n.to_string(), c.state.name())).collect();
+        running.retain(|name, r| {
+            let back =
+                states.get(name).is_some_and(|s| *s == "Offline") && now.get(name).is_some_and(|s| *s == "Ready");
+            let keep = !back
+                && r.openings == sh.gates.openings(name)
+                && members.get(name).is_some_and(|m| m.config == r.config);
             if !keep {
-                task.abort();
+                r.task.abort();
             }
             keep
         });
         for (name, m) in &members {
             if !running.contains_key(name) {
                 let task = tokio::spawn(watch_member(sh.clone(), name.clone(), m.client.clone()));
-                running.insert(name.clone(), (m.config.clone(), task));
+                running.insert(
+                    name.clone(),
+                    Running { config: m.config.clone(), openings: sh.gates.openings(name), task },
+                );
             }
         }
-        let snap = sh.discovery.table().snapshot();
-        let now: BTreeMap<String, &'static str> =
-            snap.clusters.iter().map(|(n, c)| (n.to_string(), c.state.name())).collect();
-        if now != states {
+        if now != states || reopened {
             states = now;
             if sh.is_leader() {
                 sh.enqueue_all();
@@ -331,9 +503,35 @@ async fn supervise(sh: Arc<Shared>, shutdown: CancellationToken) {
             () = tokio::time::sleep(SUPERVISE_EVERY) => {}
         }
     }
-    for (_, (_, task)) in running {
-        task.abort();
+    for (_, r) in running {
+        r.task.abort();
     }
+}
+
+/// Asks a member whose gate is shut for the `default` Namespace: a read through its
+/// storage, like sync's own requests, and cheap. Any answer, an error status included,
+/// opens the gate (errors are then handled per object, with their message); silence or
+/// a failed connection keeps it shut. True when the gate opened.
+async fn probe(sh: Arc<Shared>, cluster: String, client: Client) -> bool {
+    let settings = sh.settings();
+    let api = api(&client, kinds::get(kinds::NAMESPACE), "");
+    let answered = match tokio::time::timeout(settings.request_timeout, api.get_opt(BUILT_IN_NAMESPACE)).await {
+        Ok(Ok(_) | Err(kube::Error::Api(_))) => true,
+        Ok(Err(e)) => {
+            debug!(cluster = %cluster, error = %short(&e), "probe failed; the cluster stays skipped");
+            false
+        }
+        Err(_) => {
+            sh.metrics.timed_out(&cluster, "probe");
+            info!(cluster = %cluster, timeout = ?settings.request_timeout, "member request timed out (probe); the cluster stays skipped");
+            false
+        }
+    };
+    let opened = sh.gates.probed(&cluster, answered, Instant::now(), settings.retry_max);
+    if opened {
+        info!(cluster = %cluster, "cluster answers again; reconciling every object");
+    }
+    opened
 }
 
 /// Watches Meridian-managed copies in one member: any change or deletion there queues
@@ -370,7 +568,12 @@ struct Target {
 enum Live {
     Absent,
     Present(Value),
-    Unreachable(String),
+    /// Not read: skipped (`ClusterNotReady`, `NotAnswering`) or the read failed
+    /// (`ApplyFailed`, `NotAnswering` after a timeout).
+    Unreachable {
+        state: State,
+        reason: String,
+    },
 }
 
 /// Brings one control-plane object's members in line with it.
@@ -381,30 +584,30 @@ async fn reconcile(sh: &Shared, key: &ObjKey) -> Next {
     }
     let kind = kinds::get(key.kind);
     let host_api = sh.host_api(kind, &key.namespace);
-    let obj = match host_api.get_opt(&key.name).await {
+    let obj = match sh.host("get", key, host_api.get_opt(&key.name)).await {
         Ok(Some(o)) => to_value(&o),
         Ok(None) => {
             sh.forget(key);
             return Next::Done;
         }
         Err(e) => {
-            warn!(object = %key, error = %short(&e), "cannot read the control-plane object");
+            warn!(object = %key, error = %e, "cannot read the control-plane object");
             return Next::Retry;
         }
     };
     if template::meta_str(&obj, "deletionTimestamp").is_some() {
         return delete(sh, &settings, key, kind, &obj).await;
     }
-    sh.deleting_since.lock().remove(key);
+    sh.deleting.lock().remove(key);
     let obj = if template::finalizers(&obj).iter().any(|f| f == FINALIZER) {
         obj
     } else {
         let mut fins = template::finalizers(&obj);
         fins.push(FINALIZER.to_owned());
-        match patch_finalizers(&host_api, &key.name, &obj, fins).await {
+        match sh.host("finalizer", key, patch_finalizers(&host_api, &key.name, &obj, fins)).await {
             Ok(o) => o,
             Err(e) => {
-                debug!(object = %key, error = %short(&e), "cannot add the finalizer; retrying");
+                debug!(object = %key, error = %e, "cannot add the finalizer; retrying");
                 return Next::Retry;
             }
         }
@@ -416,10 +619,10 @@ async fn reconcile(sh: &Shared, key: &ObjKey) -> Next {
             let message = e.to_string();
             if previous.error.as_deref() != Some(&message) {
                 warn!(object = %key, error = %message, "malformed annotation; object not propagated");
-                events::record(&sh.host, &obj, Severity::Warning, "InvalidAnnotation", &message).await;
+                sh.event(&obj, Severity::Warning, "InvalidAnnotation", &message).await;
             }
             let status = ObjectStatus { error: Some(message), ..previous };
-            write_status_annotation(&host_api, key, &obj, &status).await;
+            write_status_annotation(sh, &host_api, key, &obj, &status).await;
             sh.set_status(key, status);
             // Fixing the annotation is a change that queues the object again.
             return Next::Done;
@@ -441,81 +644,41 @@ async fn reconcile(sh: &Shared, key: &ObjKey) -> Next {
         })
         .collect();
 
-    // Read every reachable member's copy, concurrently.
-    let lives = futures::future::join_all(targets.iter().map(|t| async {
-        if !t.ready {
-            return Live::Unreachable("cluster is not Ready".into());
-        }
-        match api(&t.client, kind, &key.namespace).get_opt(&key.name).await {
-            Ok(Some(o)) => Live::Present(to_value(&o)),
-            Ok(None) => Live::Absent,
-            Err(e) => Live::Unreachable(short(&e)),
-        }
-    }))
-    .await;
-
-    // Plan replicas over the placed, Ready clusters where Meridian may write.
-    let writable = |live: &Live| match live {
-        Live::Absent => true,
-        Live::Present(v) => template::is_managed(v) || settings.adopt,
-        Live::Unreachable(_) => false,
+    let desired = Desired {
+        settings: &settings,
+        key,
+        kind,
+        obj: &obj,
+        stripped: template::strip(kind, &obj),
+        uid: template::meta_str(&obj, "uid").unwrap_or_default().to_owned(),
+        steering: &steering,
     };
-    let plan: Option<BTreeMap<String, i64>> = (kind.workload == Workload::Replicated && !steering.retain_replicas)
-        .then(|| {
-            let names: Vec<&str> = targets
-                .iter()
-                .zip(&lives)
-                .filter(|(t, l)| t.placed && writable(l))
-                .map(|(t, _)| t.name.as_str())
-                .collect();
-            let current: BTreeMap<String, i64> = targets
-                .iter()
-                .zip(&lives)
-                .filter_map(|(t, l)| match l {
-                    Live::Present(v) if template::is_managed(v) => {
-                        v.pointer("/spec/replicas").and_then(Value::as_i64).map(|r| (t.name.clone(), r))
-                    }
-                    _ => None,
-                })
-                .collect();
-            let total = obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
-            planner::plan(&steering.preferences, total, &names, &current, &format!("{}/{}", key.namespace, key.name))
-        });
-
-    let stripped = template::strip(kind, &obj);
-    let uid = template::meta_str(&obj, "uid").unwrap_or_default().to_owned();
-    let results = futures::future::join_all(targets.iter().zip(lives).map(|(t, live)| {
-        let plan = &plan;
-        let steering = &steering;
-        let stripped = &stripped;
-        let uid = &uid;
-        let settings = &settings;
-        let obj = &obj;
-        async move {
-            let replicas = plan.as_ref().map(|p| p.get(&t.name).copied().unwrap_or(0));
-            let outcome = sync_member(
-                sh,
-                settings,
-                key,
-                kind,
-                obj,
-                t,
-                live,
-                stripped,
-                replicas,
-                steering.overrides.get(&t.name),
-                uid,
-            )
-            .await;
-            (t.name.clone(), outcome)
-        }
-    }))
-    .await;
+    let results = if kind.workload == Workload::Replicated && !steering.retain_replicas {
+        // The replica plan needs every member's copy (or its absence) before any write: a
+        // member that has just gone silent delays this object's writes by at most one
+        // request timeout (one already known to be silent, not at all).
+        let lives = futures::future::join_all(targets.iter().map(|t| read_member(sh, key, kind, t))).await;
+        let plan = plan_replicas(&settings, key, &obj, &steering.preferences, &targets, &lives);
+        futures::future::join_all(targets.iter().zip(lives).map(|(t, live)| {
+            let replicas = plan.get(&t.name).copied().unwrap_or(0);
+            sync_member(sh, &desired, t, live, Some(replicas))
+        }))
+        .await
+    } else {
+        // Each member is read and written on its own: no member's write waits for
+        // another member's answer.
+        futures::future::join_all(targets.iter().map(|t| async {
+            let live = read_member(sh, key, kind, t).await;
+            sync_member(sh, &desired, t, live, None).await
+        }))
+        .await
+    };
 
     let mut status = ObjectStatus { written_status: previous.written_status.clone(), ..ObjectStatus::default() };
     let mut retry = false;
     let mut member_status = Vec::new();
-    for (cluster, outcome) in results {
+    for (t, outcome) in targets.iter().zip(results) {
+        let cluster = t.name.clone();
         retry |= outcome.retry;
         if let Some(s) = outcome.status {
             let before = previous.clusters.get(&cluster);
@@ -524,7 +687,7 @@ async fn reconcile(sh: &Shared, key: &ObjKey) -> Next {
                 let severity = if s.state == State::ClusterNotReady { Severity::Normal } else { Severity::Warning };
                 let msg =
                     format!("cluster {cluster}: {}", s.message.as_deref().unwrap_or(s.state.reason(outcome.existed)));
-                events::record(&sh.host, &obj, severity, s.state.reason(outcome.existed), &msg).await;
+                sh.event(&obj, severity, s.state.reason(outcome.existed), &msg).await;
             }
             status.clusters.insert(cluster, s);
         }
@@ -535,17 +698,69 @@ async fn reconcile(sh: &Shared, key: &ObjKey) -> Next {
     if kind.workload != Workload::None {
         let agg = aggregate(kind.workload, &member_status);
         if status.written_status.as_ref() != Some(&agg) {
-            match host_api.patch_status(&key.name, &PatchParams::default(), &Patch::Merge(json!({"status": agg}))).await
-            {
+            let patch = Patch::Merge(json!({"status": agg}));
+            match sh.host("status", key, host_api.patch_status(&key.name, &PatchParams::default(), &patch)).await {
                 Ok(_) => status.written_status = Some(agg.clone()),
-                Err(e) => debug!(object = %key, error = %short(&e), "cannot write the aggregated status"),
+                Err(e) => debug!(object = %key, error = %e, "cannot write the aggregated status"),
             }
         }
         status.aggregated = Some(agg);
     }
-    write_status_annotation(&host_api, key, &obj, &status).await;
+    write_status_annotation(sh, &host_api, key, &obj, &status).await;
     sh.set_status(key, status);
     if retry { Next::Retry } else { Next::Done }
+}
+
+/// Reads `key`'s copy in one member, unless the member is skipped (not Ready, or its
+/// gate shut); skips of placed members are logged and counted.
+async fn read_member(sh: &Shared, key: &ObjKey, kind: &Kind, t: &Target) -> Live {
+    if !t.ready {
+        if t.placed {
+            sh.skipped(&t.name, key, Skip::NotReady, false);
+        }
+        return Live::Unreachable { state: State::ClusterNotReady, reason: "cluster is not Ready".into() };
+    }
+    match sh.member(&t.name, "get", key, api(&t.client, kind, &key.namespace).get_opt(&key.name)).await {
+        Ok(Some(o)) => Live::Present(to_value(&o)),
+        Ok(None) => Live::Absent,
+        Err(e) => {
+            if t.placed && matches!(e, RequestError::Skipped(_)) {
+                sh.skipped(&t.name, key, Skip::NotAnswering, false);
+            }
+            Live::Unreachable { state: failed_state(&e), reason: e.to_string() }
+        }
+    }
+}
+
+/// Plans a Deployment's or ReplicaSet's replicas over the placed clusters where Meridian
+/// may write (read just now: Absent, or managed, or adoptable).
+fn plan_replicas(
+    settings: &Settings,
+    key: &ObjKey,
+    obj: &Value,
+    preferences: &planner::ReplicaPreferences,
+    targets: &[Target],
+    lives: &[Live],
+) -> BTreeMap<String, i64> {
+    let writable = |live: &Live| match live {
+        Live::Absent => true,
+        Live::Present(v) => template::is_managed(v) || settings.adopt,
+        Live::Unreachable { .. } => false,
+    };
+    let names: Vec<&str> =
+        targets.iter().zip(lives).filter(|(t, l)| t.placed && writable(l)).map(|(t, _)| t.name.as_str()).collect();
+    let current: BTreeMap<String, i64> = targets
+        .iter()
+        .zip(lives)
+        .filter_map(|(t, l)| match l {
+            Live::Present(v) if template::is_managed(v) => {
+                v.pointer("/spec/replicas").and_then(Value::as_i64).map(|r| (t.name.clone(), r))
+            }
+            _ => None,
+        })
+        .collect();
+    let total = obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
+    planner::plan(preferences, total, &names, &current, &format!("{}/{}", key.namespace, key.name))
 }
 
 /// What happened in one member.
@@ -570,27 +785,29 @@ impl MemberOutcome {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn sync_member(
-    sh: &Shared,
-    settings: &Settings,
-    key: &ObjKey,
-    kind: &Kind,
-    obj: &Value,
-    t: &Target,
-    live: Live,
-    stripped: &Value,
-    replicas: Option<i64>,
-    overrides: Option<&json_patch::Patch>,
-    uid: &str,
-) -> MemberOutcome {
+/// What one reconcile wants in every member, computed once.
+struct Desired<'a> {
+    settings: &'a Settings,
+    key: &'a ObjKey,
+    kind: &'a Kind,
+    /// The control-plane object.
+    obj: &'a Value,
+    /// Its template: server-set fields and steering annotations removed.
+    stripped: Value,
+    uid: String,
+    steering: &'a template::Steering,
+}
+
+/// Brings one member's copy in line with the template (`replicas` from the plan).
+async fn sync_member(sh: &Shared, d: &Desired<'_>, t: &Target, live: Live, replicas: Option<i64>) -> MemberOutcome {
+    let (settings, key, kind, obj) = (d.settings, d.key, d.kind, d.obj);
+    let overrides = d.steering.overrides.get(&t.name);
     let member_api = api(&t.client, kind, &key.namespace);
     let existing = match live {
-        Live::Unreachable(reason) => {
+        Live::Unreachable { state, reason } => {
             if !t.placed {
                 return MemberOutcome { status: None, retry: false, existed: false, member_status: None };
             }
-            let state = if t.ready { State::ApplyFailed } else { State::ClusterNotReady };
             return MemberOutcome::state(state, Some(template::redact(&reason, obj)), replicas, false);
         }
         Live::Absent => None,
@@ -601,23 +818,17 @@ async fn sync_member(
         // Namespaces stay: removing one would take everything inside with it. Only a
         // cascading delete of the Namespace removes it from members.
         if managed && kind.kind != "Namespace" {
-            match member_api.delete(&key.name, &DeleteParams::default()).await {
+            match sh.member(&t.name, "delete", key, member_api.delete(&key.name, &DeleteParams::default())).await {
                 Ok(_) => {
                     sh.metrics.write(&t.name, "delete");
                     let msg = format!("deleted from cluster {} (no longer placed there)", t.name);
-                    events::record(&sh.host, obj, Severity::Normal, "DeleteInCluster", &msg).await;
+                    sh.event(obj, Severity::Normal, "DeleteInCluster", &msg).await;
                 }
-                Err(e) if is_not_found(&e) => {}
+                Err(e) if e.is_not_found() => {}
                 Err(e) => {
-                    let msg = template::redact(&short(&e), obj);
-                    events::record(
-                        &sh.host,
-                        obj,
-                        Severity::Warning,
-                        "FailedDeleteInCluster",
-                        &format!("cluster {}: {msg}", t.name),
-                    )
-                    .await;
+                    let msg = template::redact(&e.to_string(), obj);
+                    let msg = format!("cluster {}: {msg}", t.name);
+                    sh.event(obj, Severity::Warning, "FailedDeleteInCluster", &msg).await;
                     return MemberOutcome { status: None, retry: true, existed: true, member_status: None };
                 }
             }
@@ -629,7 +840,7 @@ async fn sync_member(
         let msg = format!("an object of this name exists in cluster {} and is not managed by Meridian", t.name);
         return MemberOutcome::state(State::AlreadyExists, Some(msg), None, true);
     }
-    let desired = match template::member_copy(kind, stripped, replicas, overrides, uid) {
+    let desired = match template::member_copy(kind, &d.stripped, replicas, overrides, &d.uid) {
         Ok(d) => d,
         Err(e) => return MemberOutcome::state(State::InvalidOverride, Some(e.to_string()), replicas, existed),
     };
@@ -642,27 +853,30 @@ async fn sync_member(
     }
     if existing.is_none()
         && kind.namespaced
-        && let Err(msg) = ensure_namespace(sh, t, &key.namespace).await
+        && let Err((state, msg)) = ensure_namespace(sh, t, key).await
     {
-        return MemberOutcome::state(State::ApplyFailed, Some(msg), replicas, false);
+        return MemberOutcome::state(state, Some(msg), replicas, false);
     }
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    match member_api.patch(&key.name, &params, &Patch::Apply(&desired)).await {
+    match sh.member(&t.name, "apply", key, member_api.patch(&key.name, &params, &Patch::Apply(&desired))).await {
         Ok(applied) => {
             let (action, reason) = if existed { ("update", "UpdateInCluster") } else { ("create", "CreateInCluster") };
             sh.metrics.write(&t.name, action);
             let verb = if existed { "updated in" } else { "created in" };
             let detail = replicas.map(|r| format!(" with {r} replicas")).unwrap_or_default();
-            events::record(&sh.host, obj, Severity::Normal, reason, &format!("{verb} cluster {}{detail}", t.name))
-                .await;
+            sh.event(obj, Severity::Normal, reason, &format!("{verb} cluster {}{detail}", t.name)).await;
             info!(object = %key, cluster = %t.name, action, "propagated");
             let mut out = MemberOutcome::state(State::Synced, None, replicas, existed);
             out.member_status = to_value(&applied).get("status").cloned();
             out
         }
+        Err(e) if e.is_unanswered() => {
+            // Logged and counted where it timed out (or was skipped).
+            MemberOutcome::state(State::NotAnswering, Some(e.to_string()), replicas, existed)
+        }
         Err(e) => {
             sh.metrics.write(&t.name, "failed");
-            let msg = template::redact(&short(&e), obj);
+            let msg = template::redact(&e.to_string(), obj);
             warn!(object = %key, cluster = %t.name, error = %msg, "member rejected the object");
             MemberOutcome::state(State::ApplyFailed, Some(msg), replicas, existed)
         }
@@ -670,27 +884,32 @@ async fn sync_member(
 }
 
 /// Creates the namespace in a member when it is missing, as a managed copy of the
-/// control plane's Namespace, before a namespaced object is created there.
-async fn ensure_namespace(sh: &Shared, t: &Target, ns: &str) -> Result<(), String> {
+/// control plane's Namespace, before a namespaced object (`key`) is created there. On
+/// failure, the state and message to report for `key` in this member.
+async fn ensure_namespace(sh: &Shared, t: &Target, key: &ObjKey) -> Result<(), (State, String)> {
+    let ns = key.namespace.as_str();
     let ns_kind = kinds::get(kinds::NAMESPACE);
     let member = api(&t.client, ns_kind, "");
-    match member.get_opt(ns).await {
+    match sh.member(&t.name, "get", key, member.get_opt(ns)).await {
         Ok(Some(_)) => return Ok(()),
         Ok(None) => {}
-        Err(e) => return Err(short(&e)),
+        Err(e) => return Err((failed_state(&e), e.to_string())),
     }
-    let host_ns = sh.host_api(ns_kind, "").get_opt(ns).await.map_err(|e| short(&e))?;
+    let host_ns = sh
+        .host("get", key, sh.host_api(ns_kind, "").get_opt(ns))
+        .await
+        .map_err(|e| (State::ApplyFailed, format!("control plane: {e}")))?;
     let template = match &host_ns {
         Some(o) => to_value(o),
         None => json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
     };
     let ns_uid = template::meta_str(&template, "uid").unwrap_or_default().to_owned();
     let copy = template::member_copy(ns_kind, &template::strip(ns_kind, &template), None, None, &ns_uid)
-        .map_err(|e| e.to_string())?;
-    member
-        .patch(ns, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&copy))
+        .map_err(|e| (State::ApplyFailed, e.to_string()))?;
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    sh.member(&t.name, "apply", key, member.patch(ns, &params, &Patch::Apply(&copy)))
         .await
-        .map_err(|e| format!("cannot create namespace {ns}: {}", short(&e)))?;
+        .map_err(|e| (failed_state(&e), format!("cannot create namespace {ns}: {e}")))?;
     sh.metrics.write(&t.name, "create");
     Ok(())
 }
@@ -725,14 +944,20 @@ fn aggregate(workload: Workload, statuses: &[Value]) -> Value {
 }
 
 /// Writes the `meridian.io/sync-status` annotation when it changed.
-async fn write_status_annotation(host_api: &Api<DynamicObject>, key: &ObjKey, obj: &Value, s: &ObjectStatus) {
+async fn write_status_annotation(
+    sh: &Shared,
+    host_api: &Api<DynamicObject>,
+    key: &ObjKey,
+    obj: &Value,
+    s: &ObjectStatus,
+) {
     let text = s.annotation().to_string();
     if template::annotation(obj, STATUS_ANNOTATION) == Some(text.as_str()) {
         return;
     }
-    let patch = json!({"metadata": {"annotations": {STATUS_ANNOTATION: text}}});
-    if let Err(e) = host_api.patch(&key.name, &PatchParams::default(), &Patch::Merge(patch)).await {
-        debug!(object = %key, error = %short(&e), "cannot write the status annotation");
+    let patch = Patch::Merge(json!({"metadata": {"annotations": {STATUS_ANNOTATION: text}}}));
+    if let Err(e) = sh.host("status", key, host_api.patch(&key.name, &PatchParams::default(), &patch)).await {
+        debug!(object = %key, error = %e, "cannot write the status annotation");
     }
 }
 
@@ -749,19 +974,27 @@ async fn patch_finalizers(
 }
 
 /// A control-plane object marked for deletion: cascade or orphan in every member, then
-/// release the finalizer. Members that cannot be reached block the release until the
-/// deletion timeout; then their copies are reported as leftovers.
+/// release the finalizer. Members are handled concurrently; one that is not Ready, does
+/// not answer or fails blocks the release until the deletion timeout (reported once by
+/// an Event), after which its copy is reported as left over. A silent member costs a
+/// pass one request timeout (the request that finds it silent), and nothing once its
+/// gate is shut, so it delays the release past the deletion timeout by at most that.
 async fn delete(sh: &Shared, settings: &Settings, key: &ObjKey, kind: &Kind, obj: &Value) -> Next {
     let fins = template::finalizers(obj);
     if !fins.iter().any(|f| f == FINALIZER) {
         return Next::Done;
     }
-    let since = *sh.deleting_since.lock().entry(key.clone()).or_insert_with(Instant::now);
+    let since = sh
+        .deleting
+        .lock()
+        .entry(key.clone())
+        .or_insert_with(|| Deleting { since: Instant::now(), announced: BTreeSet::new() })
+        .since;
     let mut policy = template::delete_policy(obj);
     if policy == DeletePolicy::Orphan && kind.namespaced {
         // Objects deleted because their namespace is: the namespace's deletion decides.
         let ns_kind = kinds::get(kinds::NAMESPACE);
-        if let Ok(Some(ns)) = sh.host_api(ns_kind, "").get_opt(&key.namespace).await {
+        if let Ok(Some(ns)) = sh.host("get", key, sh.host_api(ns_kind, "").get_opt(&key.namespace)).await {
             let ns = to_value(&ns);
             if template::meta_str(&ns, "deletionTimestamp").is_some() {
                 policy = template::delete_policy(&ns);
@@ -770,56 +1003,40 @@ async fn delete(sh: &Shared, settings: &Settings, key: &ObjKey, kind: &Kind, obj
     }
     let members = sh.discovery.members();
     let snap = sh.discovery.table().snapshot();
-    let mut blocked: Vec<(String, String)> = Vec::new();
-    for (name, m) in &members {
+    let announced = sh.deleting.lock().get(key).map(|d| d.announced.clone()).unwrap_or_default();
+    let deletion = Deletion { key, kind, obj, policy };
+    let outcomes = futures::future::join_all(members.iter().map(|(name, m)| async {
         let ready = snap.clusters.get(name.as_str()).is_some_and(|c| c.state == ClusterState::Ready);
-        if !ready {
-            blocked.push((name.clone(), "cluster is not Ready".into()));
-            continue;
-        }
-        let member_api = api(&m.client, kind, &key.namespace);
-        let live = match member_api.get_opt(&key.name).await {
-            Ok(Some(o)) => to_value(&o),
-            Ok(None) => continue,
-            Err(e) => {
-                blocked.push((name.clone(), short(&e)));
-                continue;
-            }
+        let again = announced.contains(name);
+        let outcome = if ready {
+            delete_in_member(sh, &deletion, name, &m.client, again).await
+        } else {
+            sh.skipped(name, key, Skip::NotReady, again);
+            Err(Blocked { state: State::ClusterNotReady, reason: "cluster is not Ready".into() })
         };
-        if !template::is_managed(&live) {
-            continue;
+        outcome.err().map(|b| (name.clone(), b))
+    }))
+    .await;
+    let blocked: Vec<(String, Blocked)> = outcomes.into_iter().flatten().collect();
+    // Say once per deletion which members hold it up (failures have their own Events).
+    let fresh: Vec<(String, String)> = {
+        let mut d = sh.deleting.lock();
+        match d.get_mut(key) {
+            Some(entry) => blocked
+                .iter()
+                .filter(|(_, b)| b.state != State::ApplyFailed)
+                .filter(|(c, _)| entry.announced.insert(c.clone()))
+                .map(|(c, b)| (c.clone(), b.reason.clone()))
+                .collect(),
+            None => Vec::new(),
         }
-        let result = match policy {
-            DeletePolicy::Cascade => member_api.delete(&key.name, &DeleteParams::background()).await.map(|_| ()),
-            DeletePolicy::Orphan => member_api
-                .patch(&key.name, &PatchParams::default(), &Patch::Merge(template::unmark_patch()))
-                .await
-                .map(|_| ()),
-        };
-        let (verb, reason, action) = match policy {
-            DeletePolicy::Cascade => ("deleted from", "DeleteInCluster", "delete"),
-            DeletePolicy::Orphan => ("orphaned in", "OrphanInCluster", "orphan"),
-        };
-        match result {
-            Ok(()) => {
-                sh.metrics.write(name, action);
-                info!(object = %key, cluster = %name, action, "deletion propagated");
-                events::record(&sh.host, obj, Severity::Normal, reason, &format!("{verb} cluster {name}")).await;
-            }
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => {
-                let msg = template::redact(&short(&e), obj);
-                events::record(
-                    &sh.host,
-                    obj,
-                    Severity::Warning,
-                    &format!("Failed{reason}"),
-                    &format!("cluster {name}: {msg}"),
-                )
-                .await;
-                blocked.push((name.clone(), msg));
-            }
-        }
+    };
+    for (cluster, reason) in fresh {
+        let msg = format!(
+            "cluster {cluster}: {reason}; the deletion waits for it for at most {:?}",
+            settings.deletion_timeout
+        );
+        sh.event(obj, Severity::Normal, "DeletionWaiting", &msg).await;
     }
     // Clusters removed from the registry that had a copy are left behind at once.
     let previous = sh.book.lock().objects.get(key).cloned().unwrap_or_default();
@@ -829,7 +1046,7 @@ async fn delete(sh: &Shared, settings: &Settings, key: &ObjKey, kind: &Kind, obj
         .filter(|(c, s)| !members.contains_key(*c) && s.state == State::Synced)
         .map(|(c, _)| (c.clone(), "cluster was removed from the configuration".to_owned()))
         .collect();
-    if kind.kind == "Namespace" && namespace_has_federated_objects(sh, &key.name).await {
+    if kind.kind == "Namespace" && namespace_has_federated_objects(sh, key).await {
         // Its objects finish first, each by its own rules; the namespace waits for them.
         return Next::CheckAfter(DELETION_RECHECK);
     }
@@ -838,43 +1055,119 @@ async fn delete(sh: &Shared, settings: &Settings, key: &ObjKey, kind: &Kind, obj
         if waited < settings.deletion_timeout {
             return Next::CheckAfter(DELETION_RECHECK.min(settings.deletion_timeout - waited));
         }
-        leftovers.extend(blocked);
+        leftovers.extend(blocked.into_iter().map(|(c, b)| (c, b.reason)));
     }
     if !leftovers.is_empty() {
         let list: Vec<String> = leftovers.iter().map(|(c, r)| format!("{c} ({r})")).collect();
         let msg =
             format!("released after {:?} with copies possibly left in: {}", settings.deletion_timeout, list.join(", "));
         warn!(object = %key, clusters = %list.join(", "), "deletion timed out; leftovers reported");
-        events::record(&sh.host, obj, Severity::Warning, "DeletionTimedOut", &msg).await;
+        sh.event(obj, Severity::Warning, "DeletionTimedOut", &msg).await;
         let mut book = sh.book.lock();
         for (cluster, reason) in leftovers {
             book.leftover(Leftover { object: key.to_string(), cluster, reason, at: SystemTime::now() });
         }
     }
     let rest: Vec<String> = fins.into_iter().filter(|f| f != FINALIZER).collect();
-    match patch_finalizers(&sh.host_api(kind, &key.namespace), &key.name, obj, rest).await {
+    let host_api = sh.host_api(kind, &key.namespace);
+    match sh.host("finalizer", key, patch_finalizers(&host_api, &key.name, obj, rest)).await {
         Ok(_) => {
             sh.forget(key);
             Next::Done
         }
-        Err(e) if is_not_found(&e) => Next::Done,
+        Err(e) if e.is_not_found() => Next::Done,
         Err(e) => {
-            debug!(object = %key, error = %short(&e), "cannot release the finalizer; retrying");
+            debug!(object = %key, error = %e, "cannot release the finalizer; retrying");
             Next::Retry
         }
     }
 }
 
-async fn namespace_has_federated_objects(sh: &Shared, ns: &str) -> bool {
+/// Why a member holds a deletion up.
+struct Blocked {
+    /// `ClusterNotReady`, `NotAnswering` or `ApplyFailed`.
+    state: State,
+    reason: String,
+}
+
+/// The deletion of one control-plane object, as each member sees it.
+struct Deletion<'a> {
+    key: &'a ObjKey,
+    kind: &'a Kind,
+    obj: &'a Value,
+    policy: DeletePolicy,
+}
+
+/// Cascades or orphans the copy in one Ready member. `Ok` when nothing is left to do
+/// there. `again`: this member was already reported holding the deletion up.
+async fn delete_in_member(
+    sh: &Shared,
+    d: &Deletion<'_>,
+    cluster: &str,
+    client: &Client,
+    again: bool,
+) -> Result<(), Blocked> {
+    let (key, kind, obj, policy) = (d.key, d.kind, d.obj, d.policy);
+    let blocked = |e: &RequestError| Blocked { state: failed_state(e), reason: template::redact(&e.to_string(), obj) };
+    let member_api = api(client, kind, &key.namespace);
+    let live = match sh.member(cluster, "get", key, member_api.get_opt(&key.name)).await {
+        Ok(Some(o)) => to_value(&o),
+        Ok(None) => return Ok(()),
+        Err(e) => {
+            if matches!(e, RequestError::Skipped(_)) {
+                sh.skipped(cluster, key, Skip::NotAnswering, again);
+            }
+            return Err(blocked(&e));
+        }
+    };
+    if !template::is_managed(&live) {
+        return Ok(());
+    }
+    let result = match policy {
+        DeletePolicy::Cascade => sh
+            .member(cluster, "delete", key, member_api.delete(&key.name, &DeleteParams::background()))
+            .await
+            .map(|_| ()),
+        DeletePolicy::Orphan => {
+            let patch = Patch::Merge(template::unmark_patch());
+            sh.member(cluster, "orphan", key, member_api.patch(&key.name, &PatchParams::default(), &patch))
+                .await
+                .map(|_| ())
+        }
+    };
+    let (verb, reason, action) = match policy {
+        DeletePolicy::Cascade => ("deleted from", "DeleteInCluster", "delete"),
+        DeletePolicy::Orphan => ("orphaned in", "OrphanInCluster", "orphan"),
+    };
+    match result {
+        Ok(()) => {
+            sh.metrics.write(cluster, action);
+            info!(object = %key, cluster = %cluster, action, "deletion propagated");
+            sh.event(obj, Severity::Normal, reason, &format!("{verb} cluster {cluster}")).await;
+            Ok(())
+        }
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => {
+            let b = blocked(&e);
+            if b.state == State::ApplyFailed {
+                let msg = format!("cluster {cluster}: {}", b.reason);
+                sh.event(obj, Severity::Warning, &format!("Failed{reason}"), &msg).await;
+            }
+            Err(b)
+        }
+    }
+}
+
+async fn namespace_has_federated_objects(sh: &Shared, key: &ObjKey) -> bool {
     for kind in KINDS.iter().filter(|k| k.namespaced) {
         let lp = ListParams::default().limit(50);
-        match sh.host_api(kind, ns).list(&lp).await {
+        match sh.host("list", key, sh.host_api(kind, &key.name).list(&lp)).await {
             Ok(list) => {
                 if list.items.iter().any(|o| o.finalizers().iter().any(|f| f == FINALIZER)) {
                     return true;
                 }
             }
-            Err(e) if is_not_found(&e) => {}
+            Err(e) if e.is_not_found() => {}
             Err(_) => return true,
         }
     }

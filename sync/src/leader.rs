@@ -8,7 +8,13 @@
 //! leader stops syncing once its last successful renewal (timed from when the request
 //! was sent) is older than two thirds of that. The leader thus always stops before a
 //! follower can start, whatever the clocks of the machines say.
+//!
+//! A silent control plane cannot stall the elector: each Lease request has a deadline
+//! (`[sync] request_timeout`, at most half the renew deadline, so a read and a write fit
+//! in it), and a leader's renewal as a whole is cut off at the renew deadline, so it
+//! stops syncing on time even while its requests hang.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -19,6 +25,9 @@ use kube::api::{Api, PostParams};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
+
+use crate::gate::RequestError;
+use crate::metrics::Metrics;
 
 /// Name of the Lease.
 pub(crate) const LEASE_NAME: &str = "meridian-sync";
@@ -40,22 +49,50 @@ pub(crate) struct Elector {
     api: Api<Lease>,
     identity: String,
     duration: Duration,
+    /// `[sync] request_timeout`; see [`Elector::request_timeout`].
+    request_timeout: Duration,
     leader: watch::Sender<bool>,
+    /// For the timeouts metric, labelled with the control plane's name.
+    metrics: Metrics,
+    host_name: String,
 }
 
 impl Elector {
     pub(crate) fn new(
         host: Client,
+        host_name: String,
         namespace: &str,
         identity: String,
         duration: Duration,
+        request_timeout: Duration,
+        metrics: Metrics,
     ) -> (Self, watch::Receiver<bool>) {
         let (leader, rx) = watch::channel(false);
-        (Self { api: Api::namespaced(host, namespace), identity, duration, leader }, rx)
+        let api = Api::namespaced(host, namespace);
+        (Self { api, identity, duration, request_timeout, leader, metrics, host_name }, rx)
     }
 
     fn renew_deadline(&self) -> Duration {
         self.duration * 2 / 3
+    }
+
+    /// Deadline of one Lease request: `[sync] request_timeout`, but at most half the
+    /// renew deadline, so that a renewal's read and write both fit in it.
+    fn request_timeout(&self) -> Duration {
+        self.request_timeout.min(self.renew_deadline() / 2)
+    }
+
+    /// One Lease request under its deadline.
+    async fn call<T>(&self, request: impl Future<Output = Result<T, kube::Error>>) -> Result<T, RequestError> {
+        let limit = self.request_timeout();
+        match tokio::time::timeout(limit, request).await {
+            Ok(r) => r.map_err(RequestError::Api),
+            Err(_) => {
+                self.metrics.timed_out(&self.host_name, "lease");
+                info!(cluster = %self.host_name, timeout = ?limit, "control-plane request timed out (Lease)");
+                Err(RequestError::TimedOut(limit))
+            }
+        }
     }
 
     fn retry_period(&self) -> Duration {
@@ -75,7 +112,21 @@ impl Elector {
     pub(crate) async fn run(self, shutdown: CancellationToken) {
         let mut state = State::Unknown;
         loop {
-            state = self.step(state).await;
+            state = match state {
+                // The renewal must end by the renew deadline, answered or not: until it
+                // ends, this replica still counts itself the leader.
+                State::Leading { renewed } => {
+                    let deadline = tokio::time::Instant::from_std(renewed + self.renew_deadline());
+                    match tokio::time::timeout_at(deadline, self.step(state.clone())).await {
+                        Ok(next) => next,
+                        Err(_) => {
+                            warn!("renew deadline passed while renewing the sync Lease; no longer syncing");
+                            State::Unknown
+                        }
+                    }
+                }
+                other => self.step(other).await,
+            };
             let leading = matches!(state, State::Leading { .. });
             self.set_leader(leading);
             tokio::select! {
@@ -91,7 +142,7 @@ impl Elector {
 
     async fn step(&self, state: State) -> State {
         let sent = Instant::now();
-        let lease = match self.api.get_opt(LEASE_NAME).await {
+        let lease = match self.call(self.api.get_opt(LEASE_NAME)).await {
             Ok(l) => l,
             Err(e) => {
                 warn!(error = %e, "cannot read the sync Lease");
@@ -99,13 +150,17 @@ impl Elector {
             }
         };
         let Some(lease) = lease else {
-            return match self.api.create(&PostParams::default(), &self.lease(None, 0)).await {
+            return match self.call(self.api.create(&PostParams::default(), &self.lease(None, 0))).await {
                 Ok(_) => {
                     info!(identity = %self.identity, "acquired the sync Lease");
                     State::Leading { renewed: sent }
                 }
-                Err(e) => {
+                Err(e) if e.is_conflict() => {
                     info!(error = %e, "another replica created the sync Lease first");
+                    State::Unknown
+                }
+                Err(e) => {
+                    warn!(error = %e, "cannot create the sync Lease");
                     State::Unknown
                 }
             };
@@ -115,11 +170,8 @@ impl Elector {
         let holder = spec.holder_identity.clone().unwrap_or_default();
         let transitions = spec.lease_transitions.unwrap_or(0);
         if holder == self.identity {
-            return match self
-                .api
-                .replace(LEASE_NAME, &PostParams::default(), &self.lease(Some(&lease), transitions))
-                .await
-            {
+            let renewal = self.lease(Some(&lease), transitions);
+            return match self.call(self.api.replace(LEASE_NAME, &PostParams::default(), &renewal)).await {
                 Ok(_) => State::Leading { renewed: sent },
                 Err(e) => {
                     warn!(error = %e, "cannot renew the sync Lease");
@@ -140,13 +192,18 @@ impl Elector {
         if !expired {
             return State::Following { resource_version: rv, since };
         }
-        match self.api.replace(LEASE_NAME, &PostParams::default(), &self.lease(Some(&lease), transitions + 1)).await {
+        let takeover = self.lease(Some(&lease), transitions + 1);
+        match self.call(self.api.replace(LEASE_NAME, &PostParams::default(), &takeover)).await {
             Ok(_) => {
                 info!(identity = %self.identity, previous = %holder, "took over the sync Lease");
                 State::Leading { renewed: sent }
             }
-            Err(e) => {
+            Err(e) if e.is_conflict() => {
                 info!(error = %e, "another replica took the sync Lease first");
+                State::Unknown
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot take over the sync Lease");
                 State::Unknown
             }
         }
@@ -195,7 +252,7 @@ impl Elector {
     }
 
     async fn release(&self) {
-        let Ok(Some(lease)) = self.api.get_opt(LEASE_NAME).await else { return };
+        let Ok(Some(lease)) = self.call(self.api.get_opt(LEASE_NAME)).await else { return };
         let holder = lease.spec.as_ref().and_then(|s| s.holder_identity.as_deref());
         if holder != Some(self.identity.as_str()) {
             return;
@@ -204,7 +261,7 @@ impl Elector {
         if let Some(spec) = released.spec.as_mut() {
             spec.holder_identity = None;
         }
-        match self.api.replace(LEASE_NAME, &PostParams::default(), &released).await {
+        match self.call(self.api.replace(LEASE_NAME, &PostParams::default(), &released)).await {
             Ok(_) => info!("released the sync Lease"),
             Err(e) => warn!(error = %e, "cannot release the sync Lease; a successor waits for its expiry"),
         }

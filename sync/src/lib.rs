@@ -5,6 +5,8 @@
 //! Layout:
 //! - `lib.rs`: [`Sync`], the running module (start, reload, status, shutdown).
 //! - `controller`: watches, the work queue's workers and the reconcile of one object.
+//! - `gate`: request deadlines, and the per-member gate that skips a member whose
+//!   request timed out until a probe gets an answer.
 //! - [`planner`]: the replica planner (pure).
 //! - [`template`]: annotations, the member copy of a template, the deletion decision (pure).
 //! - [`selector`]: label selectors over cluster labels (pure).
@@ -21,6 +23,7 @@
 mod controller;
 mod error;
 mod events;
+mod gate;
 mod join;
 mod kinds;
 mod leader;
@@ -77,14 +80,18 @@ impl Sync {
         }
         let metrics = metrics::Metrics::register(registry);
         let identity = config.sync.identity.clone().unwrap_or_else(default_identity);
+        let host_name = config.sync.host.as_ref().map_or_else(|| "host".to_owned(), |h| h.name.clone());
         let (elector, leader) = leader::Elector::new(
             host.clone(),
+            host_name.clone(),
             &config.sync.lease_namespace,
             identity.clone(),
             config.sync.lease_duration.as_std(),
+            config.sync.request_timeout.as_std(),
+            metrics.clone(),
         );
         let settings = controller::Settings::from_config(config);
-        let shared = Arc::new(controller::Shared::new(host, discovery, settings, leader, metrics));
+        let shared = Arc::new(controller::Shared::new(host, host_name, discovery, settings, leader, metrics));
         let shutdown = CancellationToken::new();
         let mut tasks = controller::spawn(shared.clone(), shutdown.clone());
         tasks.push(tokio::spawn(elector.run(shutdown.clone())));
@@ -93,7 +100,8 @@ impl Sync {
     }
 
     /// Applies a new configuration: placement labels, exclusions, adoption, timeouts.
-    /// The control plane, the Lease settings and `enabled` take effect on restart.
+    /// The control plane, the Lease settings (and the request timeout of the Lease's
+    /// requests) and `enabled` take effect on restart.
     pub fn reload(&self, config: &Config) {
         if let Some(r) = &self.running {
             *r.shared.settings.write() = Arc::new(controller::Settings::from_config(config));
@@ -104,7 +112,8 @@ impl Sync {
     }
 
     /// For `meridian status` and the admin API: whether this replica leads, and every
-    /// object's state in every member, plus copies that deletions left behind.
+    /// object's state in every member, plus copies that deletions left behind and the
+    /// members skipped because they stopped answering.
     pub fn status(&self) -> Value {
         match &self.running {
             None => json!({"enabled": false}),
@@ -114,6 +123,7 @@ impl Sync {
                 v["identity"] = json!(r.identity);
                 v["leader"] = json!(r.shared.is_leader());
                 v["queued"] = json!(r.shared.queue.len());
+                v["not_answering"] = json!(r.shared.gates.shut_members());
                 v
             }
         }

@@ -13,6 +13,18 @@ struct WriteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    cluster: String,
+    op: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SkipLabels {
+    cluster: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: String,
 }
@@ -24,6 +36,8 @@ pub(crate) struct Metrics {
     reconciles: Family<ResultLabels, Counter>,
     writes: Family<WriteLabels, Counter>,
     objects: Gauge,
+    timeouts: Family<RequestLabels, Counter>,
+    skips: Family<SkipLabels, Counter>,
 }
 
 impl Metrics {
@@ -41,6 +55,16 @@ impl Metrics {
             m.writes.clone(),
         );
         registry.register("meridian_sync_objects", "Federated objects with a known status", m.objects.clone());
+        registry.register(
+            "meridian_sync_request_timeouts",
+            "Requests to a member or the control plane that got no answer within [sync] request_timeout, by cluster and operation",
+            m.timeouts.clone(),
+        );
+        registry.register(
+            "meridian_sync_member_skips",
+            "Members left out of an object's reconcile or deletion, by cluster and reason (not_ready: discovery has it Offline or Pending; not_answering: a request timed out and no probe has been answered since)",
+            m.skips.clone(),
+        );
         m
     }
 
@@ -54,6 +78,14 @@ impl Metrics {
 
     pub(crate) fn write(&self, cluster: &str, action: &str) {
         self.writes.get_or_create(&WriteLabels { cluster: cluster.to_owned(), action: action.to_owned() }).inc();
+    }
+
+    pub(crate) fn timed_out(&self, cluster: &str, op: &str) {
+        self.timeouts.get_or_create(&RequestLabels { cluster: cluster.to_owned(), op: op.to_owned() }).inc();
+    }
+
+    pub(crate) fn skipped(&self, cluster: &str, reason: &str) {
+        self.skips.get_or_create(&SkipLabels { cluster: cluster.to_owned(), reason: reason.to_owned() }).inc();
     }
 
     pub(crate) fn objects(&self, n: usize) {

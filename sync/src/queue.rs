@@ -2,12 +2,16 @@
 //!
 //! Like client-go's workqueue: a key is queued at most once, a key being worked on is
 //! never handed to a second worker (a change during the work requeues it afterwards),
-//! and failures are retried after an exponential backoff that resets on success.
+//! and failures are retried after an exponential backoff that resets on success. A key
+//! has at most one pending delayed add ([`Queue::add_after`]), so a deletion that is
+//! rechecked every half second stays one recheck however often it is triggered.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -40,6 +44,8 @@ struct Inner {
     /// Added while active: requeue when the worker is done.
     dirty: HashSet<ObjKey>,
     failures: HashMap<ObjKey, u32>,
+    /// When the pending delayed add of each key fires.
+    scheduled: HashMap<ObjKey, Instant>,
 }
 
 #[derive(Clone, Default)]
@@ -114,11 +120,31 @@ impl Queue {
     }
 
     /// Requeues `key` after `delay` without counting a failure (a deadline to check).
+    /// Without effect when a delayed add of `key` already fires by then.
     pub(crate) fn add_after(&self, key: ObjKey, delay: Duration) {
+        let at = Instant::now() + delay;
+        {
+            let mut g = self.inner.lock();
+            if g.scheduled.get(&key).is_some_and(|pending| *pending <= at) {
+                return;
+            }
+            g.scheduled.insert(key.clone(), at);
+        }
         let q = self.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            q.add(key);
+            tokio::time::sleep_until(at).await;
+            let mine = {
+                let mut g = q.inner.lock();
+                let mine = g.scheduled.get(&key) == Some(&at);
+                if mine {
+                    g.scheduled.remove(&key);
+                }
+                mine
+            };
+            // An earlier add replaced this one and fires (or fired) in its place.
+            if mine {
+                q.add(key);
+            }
         });
     }
 
@@ -150,6 +176,20 @@ mod tests {
         assert_eq!(q.len(), 0);
         q.done(&a, false, Duration::from_millis(1), Duration::from_millis(1));
         assert_eq!(q.next().await, key("a"));
+    }
+
+    /// However often a recheck is asked for, one add per key is pending: the earliest.
+    #[tokio::test]
+    async fn delayed_adds_of_a_key_collapse_into_the_earliest() {
+        let q = Queue::default();
+        q.add_after(key("a"), Duration::from_millis(200));
+        q.add_after(key("a"), Duration::from_millis(50));
+        q.add_after(key("a"), Duration::from_millis(100));
+        let first = tokio::time::timeout(Duration::from_secs(2), q.next()).await;
+        assert_eq!(first.ok(), Some(key("a")));
+        q.done(&key("a"), false, Duration::from_millis(1), Duration::from_millis(1));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(q.len(), 0, "a replaced delayed add fired too");
     }
 
     #[tokio::test]

@@ -19,6 +19,10 @@ pub(crate) enum State {
     AlreadyExists,
     /// The cluster is placed but not Ready (Offline or Pending); nothing is changed there.
     ClusterNotReady,
+    /// The cluster is placed and Ready by discovery's probe, but a request of sync's got
+    /// no answer within `[sync] request_timeout`: it is skipped (nothing is changed there)
+    /// until a probe gets an answer, and then every object is reconciled again.
+    NotAnswering,
     /// The member rejected the write or could not be reached; retried with backoff.
     ApplyFailed,
     /// This cluster's override does not apply to the template.
@@ -32,6 +36,7 @@ impl State {
             State::Synced => "Synced",
             State::AlreadyExists => "AlreadyExists",
             State::ClusterNotReady => "ClusterNotReady",
+            State::NotAnswering => "ClusterNotAnswering",
             State::ApplyFailed if existed => "FailedUpdateInCluster",
             State::ApplyFailed => "FailedCreateInCluster",
             State::InvalidOverride => "InvalidOverride",

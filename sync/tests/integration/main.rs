@@ -2,6 +2,7 @@
 
 mod deletion;
 mod drift;
+mod faults;
 mod join;
 mod leader;
 mod propagation;

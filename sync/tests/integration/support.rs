@@ -1,6 +1,10 @@
 //! Shared set-up: a simulator with a control plane `host` and members `m1`..`m3`, a
-//! discovery registry over the members, sync started against them, and kubectl.
+//! discovery registry over the members, sync started against them, and kubectl. Any of
+//! the clusters can be put behind a fault proxy ([`Options::proxied`]): sync and
+//! discovery then reach it through the proxy, kubectl still directly.
 
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -12,6 +16,7 @@ use meridian_discovery::table::ClusterState;
 use meridian_discovery::{Discovery, Metrics, SimulatorLink, registry};
 use meridian_sim::{ClusterSpec, SimOptions, Simulator};
 use meridian_sync::Sync;
+use meridian_testkit::FaultProxy;
 use prometheus_client::registry::Registry;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
@@ -34,8 +39,31 @@ simulated = true
 labels = { continent = "asia", tier = "secondary" }
 "#;
 
+/// What a test may change in the set-up; [`Options::default`] is what most tests use.
+pub(crate) struct Options {
+    /// Clusters (`host` or members) that sync and discovery reach through a
+    /// [`FaultProxy`] each; kubectl reaches every cluster directly.
+    pub(crate) proxied: &'static [&'static str],
+    /// Discovery's failed `/readyz` probes (one per 200 ms) before a cluster is Offline.
+    pub(crate) offline_after: u32,
+    pub(crate) deletion_timeout: &'static str,
+    pub(crate) request_timeout: &'static str,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        // The request timeout is generous for loopback, so that a busy test machine does
+        // not make the tests without faults meet it.
+        Self { proxied: &[], offline_after: 1, deletion_timeout: "3s", request_timeout: "2s" }
+    }
+}
+
 /// A test configuration: fast probes, short Lease, resync and deletion timeout.
 pub(crate) fn config_text(members: &str) -> String {
+    config_text_with(members, &Options::default())
+}
+
+pub(crate) fn config_text_with(members: &str, o: &Options) -> String {
     format!(
         r#"# test federation
 name = "t"
@@ -44,34 +72,49 @@ dns_zone = "t.test"
 [discovery]
 probe_interval = "200ms"
 probe_timeout = "500ms"
-offline_after = 1
+offline_after = {offline_after}
 
 [sync]
 enabled = true
 resync_interval = "3s"
-deletion_timeout = "3s"
+deletion_timeout = "{deletion_timeout}"
 lease_duration = "2s"
 retry_max = "1s"
+request_timeout = "{request_timeout}"
 
 [sync.host]
 name = "host"
 simulated = true
-"#
+"#,
+        offline_after = o.offline_after,
+        deletion_timeout = o.deletion_timeout,
+        request_timeout = o.request_timeout,
     )
 }
 
 pub(crate) struct Env {
     pub(crate) sim: Simulator,
     pub(crate) dir: tempfile::TempDir,
+    /// Reaches every cluster directly: kubectl's.
     pub(crate) kubeconfig: PathBuf,
+    /// What sync and discovery use: proxied clusters point at their proxy.
+    pub(crate) sync_kubeconfig: PathBuf,
     pub(crate) config: Config,
     pub(crate) discovery: Arc<Discovery>,
     pub(crate) sync: Option<Sync>,
+    /// The first sync replica's metrics.
+    pub(crate) metrics: Registry,
+    /// The fault proxy in front of each proxied cluster, by cluster name.
+    pub(crate) proxies: BTreeMap<String, FaultProxy>,
 }
 
 impl Env {
     /// Starts everything and waits until the members are Ready and sync leads.
     pub(crate) async fn start() -> Result<Env> {
+        Self::start_with(Options::default()).await
+    }
+
+    pub(crate) async fn start_with(options: Options) -> Result<Env> {
         let _ = tracing_init();
         let sim = Simulator::new(SimOptions { backends: false, ..SimOptions::default() });
         for name in ["host", "m1", "m2", "m3"] {
@@ -80,14 +123,47 @@ impl Env {
         let dir = tempfile::tempdir()?;
         let kubeconfig = dir.path().join("kubeconfig");
         sim.write_kubeconfig(&kubeconfig)?;
-        let config = Config::parse(&config_text(MEMBERS), Path::new("test.toml"), dir.path())?;
-        let discovery = Discovery::new(Metrics::default(), SimulatorLink { kubeconfig: Some(kubeconfig.clone()) });
+        let mut proxies = BTreeMap::new();
+        for name in options.proxied {
+            let cluster = sim.cluster(name).with_context(|| format!("no cluster {name}"))?;
+            let upstream = SocketAddr::from((Ipv4Addr::LOCALHOST, cluster.port()));
+            proxies.insert((*name).to_owned(), FaultProxy::start(upstream).await?);
+        }
+        let sync_kubeconfig = if proxies.is_empty() {
+            kubeconfig.clone()
+        } else {
+            let mut kc = kube::config::Kubeconfig::read_from(&kubeconfig)?;
+            for c in &mut kc.clusters {
+                if let (Some(proxy), Some(cluster)) = (proxies.get(&c.name), c.cluster.as_mut()) {
+                    cluster.server = Some(proxy.url());
+                }
+            }
+            let path = dir.path().join("sync-kubeconfig");
+            // JSON is YAML: kube reads it as a kubeconfig.
+            std::fs::write(&path, serde_json::to_string(&kc)?)?;
+            path
+        };
+        let text = config_text_with(MEMBERS, &options);
+        let config = Config::parse(&text, Path::new("test.toml"), dir.path())?;
+        let discovery = Discovery::new(Metrics::default(), SimulatorLink { kubeconfig: Some(sync_kubeconfig.clone()) });
         let errors = discovery.apply(&config).await;
         if !errors.is_empty() {
             bail!("discovery: {errors:?}");
         }
-        let mut env = Env { sim, dir, kubeconfig, config, discovery, sync: None };
-        env.sync = Some(env.start_sync().await?);
+        let mut env = Env {
+            sim,
+            dir,
+            kubeconfig,
+            sync_kubeconfig,
+            config,
+            discovery,
+            sync: None,
+            metrics: Registry::default(),
+            proxies,
+        };
+        let mut metrics = Registry::default();
+        env.sync = Some(env.start_sync_into(&mut metrics).await?);
+        env.metrics = metrics;
         env.wait_ready(&["m1", "m2", "m3"]).await?;
         let sync = env.sync()?;
         eventually("sync leads", Duration::from_secs(10), || async { sync.status()["leader"] == true }).await?;
@@ -96,9 +172,34 @@ impl Env {
 
     /// Starts one more sync replica against the same control plane and members.
     pub(crate) async fn start_sync(&self) -> Result<Sync> {
-        let host = registry::connect("host", &self.kubeconfig, Some("host")).await?;
-        let mut reg = Registry::default();
-        Ok(Sync::start(&self.config, host, self.discovery.clone(), &mut reg).await?)
+        self.start_sync_into(&mut Registry::default()).await
+    }
+
+    async fn start_sync_into(&self, metrics: &mut Registry) -> Result<Sync> {
+        let host = registry::connect("host", &self.sync_kubeconfig, Some("host")).await?;
+        Ok(Sync::start(&self.config, host, self.discovery.clone(), metrics).await?)
+    }
+
+    /// The fault proxy in front of `cluster`.
+    pub(crate) fn proxy(&self, cluster: &str) -> Result<&FaultProxy> {
+        self.proxies.get(cluster).with_context(|| format!("{cluster} is not behind a fault proxy"))
+    }
+
+    /// The sum of a metric's samples whose labels include all of `labels`, from the
+    /// first replica's registry in the Prometheus text format.
+    pub(crate) fn metric(&self, name: &str, labels: &[(&str, &str)]) -> Result<f64> {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.metrics)?;
+        let mut sum = 0.0;
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let Some((series, value)) = line.rsplit_once(' ') else { continue };
+            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+            let wanted = labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+            if metric == name && wanted {
+                sum += value.parse::<f64>()?;
+            }
+        }
+        Ok(sum)
     }
 
     pub(crate) fn sync(&self) -> Result<&Sync> {
