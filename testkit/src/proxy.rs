@@ -52,6 +52,9 @@ pub struct FaultProxy {
     addr: SocketAddr,
     upstream: SocketAddr,
     mode: watch::Sender<Mode>,
+    /// Bumped by [`FaultProxy::forget_open`]; a connection accepted before the current
+    /// value stays stalled for good.
+    forgotten: watch::Sender<u64>,
     accepted: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
@@ -77,9 +80,11 @@ impl FaultProxy {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let (mode, rx) = watch::channel(Mode::Pass);
+        let (forgotten, forgotten_rx) = watch::channel(0);
         let accepted = Arc::new(AtomicUsize::new(0));
-        let task = tokio::spawn(serve(listener, upstream, rx, accepted.clone()));
-        Ok(FaultProxy { addr, upstream, mode, accepted, task })
+        let task =
+            tokio::spawn(serve(listener, upstream, Modes { mode: rx, forgotten: forgotten_rx }, accepted.clone()));
+        Ok(FaultProxy { addr, upstream, mode, forgotten, accepted, task })
     }
 
     /// Where clients connect.
@@ -106,6 +111,14 @@ impl FaultProxy {
         *self.mode.borrow()
     }
 
+    /// The connections open now go silent for good, whatever the mode does later; new
+    /// ones follow the mode. This is what a long partition leaves behind once it heals:
+    /// the far end gave up on its connections and the close was lost on the way, so the
+    /// near end waits on them for ever unless its own deadlines notice.
+    pub fn forget_open(&self) {
+        self.forgotten.send_modify(|g| *g += 1);
+    }
+
     /// Connections accepted so far, whatever the mode did with them.
     pub fn accepted(&self) -> usize {
         self.accepted.load(Ordering::Relaxed)
@@ -119,14 +132,46 @@ impl Drop for FaultProxy {
     }
 }
 
-async fn serve(listener: TcpListener, upstream: SocketAddr, mode: watch::Receiver<Mode>, accepted: Arc<AtomicUsize>) {
+/// The proxy's mode and its forgetting generation, as every connection reads them.
+#[derive(Clone)]
+struct Modes {
+    mode: watch::Receiver<Mode>,
+    forgotten: watch::Receiver<u64>,
+}
+
+impl Modes {
+    /// A mode channel for one connection accepted now: the proxy's mode, until the
+    /// connection is forgotten, then [`Mode::Stall`] for good. Its relay ends with the
+    /// connection (or the proxy).
+    fn for_connection(&self, conns: &mut JoinSet<()>) -> watch::Receiver<Mode> {
+        let mut all = self.clone();
+        let born = *all.forgotten.borrow();
+        let (tx, rx) = watch::channel(*all.mode.borrow());
+        conns.spawn(async move {
+            loop {
+                let m =
+                    if *all.forgotten.borrow_and_update() > born { Mode::Stall } else { *all.mode.borrow_and_update() };
+                tx.send_if_modified(|cur| std::mem::replace(cur, m) != m);
+                tokio::select! {
+                    r = all.mode.changed() => if r.is_err() { return },
+                    r = all.forgotten.changed() => if r.is_err() { return },
+                    () = tx.closed() => return,
+                }
+            }
+        });
+        rx
+    }
+}
+
+async fn serve(listener: TcpListener, upstream: SocketAddr, modes: Modes, accepted: Arc<AtomicUsize>) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
             r = listener.accept() => match r {
                 Ok((stream, _)) => {
                     accepted.fetch_add(1, Ordering::Relaxed);
-                    conns.spawn(connection(stream, upstream, mode.clone()));
+                    let mode = modes.for_connection(&mut conns);
+                    conns.spawn(connection(stream, upstream, mode));
                 }
                 // Out of file descriptors and the like: wait instead of spinning; the test
                 // sees a connection that is never answered.

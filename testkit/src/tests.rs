@@ -164,3 +164,22 @@ async fn http_error_answers_new_connections_and_closes_open_ones() -> io::Result
     assert_eq!(count.load(Ordering::Relaxed), 1, "the answered connection reached the upstream");
     Ok(())
 }
+
+/// After `forget_open`, the connections open then stay silent for good, even in Pass,
+/// while new connections forward again.
+#[tokio::test]
+async fn forgotten_connections_stay_silent_and_new_ones_pass() -> io::Result<()> {
+    let (up, _) = echo().await?;
+    let proxy = FaultProxy::start(up).await?;
+    let mut old = TcpStream::connect(proxy.addr()).await?;
+    assert_eq!(round_trip(&mut old, b"before", PROMPT).await?, b"before");
+    proxy.set(Mode::Stall);
+    proxy.forget_open();
+    proxy.set(Mode::Pass);
+    old.write_all(b"after").await?;
+    assert!(silent(&mut old).await?, "a forgotten connection answered");
+    let mut new = TcpStream::connect(proxy.addr()).await?;
+    assert_eq!(round_trip(&mut new, b"fresh", PROMPT).await?, b"fresh");
+    assert!(silent(&mut old).await?, "a forgotten connection answered later");
+    Ok(())
+}

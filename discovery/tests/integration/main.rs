@@ -189,3 +189,79 @@ async fn an_unreachable_cluster_is_offline_with_a_reason_and_others_still_work()
     };
     assert!(reason.contains("connect") || reason.contains("onnection"), "reason says why: {reason}");
 }
+
+/// Cluster `b` behind a fault proxy (discovery reaches it only through the proxy), with
+/// `extra` TOML appended to `[discovery]`.
+async fn proxied_fixture(extra: &str) -> (Fixture, meridian_testkit::FaultProxy) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = Simulator::new(SimOptions { history: 10_000, backends: false, state_dir: None });
+    let b = sim.add_cluster(ClusterSpec::new("b")).await.expect("cluster b");
+    let proxy = meridian_testkit::FaultProxy::start(std::net::SocketAddr::from(([127, 0, 0, 1], b.port())))
+        .await
+        .expect("proxy");
+    let direct = dir.path().join("direct");
+    sim.write_kubeconfig(&direct).expect("kubeconfig");
+    let mut kc = kube::config::Kubeconfig::read_from(&direct).expect("read kubeconfig");
+    for c in kc.clusters.iter_mut().filter_map(|c| c.cluster.as_mut()) {
+        c.server = Some(proxy.url());
+    }
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, serde_json::to_string(&kc).expect("json")).expect("write");
+    let text = format!(
+        "name = \"t\"\ndns_zone = \"t.test\"\n[discovery]\nprobe_interval = \"100ms\"\nprobe_timeout = \"500ms\"\n{extra}\n\
+         [[clusters]]\nname = \"b\"\nsimulated = true\nregion = \"rb\"\n"
+    );
+    let config = Config::parse(&text, std::path::Path::new("test.toml"), dir.path()).expect("config");
+    let discovery = Discovery::new(Metrics::default(), SimulatorLink { kubeconfig: Some(kubeconfig) });
+    let errors = discovery.apply(&config).await;
+    assert!(errors.is_empty(), "{errors:?}");
+    (Fixture { sim, discovery, _dir: dir }, proxy)
+}
+
+fn state_of(s: &Snapshot, cluster: &str) -> Option<ClusterState> {
+    s.clusters.get(cluster).map(|c| c.state.clone())
+}
+
+/// A silent partition: the API goes quiet (nothing forwarded, nothing closed) until the
+/// cluster is Offline, then heals, but the connections open during it stay dead (their
+/// far end forgot them). A Service created and one deleted after the heal reach the
+/// table within 10 s, because the watches restart when the cluster is Ready again.
+#[tokio::test]
+async fn after_a_silent_partition_heals_changes_arrive_within_ten_seconds() {
+    let (f, proxy) = proxied_fixture("offline_after = 2").await;
+    let b = cluster(&f, "b");
+    b.apply_json(lb_service("web")).expect("create");
+    wait(&f, "web in b", |s| healthy(s, "web", "b") == Some(true)).await;
+
+    proxy.set(meridian_testkit::Mode::Stall);
+    wait(&f, "b offline", |s| matches!(state_of(s, "b"), Some(ClusterState::Offline { .. }))).await;
+    proxy.forget_open();
+    proxy.set(meridian_testkit::Mode::Pass);
+    wait(&f, "b ready again", |s| matches!(state_of(s, "b"), Some(ClusterState::Ready))).await;
+
+    let healed = std::time::Instant::now();
+    b.apply_json(lb_service("new")).expect("create new");
+    b.delete_json("v1", "Service", Some("default"), "web").expect("delete web");
+    wait(&f, "the change after the heal", |s| {
+        healthy(s, "new", "b") == Some(true) && s.service("default", "web").is_none()
+    })
+    .await;
+    assert!(healed.elapsed() <= Duration::from_secs(10), "took {:?}", healed.elapsed());
+}
+
+/// Watches whose connections die silently while the cluster stays Ready (its probe never
+/// fails often enough to turn Offline) are restarted by the watchdog after
+/// `watch_silence`, so a change still arrives.
+#[tokio::test]
+async fn a_silent_watch_is_restarted_by_its_watchdog() {
+    let (f, proxy) = proxied_fixture("offline_after = 1000\nwatch_silence = \"2s\"").await;
+    let b = cluster(&f, "b");
+    b.apply_json(lb_service("web")).expect("create");
+    wait(&f, "web in b", |s| healthy(s, "web", "b") == Some(true)).await;
+    proxy.forget_open();
+    let t0 = std::time::Instant::now();
+    b.apply_json(lb_service("new")).expect("create new");
+    wait(&f, "new arrives through a restarted watch", |s| healthy(s, "new", "b") == Some(true)).await;
+    assert!(matches!(state_of(&f.discovery.table().snapshot(), "b"), Some(ClusterState::Ready)), "b stayed Ready");
+    assert!(t0.elapsed() >= Duration::from_millis(1500), "arrived in {:?}, before any restart could", t0.elapsed());
+}
