@@ -17,7 +17,8 @@
 //! - `request`: the validation every request passes on either path (framing, the
 //!   routing authority, what is refused).
 //! - `retry`: the retry budget. `headers`: hop-by-hop stripping, X-Forwarded-*, Via.
-//! - `body`: streaming bodies with idle timeouts. `tls`: SNI certificates. `metrics`.
+//! - `body`: streaming bodies with idle timeouts. `deadline`: a client connection on
+//!   which nothing moves either way for too long fails. `tls`: SNI certificates. `metrics`.
 //!
 //! It does not answer DNS, probe backends actively (it reads the shared checker's results
 //! from the table), buffer bodies, or speak HTTP/2 to backends (upstream is HTTP/1.1 with
@@ -26,6 +27,7 @@
 mod balance;
 mod body;
 mod conn_exec;
+mod deadline;
 mod error;
 mod forward;
 mod h1;

@@ -15,6 +15,7 @@ use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::conn_exec::{self, ConnExec};
+use crate::deadline::Idle;
 use crate::forward::{self, ConnInfo};
 use crate::{Shared, h1};
 
@@ -90,6 +91,11 @@ async fn connection(
 ) {
     shared.metrics.connections.inc();
     let _open = scopeguard(&shared);
+    let cfg = shared.config.load();
+    // No byte either way for this long ends the connection (a client that stops reading
+    // its response included); waiting for a backend's answer must not count.
+    let stream = Idle::new(stream, cfg.timeouts.idle.as_std().max(cfg.timeouts.overall.as_std()));
+    drop(cfg);
     let Some(acceptor) = tls else {
         serve_http(stream, info, shared, watcher, shutdown).await;
         return;

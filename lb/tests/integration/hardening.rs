@@ -376,3 +376,33 @@ async fn request_line_rules() -> Result<()> {
     }
     Ok(())
 }
+
+/// A client that asks for a large response and never reads it loses its connection once
+/// nothing has moved for the idle bound, instead of holding it (and a backend
+/// connection) for ever.
+#[tokio::test]
+async fn a_client_that_never_reads_its_response_is_disconnected() -> Result<()> {
+    const SIZE: usize = 64 << 20;
+    let mut reply = format!("HTTP/1.1 200 OK\r\nContent-Length: {SIZE}\r\n\r\n").into_bytes();
+    reply.resize(reply.len() + SIZE, b'x');
+    let reply: &'static [u8] = reply.leak();
+    let (addr, _) = raw_backend(reply, Arc::new(AtomicBool::new(false)), SocketAddr::new(loopback(), 0)).await?;
+    let (p, _w) = proxy_to(HOST, addr.ip(), addr.port(), "[lb.timeouts]\nidle = \"1s\"\noverall = \"1s\"\n").await?;
+    let mut s = TcpStream::connect(p.http).await?;
+    s.write_all(format!("GET /big HTTP/1.1\r\nHost: {HOST}\r\n\r\n").as_bytes()).await?;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 20];
+    let drained = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got += n,
+            }
+        }
+    })
+    .await;
+    assert!(drained.is_ok(), "the connection was still open after the client stopped reading for 4 s");
+    assert!(got < SIZE, "the whole response arrived ({got} bytes): the connection was never cut");
+    Ok(())
+}
