@@ -5,6 +5,7 @@ mod demo;
 mod differential;
 mod dns;
 mod geo;
+mod partition;
 mod proxy;
 mod reload;
 mod smuggling;
