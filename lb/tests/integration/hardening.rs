@@ -406,3 +406,94 @@ async fn a_client_that_never_reads_its_response_is_disconnected() -> Result<()> 
     assert!(got < SIZE, "the whole response arrived ({got} bytes): the connection was never cut");
     Ok(())
 }
+
+/// One HTTP/2 frame: length, type, flags, stream.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// HPACK "literal header field without indexing, new name", lengths under 127.
+fn hpack_literal(block: &mut Vec<u8>, name: &str, value: &str) {
+    block.push(0);
+    block.push(name.len() as u8);
+    block.extend_from_slice(name.as_bytes());
+    block.push(value.len() as u8);
+    block.extend_from_slice(value.as_bytes());
+}
+
+/// An h2c POST with `content-length: 10` whose body is only `abc`: ended there
+/// (`end`: a malformed request, RFC 9113 §8.1.1) or left hanging (a stalled upload);
+/// the client's fault either way. Returns the first frame the proxy sends on stream 1
+/// (its type and payload): HEADERS with the status, or RST_STREAM.
+async fn h2_short_body(addr: SocketAddr, end: bool) -> Result<(u8, Vec<u8>)> {
+    let mut block = Vec::new();
+    for (n, v) in [(":method", "POST"), (":scheme", "http"), (":path", "/collect"), (":authority", HOST)] {
+        hpack_literal(&mut block, n, v);
+    }
+    hpack_literal(&mut block, "content-length", "10");
+    let mut wire = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    wire.extend(h2_frame(0x4, 0, 0, &[]));
+    wire.extend(h2_frame(0x1, 0x4, 1, &block));
+    let mut s = TcpStream::connect(addr).await?;
+    s.write_all(&wire).await?;
+    // The request is on its way to the backend when its body turns out short.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    s.write_all(&h2_frame(0x0, u8::from(end), 1, b"abc")).await?;
+    let mut buf = Vec::new();
+    let answer = async {
+        loop {
+            while buf.len() >= 9 {
+                let len = (usize::from(buf[0]) << 16) | (usize::from(buf[1]) << 8) | usize::from(buf[2]);
+                if buf.len() < 9 + len {
+                    break;
+                }
+                let (kind, stream) = (buf[3], u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) & 0x7fff_ffff);
+                let payload = buf[9..9 + len].to_vec();
+                buf.drain(..9 + len);
+                if stream == 1 && (kind == 0x1 || kind == 0x3) {
+                    return Ok((kind, payload));
+                }
+                ensure!(kind != 0x7, "GOAWAY instead of an answer on the stream");
+            }
+            ensure!(s.read_buf(&mut buf).await? > 0, "connection closed before an answer");
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), answer).await.context("no answer on stream 1")?
+}
+
+/// An h2c POST whose body sends `abc` and then nothing, never ending; its status.
+async fn h2_stalled_upload(addr: SocketAddr) -> Result<u16> {
+    let stream = TcpStream::connect(addr).await?;
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let (tx, rx) = futures::channel::mpsc::channel::<Result<hyper::body::Frame<Bytes>, std::convert::Infallible>>(1);
+    let mut tx = tx;
+    tx.try_send(Ok(hyper::body::Frame::data(Bytes::from_static(b"abc"))))?;
+    let body = http_body_util::StreamBody::new(rx);
+    let req = hyper::Request::post(format!("http://{HOST}/collect")).body(body)?;
+    let resp = tokio::time::timeout(Duration::from_secs(5), sender.send_request(req)).await??;
+    drop(tx);
+    Ok(resp.status().as_u16())
+}
+
+/// Over HTTP/2 too, short and stalled bodies are the client's fault: ten of each eject
+/// nothing, and a stalled one is answered 408 after `body_read`.
+#[tokio::test]
+async fn malformed_and_stalled_h2_bodies_never_eject_the_backend() -> Result<()> {
+    let (p, _w, _b) = proxy("[lb.timeouts]\nbody_read = \"300ms\"\n").await?;
+    for _ in 0..10 {
+        let (kind, payload) = h2_short_body(p.http, true).await?;
+        // A reset stream, or HEADERS whose `:status` is 400 (HPACK static index 12).
+        assert!(kind == 0x3 || payload.first() == Some(&0x8c), "frame {kind}: {payload:?}");
+        assert_eq!(h2_stalled_upload(p.http).await?, 408);
+    }
+    let status = p.proxy.status().to_string();
+    assert!(!status.contains("\"state\":\"ejected\""), "a backend was ejected: {status}");
+    let (code, body) = h2_request(p.http, &format!("http://{HOST}/x"), &[]).await?;
+    assert_eq!(code, 200, "{body}");
+    Ok(())
+}
