@@ -8,5 +8,6 @@ mod geo;
 mod partition;
 mod proxy;
 mod reload;
+mod resolvers;
 mod smuggling;
 mod sync;
