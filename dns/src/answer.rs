@@ -5,8 +5,8 @@ use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use meridian_discovery::geo::{Geo, Located, Place};
-use meridian_discovery::rank;
+use meridian_model::geo::{Geo, Located, Place};
+use meridian_model::rank;
 
 use crate::index::{Candidates, Index, Lookup, Mode, Node, ZoneEntry};
 use crate::name::NameBuf;

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
 use meridian_config::Config;
-use meridian_discovery::table::{
+use meridian_model::table::{
     ClusterMeta, Endpoint, IngressPath, IngressShard, ObjectKey, Port, Protocol, Shard, Table, Update,
 };
 

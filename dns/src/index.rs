@@ -13,9 +13,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use meridian_config::Config;
 use meridian_config::dns::WhenNoneHealthy;
 use meridian_config::ranking::{PolicyName, RankingConfig};
-use meridian_discovery::geo::Geo;
-use meridian_discovery::rank;
-use meridian_discovery::table::{Change, ClusterMeta, FederatedService, ObjectKey, Snapshot};
+use meridian_model::geo::Geo;
+use meridian_model::rank;
+use meridian_model::table::{Change, ClusterMeta, FederatedService, ObjectKey, Snapshot};
 
 use crate::error::{Error, Result};
 use crate::name::{self, Key, NameBuf, NameHash, NameMap, NameSet};
@@ -402,8 +402,8 @@ impl GeoInputs {
 fn load_geo(config: &Config) -> Arc<Geo> {
     let geo = Geo::from_config(config);
     match geo.status() {
-        meridian_discovery::geo::DbStatus::Loaded { .. } => tracing::info!("dns: {}", geo.status()),
-        meridian_discovery::geo::DbStatus::NotConfigured => {
+        meridian_model::geo::DbStatus::Loaded { .. } => tracing::info!("dns: {}", geo.status()),
+        meridian_model::geo::DbStatus::NotConfigured => {
             tracing::debug!("dns: no GeoIP database configured; geo answers use ranking.networks only")
         }
         status => tracing::warn!(
@@ -649,7 +649,7 @@ impl Builder {
     }
 
     /// The GeoIP database's state.
-    pub(crate) fn geo_status(&self) -> meridian_discovery::geo::DbStatus {
+    pub(crate) fn geo_status(&self) -> meridian_model::geo::DbStatus {
         self.geo.status().clone()
     }
 
@@ -775,7 +775,7 @@ fn changed_regions(snap: &Snapshot, old: &FederatedService, new: &FederatedServi
     if old.shards.len() != new.shards.len() {
         return None;
     }
-    let fallback = matches!(snap.stale_policy, Some((meridian_discovery::table::StalePolicy::Fallback, _)));
+    let fallback = matches!(snap.stale_policy, Some((meridian_model::table::StalePolicy::Fallback, _)));
     if fallback && old.shards.iter().chain(&new.shards).any(|s| s.stale) {
         return None;
     }
@@ -812,7 +812,7 @@ fn unix_now() -> u32 {
 mod tests {
     use std::collections::BTreeMap;
 
-    use meridian_discovery::table::{Probe, Shard};
+    use meridian_model::table::{Probe, Shard};
 
     use super::*;
 

@@ -8,8 +8,8 @@
 //!   bounded overall and per client, where a new connection takes the longest-idle one's
 //!   place rather than being refused (§6.2.3).
 //! - `answer`: the query handler (packet in, response out) — the hot path, including the
-//!   per-query ranking step (geo, weighted; `meridian_discovery::rank`) and the client's
-//!   location (EDNS Client Subnet, else the source address; `meridian_discovery::geo`).
+//!   per-query ranking step (geo, weighted; `meridian_model::rank`) and the client's
+//!   location (EDNS Client Subnet, else the source address; `meridian_model::geo`).
 //! - `wire`: reading queries and writing responses on the wire, without hickory's
 //!   `Message` (too allocation-heavy per query); EDNS Client Subnet read and echoed with
 //!   the scope the answer used (RFC 7871).

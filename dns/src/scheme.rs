@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use meridian_discovery::rank::Problem;
-use meridian_discovery::table::{
+use meridian_model::rank::Problem;
+use meridian_model::table::{
     FederatedIngress, FederatedService, IngressShard, ObjectKey, Shard, Snapshot, StalePolicy,
 };
 

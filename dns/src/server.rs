@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use meridian_config::Config;
-use meridian_discovery::geo::DbStatus;
-use meridian_discovery::rank::Problem;
-use meridian_discovery::table::Table;
+use meridian_model::geo::DbStatus;
+use meridian_model::rank::Problem;
+use meridian_model::table::Table;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 use tokio::net::{TcpListener, UdpSocket};
@@ -278,7 +278,7 @@ impl DnsServer {
 /// Keeps the index in step with the table: incremental for listed keys, a rebuild when the
 /// change says everything or this subscriber lagged.
 async fn follow_table(
-    mut changes: broadcast::Receiver<Arc<meridian_discovery::table::Change>>,
+    mut changes: broadcast::Receiver<Arc<meridian_model::table::Change>>,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -306,7 +306,7 @@ async fn follow_table(
         if lagged || batch.iter().any(|c| c.everything) {
             b.rebuild(&snap);
         } else {
-            let mut all = meridian_discovery::table::Change::default();
+            let mut all = meridian_model::table::Change::default();
             for c in &batch {
                 all.services.extend(c.services.iter().cloned());
                 all.ingresses.extend(c.ingresses.iter().cloned());

@@ -49,7 +49,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use meridian_config::Config;
 use meridian_config::lb::LbConfig;
-use meridian_discovery::Table;
+use meridian_model::Table;
 use parking_lot::Mutex;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use meridian_config::lb::LbConfig;
-use meridian_discovery::table::{Shard, Snapshot};
+use meridian_model::table::{Shard, Snapshot};
 use serde_json::json;
 
 use crate::balance::{Endpoint, Level, Member, priority_loads};
@@ -179,7 +179,7 @@ enum PortSel {
 
 impl PortSel {
     fn resolve(&self, shard: &Shard) -> Option<u16> {
-        use meridian_discovery::table::Protocol;
+        use meridian_model::table::Protocol;
         match self {
             PortSel::Number(n) => Some(*n),
             PortSel::Name(name) => shard.ports.iter().find(|p| p.name.as_deref() == Some(&**name)).map(|p| p.port),

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use meridian_discovery::table::{IngressPath, IngressShard, ObjectKey, Update};
+use meridian_model::table::{IngressPath, IngressShard, ObjectKey, Update};
 
 use crate::support::*;
 

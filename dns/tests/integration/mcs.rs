@@ -1,6 +1,6 @@
 //! Multi-Cluster Services names (KEP-1645).
 
-use meridian_discovery::table::{ObjectKey, Update};
+use meridian_model::table::{ObjectKey, Update};
 
 use crate::support::*;
 
@@ -8,7 +8,7 @@ fn export(cluster: &str, ns: &str, name: &str) -> Update {
     Update::Export { cluster: cluster.into(), key: ObjectKey::new(ns, name), present: true }
 }
 
-fn headless(cluster_name: &str, eps: Vec<meridian_discovery::table::Endpoint>) -> meridian_discovery::table::Shard {
+fn headless(cluster_name: &str, eps: Vec<meridian_model::table::Endpoint>) -> meridian_model::table::Shard {
     let mut s = shard(cluster_name, &[], eps.iter().filter(|e| e.ready).count() as u32);
     s.headless = true;
     s.endpoints = eps;

@@ -171,7 +171,7 @@ async fn port_in_use_names_the_address() {
     let env = env().await;
     let mut c = config();
     c.dns.listen = vec![env.addr];
-    let (table, _w) = meridian_discovery::table::Table::new();
+    let (table, _w) = meridian_model::table::Table::new();
     let err = meridian_dns::DnsServer::start(&c, table, &mut Default::default()).await.err().expect("bind fails");
     assert!(err.to_string().contains(&env.addr.to_string()), "{err}");
     env.server.shutdown().await;

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use meridian_config::Config;
-use meridian_discovery::table::{ClusterMeta, Endpoint, ObjectKey, Port, Protocol, Shard, Table, TableWriter, Update};
 use meridian_dns::DnsServer;
+use meridian_model::table::{ClusterMeta, Endpoint, ObjectKey, Port, Protocol, Shard, Table, TableWriter, Update};
 use prometheus_client::registry::Registry;
 
 pub(crate) struct Env {

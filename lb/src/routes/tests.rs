@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
-use meridian_discovery::table::{ClusterMeta, ObjectKey, Port, Probe, Protocol, Table, Update};
+use meridian_model::table::{ClusterMeta, ObjectKey, Port, Probe, Protocol, Table, Update};
 use prometheus_client::registry::Registry;
 
 use super::*;

@@ -45,7 +45,7 @@ async fn routes_by_host_and_answers_404_and_503() -> Result<()> {
 /// the Ingress exists (not in the others).
 #[tokio::test]
 async fn ingress_rules_route_to_their_clusters_only() -> Result<()> {
-    use meridian_discovery::table::{IngressPath, IngressShard, ObjectKey, Update};
+    use meridian_model::table::{IngressPath, IngressShard, ObjectKey, Update};
     let (a, b) = (cluster("a", "r1", 0), cluster("b", "r1", 1));
     let (backends, port) = backends(&["a", "b"]).await?;
     let mut world = World::new(&[a.clone(), b.clone()]);

@@ -17,8 +17,8 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use meridian_config::Config;
-use meridian_discovery::table::{ClusterMeta, ObjectKey, Port, Protocol, Shard, Table, TableWriter, Update};
 use meridian_lb::Proxy;
+use meridian_model::table::{ClusterMeta, ObjectKey, Port, Protocol, Shard, Table, TableWriter, Update};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 

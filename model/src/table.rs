@@ -464,7 +464,7 @@ impl Table {
 }
 
 /// The only writer. Not `Clone`: all updates funnel through one owner (see
-/// [`crate::registry`], which runs it behind a channel).
+/// `meridian_discovery::registry`, which runs it behind a channel).
 pub struct TableWriter {
     inner: Arc<Shared>,
     working: Snapshot,
