@@ -4,7 +4,7 @@
 //! ```toml
 //! [ranking]
 //! default_policy = "roundrobin"   # roundrobin | weighted | failover | geo | latency
-//! max_answers = 0                  # 0: every healthy shard, best first
+//! max_answers = 8                  # address records per answer, best first (1..100)
 //! geoip_db = ["$MERIDIAN_GEOIP_DB", "/var/lib/GeoIP/GeoLite2-City.mmdb"]
 //!
 //! [[ranking.networks]]             # checked before the GeoIP database
@@ -77,13 +77,21 @@ impl FromStr for PolicyName {
 }
 
 /// The `[ranking]` section.
+/// Address records per answer unless configured.
+pub const DEFAULT_MAX_ANSWERS: usize = 8;
+/// The most address records any answer carries, whatever the configuration or a
+/// Service's annotation asks: BIND refuses larger RRsets ("too many records").
+pub const MAX_ANSWERS_CEILING: usize = 100;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RankingConfig {
     /// Policy of services that name none, and the fallback of `geo` when the client cannot
     /// be located (`geo` itself falls back to `roundrobin`).
     pub default_policy: PolicyName,
-    /// Most address records per answer; 0 means every healthy shard's, best first.
+    /// Most address records per answer, best first by the ranking. 8 by default (as Route
+    /// 53's multivalue answers); 0 means as many as allowed. Never more than
+    /// [`MAX_ANSWERS_CEILING`]: BIND refuses an RRset of more than 100 records.
     pub max_answers: usize,
     /// Default failover order: cluster names or regions. Empty: the order of `clusters`.
     pub failover: Vec<String>,
@@ -105,7 +113,7 @@ impl Default for RankingConfig {
     fn default() -> Self {
         Self {
             default_policy: PolicyName::RoundRobin,
-            max_answers: 0,
+            max_answers: DEFAULT_MAX_ANSWERS,
             failover: Vec::new(),
             geoip_db: Vec::new(),
             geoip_required: true,
@@ -199,6 +207,15 @@ impl RankingConfig {
             }
         };
         check_failover("ranking.failover".into(), &self.failover, &mut out);
+        if self.max_answers > MAX_ANSWERS_CEILING {
+            out.push((
+                "ranking.max_answers".into(),
+                format!(
+                    "max_answers {} is above {MAX_ANSWERS_CEILING} (resolvers refuse larger RRsets)",
+                    self.max_answers
+                ),
+            ));
+        }
         for (key, s) in &self.services {
             match key.split_once('/') {
                 Some((ns, name)) if crate::is_dns_label(ns) && crate::is_dns_label(name) => {}
@@ -231,6 +248,8 @@ mod tests {
         let cases: &[(&str, Option<&str>)] = &[
             ("", None),
             ("[ranking]\ndefault_policy = \"geo\"\nmax_answers = 2\nfailover = [\"r1\", \"a\"]", None),
+            ("[ranking]\nmax_answers = 100", None),
+            ("[ranking]\nmax_answers = 101", Some("ranking.max_answers")),
             ("[ranking]\ndefault_policy = \"nearest\"", Some("default_policy")),
             ("[ranking]\nfailover = [\"mars\"]", Some("ranking.failover")),
             ("[[ranking.networks]]\ncidr = \"10.0.0.0/8\"\nregion = \"r1\"", None),

@@ -5,6 +5,7 @@ use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use meridian_config::ranking::MAX_ANSWERS_CEILING;
 use meridian_model::geo::{Geo, Located, Place};
 use meridian_model::rank;
 
@@ -149,6 +150,14 @@ fn resolve_query(
     let Some(zi) = index.zone_of(&q.name) else { return rcode::REFUSED };
     let Some(zone) = index.zones.get(zi) else { return rcode::SERVFAIL };
     outcome.zone = Some(zone.data.name.clone());
+    // At or below a zone cut the data belongs to the child zone: a referral, except DS,
+    // which lives on the parent side of the cut (RFC 4035 §2.4).
+    if let Some(cut) = index.cut_of(zone, q.name.wire())
+        && !(q.qtype == rtype::DS && cut == q.name.wire())
+    {
+        refer(index, zone, cut, q, resp);
+        return rcode::NOERROR;
+    }
     resp.set_authoritative();
     // The apex inside the echoed question, for the SOA owner of negative answers.
     let apex_ptr = (wire::HEADER_LEN + q.name.wire().len() - zone.data.apex.len()) as u16;
@@ -189,6 +198,31 @@ fn resolve_query(
                     negative(zone, apex_ptr, resp);
                 }
                 return rcode::NOERROR;
+            }
+        }
+    }
+}
+
+/// A referral to the child zone at `cut` (RFC 1034 §4.3.2): not authoritative, the cut's
+/// NS RRset in the authority section, and the addresses of name servers inside the cut
+/// (glue, which the cut occludes) in the additional section.
+fn refer(index: &Index, zone: &ZoneEntry, cut: &[u8], q: &Question, resp: &mut Response<'_>) {
+    let Lookup::Node(node) = index.lookup(zone, cut) else { return };
+    let Some(ns) = node.rrsets.iter().find(|r| r.rtype == rtype::NS) else { return };
+    // The cut's name is the end of the question's name.
+    let owner = Owner::Ptr((wire::HEADER_LEN + q.name.wire().len() - cut.len()) as u16);
+    for target in &ns.rdata {
+        resp.record(Section::Authority, owner, rtype::NS, ns.ttl, target);
+    }
+    for target in &ns.rdata {
+        let key: Vec<u8> = target.iter().map(u8::to_ascii_lowercase).collect();
+        if !crate::name::is_within(&key, cut) {
+            continue;
+        }
+        let Some(glue) = zone.data.nodes.get(&key[..]) else { continue };
+        for set in glue.rrsets.iter().filter(|s| s.rtype == rtype::A || s.rtype == rtype::AAAA) {
+            for r in &set.rdata {
+                resp.record(Section::Additional, Owner::Wire(target), set.rtype, set.ttl, r);
             }
         }
     }
@@ -247,11 +281,14 @@ fn write_data(
 /// Roundrobin with no answer limit (the common case) is a rotation of the flat record
 /// list. Other policies order member (shard) indices in a reused per-thread buffer —
 /// a stable sort of a handful of integers — then write each member's records, rotated
-/// within the member, up to `max_answers`.
+/// within the member, up to `max_answers` (never above [`MAX_ANSWERS_CEILING`]).
 fn write_addrs(c: &Candidates, qtype: u16, owner: Owner<'_>, who: &mut Asker<'_>, resp: &mut Response<'_>) -> usize {
     let rot = next_rotation();
     let rank = &c.rank;
-    let limit = if rank.max_answers == 0 { usize::MAX } else { rank.max_answers };
+    let limit = match rank.max_answers {
+        0 => MAX_ANSWERS_CEILING,
+        n => n.min(MAX_ANSWERS_CEILING),
+    };
     let place = if rank.mode == Mode::Geo { who.place() } else { None };
     let (mode, order) = match (rank.mode, place) {
         (Mode::Geo, None) => (rank.fallback, &rank.fallback_order),

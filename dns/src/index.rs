@@ -310,19 +310,58 @@ impl Index {
     }
 
     pub(crate) fn lookup<'a>(&'a self, zone: &'a ZoneEntry, key: &[u8]) -> Lookup<'a> {
-        if let Some(n) = zone.data.nodes.get(key) {
+        if let Some(n) = self.node(zone, key) {
             return Lookup::Node(n);
         }
-        if let Some(n) = self.extras.get(key) {
-            return Lookup::Node(n);
-        }
-        if let Some(n) = self.names.get(key) {
-            return Lookup::Node(n);
-        }
-        if zone.data.ents.contains(key) || self.extra_ents.contains(key) || self.ents.contains_key(key) {
+        if self.is_ent(zone, key) {
             return Lookup::Empty;
         }
-        Lookup::Missing
+        self.wildcard(zone, key).map_or(Lookup::Missing, Lookup::Node)
+    }
+
+    /// The data at exactly `key`.
+    fn node<'a>(&'a self, zone: &'a ZoneEntry, key: &[u8]) -> Option<&'a Node> {
+        zone.data
+            .nodes
+            .get(key)
+            .or_else(|| self.extras.get(key).map(|n| &**n))
+            .or_else(|| self.names.get(key).map(|n| &**n))
+    }
+
+    fn is_ent(&self, zone: &ZoneEntry, key: &[u8]) -> bool {
+        zone.data.ents.contains(key) || self.extra_ents.contains(key) || self.ents.contains_key(key)
+    }
+
+    /// RFC 4592 §3.3.1: a name that does not exist is answered by the wildcard `*` at its
+    /// closest encloser (the nearest ancestor that exists), if that has one.
+    fn wildcard<'a>(&'a self, zone: &'a ZoneEntry, key: &[u8]) -> Option<&'a Node> {
+        let mut at = name::parent(key)?;
+        loop {
+            if self.node(zone, at).is_some() || self.is_ent(zone, at) || at == &zone.data.apex[..] {
+                let mut star = Vec::with_capacity(at.len() + 2);
+                star.extend_from_slice(&[1, b'*']);
+                star.extend_from_slice(at);
+                return self.node(zone, &star);
+            }
+            at = name::parent(at)?;
+        }
+    }
+
+    /// The zone cut (delegation point) at or above `key`, nearest the apex: queries there
+    /// get a referral instead of an answer.
+    pub(crate) fn cut_of<'a>(&self, zone: &'a ZoneEntry, key: &[u8]) -> Option<&'a [u8]> {
+        if zone.data.cuts.is_empty() {
+            return None;
+        }
+        let mut found = None;
+        let mut at = Some(key);
+        while let Some(k) = at.filter(|k| k.len() > zone.data.apex.len()) {
+            if let Some(cut) = zone.data.cuts.get(k) {
+                found = Some(&cut[..]);
+            }
+            at = name::parent(k);
+        }
+        found
     }
 
     /// Every name with data, with where it comes from.

@@ -21,12 +21,14 @@ pub(crate) const EDNS_PAYLOAD: u16 = 1232;
 
 pub(crate) mod rtype {
     pub(crate) const A: u16 = 1;
+    pub(crate) const NS: u16 = 2;
     pub(crate) const CNAME: u16 = 5;
     pub(crate) const SOA: u16 = 6;
     pub(crate) const TXT: u16 = 16;
     pub(crate) const AAAA: u16 = 28;
     pub(crate) const SRV: u16 = 33;
     pub(crate) const OPT: u16 = 41;
+    pub(crate) const DS: u16 = 43;
     pub(crate) const IXFR: u16 = 251;
     pub(crate) const AXFR: u16 = 252;
     pub(crate) const ANY: u16 = 255;
@@ -362,6 +364,7 @@ pub(crate) struct Response<'b> {
 pub(crate) enum Section {
     Answer = 0,
     Authority = 1,
+    Additional = 2,
 }
 
 impl<'b> Response<'b> {

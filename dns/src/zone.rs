@@ -51,6 +51,9 @@ pub(crate) struct ZoneData {
     /// Names with nothing of their own but records below them (RFC 8020: NODATA, not
     /// NXDOMAIN).
     pub(crate) ents: NameSet,
+    /// Delegation points: names below the apex with an NS RRset (zone cuts, RFC 1034
+    /// §4.2.1). Queries at or below one get a referral.
+    pub(crate) cuts: NameSet,
     /// Hash of everything the zone's content was built from, to advance the serial only
     /// when it changes.
     pub(crate) content_hash: u64,
@@ -160,6 +163,13 @@ pub(crate) fn build(spec: &ZoneSpec, defaults: &ZoneDefaults, extra: Vec<(Key, R
         }
     }
 
+    let ns = u16::from(RecordType::NS);
+    let cuts: NameSet = nodes
+        .iter()
+        .filter(|(k, n)| **k != apex && n.rrsets.iter().any(|r| r.rtype == ns))
+        .map(|(k, _)| k.clone())
+        .collect();
+
     Ok(ZoneData {
         name: spec.apex.as_str().into(),
         labels: name::label_starts(&apex).len(),
@@ -170,6 +180,7 @@ pub(crate) fn build(spec: &ZoneSpec, defaults: &ZoneDefaults, extra: Vec<(Key, R
         file_serial,
         nodes,
         ents,
+        cuts,
         content_hash: hasher.finish(),
     })
 }

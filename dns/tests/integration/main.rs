@@ -3,6 +3,7 @@
 //! `knot-dnsutils`). `ranking` runs the whole stack instead: simulated clusters with real
 //! HTTP backends, discovery, the health checker and the server.
 
+mod delegation;
 mod federation;
 mod fuzz;
 mod mcs;

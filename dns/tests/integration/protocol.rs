@@ -93,7 +93,10 @@ async fn notimp_and_formerr() {
 async fn big_answers_truncate_over_udp_and_complete_over_tcp() {
     let addrs: Vec<String> = (1..=100).map(|i| format!("10.1.0.{i}")).collect();
     let refs: Vec<&str> = addrs.iter().map(String::as_str).collect();
-    let env = start(config(), vec![svc("us-east", "shop", "big", shard("us-east", &refs, 1))]).await;
+    // Every address (up to the ceiling of 100), not the default 8: this is about size.
+    let mut c = config();
+    c.ranking.max_answers = 0;
+    let env = start(c, vec![svc("us-east", "shop", "big", shard("us-east", &refs, 1))]).await;
     let name = "big.shop.demo.svc.meridian.test";
     for args in [vec!["A", name, "+ignore", "+noedns"], vec!["A", name, "+ignore", "+bufsize=1232"]] {
         let out = dig(&env, &args);
