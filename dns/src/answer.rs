@@ -370,8 +370,14 @@ fn write_all_rotated<T: AsRef<[u8]>>(items: &[T], rot: usize, write: &mut impl F
 }
 
 fn write_rrset(rt: u16, ttl: u32, rdata: &[Box<[u8]>], owner: Owner<'_>, resp: &mut Response<'_>) -> usize {
-    // RRsets that are not address sets keep a stable order when they hold one record.
-    write_rotated(rdata, next_rotation(), |r| resp.record(Section::Answer, owner, rt, ttl, r).is_some())
+    // RRsets that are not address sets keep a stable order when they hold one record;
+    // larger ones (the SRV set of a headless service) rotate, at most the ceiling at once.
+    let mut written = 0;
+    write_rotated(rdata, next_rotation(), |r| {
+        let ok = written < MAX_ANSWERS_CEILING && resp.record(Section::Answer, owner, rt, ttl, r).is_some();
+        written += usize::from(ok);
+        ok
+    })
 }
 
 /// Calls `write` for each item, starting at `rot % len` and wrapping; stops when it fails.

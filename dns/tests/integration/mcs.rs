@@ -72,3 +72,22 @@ async fn export_all() {
     assert_eq!(answers(&dig(&env, &["A", "private.shop.svc.clusterset.local"]), "A"), vec!["192.0.2.7"]);
     env.server.shutdown().await;
 }
+
+/// A headless service with 120 ready endpoints (each with a hostname): its clusterset
+/// name answers 8 A records by default and its SRV set at most 100 records, which a
+/// BIND resolver accepts (it refuses RRsets over 100).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_headless_services_are_capped() {
+    let eps = (0..120).map(|i| {
+        let ip = format!("10.2.{}.{}", i / 200, 1 + i % 200);
+        endpoint(&ip, Some(&format!("pod-{i}")), true)
+    });
+    let updates =
+        vec![svc("us-east", "shop", "big", headless("us-east", eps.collect())), export("us-east", "shop", "big")];
+    let env = start(config(), updates).await;
+    let a = dig(&env, &["A", "big.shop.svc.clusterset.local", "+tcp"]);
+    assert_eq!(answers(&a, "A").len(), 8, "{a}");
+    let srv = dig(&env, &["SRV", "_http._tcp.big.shop.svc.clusterset.local", "+tcp"]);
+    assert_eq!(answers(&srv, "SRV").len(), 100, "{srv}");
+    env.server.shutdown().await;
+}
