@@ -93,27 +93,36 @@ fn apply_service(kubeconfig: &Path, dir: &Path, name: &str) -> Result<()> {
     kubectl_ok(kubeconfig, "one", &["apply", "-f", &file.to_string_lossy()]).map(|_| ())
 }
 
+/// Meridian serving federation `fed` (zone `<fed>.test`) on port 53 of `dns`, with one
+/// simulated cluster whose LoadBalancer Service `web` resolves; returns it with web's
+/// addresses.
+fn meridian_with_web(fed: &str, dns: SocketAddr, dir: &Path) -> Result<(Meridian, Vec<String>)> {
+    let admin = free_addr();
+    let config = format!(
+        "{}[[clusters]]\nname = \"one\"\nsimulated = true\nregion = \"r1\"\n",
+        meridian_tests::config_head(fed, admin, dns)
+    );
+    let file = dir.join("meridian.toml");
+    std::fs::write(&file, config)?;
+    let m = Meridian::serve(&file)?.with_ports(admin, dns)?;
+    apply_service(&m.kubeconfig(), dir, "web")?;
+    let name = format!("web.default.{fed}.svc.{fed}.test");
+    let direct = eventually(Duration::from_secs(20), "web resolves at Meridian", || {
+        let r = m.dig(&[&name, "A"])?;
+        Ok((!r.answers("A").is_empty()).then_some(r.answers("A")))
+    })?;
+    Ok((m, direct))
+}
+
 /// With the default name server (`ns1.<zone>` at the listen address), unbound primes
 /// the stub, follows the NS set to Meridian's port 53, and resolves the federated name,
 /// the name server itself and an NXDOMAIN — no SERVFAIL.
 #[test]
 fn unbound_with_a_primed_stub_resolves_through_the_zones_own_name_servers() -> Result<()> {
     let dns = port_53_addr(0)?;
-    let admin = free_addr();
     let dir = tempfile::tempdir()?;
-    let config = format!(
-        "{}[[clusters]]\nname = \"one\"\nsimulated = true\nregion = \"r1\"\n",
-        meridian_tests::config_head("rs", admin, dns)
-    );
-    let file = dir.path().join("meridian.toml");
-    std::fs::write(&file, config)?;
-    let m = Meridian::serve(&file)?.with_ports(admin, dns)?;
-    apply_service(&m.kubeconfig(), dir.path(), "web")?;
+    let (m, direct) = meridian_with_web("rs", dns, dir.path())?;
     let name = "web.default.rs.svc.rs.test";
-    let direct = eventually(Duration::from_secs(20), "web resolves at Meridian", || {
-        let r = m.dig(&[name, "A"])?;
-        Ok((!r.answers("A").is_empty()).then_some(r.answers("A")))
-    })?;
     assert_eq!(m.dig(&["ns1.rs.test", "A"])?.answers("A"), [dns.ip().to_string()], "the name server has its address");
 
     let unbound = Unbound::start("rs.test", dns)?;
@@ -246,21 +255,9 @@ fn bind_recursive(root: SocketAddr) -> Result<(Daemon, SocketAddr)> {
 #[test]
 fn bind_and_unbound_resolve_through_a_real_delegation_past_the_glue_ttl() -> Result<()> {
     let dns = port_53_addr(1)?;
-    let admin = free_addr();
     let dir = tempfile::tempdir()?;
-    let config = format!(
-        "{}[[clusters]]\nname = \"one\"\nsimulated = true\nregion = \"r1\"\n",
-        meridian_tests::config_head("rd", admin, dns)
-    );
-    let file = dir.path().join("meridian.toml");
-    std::fs::write(&file, config)?;
-    let m = Meridian::serve(&file)?.with_ports(admin, dns)?;
-    apply_service(&m.kubeconfig(), dir.path(), "web")?;
+    let (_m, direct) = meridian_with_web("rd", dns, dir.path())?;
     let name = "web.default.rd.svc.rd.test";
-    let direct = eventually(Duration::from_secs(20), "web resolves at Meridian", || {
-        let r = m.dig(&[name, "A"])?;
-        Ok((!r.answers("A").is_empty()).then_some(r.answers("A")))
-    })?;
     let root = port_53_addr(2)?;
     let knot = knot_root(root, "rd.test", dns, 5)?;
     eventually(Duration::from_secs(10), "knot serves the root", || {

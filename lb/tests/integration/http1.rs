@@ -45,32 +45,12 @@ async fn routes_by_host_and_answers_404_and_503() -> Result<()> {
 /// the Ingress exists (not in the others).
 #[tokio::test]
 async fn ingress_rules_route_to_their_clusters_only() -> Result<()> {
-    use meridian_model::table::{IngressPath, IngressShard, ObjectKey, Update};
     let (a, b) = (cluster("a", "r1", 0), cluster("b", "r1", 1));
     let (backends, port) = backends(&["a", "b"]).await?;
     let mut world = World::new(&[a.clone(), b.clone()]);
     world.service("shop", "web", &a, &[backends[0].addr.ip()], port, true);
     world.service("shop", "web", &b, &[backends[1].addr.ip()], port, true);
-    let ingress = IngressShard {
-        cluster: b.clone(),
-        addresses: Vec::new(),
-        hostnames: Vec::new(),
-        paths: vec![IngressPath {
-            host: "shop.example.com".into(),
-            path: "/".into(),
-            path_type: "Prefix".into(),
-            service: "web".into(),
-            port,
-            port_name: None,
-        }],
-        annotations: Default::default(),
-        stale: false,
-    };
-    world.writer.apply([Update::Ingress {
-        cluster: "b".into(),
-        key: ObjectKey::new("shop", "web"),
-        shard: Some(ingress),
-    }]);
+    publish_ingress(&mut world, &b, "shop.example.com", port);
     let cfg = config(&[a, b], "");
     let p = start(&cfg, &world.table).await?;
     let bodies = get_many(p.http, "shop.example.com", "/x", 20).await?;

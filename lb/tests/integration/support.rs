@@ -89,6 +89,33 @@ impl World {
     }
 }
 
+/// An Ingress in `cluster` routing `host` (every path) to its Service `web` on `port`,
+/// published as `shop/web`.
+pub(crate) fn publish_ingress(world: &mut World, cluster: &Arc<ClusterMeta>, host: &str, port: u16) {
+    use meridian_model::table::{IngressPath, IngressShard};
+    let path = IngressPath {
+        host: host.into(),
+        path: "/".into(),
+        path_type: "Prefix".into(),
+        service: "web".into(),
+        port,
+        port_name: None,
+    };
+    let shard = IngressShard {
+        cluster: cluster.clone(),
+        addresses: Vec::new(),
+        hostnames: Vec::new(),
+        paths: vec![path],
+        annotations: Default::default(),
+        stale: false,
+    };
+    world.writer.apply([Update::Ingress {
+        cluster: cluster.name.clone(),
+        key: ObjectKey::new("shop", "web"),
+        shard: Some(shard),
+    }]);
+}
+
 /// `[lb]` test configuration: listeners on port 0, plus `extra` TOML lines for `[lb]`.
 pub(crate) fn config(clusters: &[Arc<ClusterMeta>], lb: &str) -> Config {
     let mut text = String::from("name = \"test\"\ndns_zone = \"meridian.test\"\n");

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use meridian_model::table::{IngressPath, IngressShard, ObjectKey, Update};
 
 use crate::support::*;
 
@@ -85,26 +84,7 @@ async fn self_signed_when_no_certificate_configured() -> Result<()> {
     assert_eq!((out.status, out.body.as_str()), (200, "c1 /\n"), "{}", out.stderr);
     assert!(names_of_certificate(p.https).await?.contains("DNS:www.meridian.test"));
     // A host that only a cluster's Ingress names joins the certificate's names.
-    let ingress = IngressShard {
-        cluster: c.clone(),
-        addresses: Vec::new(),
-        hostnames: Vec::new(),
-        paths: vec![IngressPath {
-            host: "shop.example.com".into(),
-            path: "/".into(),
-            path_type: "Prefix".into(),
-            service: "web".into(),
-            port,
-            port_name: None,
-        }],
-        annotations: Default::default(),
-        stale: false,
-    };
-    world.writer.apply([Update::Ingress {
-        cluster: "c1".into(),
-        key: ObjectKey::new("shop", "web"),
-        shard: Some(ingress),
-    }]);
+    publish_ingress(&mut world, &c, "shop.example.com", port);
     let mut names = String::new();
     for _ in 0..50 {
         names = names_of_certificate(p.https).await?;
