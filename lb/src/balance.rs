@@ -45,7 +45,7 @@ pub(crate) struct Endpoint {
     ejected_until: AtomicU64,
     pub(crate) stats: BackendStats,
     /// Idle raw connections for the HTTP/1.1 fast path.
-    pub(crate) pool: crate::h1::Pool,
+    pub(crate) pool: crate::pool::Pool,
 }
 
 impl Endpoint {

@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
 use crate::balance::InFlight;
-use crate::forward::ClientFault;
+use crate::exchange::ClientFault;
 use crate::retry::Active;
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -8,8 +8,9 @@
 //!   limit, graceful drain.
 //! - `h1`: the HTTP/1.1 fast path: raw heads, a per-backend pool of raw connections,
 //!   responses relayed as framed; hands other connections to hyper.
-//! - `forward`: the retry loop both paths share (`attempts` over a `Transport`) and
-//!   hyper's data path: route, attempts, responses.
+//! - `exchange`: what both paths share of a request's exchange with the backends: the
+//!   retry loop (`attempts` over a `Transport`) and failure attribution.
+//! - `forward`: hyper's data path: validation, route, attempts, responses.
 //! - `routes`: the host → route index rebuilt from the table and `[lb]` on every change;
 //!   `priority_levels` orders clusters into priority levels.
 //! - `balance`: Envoy priority spill-over (overprovisioning 1.4), P2C on peak-EWMA,
@@ -29,10 +30,12 @@ mod body;
 mod conn_exec;
 mod deadline;
 mod error;
+mod exchange;
 mod forward;
 mod h1;
 mod headers;
 mod metrics;
+mod pool;
 mod request;
 mod retry;
 mod routes;

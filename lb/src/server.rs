@@ -16,7 +16,8 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::conn_exec::{self, ConnExec};
 use crate::deadline::Idle;
-use crate::forward::{self, ConnInfo};
+use crate::exchange::ConnInfo;
+use crate::forward;
 use crate::{Shared, h1};
 
 /// The HTTP server settings for client connections.

@@ -22,7 +22,7 @@ use super::head::{self, Framing};
 use super::{BodyState, Conn, READ_CHUNK, Raw, RelayError, UpReply, attempt};
 use crate::balance::{Endpoint, InFlight};
 use crate::body::{BoxError, IdleTimeout, RespBody};
-use crate::forward::{Sent, Transport};
+use crate::exchange::{Sent, Transport};
 use crate::headers;
 use crate::retry::Active;
 

@@ -17,12 +17,11 @@
 //! (WebSocket), the h2 prior-knowledge preface — hands the
 //! connection, with the bytes already read, to hyper for the rest of its life. Retries,
 //! priority levels, P2C, outlier ejection, the retry budget and the metrics are the
-//! same code as the hyper path's ([`forward::attempts`]).
+//! same code as the hyper path's ([`exchange::attempts`]).
 
 mod bodyless;
 mod chunked;
 mod head;
-mod pool;
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -39,14 +38,13 @@ use tokio::time::Instant;
 
 use crate::Shared;
 use crate::balance::Endpoint;
-use crate::forward::{self, Attempted, Attempts, ClientFault, ConnInfo, Failure, Reply, Sent};
+use crate::exchange::{self, Attempted, Attempts, ClientFault, ConnInfo, Failure, Reply, Sent};
 use crate::routes::normalize_host;
 
+use crate::pool::{Conn, READ_CHUNK};
 pub(crate) use bodyless::{Bodyless, RawBody, into_response};
 use chunked::Chunked;
 use head::{Framing, Plan};
-pub(crate) use pool::Pool;
-use pool::{Conn, READ_CHUNK};
 
 /// Request header slots parsed on the stack; `limits.max_headers` above this is capped.
 const MAX_REQUEST_HEADERS: usize = 256;
@@ -289,13 +287,13 @@ where
         cfg,
         route,
         deadline: start + cfg.timeouts.overall.as_std(),
-        idempotent: forward::is_idempotent(&req.method),
+        idempotent: exchange::is_idempotent(&req.method),
         bodyless: req.length == 0,
     };
     let active = route.upstream.budget.request();
     let mut raw =
         Raw { up_head, buf, io, body: BodyState { left: req.length, started: false }, method: &req.method, cfg };
-    let attempted = forward::attempts(&plan, &mut raw).await;
+    let attempted = exchange::attempts(&plan, &mut raw).await;
     let (io, body) = (raw.io, raw.body);
     let (reply, in_flight) = match attempted {
         Attempted::Reply { reply, in_flight } => (reply, in_flight),
@@ -364,7 +362,7 @@ struct Raw<'a, S> {
     cfg: &'a meridian_config::lb::LbConfig,
 }
 
-impl<S: AsyncRead + Unpin + Send> forward::Transport for Raw<'_, S> {
+impl<S: AsyncRead + Unpin + Send> exchange::Transport for Raw<'_, S> {
     type Reply = UpReply;
 
     async fn send(&mut self, ep: &Arc<Endpoint>, _last_try: bool, wait: Duration) -> Sent<UpReply> {
@@ -410,7 +408,7 @@ async fn attempt<S: AsyncRead + Unpin>(ep: &Arc<Endpoint>, raw: &mut Raw<'_, S>,
             // Closed without a byte of answer: the backend timed the idle connection out
             // as the request arrived, and its other idle connections are likely gone
             // too. The backend may have read the request: sending it again is a retry.
-            Ok(Err(HeadError::Closed)) if reused && !body.started && forward::is_idempotent(method) => {
+            Ok(Err(HeadError::Closed)) if reused && !body.started && exchange::is_idempotent(method) => {
                 ep.pool.clear();
                 Sent::Failed(Failure::Reused)
             }

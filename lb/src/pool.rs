@@ -1,4 +1,5 @@
-//! Idle upstream connections of one backend, for the HTTP/1.1 fast path.
+//! Idle upstream connections of one backend, shared by the HTTP/1.1 fast path and hyper's
+//! bodyless requests (`h1`).
 //!
 //! A stack per endpoint (the most recently used connection first: it is the least likely
 //! to have been closed by the backend). The lock is held for a push or a pop, never
