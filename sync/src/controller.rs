@@ -26,6 +26,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt;
 use futures::stream::select_all;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
@@ -33,7 +35,7 @@ use meridian_config::{ClusterConfig, Config};
 use meridian_discovery::Discovery;
 use meridian_discovery::table::ClusterState;
 use parking_lot::{Mutex, RwLock};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -45,6 +47,7 @@ use crate::kinds::{self, KINDS, Kind, Workload};
 use crate::metrics::Metrics;
 use crate::planner;
 use crate::queue::{ObjKey, Queue};
+use crate::rollup::{self, StatusWrite};
 use crate::status::{Book, ClusterStatus, Leftover, ObjectStatus, State};
 use crate::template::{self, DeletePolicy, FIELD_MANAGER, FINALIZER, STATUS_ANNOTATION};
 
@@ -659,10 +662,12 @@ async fn reconcile(sh: &Shared, key: &ObjKey) -> Next {
         // request timeout (one already known to be silent, not at all).
         let lives = futures::future::join_all(targets.iter().map(|t| read_member(sh, key, kind, t))).await;
         let plan = plan_replicas(&settings, key, &obj, &steering.preferences, &targets, &lives);
-        futures::future::join_all(targets.iter().zip(lives).map(|(t, live)| {
-            let replicas = plan.get(&t.name).copied().unwrap_or(0);
-            sync_member(sh, &desired, t, live, Some(replicas))
-        }))
+        futures::future::join_all(
+            targets
+                .iter()
+                .zip(lives)
+                .map(|(t, live)| sync_member(sh, &desired, t, live, Some(plan.for_cluster(&t.name)))),
+        )
         .await
     } else {
         // Each member is read and written on its own: no member's write waits for
@@ -674,13 +679,17 @@ async fn reconcile(sh: &Shared, key: &ObjKey) -> Next {
         .await
     };
 
-    let mut status = ObjectStatus { written_status: previous.written_status.clone(), ..ObjectStatus::default() };
+    let mut status = ObjectStatus {
+        written_status: previous.written_status.clone(),
+        status_overwritten: previous.status_overwritten,
+        ..ObjectStatus::default()
+    };
     let mut retry = false;
-    let mut member_status = Vec::new();
+    let mut copies = Vec::new();
     for (t, outcome) in targets.iter().zip(results) {
         let cluster = t.name.clone();
         retry |= outcome.retry;
-        if let Some(s) = outcome.status {
+        if let Some(mut s) = outcome.status {
             let before = previous.clusters.get(&cluster);
             let changed = before.is_none_or(|b| b.state != s.state || b.message != s.message);
             if changed && s.state != State::Synced {
@@ -689,22 +698,17 @@ async fn reconcile(sh: &Shared, key: &ObjKey) -> Next {
                     format!("cluster {cluster}: {}", s.message.as_deref().unwrap_or(s.state.reason(outcome.existed)));
                 sh.event(&obj, severity, s.state.reason(outcome.existed), &msg).await;
             }
+            if rollup::applies(kind) {
+                let counts = outcome.copy.as_ref().and_then(|c| c.get("status"));
+                s.status = counts.map(|st| rollup::member_counts(kind, st));
+            }
             status.clusters.insert(cluster, s);
         }
-        if let Some(v) = outcome.member_status {
-            member_status.push(v);
-        }
+        copies.extend(outcome.copy);
     }
-    if kind.workload != Workload::None {
-        let agg = aggregate(kind.workload, &member_status);
-        if status.written_status.as_ref() != Some(&agg) {
-            let patch = Patch::Merge(json!({"status": agg}));
-            match sh.host("status", key, host_api.patch_status(&key.name, &PatchParams::default(), &patch)).await {
-                Ok(_) => status.written_status = Some(agg.clone()),
-                Err(e) => debug!(object = %key, error = %e, "cannot write the aggregated status"),
-            }
-        }
-        status.aggregated = Some(agg);
+    if rollup::applies(kind) {
+        let rolled = RollUp { key, obj: &obj, retain_replicas: steering.retain_replicas, copies: &copies };
+        roll_up_status(sh, &host_api, &rolled, &previous, &mut status).await;
     }
     write_status_annotation(sh, &host_api, key, &obj, &status).await;
     sh.set_status(key, status);
@@ -733,7 +737,9 @@ async fn read_member(sh: &Shared, key: &ObjKey, kind: &Kind, t: &Target) -> Live
 }
 
 /// Plans a Deployment's or ReplicaSet's replicas over the placed clusters where Meridian
-/// may write (read just now: Absent, or managed, or adoptable).
+/// may write (read just now: Absent, or managed, or adoptable). A cluster's current
+/// replicas, which the planner keeps without `rebalance`, are its copy's ready replicas,
+/// as Federation v1 counted them.
 fn plan_replicas(
     settings: &Settings,
     key: &ObjKey,
@@ -741,7 +747,7 @@ fn plan_replicas(
     preferences: &planner::ReplicaPreferences,
     targets: &[Target],
     lives: &[Live],
-) -> BTreeMap<String, i64> {
+) -> planner::Plan {
     let writable = |live: &Live| match live {
         Live::Absent => true,
         Live::Present(v) => template::is_managed(v) || settings.adopt,
@@ -753,14 +759,21 @@ fn plan_replicas(
         .iter()
         .zip(lives)
         .filter_map(|(t, l)| match l {
-            Live::Present(v) if template::is_managed(v) => {
-                v.pointer("/spec/replicas").and_then(Value::as_i64).map(|r| (t.name.clone(), r))
+            Live::Present(v) if writable(l) => {
+                Some((t.name.clone(), v.pointer("/status/readyReplicas").and_then(Value::as_i64).unwrap_or(0)))
             }
             _ => None,
         })
         .collect();
-    let total = obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
-    planner::plan(preferences, total, &names, &current, &format!("{}/{}", key.namespace, key.name))
+    let request = planner::Request {
+        total: obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1),
+        clusters: &names,
+        current: &current,
+        // Meridian reads no pods, so it has no capacity estimate (see the planner).
+        capacity: &BTreeMap::new(),
+        key: &format!("{}/{}", key.namespace, key.name),
+    };
+    planner::plan(preferences, &request)
 }
 
 /// What happened in one member.
@@ -770,18 +783,39 @@ struct MemberOutcome {
     retry: bool,
     /// The member had a copy before this reconcile (for event reasons).
     existed: bool,
-    /// `.status` of the member's managed copy, for aggregation.
-    member_status: Option<Value>,
+    /// The member's managed copy as last seen (read, or as the apply returned it), for
+    /// the status roll-up.
+    copy: Option<Value>,
 }
 
 impl MemberOutcome {
     fn state(state: State, message: Option<String>, replicas: Option<i64>, existed: bool) -> Self {
         Self {
-            status: Some(ClusterStatus { state, message, replicas }),
+            status: Some(ClusterStatus { state, message, replicas, planned_replicas: None, status: None }),
             retry: state == State::ApplyFailed,
             existed,
-            member_status: None,
+            copy: None,
         }
+    }
+
+    /// Nothing to report for this cluster.
+    fn none(retry: bool, existed: bool) -> Self {
+        Self { status: None, retry, existed, copy: None }
+    }
+
+    /// Records the plan's replicas when an override gave the copy a different number.
+    fn planned(mut self, planned: Option<i64>) -> Self {
+        if let Some(s) = &mut self.status
+            && s.replicas != planned
+        {
+            s.planned_replicas = planned;
+        }
+        self
+    }
+
+    fn with_copy(mut self, copy: Value) -> Self {
+        self.copy = Some(copy);
+        self
     }
 }
 
@@ -806,7 +840,7 @@ async fn sync_member(sh: &Shared, d: &Desired<'_>, t: &Target, live: Live, repli
     let existing = match live {
         Live::Unreachable { state, reason } => {
             if !t.placed {
-                return MemberOutcome { status: None, retry: false, existed: false, member_status: None };
+                return MemberOutcome::none(false, false);
             }
             return MemberOutcome::state(state, Some(template::redact(&reason, obj)), replicas, false);
         }
@@ -829,11 +863,11 @@ async fn sync_member(sh: &Shared, d: &Desired<'_>, t: &Target, live: Live, repli
                     let msg = template::redact(&e.to_string(), obj);
                     let msg = format!("cluster {}: {msg}", t.name);
                     sh.event(obj, Severity::Warning, "FailedDeleteInCluster", &msg).await;
-                    return MemberOutcome { status: None, retry: true, existed: true, member_status: None };
+                    return MemberOutcome::none(true, true);
                 }
             }
         }
-        return MemberOutcome { status: None, retry: false, existed: managed, member_status: None };
+        return MemberOutcome::none(false, managed);
     }
     let existed = existing.is_some();
     if existing.is_some() && !managed && !settings.adopt {
@@ -844,18 +878,24 @@ async fn sync_member(sh: &Shared, d: &Desired<'_>, t: &Target, live: Live, repli
         Ok(d) => d,
         Err(e) => return MemberOutcome::state(State::InvalidOverride, Some(e.to_string()), replicas, existed),
     };
-    if let Some(live) = &existing
-        && template::is_subset(&desired, live)
+    // What the copy is given, overrides included, and what the plan said.
+    let replicas_given = if kind.workload == Workload::Replicated {
+        desired.pointer("/spec/replicas").and_then(Value::as_i64)
+    } else {
+        None
+    };
+    let report =
+        |state, message, existed| MemberOutcome::state(state, message, replicas_given, existed).planned(replicas);
+    if let Some(live) = existing
+        && template::is_subset(&desired, &live)
     {
-        let mut out = MemberOutcome::state(State::Synced, None, replicas, true);
-        out.member_status = live.get("status").cloned();
-        return out;
+        return report(State::Synced, None, true).with_copy(live);
     }
-    if existing.is_none()
+    if !existed
         && kind.namespaced
         && let Err((state, msg)) = ensure_namespace(sh, t, key).await
     {
-        return MemberOutcome::state(state, Some(msg), replicas, false);
+        return report(state, Some(msg), false);
     }
     let params = PatchParams::apply(FIELD_MANAGER).force();
     match sh.member(&t.name, "apply", key, member_api.patch(&key.name, &params, &Patch::Apply(&desired))).await {
@@ -863,22 +903,20 @@ async fn sync_member(sh: &Shared, d: &Desired<'_>, t: &Target, live: Live, repli
             let (action, reason) = if existed { ("update", "UpdateInCluster") } else { ("create", "CreateInCluster") };
             sh.metrics.write(&t.name, action);
             let verb = if existed { "updated in" } else { "created in" };
-            let detail = replicas.map(|r| format!(" with {r} replicas")).unwrap_or_default();
+            let detail = replicas_given.map(|r| format!(" with {r} replicas")).unwrap_or_default();
             sh.event(obj, Severity::Normal, reason, &format!("{verb} cluster {}{detail}", t.name)).await;
             info!(object = %key, cluster = %t.name, action, "propagated");
-            let mut out = MemberOutcome::state(State::Synced, None, replicas, existed);
-            out.member_status = to_value(&applied).get("status").cloned();
-            out
+            report(State::Synced, None, existed).with_copy(to_value(&applied))
         }
         Err(e) if e.is_unanswered() => {
             // Logged and counted where it timed out (or was skipped).
-            MemberOutcome::state(State::NotAnswering, Some(e.to_string()), replicas, existed)
+            report(State::NotAnswering, Some(e.to_string()), existed)
         }
         Err(e) => {
             sh.metrics.write(&t.name, "failed");
             let msg = template::redact(&e.to_string(), obj);
             warn!(object = %key, cluster = %t.name, error = %msg, "member rejected the object");
-            MemberOutcome::state(State::ApplyFailed, Some(msg), replicas, existed)
+            report(State::ApplyFailed, Some(msg), existed)
         }
     }
 }
@@ -914,33 +952,76 @@ async fn ensure_namespace(sh: &Shared, t: &Target, key: &ObjKey) -> Result<(), (
     Ok(())
 }
 
-/// Status counts summed over the members' copies.
-fn aggregate(workload: Workload, statuses: &[Value]) -> Value {
-    let fields: &[&str] = match workload {
-        Workload::Replicated => {
-            &["replicas", "readyReplicas", "availableReplicas", "updatedReplicas", "fullyLabeledReplicas"]
-        }
-        Workload::Daemon => &[
-            "desiredNumberScheduled",
-            "currentNumberScheduled",
-            "numberReady",
-            "numberAvailable",
-            "updatedNumberScheduled",
-            "numberMisscheduled",
-        ],
-        Workload::None => &[],
+/// What a status roll-up needs from a reconcile.
+struct RollUp<'a> {
+    key: &'a ObjKey,
+    /// The control-plane object, as read at the start of the reconcile.
+    obj: &'a Value,
+    retain_replicas: bool,
+    /// The members' managed copies, as last seen.
+    copies: &'a [Value],
+}
+
+/// Rolls the members' status up ([`rollup`]) into `status.aggregated`, for the
+/// annotation, and into the control-plane object's `.status` through the status
+/// subresource, unless it shows the roll-up already, or something else replaced the
+/// roll-up last written (reported once: a workload controller in the control plane
+/// would answer every write with one of its own).
+async fn roll_up_status(
+    sh: &Shared,
+    host_api: &Api<DynamicObject>,
+    r: &RollUp<'_>,
+    previous: &ObjectStatus,
+    status: &mut ObjectStatus,
+) {
+    let (key, obj) = (r.key, r.obj);
+    let spec_replicas = |v: &Value| v.pointer("/spec/replicas").and_then(Value::as_i64);
+    let (desired, placed) = if r.retain_replicas {
+        // The members' autoscalers decide: the federation wants what they ask for.
+        let wanted = r.copies.iter().filter_map(spec_replicas).sum();
+        (wanted, wanted)
+    } else {
+        (spec_replicas(obj).unwrap_or(1), status.clusters.values().filter_map(|c| c.replicas).sum())
     };
-    let mut out = Map::new();
-    for f in fields {
-        let present: Vec<i64> = statuses.iter().filter_map(|s| s.get(*f).and_then(Value::as_i64)).collect();
-        // Deployments have no fullyLabeledReplicas; write only counts some member reports,
-        // but always the primary ones so a scale to zero shows as zero.
-        if !present.is_empty() || matches!(*f, "replicas" | "readyReplicas" | "desiredNumberScheduled" | "numberReady")
-        {
-            out.insert((*f).to_owned(), json!(present.iter().sum::<i64>()));
+    let members: Vec<Value> = r.copies.iter().filter_map(|c| c.get("status").cloned()).collect();
+    let now = serde_json::to_value(Time(Timestamp::now())).ok().and_then(|v| v.as_str().map(str::to_owned));
+    let live = obj.get("status");
+    let rolled = rollup::roll_up(&rollup::Input {
+        kind: kinds::get(key.kind),
+        obj,
+        members: &members,
+        desired,
+        placed,
+        previous: previous.aggregated.as_ref().or(live),
+        now: now.as_deref().unwrap_or_default(),
+    });
+    match rollup::decide(&rolled, live, status.written_status.as_ref()) {
+        StatusWrite::Shown => {
+            status.written_status = Some(rolled.clone());
+            status.status_overwritten = false;
         }
+        StatusWrite::Write => {
+            let patch = Patch::Merge(json!({"status": rolled}));
+            match sh.host("status", key, host_api.patch_status(&key.name, &PatchParams::default(), &patch)).await {
+                Ok(_) => {
+                    status.written_status = Some(rolled.clone());
+                    status.status_overwritten = false;
+                }
+                Err(e) => debug!(object = %key, error = %e, "cannot write the rolled-up status"),
+            }
+        }
+        StatusWrite::Overwritten if !status.status_overwritten => {
+            status.status_overwritten = true;
+            info!(object = %key, "the control plane's status of this object was replaced by another writer; not writing it again");
+            let msg = format!(
+                "another writer replaced the status Meridian rolled up from the member clusters (does a workload \
+                 controller run in the control plane?); the roll-up stays in the {STATUS_ANNOTATION} annotation"
+            );
+            sh.event(obj, Severity::Warning, "StatusOverwritten", &msg).await;
+        }
+        StatusWrite::Overwritten => {}
     }
-    Value::Object(out)
+    status.aggregated = Some(rolled);
 }
 
 /// Writes the `meridian.io/sync-status` annotation when it changed.

@@ -11,6 +11,7 @@
 //! - [`template`]: annotations, the member copy of a template, the deletion decision (pure).
 //! - [`selector`]: label selectors over cluster labels (pure).
 //! - `leader`: Lease-based leader election, so only one replica syncs.
+//! - `rollup`: the control-plane object's `.status` rolled up from the members' (pure).
 //! - `queue`, `status`, `events`, `kinds`, `metrics`: the work queue, the status book,
 //!   Kubernetes Events, the federated types, Prometheus metrics.
 //! - [`join`](fn@join) / [`unjoin`]: registering member clusters in the config file.
@@ -30,6 +31,7 @@ mod leader;
 mod metrics;
 pub mod planner;
 mod queue;
+mod rollup;
 pub mod selector;
 mod status;
 pub mod template;

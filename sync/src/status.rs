@@ -50,9 +50,16 @@ pub(crate) struct ClusterStatus {
     pub(crate) state: State,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) message: Option<String>,
-    /// Replicas planned for this cluster (Deployments and ReplicaSets).
+    /// Replicas this cluster's copy is given (Deployments and ReplicaSets): the plan's,
+    /// or the value an override of `spec.replicas` puts there.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) replicas: Option<i64>,
+    /// The plan's replicas, only when an override changed them.
+    #[serde(rename = "plannedReplicas", skip_serializing_if = "Option::is_none")]
+    pub(crate) planned_replicas: Option<i64>,
+    /// The copy's own status counts (workloads), which the roll-up sums.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) status: Option<Value>,
 }
 
 /// One control-plane object's entry.
@@ -61,12 +68,14 @@ pub(crate) struct ObjectStatus {
     pub(crate) clusters: BTreeMap<String, ClusterStatus>,
     /// A malformed steering annotation: nothing is propagated until it is fixed.
     pub(crate) error: Option<String>,
-    /// Members' status counts summed (workloads only).
+    /// The roll-up of the members' status (workloads only; see [`crate::rollup`]).
     pub(crate) aggregated: Option<Value>,
-    /// The aggregate last written to the control-plane object's `.status`: written again
+    /// The roll-up last written to the control-plane object's `.status`: written again
     /// only when it changes, so a control plane that also writes `.status` (a stock
     /// cluster's own controllers) does not start a write-for-write loop.
     pub(crate) written_status: Option<Value>,
+    /// Something else replaced the written roll-up (reported once by an Event).
+    pub(crate) status_overwritten: bool,
 }
 
 impl ObjectStatus {

@@ -53,7 +53,19 @@ const CONTROL_ANNOTATIONS: &[&str] = &[
     "kubectl.kubernetes.io/last-applied-configuration",
 ];
 
-/// Server-owned metadata that must not be applied.
+/// Annotations a cluster's own API server or controllers write about their copy of an
+/// object: each member keeps its own. Copied, they would fight the member's controller.
+const CLUSTER_ANNOTATIONS: &[&str] = &[
+    // The deployment controller's rollout revision.
+    "deployment.kubernetes.io/revision",
+    // The template generation that the API server's DaemonSet strategy keeps (set at
+    // create, bumped when the pod template changes).
+    "deprecated.daemonset.template.generation",
+];
+
+/// Server-owned metadata that must not be applied. `ownerReferences` name control-plane
+/// objects by uid: in a member they would dangle, and its garbage collector would delete
+/// the copy. `finalizers` are the control plane's (Meridian's own among them).
 const SERVER_METADATA: &[&str] = &[
     "uid",
     "resourceVersion",
@@ -203,44 +215,63 @@ fn parse_overrides(text: &str) -> Result<BTreeMap<String, json_patch::Patch>, An
 }
 
 /// The control-plane object reduced to what every member gets: no status, no
-/// server-owned metadata, no steering annotations, no member-owned Service fields.
+/// server-owned metadata, no steering annotations, nothing a member's API server
+/// allocates or a member's controllers own (README "Fields never copied").
 pub(crate) fn strip(kind: &Kind, obj: &Value) -> Value {
     let mut out = obj.clone();
     let Some(m) = out.as_object_mut() else { return out };
     m.remove("status");
     if let Some(meta) = m.get_mut("metadata").and_then(Value::as_object_mut) {
-        for f in SERVER_METADATA {
-            meta.remove(*f);
-        }
-        if let Some(a) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
-            for f in CONTROL_ANNOTATIONS {
-                a.remove(*f);
-            }
-            if a.is_empty() {
-                meta.remove("annotations");
-            }
-        }
+        strip_metadata(meta);
     }
     match kind.kind {
         // The members' API servers own their namespaces' finalizers.
         "Namespace" => {
             m.remove("spec");
         }
-        // Allocated by each member: its own cluster IP and node ports.
         "Service" => {
             if let Some(spec) = m.get_mut("spec").and_then(Value::as_object_mut) {
-                spec.remove("clusterIP");
-                spec.remove("clusterIPs");
-                if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
-                    for p in ports.iter_mut().filter_map(Value::as_object_mut) {
-                        p.remove("nodePort");
-                    }
-                }
+                strip_service(spec);
             }
         }
         _ => {}
     }
     out
+}
+
+fn strip_metadata(meta: &mut Map<String, Value>) {
+    for f in SERVER_METADATA {
+        meta.remove(*f);
+    }
+    if let Some(a) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+        for f in CONTROL_ANNOTATIONS.iter().chain(CLUSTER_ANNOTATIONS) {
+            a.remove(*f);
+        }
+        if a.is_empty() {
+            meta.remove("annotations");
+        }
+    }
+}
+
+/// Removes what a Service's API server allocates: each member allocates its own. The
+/// control plane is an API server too, so a value in the template is usually its
+/// allocation, not the user's choice, and the object cannot tell them apart; a value
+/// that must be the same in a member is set with an override (applied after this).
+/// `clusterIP: None` (headless) is a choice, never an allocation, and stays.
+/// `loadBalancerIP` stays too: no API server allocates it, so in a control plane (where
+/// no load-balancer controller runs) only the user set it.
+fn strip_service(spec: &mut Map<String, Value>) {
+    if spec.get("clusterIP").and_then(Value::as_str) != Some("None") {
+        spec.remove("clusterIP");
+        spec.remove("clusterIPs");
+    }
+    // Allocated for `externalTrafficPolicy: Local` load balancers.
+    spec.remove("healthCheckNodePort");
+    if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
+        for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+            p.remove("nodePort");
+        }
+    }
 }
 
 /// Why a member copy could not be built.
@@ -463,30 +494,74 @@ mod tests {
         assert!(both.selects("m1", &eu) && !both.selects("m2", &us) && !both.selects("m3", &eu));
     }
 
+    /// Metadata as the control plane's API server returns it, with steering annotations.
+    fn served_metadata() -> Value {
+        json!({"name": "x", "namespace": "default", "uid": "u", "resourceVersion": "5", "selfLink": "/x",
+            "creationTimestamp": "t", "generation": 2, "managedFields": [{"manager": "kubectl"}],
+            "finalizers": [FINALIZER, "foregroundDeletion"], "deletionTimestamp": "t", "deletionGracePeriodSeconds": 0,
+            "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": "cp-uid"}],
+            "labels": {"app": "x"},
+            "annotations": {CLUSTERS_ANNOTATION: "m1", STATUS_ANNOTATION: "{}", "keep": "me",
+                "kubectl.kubernetes.io/last-applied-configuration": "{}",
+                "deployment.kubernetes.io/revision": "3", "deprecated.daemonset.template.generation": "2"}})
+    }
+
+    /// What is left of [`served_metadata`] for a member.
+    fn member_metadata() -> Value {
+        json!({"name": "x", "namespace": "default", "labels": {"app": "x"}, "annotations": {"keep": "me"}})
+    }
+
     #[test]
-    fn strip_removes_server_fields_steering_and_member_owned_service_fields() {
-        let svc = json!({
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": "s", "namespace": "default", "uid": "u", "resourceVersion": "5",
-                "creationTimestamp": "t", "generation": 2, "managedFields": [], "finalizers": [FINALIZER],
-                "ownerReferences": [], "labels": {"app": "s"},
-                "annotations": {CLUSTERS_ANNOTATION: "m1", STATUS_ANNOTATION: "{}", "keep": "me"}},
-            "spec": {"clusterIP": "10.0.0.1", "clusterIPs": ["10.0.0.1"], "type": "NodePort",
-                "ports": [{"port": 80, "nodePort": 30080}]},
-            "status": {"loadBalancer": {}},
-        });
-        let want = json!({
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": "s", "namespace": "default", "labels": {"app": "s"}, "annotations": {"keep": "me"}},
-            "spec": {"type": "NodePort", "ports": [{"port": 80}]},
-        });
-        assert_eq!(strip(kind("Service"), &svc), want);
+    fn strip_removes_server_owned_and_member_allocated_fields() {
+        // (kind, the control-plane object's spec and status, the member's spec)
+        let cases = [
+            (
+                "Service",
+                json!({"spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local", "healthCheckNodePort": 32100,
+                    "clusterIP": "10.96.0.7", "clusterIPs": ["10.96.0.7"], "loadBalancerIP": "203.0.113.9",
+                    "ports": [{"port": 80, "nodePort": 30080}, {"port": 443, "nodePort": 30443}]},
+                    "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.9"}]}}}),
+                json!({"type": "LoadBalancer", "externalTrafficPolicy": "Local", "loadBalancerIP": "203.0.113.9",
+                    "ports": [{"port": 80}, {"port": 443}]}),
+            ),
+            (
+                "Service",
+                json!({"spec": {"clusterIP": "None", "clusterIPs": ["None"], "ports": [{"port": 53}]}}),
+                json!({"clusterIP": "None", "clusterIPs": ["None"], "ports": [{"port": 53}]}),
+            ),
+            (
+                "Deployment",
+                json!({"spec": {"replicas": 3}, "status": {"replicas": 3, "readyReplicas": 3}}),
+                json!({"replicas": 3}),
+            ),
+            ("DaemonSet", json!({"spec": {"x": 1}, "status": {"numberReady": 2}}), json!({"x": 1})),
+            ("Ingress", json!({"spec": {"x": 1}, "status": {"loadBalancer": {}}}), json!({"x": 1})),
+        ];
+        for (k, parts, want_spec) in cases {
+            let mut obj = parts.clone();
+            obj["kind"] = json!(k);
+            obj["metadata"] = served_metadata();
+            let want = json!({"kind": k, "metadata": member_metadata(), "spec": want_spec});
+            assert_eq!(strip(kind(k), &obj), want, "{k}: {parts}");
+        }
         let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n", "annotations": {STATUS_ANNOTATION: "{}"}},
             "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}});
         assert_eq!(
             strip(kind("Namespace"), &ns),
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"}})
         );
+    }
+
+    #[test]
+    fn an_override_can_pin_a_field_that_strip_removed() -> Result<(), OverrideError> {
+        let svc = json!({"kind": "Service", "metadata": {"name": "s"}, "spec": {"type": "NodePort",
+            "ports": [{"port": 80, "nodePort": 30080}]}});
+        let pin: json_patch::Patch =
+            serde_json::from_value(json!([{"op": "add", "path": "/spec/ports/0/nodePort", "value": 30080}]))
+                .map_err(|e| OverrideError(e.to_string()))?;
+        let copy = member_copy(kind("Service"), &strip(kind("Service"), &svc), None, Some(&pin), "uid-1")?;
+        assert_eq!(copy.pointer("/spec/ports/0/nodePort"), Some(&json!(30080)));
+        Ok(())
     }
 
     #[test]

@@ -3,7 +3,9 @@
 mod deletion;
 mod drift;
 mod faults;
+mod fields;
 mod join;
 mod leader;
 mod propagation;
+mod rollup;
 mod support;

@@ -89,6 +89,33 @@ async fn deployment_without_preferences_is_split_evenly() -> Result<()> {
     Ok(())
 }
 
+/// Without rebalancing, the replicas a member already runs count toward its share
+/// (Federation v1's preallocation): 4 running in m1, then 9 over all three leaves m1 at
+/// 4 and splits the other 5, instead of giving m1 a full share on top of its 4.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn running_replicas_count_toward_their_share_without_rebalancing() -> Result<()> {
+    let env = Env::start().await?;
+    let yaml = |n: u32, placement: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: steady\n  annotations:\n    federation.kubernetes.io/replica-set-preferences: '{{\"rebalance\": false, \"clusters\": {{\"*\": {{\"weight\": 1}}}}}}'\n{placement}spec:\n  replicas: {n}\n  selector: {{matchLabels: {{app: steady}}}}\n  template:\n    metadata: {{labels: {{app: steady}}}}\n    spec: {{containers: [{{name: c, image: busybox}}]}}\n"
+        )
+    };
+    env.apply("host", &yaml(4, "    meridian.io/clusters: m1\n")).await?;
+    let ready = |v: &Option<Value>| v.as_ref().and_then(|d| d.pointer("/status/readyReplicas")).and_then(Value::as_i64);
+    wait_for("4 ready in m1", WAIT, || env.get("m1", "deployment", "steady"), |d| ready(d) == Some(4)).await?;
+    env.apply("host", &yaml(9, "")).await?;
+    let mut got = Vec::new();
+    for c in ["m2", "m3"] {
+        let d = wait_for(c, WAIT, || env.get(c, "deployment", "steady"), |d| replicas(d).is_some()).await?;
+        got.push(replicas(&d).unwrap_or(0));
+    }
+    got.sort_unstable();
+    assert_eq!(got, [2, 3], "m2 and m3 split the 5 m1 does not run");
+    assert_eq!(replicas(&env.get("m1", "deployment", "steady").await?), Some(4), "m1 keeps what it runs");
+    env.shutdown().await;
+    Ok(())
+}
+
 /// An override for m2 changes m2's copy only; an edit of the template reaches all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn override_changes_only_its_cluster_and_configmap_edits_propagate() -> Result<()> {

@@ -180,6 +180,11 @@ impl Env {
         Ok(Sync::start(&self.config, host, self.discovery.clone(), metrics).await?)
     }
 
+    /// A client of one cluster, reached directly (as kubectl reaches it).
+    pub(crate) async fn client(&self, cluster: &str) -> Result<kube::Client> {
+        Ok(registry::connect(cluster, &self.kubeconfig, Some(cluster)).await?)
+    }
+
     /// The fault proxy in front of `cluster`.
     pub(crate) fn proxy(&self, cluster: &str) -> Result<&FaultProxy> {
         self.proxies.get(cluster).with_context(|| format!("{cluster} is not behind a fault proxy"))
