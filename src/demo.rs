@@ -2,7 +2,7 @@
 //! objects, and a banner that says how to look around.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use meridian_config::{Config, LogFormat};
@@ -13,9 +13,14 @@ use crate::server::{self, Server};
 
 #[derive(clap::Args)]
 pub(crate) struct DemoArgs {
-    /// Where the simulated clusters' kubeconfig is written.
+    /// Where the simulated clusters' kubeconfig is written, and their objects kept from
+    /// one run to the next.
     #[arg(long)]
     state_dir: Option<PathBuf>,
+    /// Start from the demo's own objects only: discard what the previous run left in the
+    /// state directory.
+    #[arg(long)]
+    fresh: bool,
     /// Admin endpoint address.
     #[arg(long, default_value = "127.0.0.1:9480")]
     admin: SocketAddr,
@@ -71,6 +76,20 @@ fn objects(cluster: &str) -> Vec<Value> {
     out
 }
 
+/// Says whether the previous run's objects are restored, or discards them (`--fresh`).
+fn prepare_state(config: &Config, state_dir: &Path, fresh: bool) -> Result<()> {
+    let names = config.clusters.iter().chain(config.sync.host.iter()).filter(|c| c.simulated).map(|c| c.name.as_str());
+    let dir = state_dir.display();
+    if fresh {
+        let removed = meridian_sim::discard_state(state_dir, names)
+            .with_context(|| format!("cannot discard the previous run's state in {dir}"))?;
+        tracing::info!(dir = %dir, files = removed.len(), "starting fresh: the previous run's objects were discarded");
+    } else if !meridian_sim::saved_state(state_dir, names).is_empty() {
+        tracing::warn!("restoring the previous run's objects from {dir}; `meridian demo --fresh` starts from scratch");
+    }
+    Ok(())
+}
+
 /// Creates the demo's objects in every simulated member cluster.
 pub(crate) fn seed(sim: &Simulator, config: &Config) -> Result<()> {
     for c in &config.clusters {
@@ -90,6 +109,7 @@ pub(crate) async fn run(args: DemoArgs, log_override: Option<LogFormat>) -> Resu
     config.lb.listen_tls = vec![args.proxy_tls];
     server::start_logging(&config, log_override);
     let state_dir = args.state_dir.unwrap_or_else(|| server::default_state_dir("demo"));
+    prepare_state(&config, &state_dir, args.fresh)?;
     let server = Server::start(config, None, state_dir.clone()).await?;
     let sim = server.sim.clone().context("the demo runs simulated clusters")?;
     seed(&sim, &server.config)?;

@@ -1,7 +1,7 @@
 //! One simulated cluster: its store, controllers, backends and API listener.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 
@@ -15,6 +15,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::api::{self, Sub, WriteOpts};
 use crate::backends::Backends;
 use crate::controllers::{self, ControllerState, Ipv4Pool, services};
+use crate::deletion::{self, DeleteOptions};
 use crate::error::{ApiError, Error, Result};
 use crate::patch::PatchType;
 use crate::resources::{self, ResId};
@@ -237,7 +238,7 @@ impl SimCluster {
         };
         // No managedFields for seeded objects: they would double the memory of large
         // benchmark fleets and nothing reads them.
-        let opts = WriteOpts { field_manager: None, dry_run: false, privileged: true };
+        let opts = WriteOpts { privileged: true, ..WriteOpts::default() };
         let key: Key = (res, ns.clone().unwrap_or_default(), name.clone());
         if let Some(ns) = &ns {
             let ns_key = (resources::NAMESPACES, String::new(), ns.clone());
@@ -276,7 +277,7 @@ impl SimCluster {
     pub fn delete_json(&self, api_version: &str, kind: &str, ns: Option<&str>, name: &str) -> Result<()> {
         let res = Self::resolve(api_version, kind)?;
         let ns = if resources::def(res).namespaced { Some(ns.unwrap_or("default")) } else { None };
-        api::delete(&self.core.store, res, ns, name, &json!({}), false)?;
+        deletion::delete(&self.core.store, res, ns, name, &DeleteOptions::parse(&json!({}), false)?)?;
         controllers::reconcile(&self.core, &(res, ns.unwrap_or("").to_string(), name.to_string()));
         Ok(())
     }
@@ -322,15 +323,16 @@ impl SimCluster {
             let g = self.core.store.read();
             json!({"resourceVersion": g.rv(), "objects": g.all().map(|o| (**o).clone()).collect::<Vec<_>>()})
         };
-        let path = dir.join(format!("{}.json", self.core.name));
+        let path = state_path(dir, &self.core.name);
         std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
         let bytes = serde_json::to_vec(&state).map_err(|source| Error::State { path: path.clone(), source })?;
         std::fs::write(&path, bytes).map_err(|source| Error::Io { path, source })
     }
 
-    /// Restores a state file written by `save_state`, re-claiming addresses. Missing file: no-op.
+    /// Restores a state file written by `save_state`, re-claiming load-balancer addresses
+    /// that can still be bound here. Missing file: no-op.
     pub(crate) fn load_state(&self, dir: &Path) -> Result<()> {
-        let path = dir.join(format!("{}.json", self.core.name));
+        let path = state_path(dir, &self.core.name);
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -340,6 +342,7 @@ impl SimCluster {
             serde_json::from_slice(&bytes).map_err(|source| Error::State { path: path.clone(), source })?;
         let mut st = self.core.ctrl.lock();
         let mut g = self.core.store.write();
+        let mut restored = 0usize;
         for obj in state.get("objects").and_then(Value::as_array).into_iter().flatten() {
             let (Some(av), Some(kind), Some(name)) = (
                 obj.get("apiVersion").and_then(Value::as_str),
@@ -353,42 +356,56 @@ impl SimCluster {
                 if resources::def(res).namespaced { util::meta_str(obj, "namespace").unwrap_or("default") } else { "" };
             if res == resources::SERVICES {
                 g.alloc.reserve(obj);
-                let owner = format!("services/{ns}/{name}");
-                if let Some(ip) = obj
-                    .pointer("/status/loadBalancer/ingress/0/ip")
-                    .and_then(Value::as_str)
-                    .and_then(|s| s.parse().ok())
-                {
-                    st.lb.claim(&owner, ip);
-                }
+                self.reclaim_lb_address(&mut st.lb, &format!("services/{ns}/{name}"), obj);
             }
             g.put((res, ns.to_string(), name.to_string()), obj.clone());
+            restored += 1;
         }
         if let Some(rv) = state.get("resourceVersion").and_then(Value::as_u64) {
             g.set_rv_floor(rv);
         }
+        tracing::info!(cluster = %self.core.name, path = %path.display(), objects = restored, "restored simulated cluster state from the previous run");
         Ok(())
     }
 
-    /// Re-runs every controller over existing objects (after a state restore).
+    /// Claims a restored Service's load-balancer address again, but only if its ports can
+    /// be bound here: another process (a second simulator, a test) may serve it now, and
+    /// its backends must never be mistaken for this cluster's. Otherwise the Service gets a
+    /// new address when the controllers resync.
+    fn reclaim_lb_address(&self, lb: &mut Ipv4Pool, owner: &str, svc: &Value) {
+        let Some(ip) = svc.pointer("/status/loadBalancer/ingress/0/ip").and_then(Value::as_str) else { return };
+        let Ok(ip) = ip.parse::<Ipv4Addr>() else { return };
+        let ports = match (util::annotation(svc, services::ANN_BACKEND), svc.get("spec")) {
+            (Some("down"), _) | (_, None) => Vec::new(),
+            (_, Some(spec)) => services::tcp_ports(spec),
+        };
+        let addrs: Vec<SocketAddr> = ports.into_iter().map(|p| SocketAddr::from((ip, p))).collect();
+        if !lb.claim(owner, ip) {
+            tracing::warn!(cluster = %self.core.name, service = owner, %ip, "restored load-balancer address is already allocated; a new one will be assigned");
+        } else if !self.core.backends.prebind(&addrs) {
+            lb.set_aside(owner);
+            tracing::warn!(cluster = %self.core.name, service = owner, %ip, "restored load-balancer address is in use by another process; a new one will be assigned");
+        }
+    }
+
+    /// Re-runs every controller over existing objects (after a state restore), the
+    /// garbage collector and namespace controller included.
     pub(crate) fn resync(&self) {
         let keys: Vec<Key> = {
             let g = self.core.store.read();
-            [
-                resources::SERVICES,
-                resources::INGRESSES,
-                resources::DEPLOYMENTS,
-                resources::REPLICASETS,
-                resources::DAEMONSETS,
-            ]
-            .iter()
-            .flat_map(|r| g.range(*r, None, None).map(|(k, _)| k.clone()).collect::<Vec<_>>())
-            .collect()
+            (0..resources::RESOURCES.len())
+                .flat_map(|r| g.range(r, None, None).map(|(k, _)| k.clone()).collect::<Vec<_>>())
+                .collect()
         };
         for k in keys {
             controllers::reconcile(&self.core, &k);
         }
     }
+}
+
+/// Where a cluster's state is saved in a state directory.
+pub(crate) fn state_path(dir: &Path, cluster: &str) -> PathBuf {
+    dir.join(format!("{cluster}.json"))
 }
 
 /// Accepts API connections until aborted. Connections live in the task's JoinSet, so

@@ -104,6 +104,13 @@ pub(crate) fn resource_list(group: &str, version: &str) -> Option<Value> {
                 "kind": r.kind, "verbs": ["get", "patch", "update"],
             }));
         }
+        if r.scale {
+            // kubectl's scale client finds the Scale kind through these fields.
+            list.push(json!({
+                "name": format!("{}/scale", r.plural), "singularName": "", "namespaced": r.namespaced,
+                "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"],
+            }));
+        }
     }
     let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
     Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": list}))

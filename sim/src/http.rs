@@ -18,12 +18,14 @@ use http::{HeaderMap, Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 
-use crate::api::{self, Deleted, Sub, WriteOpts};
+use crate::api::{self, Sub, WriteOpts};
 use crate::cluster::Core;
+use crate::deletion::{self, DeleteOptions, Deleted};
 use crate::discovery;
 use crate::error::ApiError;
 use crate::patch::PatchType;
 use crate::resources::{self, ResId};
+use crate::scale;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::table;
 use crate::watch::{self, Render, Start, WatchSpec};
@@ -147,7 +149,8 @@ async fn route(
     let sub = match sub {
         None => Sub::Main,
         Some("status") if def.status => Sub::Status,
-        Some("finalize") if res == resources::NAMESPACES => Sub::Main,
+        Some("finalize") if res == resources::NAMESPACES => Sub::Finalize,
+        Some("scale") if def.scale => Sub::Scale,
         Some(_) => return Err(not_found_path()),
     };
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -222,11 +225,23 @@ impl ResourceRequest<'_> {
         matches!(self.q(k), Some("true" | "1"))
     }
 
+    /// The `fieldManager` parameter, or else the User-Agent up to its first `/`, as
+    /// kube-apiserver names managers (`kubectl/v1.31.9 (linux/amd64)` → `kubectl`).
+    fn field_manager(&self) -> Option<String> {
+        if let Some(m) = self.q("fieldManager").filter(|s| !s.is_empty()) {
+            return Some(m.to_string());
+        }
+        let ua = self.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let prefix: String = ua.split('/').next().unwrap_or("").chars().filter(|c| !c.is_control()).take(128).collect();
+        (!prefix.is_empty()).then_some(prefix)
+    }
+
     fn write_opts(&self) -> WriteOpts {
         WriteOpts {
-            field_manager: self.q("fieldManager").filter(|s| !s.is_empty()).map(String::from),
+            field_manager: self.field_manager(),
             dry_run: self.q("dryRun").is_some_and(|d| d == "All"),
             privileged: false,
+            force: self.q_bool("force"),
         }
     }
 
@@ -243,6 +258,10 @@ impl ResourceRequest<'_> {
     }
 
     fn get(&self) -> Result<Response<Body>, ApiError> {
+        if let (Sub::Scale, Some(name)) = (self.sub, &self.name) {
+            let s = scale::get(&self.core.store, self.res, self.ns.as_deref(), name)?;
+            return Ok(json_response(StatusCode::OK, &s));
+        }
         let labels = LabelSelector::parse(self.q("labelSelector").unwrap_or(""))?;
         let fields = FieldSelector::parse(self.q("fieldSelector").unwrap_or(""))?;
         if self.watch_path || self.q_bool("watch") {
@@ -362,6 +381,9 @@ impl ResourceRequest<'_> {
         if self.name.is_some() {
             return Err(ApiError::method_not_allowed("POST is only supported on collections"));
         }
+        if self.sub == Sub::Scale {
+            return Err(ApiError::method_not_allowed("the scale subresource supports get, update and patch"));
+        }
         let obj = parse_body(body)?;
         let created = api::create(&self.core.store, self.res, self.ns.as_deref(), obj, &self.write_opts())?;
         Ok(self.object_response(StatusCode::CREATED, &created))
@@ -370,6 +392,10 @@ impl ResourceRequest<'_> {
     fn replace(&self, body: &[u8]) -> Result<Response<Body>, ApiError> {
         let name = self.name.as_deref().ok_or_else(|| ApiError::method_not_allowed("PUT needs an object name"))?;
         let obj = parse_body(body)?;
+        if self.sub == Sub::Scale {
+            let s = scale::replace(&self.core.store, self.res, self.ns.as_deref(), name, &obj, &self.write_opts())?;
+            return Ok(json_response(StatusCode::OK, &s));
+        }
         let updated =
             api::replace(&self.core.store, self.res, self.ns.as_deref(), name, obj, self.sub, &self.write_opts())?;
         Ok(self.object_response(StatusCode::OK, &updated))
@@ -381,12 +407,16 @@ impl ResourceRequest<'_> {
         let ptype = PatchType::from_content_type(ct)
             .ok_or_else(|| ApiError::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {ct:?})")))?;
         let opts = self.write_opts();
-        if ptype == PatchType::Apply && opts.field_manager.is_none() {
+        if ptype == PatchType::Apply && self.q("fieldManager").is_none_or(str::is_empty) {
             return Err(ApiError::bad_request(
                 "PATCH requests of type application/apply-patch+yaml must include a fieldManager query parameter",
             ));
         }
         let patch = parse_body(body)?;
+        if self.sub == Sub::Scale {
+            let s = scale::patch(&self.core.store, self.res, self.ns.as_deref(), name, ptype, &patch, &opts)?;
+            return Ok(json_response(StatusCode::OK, &s));
+        }
         let (obj, created) =
             api::patch(&self.core.store, self.res, self.ns.as_deref(), name, ptype, &patch, self.sub, &opts)?;
         Ok(self.object_response(if created { StatusCode::CREATED } else { StatusCode::OK }, &obj))
@@ -413,31 +443,18 @@ impl ResourceRequest<'_> {
     }
 
     fn delete(&self, body: &[u8]) -> Result<Response<Body>, ApiError> {
-        let opts = self.delete_options(body)?;
+        if self.sub != Sub::Main {
+            return Err(ApiError::method_not_allowed("DELETE is only supported on objects and collections"));
+        }
+        let raw = self.delete_options(body)?;
         let dry_run = self.q("dryRun") == Some("All")
-            || opts.get("dryRun").and_then(Value::as_array).is_some_and(|a| a.iter().any(|d| d == "All"));
+            || raw.get("dryRun").and_then(Value::as_array).is_some_and(|a| a.iter().any(|d| d == "All"));
+        let opts = DeleteOptions::parse(&raw, dry_run)?;
         let def = resources::def(self.res);
         let Some(name) = &self.name else {
-            // deletecollection
-            let labels = LabelSelector::parse(self.q("labelSelector").unwrap_or(""))?;
-            let fields = FieldSelector::parse(self.q("fieldSelector").unwrap_or(""))?;
-            let names: Vec<(String, String)> = {
-                let g = self.core.store.read();
-                g.range(self.res, self.ns.as_deref(), None)
-                    .filter(|(_, o)| labels.matches(o) && fields.matches(o))
-                    .map(|(k, _)| (k.1.clone(), k.2.clone()))
-                    .collect()
-            };
-            for (ns, name) in names {
-                // Objects removed concurrently are fine to skip.
-                let _ = api::delete(&self.core.store, self.res, Some(&ns), &name, &opts, dry_run);
-            }
-            return Ok(json_response(
-                StatusCode::OK,
-                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),
-            ));
+            return self.delete_collection(&opts);
         };
-        match api::delete(&self.core.store, self.res, self.ns.as_deref(), name, &opts, dry_run)? {
+        match deletion::delete(&self.core.store, self.res, self.ns.as_deref(), name, &opts)? {
             Deleted::Gone(last) => Ok(json_response(
                 StatusCode::OK,
                 &json!({
@@ -445,8 +462,31 @@ impl ResourceRequest<'_> {
                     "details": {"name": name, "group": def.group, "kind": def.plural, "uid": crate::util::meta_str(&last, "uid").unwrap_or("")},
                 }),
             )),
-            Deleted::Marked(obj) => Ok(self.object_response(StatusCode::OK, &obj)),
+            Deleted::Marked(obj) => {
+                let code = StatusCode::from_u16(opts.kept_status()).unwrap_or(StatusCode::OK);
+                Ok(self.object_response(code, &obj))
+            }
         }
+    }
+
+    fn delete_collection(&self, opts: &DeleteOptions) -> Result<Response<Body>, ApiError> {
+        let labels = LabelSelector::parse(self.q("labelSelector").unwrap_or(""))?;
+        let fields = FieldSelector::parse(self.q("fieldSelector").unwrap_or(""))?;
+        let names: Vec<(String, String)> = {
+            let g = self.core.store.read();
+            g.range(self.res, self.ns.as_deref(), None)
+                .filter(|(_, o)| labels.matches(o) && fields.matches(o))
+                .map(|(k, _)| (k.1.clone(), k.2.clone()))
+                .collect()
+        };
+        for (ns, name) in names {
+            // Objects removed concurrently are fine to skip.
+            let _ = deletion::delete(&self.core.store, self.res, Some(&ns), &name, opts);
+        }
+        Ok(json_response(
+            StatusCode::OK,
+            &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),
+        ))
     }
 }
 

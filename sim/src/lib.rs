@@ -1,61 +1,95 @@
 //! An in-memory Kubernetes API server that simulates many clusters in one process, faithful
 //! enough for real `kubectl` and kube-rs clients, so Meridian can be developed, tested and
-//! benchmarked without real clusters.
+//! benchmarked without real clusters. Where it differs from kube-apiserver, the simulator
+//! is fixed, never its clients.
 //!
 //! Each [`SimCluster`] serves plain HTTP on its own `127.0.0.1` port, keeps objects as
 //! generic JSON with one etcd-like resourceVersion counter, and runs small controllers
 //! that do what a cluster and its cloud provider would: Services of type LoadBalancer get
 //! a loopback address (127.x.y.z) with real HTTP servers behind it, EndpointSlices and
-//! Endpoints appear for Services, workloads report ready replicas.
+//! Endpoints appear for Services, workloads report ready replicas, the garbage collector
+//! and the namespace controller finish deletions.
 //!
 //! # Layout
-//! - `lib.rs`: [`Simulator`], [`SimOptions`], [`ClusterSpec`], [`run_standalone`].
-//! - `cluster`: [`SimCluster`] — listener start/stop, the Rust seeding API, state files.
-//! - `store`: objects, the resourceVersion counter, the bounded event history.
-//! - `api`: request semantics — validation, defaulting, generation, conflicts, status
-//!   subresources, patches, deletion with finalizers and the delete-options annotation.
-//! - `http`: path routing and content negotiation (JSON, Table, PartialObjectMetadata).
-//! - `watch`: watch streams, bookmarks, 410 Gone.
+//! - `lib.rs`: [`Simulator`], [`SimOptions`], [`ClusterSpec`], [`run_standalone`], state files.
+//! - `cluster`: [`SimCluster`] — listener start/stop, the Rust seeding API, state restore.
+//! - `store`: objects, the resourceVersion counter, the bounded event history, the owner
+//!   index, and which keys the controllers must look at after a change.
+//! - `http`: path routing, query parsing, content negotiation (JSON, Table, metadata).
+//! - `api`: writes — type checks, metadata bookkeeping, optimistic concurrency, status and
+//!   finalize subresources, patches. `admission`: per-type decoding, defaulting, validation.
+//! - `deletion`: DELETE — preconditions, propagation finalizers, marking, namespaces.
+//! - `managed`, `fieldpath`: field management (managedFields, server-side apply).
+//! - `patch`, `strategic`, `schema`: patch flavours; merge keys and list types.
+//! - `scale`: the `/scale` subresource. `watch`: watch streams, bookmarks, 410 Gone.
 //! - `discovery`: `/version`, `/api`, `/apis`, OpenAPI v3 documents for `kubectl apply`.
-//! - `table`: `meta.k8s.io/v1 Table` rendering for kubectl's human output.
-//! - `selectors`, `patch`: label/field selectors; merge, strategic, JSON patch and apply.
-//! - `controllers`: clusterIP/nodePort/LB/pod-IP allocation, Service, Ingress and workload
-//!   controllers. `backends`: the HTTP servers behind LB addresses. `kubeconfig`.
+//! - `table`: `meta.k8s.io/v1 Table` rendering for kubectl's human output. `selectors`.
+//! - `controllers`: allocation (clusterIP, nodePort, healthCheckNodePort, LB and pod IPs),
+//!   Service, Ingress, workload, namespace and garbage-collector controllers. `backends`:
+//!   the HTTP servers behind LB addresses. `kubeconfig`.
 //!
-//! # Annotations understood on Services
-//! `sim.meridian.io/endpoints` (count, default 2), `sim.meridian.io/ready` (`"false"`),
-//! `sim.meridian.io/ready-endpoints` (count), `sim.meridian.io/hostnames` (`"true"`),
-//! `sim.meridian.io/backend` (`"down"`/`"up"`), `sim.meridian.io/lb-hostname` (hostname-only
-//! ingress, like AWS; the backend still listens on the allocated IP), `sim.meridian.io/ipv6`
-//! (`"true"`: also an fd00:<cluster index>::/64 ingress address, which is never bound).
-//! Deleting an object that has non-system finalizers marks it and records the request's
-//! DeleteOptions as JSON in the `sim.meridian.io/delete-options` annotation.
+//! # Implemented as kube-apiserver does it
+//! - Deletion: `orphan`/`foregroundDeletion` finalizers from `propagationPolicy` or
+//!   `orphanDependents`, marking (`deletionTimestamp`, `deletionGracePeriodSeconds: 0`),
+//!   200 with the kept object (202 for `orphanDependents: false`), removal when an update
+//!   empties the finalizers, no new finalizers on a deleted object. Namespaces stay
+//!   Terminating until their content, `spec.finalizers` and finalizers are gone.
+//! - Garbage collection over ownerReferences: background, foreground (waiting for
+//!   `blockOwnerDeletion` dependents) and orphan.
+//! - Server-side apply: managedFields per manager, 409 conflicts, `force`, removal of
+//!   fields a manager stops applying, kubectl's client-side-apply takeover; updates move
+//!   the fields they change to their manager (named by `fieldManager` or User-Agent).
+//! - `/scale` (autoscaling/v1) on Deployments, ReplicaSets, StatefulSets; Secret
+//!   `stringData` and base64 `data`; strategic merge by the types' merge keys; Service
+//!   clusterIP, nodePort and healthCheckNodePort allocation.
 //!
-//! # Deliberately not done
-//! - No authentication or authorisation, no admission webhooks, no TLS, no protobuf, no
-//!   HTTP/2, no aggregated discovery (kubectl falls back to the plain documents).
-//! - No pods, scheduling or garbage collector: workload status is synthesised; the
-//!   `orphan`/`foregroundDeletion` finalizers are dropped as soon as they are the only ones.
-//! - OpenAPI schemas are stubs that preserve unknown fields; there is no field validation.
-//! - Server-side apply is a merge: maps merge, lists are replaced, fields a manager stops
-//!   applying are removed unless another manager set them; conflicts are never reported
-//!   (`force` has no effect). Strategic merge patch knows merge keys of common lists only.
+//! # Approximated
+//! - Workload status is synthesised (every replica ready); no pods or ReplicaSets behind
+//!   Deployments. Graceful deletion (pods) is immediate.
+//! - Defaulting covers what clients here read (replicas, StatefulSet strategy, Secret
+//!   type, Service fields); OpenAPI schemas are stubs that preserve unknown fields, so
+//!   there is no field validation and list types come from `schema`'s table.
+//! - `$setElementOrder` is ignored; foreground deletion cycles are not unblocked; owners of
+//!   kinds not served are never missing.
 //! - Lists are always served from the latest state (`resourceVersion`/`resourceVersionMatch`
 //!   on lists are ignored); a `continue` token resumes after its key in the current state.
 //! - Field selectors accept any dotted path, not just the per-type allowed fields.
+//!
+//! # Left out
+//! - Authentication, authorisation, admission webhooks, CRDs, TLS, protobuf, HTTP/2,
+//!   aggregated discovery (kubectl falls back to the plain documents).
+//!
+//! # Simulator-only annotations
+//! On Services: `sim.meridian.io/endpoints` (count, default 2), `sim.meridian.io/ready`
+//! (`"false"`), `sim.meridian.io/ready-endpoints` (count), `sim.meridian.io/hostnames`
+//! (`"true"`), `sim.meridian.io/backend` (`"down"`/`"up"`), `sim.meridian.io/lb-hostname`
+//! (hostname-only ingress, like AWS; the backend still listens on the allocated IP),
+//! `sim.meridian.io/ipv6` (`"true"`: also an `fd00:<cluster index>::/64` ingress address, never
+//! bound). A delete that only marks an object records its DeleteOptions as JSON in
+//! [`DELETE_OPTIONS_ANNOTATION`] (kept while Meridian's sync still reads it).
+//!
+//! State restored from [`SimOptions::state_dir`] is logged; a restored load-balancer
+//! address another process now serves is replaced, never reused.
 
+mod admission;
 mod api;
 mod backends;
 mod cluster;
 mod controllers;
+mod deletion;
 mod discovery;
 mod error;
+mod fieldpath;
 mod http;
 mod kubeconfig;
+mod managed;
 mod patch;
 mod resources;
+mod scale;
+mod schema;
 mod selectors;
 mod store;
+mod strategic;
 mod table;
 mod util;
 mod watch;
@@ -66,8 +100,8 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-pub use api::DELETE_OPTIONS_ANNOTATION;
 pub use cluster::SimCluster;
+pub use deletion::DELETE_OPTIONS_ANNOTATION;
 pub use error::{ApiError, Error, Result};
 
 /// Simulator-wide options.
@@ -192,6 +226,23 @@ impl Simulator {
             }
         }
     }
+}
+
+/// The state files that [`SimOptions::state_dir`] holds for these clusters, for a caller
+/// that wants to say it is restoring them.
+pub fn saved_state<'a>(dir: &Path, clusters: impl IntoIterator<Item = &'a str>) -> Vec<PathBuf> {
+    clusters.into_iter().map(|c| cluster::state_path(dir, c)).filter(|p| p.is_file()).collect()
+}
+
+/// Removes the saved state of these clusters from `dir`, so they start empty; returns the
+/// files removed.
+pub fn discard_state<'a>(dir: &Path, clusters: impl IntoIterator<Item = &'a str>) -> Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    for path in saved_state(dir, clusters) {
+        std::fs::remove_file(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
+        removed.push(path);
+    }
+    Ok(removed)
 }
 
 /// Runs clusters until `shutdown` resolves (`meridian sim`): starts them, writes the

@@ -19,6 +19,8 @@ pub(crate) struct ResourceDef {
     pub(crate) categories: &'static [&'static str],
     /// Has a `/status` subresource: main-resource writes keep the old `.status`.
     pub(crate) status: bool,
+    /// Has a `/scale` subresource (autoscaling/v1 Scale over `spec.replicas`).
+    pub(crate) scale: bool,
     /// Dotted Go package of the type, for OpenAPI schema names (`io.k8s.api.core.v1`).
     pub(crate) schema_pkg: &'static str,
 }
@@ -40,6 +42,9 @@ const NONE: &[&str] = &[];
 
 macro_rules! res {
     ($g:expr, $v:expr, $plural:expr, $singular:expr, $kind:expr, $ns:expr, $short:expr, $cat:expr, $status:expr, $pkg:expr) => {
+        res!($g, $v, $plural, $singular, $kind, $ns, $short, $cat, $status, $pkg, false)
+    };
+    ($g:expr, $v:expr, $plural:expr, $singular:expr, $kind:expr, $ns:expr, $short:expr, $cat:expr, $status:expr, $pkg:expr, $scale:expr) => {
         ResourceDef {
             group: $g,
             version: $v,
@@ -50,6 +55,7 @@ macro_rules! res {
             short_names: $short,
             categories: $cat,
             status: $status,
+            scale: $scale,
             schema_pkg: $pkg,
         }
     };
@@ -77,8 +83,20 @@ pub(crate) static RESOURCES: &[ResourceDef] = &[
         false,
         "io.k8s.api.core.v1"
     ),
-    res!("apps", "v1", "deployments", "deployment", "Deployment", true, &["deploy"], ALL, true, "io.k8s.api.apps.v1"),
-    res!("apps", "v1", "replicasets", "replicaset", "ReplicaSet", true, &["rs"], ALL, true, "io.k8s.api.apps.v1"),
+    res!(
+        "apps",
+        "v1",
+        "deployments",
+        "deployment",
+        "Deployment",
+        true,
+        &["deploy"],
+        ALL,
+        true,
+        "io.k8s.api.apps.v1",
+        true
+    ),
+    res!("apps", "v1", "replicasets", "replicaset", "ReplicaSet", true, &["rs"], ALL, true, "io.k8s.api.apps.v1", true),
     res!("apps", "v1", "daemonsets", "daemonset", "DaemonSet", true, &["ds"], ALL, true, "io.k8s.api.apps.v1"),
     res!(
         "networking.k8s.io",
@@ -129,6 +147,19 @@ pub(crate) static RESOURCES: &[ResourceDef] = &[
         true,
         "io.x-k8s.multicluster.v1alpha1"
     ),
+    res!(
+        "apps",
+        "v1",
+        "statefulsets",
+        "statefulset",
+        "StatefulSet",
+        true,
+        &["sts"],
+        ALL,
+        true,
+        "io.k8s.api.apps.v1",
+        true
+    ),
 ];
 
 /// Well-known indices, checked against the table by a unit test.
@@ -141,6 +172,8 @@ pub(crate) const REPLICASETS: ResId = 10;
 pub(crate) const DAEMONSETS: ResId = 11;
 pub(crate) const INGRESSES: ResId = 12;
 pub(crate) const ENDPOINTSLICES: ResId = 13;
+pub(crate) const SECRETS: ResId = 4;
+pub(crate) const STATEFULSETS: ResId = 17;
 
 pub(crate) fn def(id: ResId) -> &'static ResourceDef {
     // Ids only come from this module's lookups, so they are always in range;
@@ -193,6 +226,8 @@ mod tests {
         assert_eq!(def(DAEMONSETS).plural, "daemonsets");
         assert_eq!(def(INGRESSES).plural, "ingresses");
         assert_eq!(def(ENDPOINTSLICES).plural, "endpointslices");
+        assert_eq!(def(SECRETS).plural, "secrets");
+        assert_eq!(def(STATEFULSETS).plural, "statefulsets");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! appends to the history ring and broadcasts the event; a watch that reads history and
 //! subscribes under the read lock therefore sees every later event exactly once.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -56,6 +56,28 @@ pub(crate) struct Event {
 /// Events to replay plus the receiver for later ones.
 pub(crate) type Resume = (Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>);
 
+/// Resources a built-in controller reconciles on every change.
+const CONTROLLED: [ResId; 8] = [
+    resources::NAMESPACES,
+    resources::SERVICES,
+    resources::INGRESSES,
+    resources::DEPLOYMENTS,
+    resources::REPLICASETS,
+    resources::STATEFULSETS,
+    resources::DAEMONSETS,
+    resources::NODES,
+];
+
+/// Whether the garbage collector must look at this object: it has owners, or it is being
+/// deleted with the `orphan` or `foregroundDeletion` finalizer.
+fn gc_interest(obj: &Value) -> bool {
+    if !util::owner_refs(obj).is_empty() {
+        return true;
+    }
+    util::meta_str(obj, "deletionTimestamp").is_some()
+        && util::finalizers(obj).iter().any(|f| f == util::ORPHAN_FINALIZER || f == util::FOREGROUND_FINALIZER)
+}
+
 /// Broadcast capacity. A watcher that falls further behind catches up from history.
 const BROADCAST_CAPACITY: usize = 4096;
 
@@ -72,8 +94,12 @@ pub(crate) struct Inner {
     /// version answers 410 Gone.
     compacted: u64,
     events: broadcast::Sender<Arc<Event>>,
-    /// Keys of written objects that built-in controllers care about.
+    /// Keys of written objects that built-in controllers (the garbage collector and the
+    /// namespace controller among them) must look at; see [`Inner::follow_ups`].
     changes: Option<mpsc::UnboundedSender<Key>>,
+    /// Owner uid → keys of the objects whose `ownerReferences` name it, for the garbage
+    /// collector (kube-controller-manager keeps the same graph in memory).
+    dependents: HashMap<String, BTreeSet<Key>>,
     /// ClusterIP and nodePort allocations, kept beside the objects so they change atomically.
     pub(crate) alloc: crate::controllers::ServiceAlloc,
 }
@@ -90,6 +116,7 @@ impl Store {
                 compacted: 0,
                 events,
                 changes,
+                dependents: HashMap::new(),
                 alloc: crate::controllers::ServiceAlloc::default(),
             }),
         }
@@ -162,6 +189,18 @@ impl Inner {
             .collect()
     }
 
+    /// Whether the namespace exists and is being deleted.
+    pub(crate) fn namespace_terminating(&self, ns: &str) -> bool {
+        self.objects
+            .get(&(resources::NAMESPACES, String::new(), ns.to_string()))
+            .is_some_and(|n| util::meta_str(n, "deletionTimestamp").is_some())
+    }
+
+    /// Keys of the objects whose `ownerReferences` name `uid`.
+    pub(crate) fn dependents_of(&self, uid: &str) -> Vec<Key> {
+        self.dependents.get(uid).map(|d| d.iter().cloned().collect()).unwrap_or_default()
+    }
+
     /// Stores `obj` under `key`, stamping a new resourceVersion, and emits ADDED or MODIFIED.
     pub(crate) fn put(&mut self, key: Key, mut obj: Value) -> Arc<Value> {
         self.rv += 1;
@@ -170,14 +209,33 @@ impl Inner {
         }
         let obj = Arc::new(obj);
         let old = self.objects.insert(key.clone(), obj.clone());
+        self.index_owners(&key, old.as_deref(), Some(&obj));
         let kind = if old.is_some() { EventType::Modified } else { EventType::Added };
         self.emit(key, kind, obj.clone(), old);
         obj
     }
 
+    /// Keeps `dependents` in step with a change of `key` from `old` to `new`.
+    fn index_owners(&mut self, key: &Key, old: Option<&Value>, new: Option<&Value>) {
+        let before = old.map(util::owner_uids).unwrap_or_default();
+        let after = new.map(util::owner_uids).unwrap_or_default();
+        for uid in before.iter().filter(|u| !after.contains(u)) {
+            if let Some(set) = self.dependents.get_mut(uid) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.dependents.remove(uid);
+                }
+            }
+        }
+        for uid in after.into_iter().filter(|u| !before.contains(u)) {
+            self.dependents.entry(uid).or_default().insert(key.clone());
+        }
+    }
+
     /// Removes the object and emits DELETED carrying a fresh resourceVersion.
     pub(crate) fn remove(&mut self, key: &Key) -> Option<Arc<Value>> {
         let old = self.objects.remove(key)?;
+        self.index_owners(key, Some(&old), None);
         self.rv += 1;
         let mut last = (*old).clone();
         if let Some(m) = util::meta_mut(&mut last) {
@@ -192,17 +250,10 @@ impl Inner {
     }
 
     fn emit(&mut self, key: Key, kind: EventType, object: Arc<Value>, old: Option<Arc<Value>>) {
-        let notify = matches!(
-            key.0,
-            resources::SERVICES
-                | resources::INGRESSES
-                | resources::DEPLOYMENTS
-                | resources::REPLICASETS
-                | resources::DAEMONSETS
-                | resources::NODES
-        );
-        if let (true, Some(tx)) = (notify, &self.changes) {
-            let _ = tx.send(key.clone());
+        if let Some(tx) = &self.changes {
+            for k in self.follow_ups(&key, kind, &object, old.as_deref()) {
+                let _ = tx.send(k);
+            }
         }
         let (res, ns, name) = key;
         let ev = Arc::new(Event { rv: self.rv, kind, res, ns, name, object, old });
@@ -218,6 +269,43 @@ impl Inner {
         }
         // No receivers is normal: nobody watches.
         let _ = self.events.send(ev);
+    }
+
+    /// Keys the controllers must reconcile after this change: the object itself when a
+    /// controller owns its kind or the garbage collector must look at it; on removal, its
+    /// dependents (their owner is gone), owners deleting in the foreground that it was
+    /// holding up, and its namespace when that is terminating.
+    fn follow_ups(&self, key: &Key, kind: EventType, obj: &Value, old: Option<&Value>) -> Vec<Key> {
+        let mut out = Vec::new();
+        let gone = kind == EventType::Deleted;
+        if CONTROLLED.contains(&key.0) || (!gone && gc_interest(obj)) {
+            out.push(key.clone());
+        }
+        let refs_changed =
+            old.is_some_and(|o| o.pointer("/metadata/ownerReferences") != obj.pointer("/metadata/ownerReferences"));
+        if gone || refs_changed {
+            let held = old.unwrap_or(obj);
+            out.extend(util::owner_refs(held).iter().filter_map(|r| self.foreground_owner(&key.1, r)));
+        }
+        if gone {
+            if let Some(uid) = util::meta_str(obj, "uid") {
+                out.extend(self.dependents_of(uid));
+            }
+            if !key.1.is_empty() && self.namespace_terminating(&key.1) {
+                out.push((resources::NAMESPACES, String::new(), key.1.clone()));
+            }
+        }
+        out
+    }
+
+    /// The key of the owner `r` names (seen from namespace `ns`) if it exists and is
+    /// deleting its dependents in the foreground.
+    fn foreground_owner(&self, ns: &str, r: &Value) -> Option<Key> {
+        let owner_key = util::owner_key(ns, r)?;
+        let owner = self.objects.get(&owner_key)?;
+        let waiting = util::meta_str(owner, "deletionTimestamp").is_some()
+            && util::finalizers(owner).iter().any(|f| f == util::FOREGROUND_FINALIZER);
+        waiting.then_some(owner_key)
     }
 
     /// Events after `rv` from history plus a receiver for everything later, or 410 Gone

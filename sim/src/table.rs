@@ -37,6 +37,7 @@ fn columns(res: ResId) -> &'static [Col] {
             ("Ready", "integer", 0),
             ("Age", "string", 0),
         ],
+        "statefulsets" => &[("Name", "string", 0), ("Ready", "string", 0), ("Age", "string", 0)],
         "daemonsets" => &[
             ("Name", "string", 0),
             ("Desired", "integer", 0),
@@ -151,6 +152,9 @@ fn cells(res: ResId, o: &Value) -> Vec<Value> {
             json!(n(o, "/status/availableReplicas")),
             age,
         ],
+        "statefulsets" => {
+            vec![name, json!(format!("{}/{}", n(o, "/status/readyReplicas"), n(o, "/spec/replicas"))), age]
+        }
         "replicasets" => vec![
             name,
             json!(n(o, "/spec/replicas")),

@@ -90,6 +90,32 @@ pub(crate) fn finalizers(obj: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Finalizer the API server adds for `propagationPolicy: Orphan`; the garbage collector
+/// removes it after taking the object's ownerReferences off its dependents.
+pub(crate) const ORPHAN_FINALIZER: &str = "orphan";
+/// Finalizer the API server adds for `propagationPolicy: Foreground`; the garbage collector
+/// removes it once no dependent with `blockOwnerDeletion` is left.
+pub(crate) const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
+
+/// `metadata.ownerReferences` (empty when absent or malformed).
+pub(crate) fn owner_refs(obj: &Value) -> &[Value] {
+    obj.pointer("/metadata/ownerReferences").and_then(Value::as_array).map_or(&[], Vec::as_slice)
+}
+
+/// The owner uids `metadata.ownerReferences` names.
+pub(crate) fn owner_uids(obj: &Value) -> Vec<String> {
+    owner_refs(obj).iter().filter_map(|r| r.get("uid")?.as_str().map(String::from)).collect()
+}
+
+/// The store key an owner reference points at, seen from a dependent in namespace `ns`
+/// (cluster-scoped owners live outside any namespace). `None` for kinds not served.
+pub(crate) fn owner_key(ns: &str, r: &Value) -> Option<crate::store::Key> {
+    let api_version = r.get("apiVersion")?.as_str()?;
+    let res = crate::resources::by_kind(api_version, r.get("kind")?.as_str()?)?;
+    let ns = if crate::resources::def(res).namespaced { ns } else { "" };
+    Some((res, ns.to_string(), r.get("name")?.as_str()?.to_string()))
+}
+
 /// Parses a `metadata.resourceVersion` string.
 pub(crate) fn parse_rv(s: &str) -> Option<u64> {
     s.parse().ok()

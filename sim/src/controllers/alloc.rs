@@ -184,6 +184,7 @@ impl ServiceAlloc {
                 pm.insert("nodePort".into(), json!(np));
             }
         }
+        self.health_check_node_port(spec, old_spec, &ty, name)?;
         // Release what the old version held and the new one no longer does.
         if let Some(old) = old {
             let (old_ip, old_ports) = held(old);
@@ -199,7 +200,60 @@ impl ServiceAlloc {
     }
 }
 
-/// (clusterIP inside the service net, nodePorts) of a Service.
+impl ServiceAlloc {
+    /// `spec.healthCheckNodePort`: allocated (or the client's reserved) for a LoadBalancer
+    /// with `externalTrafficPolicy: Local`, kept across updates; dropped when no longer
+    /// needed if the client left it unchanged, refused when set otherwise (ValidateService).
+    fn health_check_node_port(
+        &mut self,
+        spec: &mut serde_json::Map<String, Value>,
+        old_spec: Option<&Value>,
+        ty: &str,
+        name: &str,
+    ) -> Result<(), ApiError> {
+        let invalid = |msg: String| ApiError::invalid("Service", name, msg);
+        let needs = |ty: &str, policy: Option<&str>| ty == "LoadBalancer" && policy == Some("Local");
+        let port_of =
+            |v: Option<&Value>| v.and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok()).filter(|n| *n != 0);
+        let given = port_of(spec.get("healthCheckNodePort"));
+        let previous = old_spec
+            .filter(|o| {
+                needs(
+                    o.get("type").and_then(Value::as_str).unwrap_or(""),
+                    o.get("externalTrafficPolicy").and_then(Value::as_str),
+                )
+            })
+            .and_then(|o| port_of(o.get("healthCheckNodePort")));
+        if !needs(ty, spec.get("externalTrafficPolicy").and_then(Value::as_str)) {
+            if let Some(g) = given.filter(|g| Some(*g) != previous) {
+                return Err(invalid(format!(
+                    "spec.healthCheckNodePort: Invalid value: {g}: may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'"
+                )));
+            }
+            spec.remove("healthCheckNodePort");
+            return Ok(());
+        }
+        let port = match (given, previous) {
+            (None, Some(p)) => p,
+            (Some(g), Some(p)) if g == p => g,
+            (Some(g), _) => {
+                if !self.ports.insert(g) {
+                    return Err(invalid(format!(
+                        "spec.healthCheckNodePort: Invalid value: {g}: provided port is already allocated"
+                    )));
+                }
+                g
+            }
+            (None, None) => self
+                .alloc_port()
+                .ok_or_else(|| invalid("spec.healthCheckNodePort: Internal error: range is full".into()))?,
+        };
+        spec.insert("healthCheckNodePort".into(), json!(port));
+        Ok(())
+    }
+}
+
+/// (clusterIP inside the service net, nodePorts and healthCheckNodePort) of a Service.
 fn held(svc: &Value) -> (Option<u32>, Vec<u16>) {
     let ip = svc
         .pointer("/spec/clusterIP")
@@ -207,11 +261,12 @@ fn held(svc: &Value) -> (Option<u32>, Vec<u16>) {
         .and_then(|s| s.parse::<Ipv4Addr>().ok())
         .map(u32::from)
         .filter(|n| in_service_net(*n));
-    let ports = svc
+    let mut ports: Vec<u16> = svc
         .pointer("/spec/ports")
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(|p| p.get("nodePort")?.as_u64()).filter_map(|n| u16::try_from(n).ok()).collect())
         .unwrap_or_default();
+    ports.extend(svc.pointer("/spec/healthCheckNodePort").and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok()));
     (ip, ports)
 }
 
@@ -268,8 +323,7 @@ impl Ipv4Pool {
             if usable(ip) {
                 return Some((ip, off));
             }
-            // Keep it marked used, but by nobody, so it is never offered again.
-            self.by_owner.remove(owner);
+            self.set_aside(owner);
         }
         None
     }
@@ -283,6 +337,12 @@ impl Ipv4Pool {
         self.used.insert(off);
         self.by_owner.insert(owner.to_string(), off);
         true
+    }
+
+    /// Forgets the owner's address without returning it to the pool: it is not usable
+    /// here (another process serves it), so it is never offered again.
+    pub(crate) fn set_aside(&mut self, owner: &str) {
+        self.by_owner.remove(owner);
     }
 
     pub(crate) fn release(&mut self, owner: &str) {

@@ -6,9 +6,14 @@
 //! - Services: loopback load-balancer address in `status.loadBalancer`, an EndpointSlice
 //!   `<svc>-sim` and an Endpoints object, and the HTTP backends.
 //! - Ingresses: a load-balancer address from the same pool.
-//! - Deployments, ReplicaSets, DaemonSets: status as if every replica were ready.
+//! - Deployments, ReplicaSets, StatefulSets, DaemonSets: status as if every replica were
+//!   ready.
+//! - Namespaces (`namespaces`): the namespace controller's termination.
+//! - Every object with owners or a GC finalizer (`gc`): the garbage collector.
 
 mod alloc;
+pub(crate) mod gc;
+pub(crate) mod namespaces;
 pub(crate) mod services;
 mod workloads;
 
@@ -58,11 +63,15 @@ pub(crate) fn reconcile(core: &Core, key: &Key) {
     match key.0 {
         resources::SERVICES => services::reconcile(core, &key.1, &key.2),
         resources::INGRESSES => services::reconcile_ingress(core, &key.1, &key.2),
-        resources::DEPLOYMENTS | resources::REPLICASETS => workloads::reconcile_replicas(core, key),
+        resources::DEPLOYMENTS | resources::REPLICASETS | resources::STATEFULSETS => {
+            workloads::reconcile_replicas(core, key);
+        }
         resources::DAEMONSETS => workloads::reconcile_daemonset(core, key),
         resources::NODES => workloads::reconcile_all_daemonsets(core),
+        resources::NAMESPACES => namespaces::finalize(&mut core.store.write(), &key.2),
         _ => {}
     }
+    gc::collect(&mut core.store.write(), key);
 }
 
 /// Creates the cluster's Nodes (their labels carry the region and zone Meridian reads).

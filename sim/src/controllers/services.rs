@@ -32,7 +32,7 @@ const DEFAULT_ENDPOINTS: u32 = 2;
 const MAX_ENDPOINTS: u32 = 1000;
 
 /// The Service's TCP port numbers (the ones a backend serves).
-fn tcp_ports(spec: &Value) -> Vec<u16> {
+pub(crate) fn tcp_ports(spec: &Value) -> Vec<u16> {
     spec.get("ports")
         .and_then(Value::as_array)
         .into_iter()
@@ -324,6 +324,8 @@ fn build_endpoints(
 /// someone else owns are left alone.
 fn upsert_owned(g: &mut Inner, key: Key, desired: Value, ours: fn(&Value) -> bool) {
     match g.get(&key).cloned() {
+        // A terminating namespace takes no new content, from controllers either.
+        None if g.namespace_terminating(&key.1) => {}
         None => {
             put_new(g, key, desired);
         }

@@ -1,5 +1,6 @@
-//! Workload status: Deployments, ReplicaSets and DaemonSets report every replica ready
-//! without running pods, so `kubectl rollout status` and Meridian's sync see healthy rollouts.
+//! Workload status: Deployments, ReplicaSets, StatefulSets and DaemonSets report every
+//! replica ready without running pods, so `kubectl rollout status` and Meridian's sync see
+//! healthy rollouts.
 
 use serde_json::{Value, json};
 
@@ -40,6 +41,9 @@ fn write_status(core: &Core, key: &Key, status: impl FnOnce(&Value, usize) -> Va
 }
 
 pub(super) fn reconcile_replicas(core: &Core, key: &Key) {
+    if key.0 == resources::STATEFULSETS {
+        return write_status(core, key, |obj, _| statefulset_status(obj, &key.2));
+    }
     let is_deploy = key.0 == resources::DEPLOYMENTS;
     write_status(core, key, |obj, _| {
         let replicas = obj.pointer("/spec/replicas").and_then(Value::as_u64).unwrap_or(1);
@@ -71,6 +75,29 @@ pub(super) fn reconcile_replicas(core: &Core, key: &Key) {
         }
         s
     });
+}
+
+/// A StatefulSet rolled out: every replica ready and current, one revision named after
+/// the pod template (as a ControllerRevision hash would be).
+fn statefulset_status(obj: &Value, name: &str) -> Value {
+    let replicas = obj.pointer("/spec/replicas").and_then(Value::as_u64).unwrap_or(1);
+    let generation = obj.pointer("/metadata/generation").cloned().unwrap_or(json!(1));
+    let template = obj.pointer("/spec/template").map(Value::to_string).unwrap_or_default();
+    // FNV-1a: stable across runs, unlike the std hasher.
+    let hash =
+        template.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let revision = format!("{name}-{:010x}", hash & 0xff_ffff_ffff);
+    json!({
+        "observedGeneration": generation,
+        "replicas": replicas,
+        "readyReplicas": replicas,
+        "currentReplicas": replicas,
+        "updatedReplicas": replicas,
+        "availableReplicas": replicas,
+        "currentRevision": revision,
+        "updateRevision": revision,
+        "collisionCount": 0,
+    })
 }
 
 pub(super) fn reconcile_daemonset(core: &Core, key: &Key) {

@@ -4,17 +4,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::support::{Env, eventually, lb_service};
-
-async fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
-    let mut s = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr)).await??;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await?;
-    let mut buf = String::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut buf)).await??;
-    Ok(buf)
-}
+use crate::support::{Env, eventually, http_get, lb_service};
 
 /// The LB address from kubectl's jsonpath serves the cluster name; `backend=down` refuses
 /// connections and `set_backend(.., true)` brings it back.

@@ -163,62 +163,6 @@ async fn label_annotate_and_patch_modify_services() -> Result<()> {
     Ok(())
 }
 
-/// Deletes: plain, orphan and foreground; finalizers hold the object and the delete's
-/// options are recorded for controllers.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn delete_cascades_and_records_options_when_finalizers_hold_the_object() -> Result<()> {
-    let env = Env::start(&["east"]).await?;
-    let c = env.cluster("east")?;
-    let held = |name: &str| json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": name, "finalizers": ["meridian.io/sync"]}, "spec": {"replicas": 1}});
-    c.apply_json(held("orphaned"))?;
-    c.apply_json(held("fg"))?;
-    c.apply_json(lb_service("plain", "default", 80))?;
-
-    env.kubectl(&["delete", "rs", "orphaned", "--cascade=orphan", "--wait=false"]).await?;
-    let rs = c.get_json("apps/v1", "ReplicaSet", Some("default"), "orphaned").context("still there")?;
-    assert!(rs.pointer("/metadata/deletionTimestamp").is_some());
-    assert_eq!(rs["metadata"]["finalizers"], json!(["meridian.io/sync", "orphan"]));
-    let opts: Value = serde_json::from_str(
-        rs["metadata"]["annotations"][meridian_sim::DELETE_OPTIONS_ANNOTATION].as_str().context("annotation")?,
-    )?;
-    assert_eq!(opts["propagationPolicy"], "Orphan");
-
-    env.kubectl(&["delete", "rs", "fg", "--cascade=foreground", "--wait=false"]).await?;
-    let rs = c.get_json("apps/v1", "ReplicaSet", Some("default"), "fg").context("still there")?;
-    assert_eq!(rs["metadata"]["finalizers"], json!(["meridian.io/sync", "foregroundDeletion"]));
-    let opts: Value = serde_json::from_str(
-        rs["metadata"]["annotations"][meridian_sim::DELETE_OPTIONS_ANNOTATION].as_str().context("annotation")?,
-    )?;
-    assert_eq!(opts["propagationPolicy"], "Foreground");
-
-    // Removing the user finalizer lets the object go (system finalizers are dropped).
-    env.kubectl(&[
-        "patch",
-        "rs",
-        "orphaned",
-        "--type=json",
-        "-p",
-        r#"[{"op":"remove","path":"/metadata/finalizers/0"}]"#,
-    ])
-    .await?;
-    assert!(c.get_json("apps/v1", "ReplicaSet", Some("default"), "orphaned").is_none());
-
-    // No finalizers: gone at once, with its EndpointSlice.
-    env.kubectl(&["delete", "svc", "plain"]).await?;
-    assert!(c.get_json("v1", "Service", Some("default"), "plain").is_none());
-    eventually("slice removed", || {
-        c.get_json("discovery.k8s.io/v1", "EndpointSlice", Some("default"), "plain-sim").is_none().then_some(())
-    })
-    .await?;
-
-    // Deleting a namespace deletes what is inside.
-    c.apply_json(lb_service("inside", "tmp", 80))?;
-    env.kubectl(&["delete", "ns", "tmp"]).await?;
-    assert!(c.get_json("v1", "Service", Some("tmp"), "inside").is_none());
-    assert!(c.get_json("v1", "Namespace", None, "tmp").is_none());
-    Ok(())
-}
-
 /// `kubectl get -w` prints a row for a change made after it started.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_watch_prints_new_services() -> Result<()> {

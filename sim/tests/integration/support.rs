@@ -126,3 +126,39 @@ pub(crate) fn lb_service(name: &str, ns: &str, port: u16) -> Value {
         "spec": {"type": "LoadBalancer", "selector": {"app": name}, "ports": [{"name": "http", "port": port, "targetPort": 8080}]},
     })
 }
+
+/// One HTTP/1.1 request to a cluster's API, for what clients hide (the status code):
+/// returns the status code and the JSON body.
+pub(crate) async fn api_request(
+    cluster: &SimCluster,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<(u16, Value)> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let addr = cluster.url().trim_start_matches("http://").to_string();
+    let mut s = tokio::net::TcpStream::connect(&addr).await?;
+    let payload = body.map(Value::to_string).unwrap_or_default();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        payload.len()
+    );
+    s.write_all(head.as_bytes()).await?;
+    s.write_all(payload.as_bytes()).await?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await??;
+    let text = String::from_utf8_lossy(&buf);
+    let (head, body) = text.split_once("\r\n\r\n").context("no end of the response head")?;
+    let code = head.split_whitespace().nth(1).context("no status code")?.parse()?;
+    Ok((code, serde_json::from_str(body).with_context(|| format!("not JSON: {body}"))?))
+}
+
+/// GET over a fresh connection; the whole response as text.
+pub(crate) async fn http_get(addr: std::net::SocketAddr, path: &str) -> std::io::Result<String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr)).await??;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await?;
+    let mut buf = String::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut buf)).await??;
+    Ok(buf)
+}
