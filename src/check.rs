@@ -1,5 +1,6 @@
-//! `meridian check`: validates a configuration file and, unless `--offline`, that every
-//! member cluster's kubeconfig, context and API can be used.
+//! `meridian check`: validates a configuration file, builds every zone the DNS server
+//! would serve from its master file (as the server does at start), and, unless
+//! `--offline`, checks that every member cluster's kubeconfig, context and API can be used.
 
 use std::path::Path;
 use std::time::Duration;
@@ -7,6 +8,7 @@ use std::time::Duration;
 use anyhow::Result;
 use meridian_config::Config;
 use meridian_discovery::registry::{self, SimulatorLink};
+use meridian_dns::DnsServer;
 
 /// How long `check` waits for each cluster's `/readyz`.
 const REACH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -21,6 +23,7 @@ pub(crate) async fn run(path: &Path, offline: bool) -> Result<()> {
             anyhow::bail!("{} has {} error(s)", path.display(), errors.0.len());
         }
     };
+    let zone_problems = check_zones(path, &config);
     let mut problems = 0;
     for c in &config.clusters {
         if c.simulated {
@@ -61,9 +64,34 @@ pub(crate) async fn run(path: &Path, offline: bool) -> Result<()> {
             }
         }
     }
-    if problems > 0 {
-        anyhow::bail!("{}: {problems} cluster(s) cannot be used", path.display());
+    match (zone_problems, problems) {
+        (0, 0) => {}
+        (0, n) => anyhow::bail!("{}: {n} cluster(s) cannot be used", path.display()),
+        (z, 0) => anyhow::bail!("{}: {z} zone error(s)", path.display()),
+        (z, n) => anyhow::bail!("{}: {z} zone error(s), {n} cluster(s) cannot be used", path.display()),
     }
     println!("{}: ok ({} clusters)", path.display(), config.clusters.len());
     Ok(())
+}
+
+/// Builds the served zones as the DNS server would (`DnsServer::check_zones`), printing
+/// each error: a master file's with its file and line, a zone's with its name. Returns how
+/// many there were.
+fn check_zones(path: &Path, config: &Config) -> usize {
+    if !config.dns.enabled {
+        return 0;
+    }
+    match DnsServer::check_zones(config) {
+        Ok(_) => 0,
+        Err(e) => {
+            let errors = e.into_list();
+            for e in &errors {
+                match e {
+                    meridian_dns::Error::ZoneFile { .. } => eprintln!("{e}"),
+                    _ => eprintln!("{}: {e}", path.display()),
+                }
+            }
+            errors.len()
+        }
+    }
 }

@@ -25,7 +25,7 @@ use crate::harness::{self, Args, SERVER_CORE, Server};
 use crate::simhost::{self, MeridianConf, Seeded, Sims};
 
 const USAGE: &str = "meridian-bench dns [--rounds 3] [--seconds 10] [--services 1000] \
-[--only knot,nsd,powerdns-lua,meridian] [--clients 8] [--threads 2] [--outstanding 500] [--no-health] [--no-record]";
+[--only knot,nsd,powerdns-lua,meridian,meridian-rrl] [--clients 8] [--threads 2] [--outstanding 500] [--no-health] [--no-record]";
 
 /// Three clusters: each name has three shards.
 const CLUSTERS: usize = 3;
@@ -88,8 +88,15 @@ pub(crate) fn run(raw: &[String]) -> Result<()> {
     }
     let mut meridian_health = String::new();
     if wanted("meridian") {
-        let (c, health) = start_meridian(dir, &meridian, &sims, &seeded, !args.flag("no-health"))?;
+        let (c, health) = start_meridian(dir, &meridian, &sims, &seeded, !args.flag("no-health"), None)?;
         meridian_health = health;
+        contenders.push(c);
+    }
+    if wanted("meridian-rrl") {
+        // Response-rate limiting on, at a rate no load reaches: every answer is counted
+        // and checked, none is limited — what RRL costs a server at full load.
+        let rrl = "[dns.rrl]\nenabled = true\nresponses_per_second = 4000000000\n";
+        let (c, _) = start_meridian(dir, &meridian, &sims, &seeded, !args.flag("no-health"), Some(rrl))?;
         contenders.push(c);
     }
     if contenders.is_empty() {
@@ -447,13 +454,15 @@ fn start_meridian(
     sims: &Sims,
     seeded: &[Seeded],
     active_checks: bool,
+    extra: Option<&str>,
 ) -> Result<(Contender, String)> {
     let port = harness::free_port()?;
     let admin_port = harness::free_port()?;
-    let d = dir.join("meridian");
+    let name = if extra.is_some() { "meridian-rrl" } else { "meridian" };
+    let d = dir.join(name);
     std::fs::create_dir_all(&d)?;
     let health = if active_checks { "kind = \"tcp\"\ninterval = \"5s\"" } else { "kind = \"off\"" };
-    let conf = simhost::meridian_config(&MeridianConf {
+    let mut conf = simhost::meridian_config(&MeridianConf {
         kubeconfig: &sims.kubeconfig,
         clusters: CLUSTERS,
         dns_port: port,
@@ -461,6 +470,7 @@ fn start_meridian(
         health: Some(health),
         geo: true,
     });
+    conf.push_str(extra.unwrap_or_default());
     let mut server = Server::meridian(bin, SERVER_CORE, &conf, &d)?;
     // Ready when the last service answers with every shard.
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -469,7 +479,7 @@ fn start_meridian(
     let took = harness::wait_until(&mut server, Duration::from_secs(60), "answers for every service", || {
         expect.as_ref().is_some_and(|(name, n)| client.query_a(name).is_some_and(|a| a.addrs.len() == *n))
     })?;
-    eprintln!("meridian: complete table after {took:.1?}");
+    eprintln!("{name}: complete table after {took:.1?}");
     let admin = SocketAddr::from(([127, 0, 0, 1], admin_port));
     let metrics = harness::http_get(admin, "/metrics").unwrap_or_default();
     let health_lines = metrics.lines().filter(|l| l.starts_with("meridian_health")).count();
@@ -484,7 +494,7 @@ fn start_meridian(
     };
     let version = harness::version_of(&bin.display().to_string(), &["--version"]);
     Ok((
-        Contender { name: "meridian", server, port, version: format!("{version} ({})", harness::machine_commit()) },
+        Contender { name, server, port, version: format!("{version} ({})", harness::machine_commit()) },
         health_note,
     ))
 }

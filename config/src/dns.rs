@@ -37,6 +37,8 @@ pub struct DnsConfig {
     /// How long writing an answer may take: a client that does not read its answers
     /// loses its connection after this.
     pub tcp_write_timeout: Duration,
+    /// Response-rate limiting of UDP answers (`[dns.rrl]`).
+    pub rrl: RrlConfig,
     /// Nice value asked for the UDP threads (Linux, -20..=0; needs `CAP_SYS_NICE`, else
     /// they stay at 0 and the log says so). Below the rest of the process, so health
     /// checks, watchers and the proxy sharing a core do not delay queries. 0 disables.
@@ -64,9 +66,35 @@ impl Default for DnsConfig {
             tcp_max_connections: 1024,
             tcp_max_per_client: 128,
             tcp_write_timeout: Duration::from_secs(5),
+            rrl: RrlConfig::default(),
             udp_nice: -10,
             nameservers: Vec::new(),
         }
+    }
+}
+
+/// Response-rate limiting (as BIND, Knot and NSD do it): UDP responses per second per
+/// client network and response class; over it, every `slip`-th is sent truncated (the
+/// client retries over TCP) and the rest are dropped. Off by default, like BIND and
+/// Knot: turn it on for a server on the internet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RrlConfig {
+    pub enabled: bool,
+    /// Responses per second to one network for one class.
+    pub responses_per_second: u32,
+    /// Every `slip`-th limited response is sent truncated; 0 drops them all.
+    pub slip: u32,
+    /// Client networks are counted as prefixes of this length.
+    pub ipv4_prefix: u8,
+    pub ipv6_prefix: u8,
+    /// Networks never limited (monitoring, the operator's resolvers), as CIDRs.
+    pub exempt: Vec<String>,
+}
+
+impl Default for RrlConfig {
+    fn default() -> Self {
+        Self { enabled: false, responses_per_second: 20, slip: 2, ipv4_prefix: 24, ipv6_prefix: 56, exempt: Vec::new() }
     }
 }
 
@@ -301,6 +329,17 @@ impl DnsConfig {
         }
         if self.tcp_max_per_client == 0 {
             out.push(("dns.tcp_max_per_client".into(), "tcp_max_per_client must be at least 1".into()));
+        }
+        if self.rrl.responses_per_second == 0 {
+            out.push(("dns.rrl.responses_per_second".into(), "responses_per_second must be at least 1".into()));
+        }
+        for (i, net) in self.rrl.exempt.iter().enumerate() {
+            if net.parse::<ipnet::IpNet>().is_err() && net.parse::<IpAddr>().is_err() {
+                out.push((format!("dns.rrl.exempt[{i}]"), format!("{net:?} is not a CIDR")));
+            }
+        }
+        if self.rrl.ipv4_prefix > 32 || self.rrl.ipv6_prefix > 128 {
+            out.push(("dns.rrl".into(), "ipv4_prefix must be 0..32 and ipv6_prefix 0..128".into()));
         }
         if self.tcp_write_timeout.is_zero() {
             out.push(("dns.tcp_write_timeout".into(), "tcp_write_timeout must be above zero".into()));

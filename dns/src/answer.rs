@@ -2,7 +2,7 @@
 //! [`Index`]. No locks, no I/O; allocation only when the output buffer must grow.
 
 use std::cell::{Cell, RefCell};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use meridian_config::ranking::MAX_ANSWERS_CEILING;
@@ -10,13 +10,14 @@ use meridian_model::geo::{Geo, Located, Place};
 use meridian_model::rank;
 
 use crate::index::{Candidates, Index, Lookup, Mode, Node, ZoneEntry};
-use crate::name::NameBuf;
+use crate::name::{MAX_NAME, NameBuf};
 use crate::wire::{
-    self, CLASS_ANY, CLASS_IN, Ecs, MAX_MESSAGE, Owner, Parsed, Question, Response, Section, rcode, rtype,
+    self, CLASS_ANY, CLASS_IN, Ecs, MAX_MESSAGE, Owner, Parsed, Question, Response, Section, TsigError, rcode, rtype,
 };
 
 /// Longest CNAME chain followed inside a zone (zone → region → global is 2; a zone file may
-/// add a few). Longer chains and loops stop here with what was written.
+/// add a few, or DNAMEs). Longer chains stop here with what was written; loops stop where
+/// they come back.
 const MAX_CHAIN: usize = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +52,7 @@ impl Asker<'_> {
             let located = match (self.ecs, self.client.addr) {
                 // RFC 7871 §7.1.2: source prefix 0 asks for an answer not tailored to anyone.
                 (Some(e), _) if e.source_prefix == 0 => Located { place: None, scope: 0 },
-                (Some(e), _) => self.geo.locate(e.addr, e.source_prefix),
+                (Some(e), _) => locate_subnet(self.geo, e),
                 (None, Some(a)) => self.geo.locate(a.ip(), 128),
                 (None, None) => Located { place: None, scope: 0 },
             };
@@ -61,6 +62,22 @@ impl Asker<'_> {
         self.scope = self.scope.max(l.scope);
         l.place.as_ref()
     }
+}
+
+/// Locates a Client Subnet. The SCOPE echoed counts bits of the option's FAMILY (RFC 7871
+/// §7.2.1): an IPv4-mapped IPv6 subnet (`::ffff:a.b.c.d/n`, n ≥ 96) is located as the
+/// IPv4 subnet of its last n − 96 bits, and its scope counted back in IPv6 bits.
+fn locate_subnet(geo: &Geo, e: &Ecs) -> Located {
+    if let IpAddr::V6(v6) = e.addr
+        && e.source_prefix >= 96
+        && let Some(v4) = v6.to_ipv4_mapped()
+    {
+        let l = geo.locate(IpAddr::V4(v4), e.source_prefix - 96);
+        // Scope 0 (the answer depends on no bits) stays 0.
+        let scope = if l.scope == 0 { 0 } else { l.scope + 96 };
+        return Located { scope, ..l };
+    }
+    geo.locate(e.addr, e.source_prefix)
 }
 
 /// What happened, for metrics.
@@ -118,15 +135,24 @@ pub(crate) fn answer(index: &Index, packet: &[u8], client: &Client, out: &mut Ve
     let mut resp = Response::start(out, &q, packet);
     let mut asker =
         Asker { client, ecs: q.edns.as_ref().and_then(|e| e.ecs.as_ref()), geo: &index.geo, located: None, scope: 0 };
+    // In BIND's order: the message's format, its EDNS version, its signature, then the
+    // opcode and the question.
+    let mut tsig = None;
     let rc = match (&q.error, &q.question, &q.edns) {
+        (Some(rcode::FORMERR), _, _) => rcode::FORMERR,
+        (_, _, Some(e)) if e.version > 0 => rcode::BADVERS,
+        // No keys are configured, so every key is unknown (RFC 8945 §5.2.1).
+        _ if q.tsig.is_some() => {
+            tsig = q.tsig.as_ref().map(|t| TsigError { packet, tsig: t, error: wire::TSIG_BADKEY });
+            rcode::NOTAUTH
+        }
         (Some(rc), _, _) => *rc,
-        (None, _, Some(e)) if e.version > 0 => rcode::BADVERS,
         (None, None, _) => rcode::FORMERR,
         (None, Some(question), _) => resolve_query(index, question, &mut asker, &mut resp, &mut outcome),
     };
     outcome.rcode = rc;
     let scope = asker.scope;
-    resp.finish(q.edns.as_ref(), rc, limit, scope);
+    resp.finish(q.edns.as_ref(), rc, limit, scope, tsig);
     outcome
 }
 
@@ -151,9 +177,11 @@ fn resolve_query(
     let Some(zone) = index.zones.get(zi) else { return rcode::SERVFAIL };
     outcome.zone = Some(zone.data.name.clone());
     // At or below a zone cut the data belongs to the child zone: a referral, except DS,
-    // which lives on the parent side of the cut (RFC 4035 §2.4).
+    // which lives on the parent side of the cut (RFC 4035 §2.4), and except below a DNAME
+    // above the cut, which occludes it.
     if let Some(cut) = index.cut_of(zone, q.name.wire())
         && !(q.qtype == rtype::DS && cut == q.name.wire())
+        && index.dname_of(zone, q.name.wire()).is_none_or(|(owner, _)| owner.len() >= cut.len())
     {
         refer(index, zone, cut, q, resp);
         return rcode::NOERROR;
@@ -161,10 +189,58 @@ fn resolve_query(
     resp.set_authoritative();
     // The apex inside the echoed question, for the SOA owner of negative answers.
     let apex_ptr = (wire::HEADER_LEN + q.name.wire().len() - zone.data.apex.len()) as u16;
+    // The name a DNAME redirected the chase to, when one did (on the stack, filled only then).
+    let mut synthesised: Option<NameBuf> = None;
     let mut key: &[u8] = q.name.wire();
     let mut owner = Owner::Ptr(wire::HEADER_LEN as u16);
+    // Where each name the chase reached is written in the response (the question, then
+    // each CNAME target): reaching one again is a loop, which ends the chase before any
+    // record is written twice (RFC 2181 §5).
+    let mut reached = [wire::HEADER_LEN; MAX_CHAIN + 1];
+    let mut n_reached = 1;
+    // DNAMEs written, so one that redirects twice in a chain is written once.
+    let mut dnames: [&[u8]; MAX_CHAIN] = [&[]; MAX_CHAIN];
+    let mut n_dnames = 0;
     let mut hops = 0;
+    let same_zone = |k: &[u8]| NameBuf::from_wire(k).and_then(|n| index.zone_of(&n)) == Some(zi);
     loop {
+        // RFC 6672 §3.2: below a DNAME, the DNAME and a CNAME synthesised from it.
+        if let Some((dname_owner, dname)) = index.dname_of(zone, key) {
+            let Some(target) = dname.rdata.first() else { return rcode::SERVFAIL };
+            // The labels of `key` above the DNAME's owner.
+            let prefix = key.len().saturating_sub(dname_owner.len());
+            if !dnames.get(..n_dnames).unwrap_or_default().contains(&dname_owner) {
+                let at = suffix(owner, prefix, dname_owner);
+                resp.record(Section::Answer, at, rtype::DNAME, dname.ttl, target);
+                if let Some(slot) = dnames.get_mut(n_dnames) {
+                    *slot = dname_owner;
+                    n_dnames += 1;
+                }
+            }
+            let mut buf = [0u8; MAX_NAME];
+            let Some(cname) = substitute(&mut buf, key.get(..prefix).unwrap_or_default(), target) else {
+                return rcode::YXDOMAIN;
+            };
+            let at = resp.record(Section::Answer, owner, rtype::CNAME, dname.ttl, cname);
+            if q.qtype == rtype::CNAME || q.qtype == rtype::ANY {
+                return rcode::NOERROR;
+            }
+            let Some(next) = NameBuf::from_wire(cname) else { return rcode::NOERROR };
+            hops += 1;
+            // A full message (it is truncated), a loop, or a target elsewhere ends the chase.
+            let Some(at) = at.filter(|&at| at <= 0x3FFF) else { return rcode::NOERROR };
+            if hops >= MAX_CHAIN || reached_before(resp, &reached[..n_reached], next.wire()) || !same_zone(next.wire())
+            {
+                return rcode::NOERROR;
+            }
+            if let Some(slot) = reached.get_mut(n_reached) {
+                *slot = at;
+                n_reached += 1;
+            }
+            owner = Owner::Ptr(at as u16);
+            key = synthesised.insert(next).wire();
+            continue;
+        }
         match index.lookup(zone, key) {
             Lookup::Missing => {
                 negative(zone, apex_ptr, resp);
@@ -181,15 +257,17 @@ fn resolve_query(
                         return rcode::NOERROR;
                     }
                     hops += 1;
-                    // The chase stays inside the zone: elsewhere the client follows it.
-                    let same_zone = NameBuf::from_wire(&c.key).and_then(|n| index.zone_of(&n)) == Some(zi);
-                    if hops >= MAX_CHAIN || !same_zone {
+                    // The chase stays inside the zone: elsewhere the client follows it. A
+                    // full message (it is truncated) or a loop ends it too.
+                    let Some(at) = at else { return rcode::NOERROR };
+                    if hops >= MAX_CHAIN || reached_before(resp, &reached[..n_reached], &c.key) || !same_zone(&c.key) {
                         return rcode::NOERROR;
                     }
-                    owner = match at {
-                        Some(at) if at <= 0x3FFF => Owner::Ptr(at as u16),
-                        _ => Owner::Wire(&c.target),
-                    };
+                    if let Some(slot) = reached.get_mut(n_reached) {
+                        *slot = at;
+                        n_reached += 1;
+                    }
+                    owner = if at <= 0x3FFF { Owner::Ptr(at as u16) } else { Owner::Wire(&c.target) };
                     key = &c.key;
                     continue;
                 }
@@ -201,6 +279,34 @@ fn resolve_query(
             }
         }
     }
+}
+
+/// The name `owner` without its first `skip` octets of labels, which is `name`: a pointer
+/// into it when one can reach it, else `name` written out.
+fn suffix<'a>(owner: Owner<'a>, skip: usize, name: &'a [u8]) -> Owner<'a> {
+    match owner {
+        Owner::Ptr(p) if usize::from(p) + skip <= 0x3FFF => Owner::Ptr(p + skip as u16),
+        Owner::Wire(w) => Owner::Wire(w.get(skip..).unwrap_or(name)),
+        Owner::Ptr(_) => Owner::Wire(name),
+    }
+}
+
+/// `prefix` followed by `target` in `buf`: the name a DNAME substitution makes (RFC 6672
+/// §2.2); `None` when it is longer than 255 octets.
+fn substitute<'b>(buf: &'b mut [u8; MAX_NAME], prefix: &[u8], target: &[u8]) -> Option<&'b [u8]> {
+    let out = buf.get_mut(..prefix.len() + target.len())?;
+    let (head, tail) = out.split_at_mut(prefix.len());
+    head.copy_from_slice(prefix);
+    tail.copy_from_slice(target);
+    Some(out)
+}
+
+/// Whether `name` (lower-cased wire format) is written at one of the offsets `at` of the
+/// response (each the start of an uncompressed name). Wire names are self-delimiting and
+/// their length octets are below `A`, so comparing `name.len()` octets case-insensitively
+/// compares the names.
+fn reached_before(resp: &Response<'_>, at: &[usize], name: &[u8]) -> bool {
+    at.iter().any(|&i| resp.buf.get(i..i + name.len()).is_some_and(|w| w.eq_ignore_ascii_case(name)))
 }
 
 /// A referral to the child zone at `cut` (RFC 1034 §4.3.2): not authoritative, the cut's

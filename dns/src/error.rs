@@ -35,6 +35,14 @@ impl Error {
             Error::Many(v) => v.iter().all(Error::is_zone_error),
         }
     }
+
+    /// The single errors this one stands for ([`Error::Many`] opened up).
+    pub fn into_list(self) -> Vec<Error> {
+        match self {
+            Error::Many(v) => v.into_iter().flat_map(Error::into_list).collect(),
+            e => vec![e],
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -46,7 +46,7 @@ fn ip(s: &str) -> IpAddr {
 }
 
 /// Three clusters, a service with IPv4 and IPv6 shards, a headless service and an Ingress.
-fn sample_updates() -> Vec<Update> {
+pub(crate) fn sample_updates() -> Vec<Update> {
     let clusters = [meta("us-east", "us-east1", "us-east1-b", 0), meta("eu-west", "europe-west1", "europe-west1-b", 1)];
     let mut updates: Vec<Update> = clusters.iter().cloned().map(Update::Cluster).collect();
     for (i, c) in clusters.iter().enumerate() {

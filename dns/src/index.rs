@@ -364,6 +364,27 @@ impl Index {
         found
     }
 
+    /// The DNAME (RFC 6672) that redirects `key`: at a proper ancestor of it, the one
+    /// nearest the apex (a DNAME occludes everything below it, DNAMEs included). Its owner
+    /// and RRset.
+    pub(crate) fn dname_of<'a>(&self, zone: &'a ZoneEntry, key: &[u8]) -> Option<(&'a [u8], &'a Rrset)> {
+        if zone.data.dnames.is_empty() {
+            return None;
+        }
+        let mut found = None;
+        let mut at = name::parent(key);
+        while let Some(k) = at.filter(|k| k.len() >= zone.data.apex.len()) {
+            if zone.data.dnames.contains(k)
+                && let Some((owner, node)) = zone.data.nodes.get_key_value(k)
+                && let Some(set) = node.rrsets.iter().find(|r| r.rtype == crate::wire::rtype::DNAME)
+            {
+                found = Some((&owner[..], set));
+            }
+            at = name::parent(k);
+        }
+        found
+    }
+
     /// Every name with data, with where it comes from.
     pub(crate) fn all_names(&self) -> Vec<(&[u8], &Node, &str)> {
         let mut out = Vec::new();
@@ -495,16 +516,10 @@ impl Builder {
 
     fn load_zones(&mut self) -> Vec<Error> {
         let s = self.settings.clone();
-        let defaults = ZoneDefaults { ttl: s.ttl, negative_ttl: s.negative_ttl };
         let mut errors = Vec::new();
         let mut zones = Vec::new();
         for spec in &s.zones {
-            let extra = if s.clusterset.as_deref() == Some(spec.apex.as_str()) {
-                scheme::clusterset_static(&spec.apex, s.ttl)
-            } else {
-                Vec::new()
-            };
-            let data = match zone::build(spec, &defaults, extra.clone()) {
+            let data = match build_zone(&s, spec) {
                 Ok(d) => d,
                 Err(e) => {
                     errors.push(e);
@@ -514,7 +529,7 @@ impl Builder {
                         continue;
                     }
                     let bare = ZoneSpec { file: None, ..spec.clone() };
-                    match zone::build(&bare, &defaults, extra) {
+                    match build_zone(&s, &bare) {
                         Ok(d) => d,
                         Err(e) => {
                             errors.push(e);
@@ -837,6 +852,26 @@ fn changed_regions(snap: &Snapshot, old: &FederatedService, new: &FederatedServi
         }
     }
     any.then_some(regions)
+}
+
+/// Builds one served zone from its spec: its file, the synthesised records and, for the
+/// clusterset domain, the records MCS defines. The server and `check_zones` both use it.
+fn build_zone(s: &Settings, spec: &ZoneSpec) -> Result<ZoneData> {
+    let defaults = ZoneDefaults { ttl: s.ttl, negative_ttl: s.negative_ttl };
+    let extra = if s.clusterset.as_deref() == Some(spec.apex.as_str()) {
+        scheme::clusterset_static(&spec.apex, s.ttl)
+    } else {
+        Vec::new()
+    };
+    zone::build(spec, &defaults, extra)
+}
+
+/// Builds every zone `config` serves as the server would, without serving them; the
+/// errors are those a start or a reload would report. Returns how many zones were built.
+pub(crate) fn check_zones(config: &Config) -> Result<usize> {
+    let s = Settings::from_config(config);
+    let errors: Vec<Error> = s.zones.iter().filter_map(|spec| build_zone(&s, spec).err()).collect();
+    if errors.is_empty() { Ok(s.zones.len()) } else { Err(many(errors)) }
 }
 
 fn many(mut errors: Vec<Error>) -> Error {

@@ -36,6 +36,8 @@ struct Totals {
     geoip_loaded: AtomicU64,
     /// The TCP slots, for their eviction and refusal counts.
     tcp: Mutex<Option<Arc<crate::tcp::Slots>>>,
+    /// Responses the rate limiter dropped or slipped.
+    rrl: Mutex<Option<Arc<crate::rrl::Counters>>>,
 }
 
 /// Shared totals; cheap to clone.
@@ -55,6 +57,11 @@ impl Metrics {
     /// The TCP connection slots whose counts `/metrics` shows.
     pub(crate) fn set_tcp_slots(&self, slots: Arc<crate::tcp::Slots>) {
         *self.totals.tcp.lock().unwrap_or_else(|e| e.into_inner()) = Some(slots);
+    }
+
+    /// The rate limiter's counters that `/metrics` shows.
+    pub(crate) fn set_rrl_counters(&self, counters: Arc<crate::rrl::Counters>) {
+        *self.totals.rrl.lock().unwrap_or_else(|e| e.into_inner()) = Some(counters);
     }
 
     /// Publishes the index's ranking problem count and GeoIP state.
@@ -128,6 +135,8 @@ fn rcode_name(r: u16) -> &'static str {
         3 => "NXDOMAIN",
         4 => "NOTIMP",
         5 => "REFUSED",
+        6 => "YXDOMAIN",
+        9 => "NOTAUTH",
         16 => "BADVERS",
         _ => "OTHER",
     }
@@ -193,6 +202,21 @@ impl Collector for Metrics {
                     "meridian_dns_tcp_refused",
                     "TCP connections refused because every connection was busy",
                     &slots.refused,
+                ),
+            ];
+            for (name, help, v) in counters {
+                let mut c = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+                c.encode_counter::<NoLabelSet, _, u64>(&v.load(Ordering::Relaxed), None)?;
+            }
+        }
+        let rrl = t.rrl.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(r) = rrl {
+            let counters = [
+                ("meridian_dns_rrl_dropped", "UDP responses dropped by response-rate limiting", &r.dropped),
+                (
+                    "meridian_dns_rrl_slipped",
+                    "UDP responses sent truncated (TC=1) by response-rate limiting",
+                    &r.slipped,
                 ),
             ];
             for (name, help, v) in counters {

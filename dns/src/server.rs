@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use meridian_config::Config;
 use meridian_model::geo::DbStatus;
 use meridian_model::rank::Problem;
@@ -21,6 +21,7 @@ use crate::answer::{Client, Transport, answer};
 use crate::error::{Error, Result};
 use crate::index::{Builder, Index, Settings, Source};
 use crate::metrics::{LocalStats, Metrics};
+use crate::rrl::{self, Rrl};
 use crate::{name, tcp};
 
 /// How long shutdown waits for workers before leaving them to the runtime.
@@ -50,6 +51,23 @@ pub(crate) struct Shared {
     table: Table,
     pub(crate) metrics: Metrics,
     pub(crate) tcp_timeouts: tcp::Timeouts,
+    /// UDP response-rate limiting, when enabled; replaced on reload.
+    pub(crate) rrl: ArcSwapOption<Rrl>,
+    rrl_counters: Arc<rrl::Counters>,
+}
+
+impl Shared {
+    fn set_rrl(&self, config: &Config) {
+        let current = self.rrl.load();
+        let same = match (&*current, config.dns.rrl.enabled) {
+            (None, false) => true,
+            (Some(r), true) => r.settings() == &config.dns.rrl,
+            _ => false,
+        };
+        if !same {
+            self.rrl.store(Rrl::new(&config.dns.rrl, self.rrl_counters.clone()).map(Arc::new));
+        }
+    }
 }
 
 impl Shared {
@@ -149,8 +167,12 @@ impl DnsServer {
             table,
             metrics,
             tcp_timeouts: tcp::Timeouts::default(),
+            rrl: ArcSwapOption::empty(),
+            rrl_counters: Arc::default(),
         });
         shared.tcp_timeouts.set(&config.dns);
+        shared.set_rrl(config);
+        shared.metrics.set_rrl_counters(shared.rrl_counters.clone());
         let (shutdown, _) = watch::channel(false);
         let mut tasks = Vec::new();
         let mut addrs = Vec::new();
@@ -202,10 +224,22 @@ impl DnsServer {
         let result = b.set_config(config, &self.shared.table.snapshot());
         self.shared.publish(&b);
         self.shared.tcp_timeouts.set(&config.dns);
+        self.shared.set_rrl(config);
         if let Err(e) = &result {
             tracing::warn!(error = %e, "dns: reload kept the previous content of a zone");
         }
         result
+    }
+
+    /// Builds every zone `config` serves from its master file, exactly as [`start`] and
+    /// [`reload`] do, without binding or serving anything: what `meridian check` reports.
+    /// Returns how many zones were built; an error names the file and line, or the zone,
+    /// and the reason.
+    ///
+    /// [`start`]: DnsServer::start
+    /// [`reload`]: DnsServer::reload
+    pub fn check_zones(config: &Config) -> Result<usize> {
+        crate::index::check_zones(config)
     }
 
     /// Zone master files to watch for reloads.
@@ -342,7 +376,7 @@ async fn udp_worker(sock: Arc<UdpSocket>, shared: Arc<Shared>, mut shutdown: wat
                         answer(&index, buf.get(..n).unwrap_or_default(), &client, &mut out)
                     };
                     stats.record(&outcome, t0.elapsed());
-                    if outcome.respond {
+                    if outcome.respond && rrl::allows(&shared.rrl.load(), peer.ip(), &outcome, &mut out) {
                         let _ = sock.send_to(&out, peer).await;
                     }
                 }

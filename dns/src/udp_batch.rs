@@ -216,6 +216,7 @@ fn serve(sock: &UdpSocket, shared: &Shared, stop: &AtomicBool) {
         };
         replies.clear();
         let index = shared.index.load();
+        let rrl = shared.rrl.load();
         // One clock read per answer: each answer's time runs from the previous one's end.
         let mut last = Instant::now();
         for (i, (r, out)) in got.iter().zip(outs.iter_mut()).take(n).enumerate() {
@@ -226,11 +227,11 @@ fn serve(sock: &UdpSocket, shared: &Shared, stop: &AtomicBool) {
             let now = Instant::now();
             stats.record(&outcome, now.saturating_duration_since(last));
             last = now;
-            if outcome.respond {
+            if outcome.respond && crate::rrl::allows(&rrl, peer.ip(), &outcome, out) {
                 replies.push((i, r.peer));
             }
         }
-        drop(index);
+        drop((index, rrl));
         send_all(fd, &mut send_hdrs, &outs, &replies);
         stats.flush(&shared.metrics);
     }

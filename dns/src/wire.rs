@@ -27,8 +27,10 @@ pub(crate) mod rtype {
     pub(crate) const TXT: u16 = 16;
     pub(crate) const AAAA: u16 = 28;
     pub(crate) const SRV: u16 = 33;
+    pub(crate) const DNAME: u16 = 39;
     pub(crate) const OPT: u16 = 41;
     pub(crate) const DS: u16 = 43;
+    pub(crate) const TSIG: u16 = 250;
     pub(crate) const IXFR: u16 = 251;
     pub(crate) const AXFR: u16 = 252;
     pub(crate) const ANY: u16 = 255;
@@ -41,6 +43,10 @@ pub(crate) mod rcode {
     pub(crate) const NXDOMAIN: u16 = 3;
     pub(crate) const NOTIMP: u16 = 4;
     pub(crate) const REFUSED: u16 = 5;
+    /// A DNAME substitution made a name longer than 255 octets (RFC 6672 §2.2).
+    pub(crate) const YXDOMAIN: u16 = 6;
+    /// The query was signed with a key this server does not have (RFC 8945 §5.2.1).
+    pub(crate) const NOTAUTH: u16 = 9;
     /// Extended (needs OPT): 16 = upper bits 1, header bits 0.
     pub(crate) const BADVERS: u16 = 16;
 }
@@ -166,8 +172,37 @@ pub(crate) struct Query {
     pub(crate) id: u16,
     pub(crate) flags: u16,
     pub(crate) question: Option<Question>,
+    /// The OPT record when it was valid — also in a query that is otherwise a format
+    /// error, whose FORMERR then carries an OPT too (RFC 6891 §6.1.1).
     pub(crate) edns: Option<Edns>,
+    /// The TSIG record, when the query was signed (RFC 8945).
+    pub(crate) tsig: Option<Tsig>,
     pub(crate) error: Option<u16>,
+}
+
+/// TSIG error of a query signed with a key the server does not know (RFC 8945 §5.2.1).
+pub(crate) const TSIG_BADKEY: u16 = 17;
+
+/// Where a query's TSIG record (RFC 8945 §4.2) is, to answer it with an unsigned TSIG
+/// carrying an error (§5.3.2): the server has no keys, so every signed query is BADKEY.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Tsig {
+    /// Start of the owner (the key name), possibly compressed.
+    owner: usize,
+    /// Wire length of the owner once decompressed.
+    owner_len: usize,
+    /// The algorithm name (never compressed, §4.2).
+    algorithm: Range<usize>,
+    /// Time Signed and Fudge: echoed as sent, as Knot does (no clock read per query).
+    time_fudge: Range<usize>,
+    original_id: u16,
+}
+
+impl Tsig {
+    /// Octets of the unsigned error TSIG written for it.
+    fn reply_len(&self) -> usize {
+        self.owner_len + 10 + self.algorithm.len() + self.time_fudge.len() + 8
+    }
 }
 
 struct Reader<'a> {
@@ -221,29 +256,121 @@ impl Reader<'_> {
         }
     }
 
-    /// Skips an owner name of another section. A pointer ends the name (where it points is
-    /// never followed, so loops are impossible); returns whether the name was the root.
-    fn skip_name(&mut self) -> Option<bool> {
-        let mut root = true;
+    /// Skips an owner name of another section; says whether it is the root, a name of
+    /// labels, or ends in a pointer (to an earlier octet, else the name is malformed).
+    fn skip_name(&mut self) -> Option<NameEnd> {
+        let mut end = NameEnd::Root;
         let mut total = 0;
         loop {
+            let at = self.pos;
             let len = self.u8()? as usize;
             match len {
-                0 => return Some(root),
+                0 => return Some(end),
                 1..=63 => {
                     self.skip(len)?;
                     total += len + 1;
                     if total > crate::name::MAX_NAME {
                         return None;
                     }
-                    root = false;
+                    end = NameEnd::Labels;
                 }
                 0xC0..=0xFF => {
-                    self.u8()?;
-                    return Some(false);
+                    let target = ((len & 0x3F) << 8) | self.u8()? as usize;
+                    // RFC 1035 §4.1.4: a pointer refers to a prior occurrence of a name.
+                    if target >= at {
+                        return None;
+                    }
+                    return Some(match end {
+                        NameEnd::Root => NameEnd::Pointer(target),
+                        _ => NameEnd::Labels,
+                    });
                 }
                 _ => return None,
             }
+        }
+    }
+}
+
+/// How an owner name ended, for [`Reader::skip_name`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NameEnd {
+    /// The root label alone.
+    Root,
+    /// One or more labels (and possibly a pointer after them).
+    Labels,
+    /// A pointer alone: the name is the one at the target.
+    Pointer(usize),
+}
+
+/// Whether the name at `at` is the root, following pointers (each strictly backwards, so
+/// the walk ends within `at / 2` steps).
+fn is_root_at(buf: &[u8], mut at: usize) -> bool {
+    loop {
+        match buf.get(at) {
+            Some(0) => return true,
+            Some(&b) if b >= 0xC0 => {
+                let Some(&lo) = buf.get(at + 1) else { return false };
+                let target = (usize::from(b & 0x3F) << 8) | usize::from(lo);
+                if target >= at {
+                    return false;
+                }
+                at = target;
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// The wire length of the name at `at` once decompressed; `None` when it is malformed or
+/// longer than 255 octets. Pointers must go strictly backwards.
+fn name_len_at(buf: &[u8], mut at: usize) -> Option<usize> {
+    let mut total = 0;
+    loop {
+        let len = usize::from(*buf.get(at)?);
+        match len {
+            0 => return (total < crate::name::MAX_NAME).then_some(total + 1),
+            1..=63 => {
+                total += len + 1;
+                if total >= crate::name::MAX_NAME || at + 1 + len > buf.len() {
+                    return None;
+                }
+                at += 1 + len;
+            }
+            0xC0..=0xFF => {
+                let target = ((len & 0x3F) << 8) | usize::from(*buf.get(at + 1)?);
+                if target >= at {
+                    return None;
+                }
+                at = target;
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// Appends the name at `at` decompressed (checked by [`name_len_at`] first).
+fn copy_name(buf: &[u8], mut at: usize, out: &mut Vec<u8>) {
+    loop {
+        let Some(&len) = buf.get(at) else { return };
+        match len {
+            0 => {
+                out.push(0);
+                return;
+            }
+            1..=63 => {
+                let end = (at + 1 + usize::from(len)).min(buf.len());
+                out.extend_from_slice(buf.get(at..end).unwrap_or_default());
+                at = end;
+            }
+            0xC0..=0xFF => {
+                let Some(&lo) = buf.get(at + 1) else { return };
+                let target = (usize::from(len & 0x3F) << 8) | usize::from(lo);
+                if target >= at {
+                    return;
+                }
+                at = target;
+            }
+            _ => return,
         }
     }
 }
@@ -259,85 +386,197 @@ pub(crate) fn parse(packet: &[u8]) -> Parsed {
         return Parsed::Drop;
     }
     let opcode = ((flags >> 11) & 0x0F) as u8;
-    let mut q = Query { id, flags, question: None, edns: None, error: None };
-    if qd != 1 {
-        // Zero questions or several: RFC 9619 makes QDCOUNT > 1 a format error.
-        q.error = Some(if opcode == 0 { rcode::FORMERR } else { rcode::NOTIMP });
-        return Parsed::Query(q);
-    }
-    let start = r.pos;
-    let Some(name) = r.question_name() else {
-        q.error = Some(rcode::FORMERR);
-        return Parsed::Query(q);
-    };
-    let (Some(qtype), Some(qclass)) = (r.u16(), r.u16()) else {
-        q.error = Some(rcode::FORMERR);
-        return Parsed::Query(q);
-    };
-    q.question = Some(Question { name, qtype, qclass, raw: start..r.pos });
-    match read_edns(&mut r, an, ns, ar) {
-        Ok(edns) => q.edns = edns,
-        Err(()) => {
-            q.error = Some(rcode::FORMERR);
+    let mut q = Query { id, flags, question: None, edns: None, tsig: None, error: None };
+    // What the sections of an unknown opcode hold is unknown: not understanding them is
+    // NOTIMP, not a format error (as Knot answers).
+    let malformed = if opcode == 0 { rcode::FORMERR } else { rcode::NOTIMP };
+    if qd == 1 {
+        let start = r.pos;
+        let name = r.question_name();
+        if name.is_none() {
+            // A malformed name (a pointer, say) may still be framed: skipped, the OPT
+            // after it is found for the FORMERR.
+            q.error = Some(malformed);
+            r.pos = start;
+            if r.skip_name().is_none() {
+                return Parsed::Query(q);
+            }
+        }
+        let (Some(qtype), Some(qclass)) = (r.u16(), r.u16()) else {
+            q.error = Some(malformed);
             return Parsed::Query(q);
+        };
+        if let Some(name) = name {
+            q.question = Some(Question { name, qtype, qclass, raw: start..r.pos });
+        }
+    } else {
+        // Zero questions or several: RFC 9619 makes QDCOUNT > 1 a format error. Several
+        // are skipped (a later one may point into an earlier one) to find the OPT after.
+        q.error = Some(malformed);
+        for _ in 0..qd {
+            if r.skip_name().is_none() || r.skip(4).is_none() {
+                return Parsed::Query(q);
+            }
         }
     }
-    if opcode != 0 {
-        q.error = Some(rcode::NOTIMP);
-    } else if qtype == rtype::OPT {
-        q.error = Some(rcode::FORMERR);
+    let extra = read_extra(&mut r, an, ns, ar);
+    q.edns = extra.edns;
+    q.tsig = extra.tsig;
+    if extra.malformed {
+        q.error = Some(malformed);
+    } else if q.error.is_none() {
+        if opcode != 0 {
+            q.error = Some(rcode::NOTIMP);
+        } else if q.question.as_ref().is_some_and(|x| x.qtype == rtype::OPT) {
+            q.error = Some(rcode::FORMERR);
+        }
     }
     Parsed::Query(q)
 }
 
-/// Walks the answer, authority and additional sections for the OPT record.
-fn read_edns(r: &mut Reader<'_>, an: u16, ns: u16, ar: u16) -> Result<Option<Edns>, ()> {
-    let mut edns = None;
-    let total = u32::from(an) + u32::from(ns) + u32::from(ar);
-    for i in 0..total {
-        let root = r.skip_name().ok_or(())?;
-        let rtype = r.u16().ok_or(())?;
-        let class = r.u16().ok_or(())?;
-        let ttl = r.u32().ok_or(())?;
-        let rdlen = r.u16().ok_or(())? as usize;
-        let data = r.pos;
-        r.skip(rdlen).ok_or(())?;
-        if rtype == rtype::OPT {
-            let in_additional = i >= u32::from(an) + u32::from(ns);
-            // RFC 6891 §6.1.1: one OPT, in the additional section, owned by the root.
-            if !in_additional || !root || edns.is_some() {
-                return Err(());
-            }
-            let options = data..data + rdlen;
-            let ecs = match r.buf.get(options.clone()) {
-                Some(opts) => read_ecs(opts)?,
-                None => return Err(()),
-            };
-            edns =
-                Some(Edns { payload: class, version: (ttl >> 16) as u8, dnssec_ok: ttl & 0x8000 != 0, options, ecs });
-        }
-    }
-    Ok(edns)
+/// The OPT and TSIG records of a query, and whether the records around them were sound.
+struct Extra {
+    edns: Option<Edns>,
+    tsig: Option<Tsig>,
+    /// A record could not be read, or broke a placement rule (FORMERR). A valid OPT read
+    /// before is kept, so the FORMERR carries it.
+    malformed: bool,
 }
 
-/// Finds the Client Subnet option among EDNS options; `Err` when the options are
-/// malformed, or the ECS option is (or appears twice).
-fn read_ecs(mut opts: &[u8]) -> Result<Option<Ecs>, ()> {
+/// Walks the answer, authority and additional sections for the OPT and TSIG records.
+fn read_extra(r: &mut Reader<'_>, an: u16, ns: u16, ar: u16) -> Extra {
+    let mut x = Extra { edns: None, tsig: None, malformed: false };
+    let total = u32::from(an) + u32::from(ns) + u32::from(ar);
+    let mut opts = 0;
+    for i in 0..total {
+        let owner = r.pos;
+        let Some(record) = read_record(r) else {
+            x.malformed = true;
+            return x;
+        };
+        let in_additional = i >= u32::from(an) + u32::from(ns);
+        match record.rtype {
+            rtype::OPT => {
+                opts += 1;
+                let root = match record.owner {
+                    NameEnd::Root => true,
+                    NameEnd::Pointer(target) => is_root_at(r.buf, target),
+                    NameEnd::Labels => false,
+                };
+                // RFC 6891 §6.1.1: one OPT, in the additional section, owned by the root.
+                if !in_additional || !root || opts > 1 {
+                    x.edns = None;
+                    x.malformed = true;
+                    return x;
+                }
+                let Some(options) = r.buf.get(record.data.clone()) else {
+                    x.malformed = true;
+                    return x;
+                };
+                let Ok((ecs, ecs_ok)) = read_ecs(options) else {
+                    x.malformed = true;
+                    return x;
+                };
+                x.malformed |= !ecs_ok;
+                let ttl = record.ttl;
+                x.edns = Some(Edns {
+                    payload: record.class,
+                    version: (ttl >> 16) as u8,
+                    dnssec_ok: ttl & 0x8000 != 0,
+                    options: record.data,
+                    ecs,
+                });
+            }
+            rtype::TSIG => {
+                // RFC 8945 §5.2: one TSIG, the last record of the additional section.
+                let last = i + 1 == total;
+                match (in_additional && last, read_tsig(r.buf, owner, record.data)) {
+                    (true, Some(t)) => x.tsig = Some(t),
+                    _ => x.malformed = true,
+                }
+            }
+            _ => {}
+        }
+    }
+    x
+}
+
+/// The fixed fields of a record after its owner.
+struct Record {
+    owner: NameEnd,
+    rtype: u16,
+    class: u16,
+    ttl: u32,
+    data: Range<usize>,
+}
+
+fn read_record(r: &mut Reader<'_>) -> Option<Record> {
+    let owner = r.skip_name()?;
+    let (rtype, class, ttl) = (r.u16()?, r.u16()?, r.u32()?);
+    let rdlen = r.u16()? as usize;
+    let data = r.pos..r.pos + rdlen;
+    r.skip(rdlen)?;
+    Some(Record { owner, rtype, class, ttl, data })
+}
+
+/// Reads a TSIG RDATA (RFC 8945 §4.2); `None` when it cannot be interpreted (FORMERR).
+fn read_tsig(buf: &[u8], owner: usize, data: Range<usize>) -> Option<Tsig> {
+    let owner_len = name_len_at(buf, owner)?;
+    let rdata = buf.get(data.clone())?;
+    let mut r = Reader { buf: rdata, pos: 0 };
+    // The algorithm name, uncompressed.
+    loop {
+        match r.u8()? {
+            0 => break,
+            len @ 1..=63 => r.skip(usize::from(len))?,
+            _ => return None,
+        }
+    }
+    let alg_end = r.pos;
+    r.skip(8)?; // Time Signed (48 bits) and Fudge
+    let mac_len = r.u16()? as usize;
+    r.skip(mac_len)?;
+    let original_id = r.u16()?;
+    r.skip(2)?; // Error
+    let other_len = r.u16()? as usize;
+    r.skip(other_len)?;
+    if r.pos != rdata.len() || alg_end > crate::name::MAX_NAME {
+        return None;
+    }
+    Some(Tsig {
+        owner,
+        owner_len,
+        algorithm: data.start..data.start + alg_end,
+        time_fudge: data.start + alg_end..data.start + alg_end + 8,
+        original_id,
+    })
+}
+
+/// Finds the Client Subnet option among EDNS options. `Err` when the options are not
+/// framed (the OPT is unusable); otherwise the option when valid, and false when it is
+/// malformed or appears twice (RFC 7871 §7.1.1: FORMERR, still with an OPT).
+fn read_ecs(mut opts: &[u8]) -> Result<(Option<Ecs>, bool), ()> {
     let mut ecs = None;
+    let mut ok = true;
+    let mut seen = false;
     while !opts.is_empty() {
         let (head, rest) = opts.split_at_checked(4).ok_or(())?;
         let code = u16::from_be_bytes([head[0], head[1]]);
         let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
         let (data, rest) = rest.split_at_checked(len).ok_or(())?;
         if code == OPTION_ECS {
-            if ecs.is_some() {
-                return Err(());
+            match (seen, Ecs::parse(data)) {
+                (false, Some(e)) => ecs = Some(e),
+                _ => ok = false,
             }
-            ecs = Some(Ecs::parse(data).ok_or(())?);
+            seen = true;
         }
         opts = rest;
     }
-    Ok(ecs)
+    if !ok {
+        ecs = None;
+    }
+    Ok((ecs, ok))
 }
 
 /// Where a record's owner name comes from.
@@ -371,7 +610,11 @@ impl<'b> Response<'b> {
     /// Starts a response to `q`: header, and the question as sent when there is one.
     pub(crate) fn start(buf: &'b mut Vec<u8>, q: &Query, packet: &[u8]) -> Self {
         buf.clear();
-        let flags = FLAG_QR | (q.flags & (0x7800 | FLAG_RD | FLAG_CD));
+        // RD and CD mean something for QUERY only (RFC 1035 §4.1.1, RFC 4035 §3.1.6); an
+        // opcode this server does not know gets them clear, as BIND answers.
+        let opcode = q.flags & 0x7800;
+        let copied = if opcode == 0 { FLAG_RD | FLAG_CD } else { 0 };
+        let flags = FLAG_QR | (q.flags & (0x7800 | copied));
         buf.extend_from_slice(&q.id.to_be_bytes());
         buf.extend_from_slice(&flags.to_be_bytes());
         let raw = q.question.as_ref().and_then(|qu| packet.get(qu.raw.clone()));
@@ -433,10 +676,19 @@ impl<'b> Response<'b> {
     }
 
     /// Finishes the message: the OPT record when the query had one (with the upper bits of
-    /// an extended RCODE, and the Client Subnet option echoed with `ecs_scope`), the
-    /// section counts, and truncation to `limit` (TC=1, every section emptied, so a client
-    /// never caches a partial RRset).
-    pub(crate) fn finish(mut self, edns: Option<&Edns>, rcode: u16, limit: usize, ecs_scope: u8) {
+    /// an extended RCODE, and the Client Subnet option echoed with `ecs_scope`), then, when
+    /// `tsig` is given, an unsigned TSIG carrying its error (RFC 8945 §5.3.2); the section
+    /// counts; and truncation to `limit` (TC=1, every section emptied, so a client never
+    /// caches a partial RRset). A truncated answer too small for the TSIG goes without it:
+    /// the client retries over TCP, where it fits.
+    pub(crate) fn finish(
+        mut self,
+        edns: Option<&Edns>,
+        rcode: u16,
+        limit: usize,
+        ecs_scope: u8,
+        tsig: Option<TsigError<'_>>,
+    ) {
         self.set_rcode(rcode);
         let write_counts = |buf: &mut Vec<u8>, counts: [u16; 3], ar: u16| {
             for (i, c) in [counts[0], counts[1], ar].into_iter().enumerate() {
@@ -447,7 +699,8 @@ impl<'b> Response<'b> {
         };
         let ecs = edns.and_then(|e| e.ecs.as_ref());
         let opt_len = if edns.is_some() { 11 + ecs.map_or(0, Ecs::wire_len) } else { 0 };
-        let truncated = self.overflow || self.buf.len() + opt_len > limit;
+        let tsig_len = tsig.as_ref().map_or(0, |t| t.tsig.reply_len());
+        let truncated = self.overflow || self.buf.len() + opt_len + tsig_len > limit;
         if truncated {
             self.buf.truncate(self.question_end);
             self.counts = [0; 3];
@@ -469,8 +722,114 @@ impl<'b> Response<'b> {
             }
             ar += 1;
         }
+        if let Some(t) = tsig
+            && self.buf.len() + tsig_len <= limit
+        {
+            t.write(self.buf);
+            ar += 1;
+        }
         write_counts(self.buf, self.counts, ar);
     }
+}
+
+/// The unsigned TSIG of an error answer (RFC 8945 §5.3.2): the query's key name and
+/// algorithm, its Time Signed and Fudge, no MAC, the original ID, and `error`.
+pub(crate) struct TsigError<'a> {
+    pub(crate) packet: &'a [u8],
+    pub(crate) tsig: &'a Tsig,
+    pub(crate) error: u16,
+}
+
+impl TsigError<'_> {
+    fn write(&self, buf: &mut Vec<u8>) {
+        let t = self.tsig;
+        let rdlen = t.algorithm.len() + t.time_fudge.len() + 8;
+        copy_name(self.packet, t.owner, buf);
+        buf.extend_from_slice(&rtype::TSIG.to_be_bytes());
+        buf.extend_from_slice(&CLASS_ANY.to_be_bytes());
+        buf.extend_from_slice(&0u32.to_be_bytes());
+        buf.extend_from_slice(&(rdlen as u16).to_be_bytes());
+        buf.extend_from_slice(self.packet.get(t.algorithm.clone()).unwrap_or_default());
+        buf.extend_from_slice(self.packet.get(t.time_fudge.clone()).unwrap_or_default());
+        buf.extend_from_slice(&0u16.to_be_bytes()); // MAC Size: unsigned
+        buf.extend_from_slice(&t.original_id.to_be_bytes());
+        buf.extend_from_slice(&self.error.to_be_bytes());
+        buf.extend_from_slice(&0u16.to_be_bytes()); // Other Len
+    }
+}
+
+/// The question of a message written by [`Response`] (name, type and class), when it has one.
+pub(crate) fn question(msg: &[u8]) -> Option<&[u8]> {
+    if msg.get(4..6)? == [0, 0] {
+        return None;
+    }
+    let mut at = HEADER_LEN;
+    loop {
+        let len = usize::from(*msg.get(at)?);
+        at += 1 + len;
+        if len == 0 {
+            break;
+        }
+    }
+    msg.get(HEADER_LEN..at + 4)
+}
+
+/// ANCOUNT of a message.
+pub(crate) fn answer_count(msg: &[u8]) -> u16 {
+    msg.get(6..8).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]))
+}
+
+/// Cuts a response down to its header and question, with TC=1 and no records but its
+/// OPT (RFC 6891 §6.1.1: an EDNS query gets an EDNS answer): what a rate-limited client
+/// gets instead of the answer, to retry over TCP.
+pub(crate) fn truncate_to_question(msg: &mut Vec<u8>) {
+    let end = HEADER_LEN + question(msg).map_or(0, <[u8]>::len);
+    let opt = opt_record(msg, end).map(<[u8]>::to_vec);
+    msg.truncate(end);
+    if let Some(flags) = msg.get_mut(2) {
+        *flags |= (FLAG_TC >> 8) as u8;
+    }
+    if let Some(counts) = msg.get_mut(6..12) {
+        counts.fill(0);
+    }
+    if let Some(opt) = opt {
+        msg.extend_from_slice(&opt);
+        if let Some(ar) = msg.get_mut(10..12) {
+            ar.copy_from_slice(&1u16.to_be_bytes());
+        }
+    }
+}
+
+/// The OPT record of a response this server wrote (records start at `from`): always
+/// the last record, owned by the root.
+fn opt_record(msg: &[u8], from: usize) -> Option<&[u8]> {
+    let count = |at: usize| msg.get(at..at + 2).map_or(0, |b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+    let records = count(6) + count(8) + count(10);
+    let mut at = from;
+    let mut last = None;
+    for _ in 0..records {
+        let start = at;
+        // An owner is a compression pointer or labels ending in the root.
+        loop {
+            let len = *msg.get(at)?;
+            if len & 0xC0 == 0xC0 {
+                at += 2;
+                break;
+            }
+            at += 1 + usize::from(len);
+            if len == 0 {
+                break;
+            }
+        }
+        let rtype = msg.get(at..at + 2)?;
+        let is_opt = start + 1 == at && rtype == rtype::OPT.to_be_bytes();
+        let rdlen = usize::from(u16::from_be_bytes([*msg.get(at + 8)?, *msg.get(at + 9)?]));
+        at += 10 + rdlen;
+        if is_opt {
+            last = msg.get(start..at);
+        }
+    }
+    last
 }
 
 /// The most a UDP answer to this client may carry.

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -54,6 +55,8 @@ pub(crate) struct ZoneData {
     /// Delegation points: names below the apex with an NS RRset (zone cuts, RFC 1034
     /// §4.2.1). Queries at or below one get a referral.
     pub(crate) cuts: NameSet,
+    /// Owners of DNAME records (RFC 6672): names below one are redirected.
+    pub(crate) dnames: NameSet,
     /// Hash of everything the zone's content was built from, to advance the serial only
     /// when it changes.
     pub(crate) content_hash: u64,
@@ -169,6 +172,9 @@ pub(crate) fn build(spec: &ZoneSpec, defaults: &ZoneDefaults, extra: Vec<(Key, R
         .filter(|(k, n)| **k != apex && n.rrsets.iter().any(|r| r.rtype == ns))
         .map(|(k, _)| k.clone())
         .collect();
+    let dname = u16::from(RecordType::DNAME);
+    let dnames: NameSet =
+        nodes.iter().filter(|(_, n)| n.rrsets.iter().any(|r| r.rtype == dname)).map(|(k, _)| k.clone()).collect();
 
     Ok(ZoneData {
         name: spec.apex.as_str().into(),
@@ -181,6 +187,7 @@ pub(crate) fn build(spec: &ZoneSpec, defaults: &ZoneDefaults, extra: Vec<(Key, R
         nodes,
         ents,
         cuts,
+        dnames,
         content_hash: hasher.finish(),
     })
 }
@@ -246,8 +253,36 @@ type Records = BTreeMap<(Name, RecordType), RecordSet>;
 
 /// Parses a master file; on error, names the line (hickory's parser does not track lines,
 /// so the first failing prefix of the file is found by bisection).
+///
+/// hickory's parser has no DNAME: the TYPE field of each DNAME record is rewritten to
+/// ANAME (as long, so offsets and lines stay), which it reads with the same RDATA (one
+/// domain name, relative to the origin); the records come back out as DNAMEs.
+/// A file that has ANAME records of its own cannot be read that way, and says so.
 fn parse_file(text: &str, path: &Path, origin: &Name) -> Result<Records> {
+    let types = type_fields(text);
+    let is = |r: &Range<usize>, t: &str| text.get(r.clone()).is_some_and(|f| f.eq_ignore_ascii_case(t));
+    let mut rewritten = None;
+    if types.iter().any(|(r, _)| is(r, "DNAME")) {
+        if let Some((_, line)) = types.iter().find(|(r, _)| is(r, "ANAME")) {
+            return Err(Error::ZoneFile {
+                file: path.to_path_buf(),
+                line: *line,
+                reason: "ANAME records cannot be served from a file that also has DNAME records".into(),
+            });
+        }
+        let mut t = text.to_owned();
+        for (r, _) in types.iter().filter(|(r, _)| is(r, "DNAME")) {
+            t.replace_range(r.clone(), "ANAME");
+        }
+        rewritten = Some(t);
+    }
+    let dnames = rewritten.is_some();
+    let text = rewritten.as_deref().unwrap_or(text);
     match parse_text(text, path, origin) {
+        Ok(r) if dnames => Ok(r
+            .into_iter()
+            .map(|((n, t), set)| ((n, if t == RecordType::ANAME { RecordType::DNAME } else { t }), set))
+            .collect()),
         Ok(r) => Ok(r),
         Err(reason) => {
             let lines: Vec<&str> = text.split_inclusive('\n').collect();
@@ -279,6 +314,8 @@ struct ParseFailure {
     incomplete: bool,
 }
 
+/// Parses `text`. Singleton types (SOA, CNAME, and DNAME read as ANAME) keep the last
+/// record of a name, as hickory's record sets do.
 fn parse_text(text: &str, path: &Path, origin: &Name) -> std::result::Result<Records, ParseFailure> {
     let parsed = Parser::new(text, Some(path.to_path_buf()), Some(origin.clone())).parse();
     let (_, sets) = parsed.map_err(|e| ParseFailure {
@@ -309,6 +346,86 @@ fn parse_text(text: &str, path: &Path, origin: &Name) -> std::result::Result<Rec
         }
     }
     Ok(out)
+}
+
+/// Where the TYPE field of each record of a master file is (RFC 1035 §5.1), with its
+/// line: the first field after the owner that is neither a TTL nor a class. Comments,
+/// quoted strings, escapes and parentheses (a record over several lines) are followed;
+/// `$` directives have none.
+fn type_fields(text: &str) -> Vec<(Range<usize>, usize)> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let (mut i, mut line, mut depth) = (0, 1, 0usize);
+    // At the start of a line outside parentheses: a new record (or directive) begins.
+    let mut record_start = true;
+    // The record's first field is its owner (the line does not start with a blank).
+    let mut owner_pending = false;
+    let mut want_type = false;
+    let delimiter = |c: u8| matches!(c, b' ' | b'\t' | b'\r' | b'\n' | b';' | b'(' | b')' | b'"');
+    while let Some(&c) = b.get(i) {
+        if record_start {
+            record_start = false;
+            owner_pending = !matches!(c, b' ' | b'\t');
+            want_type = c != b'$';
+        }
+        match c {
+            b'\n' => {
+                line += 1;
+                i += 1;
+                record_start = depth == 0;
+            }
+            b' ' | b'\t' | b'\r' => i += 1,
+            b';' => {
+                while b.get(i).is_some_and(|&c| c != b'\n') {
+                    i += 1;
+                }
+            }
+            b'(' => {
+                depth += 1;
+                i += 1;
+            }
+            b')' => {
+                depth = depth.saturating_sub(1);
+                i += 1;
+            }
+            b'"' => {
+                i += 1;
+                while let Some(&c) = b.get(i) {
+                    i += if c == b'\\' { 2 } else { 1 };
+                    if c == b'\n' {
+                        line += 1;
+                    }
+                    if c == b'"' {
+                        break;
+                    }
+                }
+                owner_pending = false;
+                want_type = false;
+            }
+            _ => {
+                let start = i;
+                while b.get(i).is_some_and(|&c| !delimiter(c)) {
+                    i += if b.get(i) == Some(&b'\\') { 2 } else { 1 };
+                }
+                let field = b.get(start..i.min(b.len())).unwrap_or_default();
+                if owner_pending {
+                    owner_pending = false;
+                } else if want_type && !is_ttl_or_class(field) {
+                    out.push((start..i.min(b.len()), line));
+                    want_type = false;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A TTL (`300`, `1h30m`) or a class (`IN`, `CLASS1`), the fields a TYPE may follow.
+fn is_ttl_or_class(field: &[u8]) -> bool {
+    let upper = field.to_ascii_uppercase();
+    field.first().is_some_and(u8::is_ascii_digit)
+        || matches!(&upper[..], b"IN" | b"CH" | b"CS" | b"HS" | b"NONE" | b"ANY")
+        || upper.strip_prefix(b"CLASS").is_some_and(|n| !n.is_empty() && n.iter().all(u8::is_ascii_digit))
 }
 
 /// Puts `serial` into SOA RDATA.

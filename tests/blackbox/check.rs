@@ -65,3 +65,46 @@ fn example_configs_pass_check() -> Result<()> {
     }
     Ok(())
 }
+
+/// A configuration serving `example.test` from `zone` (a file beside it).
+fn config_with_zone(dir: &std::path::Path, zone: &str) -> Result<std::path::PathBuf> {
+    std::fs::write(dir.join("example.test.zone"), zone)?;
+    let file = dir.join("m.toml");
+    std::fs::write(
+        &file,
+        "name = \"fed\"\ndns_zone = \"example.com\"\n[dns]\nlisten = [\"127.0.0.1:5353\"]\n\
+         [[dns.zones]]\nname = \"example.test\"\nfile = \"example.test.zone\"\n\
+         [[clusters]]\nname = \"a\"\nsimulated = true\n",
+    )?;
+    Ok(file)
+}
+
+/// `check` builds every served zone from its master file as the server does: a broken
+/// record is reported with file, line and reason, so is a zone the server would refuse
+/// (an in-zone name server without an address), and a valid file, DNAME included, passes.
+#[test]
+fn check_loads_zone_files_as_the_server_does() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let zone = dir.path().join("example.test.zone");
+    let z = zone.display().to_string();
+    let cases: &[(&str, Option<&[&str]>)] = &[
+        ("$TTL 60\nwww IN A 192.0.2.1\n\nbad IN A 300.1.1.1\n", Some(&[&format!("{z}:4:")])),
+        ("$TTL 60\nwww IN CNAME a\nwww IN TXT \"x\"\n", Some(&[&format!("{z}:3:"), "CNAME and other records"])),
+        ("$TTL 60\n@ IN NS ns.example.test.\n", Some(&["example.test", "ns.example.test", "no A or AAAA"])),
+        ("$TTL 60\nold IN DNAME new.example.test.\nwww.new IN A 192.0.2.1\n", None),
+    ];
+    for (text, want) in cases {
+        let file = config_with_zone(dir.path(), text)?;
+        let (ok, out, err) = check(&file, &["--offline"])?;
+        match want {
+            Some(parts) => {
+                assert!(!ok, "{text:?} passed: {out}");
+                for p in *parts {
+                    assert!(err.contains(p), "{text:?}: {p:?} missing from {err}");
+                }
+            }
+            None => assert!(ok && out.contains("ok"), "{text:?}: {err}"),
+        }
+    }
+    Ok(())
+}

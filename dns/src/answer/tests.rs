@@ -79,3 +79,251 @@ fn badvers_for_edns_version_1() {
     assert_eq!(u16::from(m.metadata.response_code), 16);
     assert!(m.answers.is_empty());
 }
+
+/// One record of a decoded reply; the owner as written (a pointer is left unresolved).
+#[derive(Debug, Clone, PartialEq)]
+struct Rec {
+    owner: Vec<u8>,
+    rtype: u16,
+    class: u16,
+    ttl: u32,
+    rdata: Vec<u8>,
+}
+
+/// A reply decoded by hand (hickory hides TSIG and OPT details the cases check).
+#[derive(Debug)]
+struct Reply {
+    flags: u16,
+    /// The full RCODE: header bits and the OPT's upper bits.
+    rcode: u16,
+    qdcount: u16,
+    /// Answer, authority, additional.
+    sections: [Vec<Rec>; 3],
+}
+
+impl Reply {
+    fn opt(&self) -> Option<&Rec> {
+        self.sections[2].iter().find(|r| r.rtype == 41)
+    }
+}
+
+fn decode(p: &[u8]) -> Reply {
+    let u16_at = |i: usize| u16::from_be_bytes([p[i], p[i + 1]]);
+    let name_end = |mut i: usize| loop {
+        match p[i] {
+            0 => return i + 1,
+            l if l >= 0xC0 => return i + 2,
+            l => i += 1 + l as usize,
+        }
+    };
+    let flags = u16_at(2);
+    let counts = [u16_at(6), u16_at(8), u16_at(10)];
+    let mut at = 12;
+    for _ in 0..u16_at(4) {
+        at = name_end(at) + 4;
+    }
+    let mut sections: [Vec<Rec>; 3] = Default::default();
+    for (s, n) in counts.into_iter().enumerate() {
+        for _ in 0..n {
+            let end = name_end(at);
+            let owner = p[at..end].to_vec();
+            let rdlen = u16_at(end + 8) as usize;
+            sections[s].push(Rec {
+                owner,
+                rtype: u16_at(end),
+                class: u16_at(end + 2),
+                ttl: u32::from_be_bytes([p[end + 4], p[end + 5], p[end + 6], p[end + 7]]),
+                rdata: p[end + 10..end + 10 + rdlen].to_vec(),
+            });
+            at = end + 10 + rdlen;
+        }
+    }
+    assert_eq!(at, p.len(), "trailing octets in {p:?}");
+    let upper = sections[2].iter().find(|r| r.rtype == 41).map_or(0, |o| (o.ttl >> 24) as u16);
+    Reply { flags, rcode: (upper << 4) | (flags & 0x000F), qdcount: u16_at(4), sections }
+}
+
+const RD: u16 = 0x0100;
+const CD: u16 = 0x0010;
+
+/// A query: header with `flags` and the counts, then the sections' octets.
+fn packet(flags: u16, counts: [u16; 4], parts: &[&[u8]]) -> Vec<u8> {
+    let mut p = vec![0xbe, 0xef];
+    p.extend_from_slice(&flags.to_be_bytes());
+    for c in counts {
+        p.extend_from_slice(&c.to_be_bytes());
+    }
+    for part in parts {
+        p.extend_from_slice(part);
+    }
+    p
+}
+
+/// `meridian.test SOA`: a name the sample index answers.
+const Q_SOA: &[u8] = b"\x08meridian\x04test\x00\x00\x06\x00\x01";
+/// `meridian.test TKEY`: a meta type that gets NOTIMP.
+const Q_TKEY: &[u8] = b"\x08meridian\x04test\x00\x00\xf9\x00\x01";
+/// `meridian.test OPT`: a format error.
+const Q_OPT: &[u8] = b"\x08meridian\x04test\x00\x00\x29\x00\x01";
+/// EDNS(0), payload 1232, no options.
+const OPT: &[u8] = b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00";
+/// EDNS(0) with a client cookie only (RFC 7873 §4.1).
+const OPT_COOKIE: &[u8] = b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x0c\x00\x0a\x00\x08clientck";
+/// EDNS(0) with a Client Subnet option whose SCOPE is set: FORMERR (RFC 7871 §7.1.1).
+const OPT_BAD_ECS: &[u8] = b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x0b\x00\x08\x00\x07\x00\x01\x18\x18\x0a\x00\x00";
+
+const TSIG_KEY: &[u8] = b"\x08test-key\x07example\x00";
+const TSIG_ALG: &[u8] = b"\x0bhmac-sha256\x00";
+/// Time signed (48 bits) and fudge of the query's TSIG.
+const TSIG_TIME_FUDGE: &[u8] = b"\x00\x00\x65\x00\x00\x01\x01\x2c";
+
+/// A TSIG record (RFC 8945 §4.2) by `TSIG_KEY` with a 32-octet MAC and original ID 0xbeef.
+fn tsig() -> Vec<u8> {
+    let mut rdata = [TSIG_ALG, TSIG_TIME_FUDGE, b"\x00\x20", &[0x5a; 32], b"\xbe\xef\x00\x00\x00\x00"].concat();
+    let mut r = [TSIG_KEY, b"\x00\xfa\x00\xff\x00\x00\x00\x00"].concat();
+    r.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    r.append(&mut rdata);
+    r
+}
+
+/// The unsigned TSIG of a BADKEY answer (RFC 8945 §5.2.1, §5.3.2): the query's key and
+/// algorithm, time and fudge, no MAC, the original ID, error 17.
+fn badkey_tsig() -> Rec {
+    Rec {
+        owner: TSIG_KEY.to_vec(),
+        rtype: 250,
+        class: 255,
+        ttl: 0,
+        rdata: [TSIG_ALG, TSIG_TIME_FUDGE, b"\x00\x00\xbe\xef\x00\x11\x00\x00"].concat(),
+    }
+}
+
+/// Header, OPT and TSIG handling as data: (case, packet) → RCODE, whether the reply has
+/// an OPT (RFC 6891 §6.1.1: whenever the query had a valid one, FORMERR included), RD and
+/// CD (copied for QUERY; cleared for opcodes this server does not know, whose header bits
+/// mean something else), and the TSIG of the reply (the last record).
+#[test]
+fn header_opt_and_tsig_cases() {
+    struct Want {
+        rcode: u16,
+        opt: bool,
+        rd: bool,
+        cd: bool,
+        tsig: Option<Rec>,
+    }
+    let ok = |rcode, opt, rd, cd| Want { rcode, opt, rd, cd, tsig: None };
+    let badkey = |opt, rd, cd| Want { rcode: 9, opt, rd, cd, tsig: Some(badkey_tsig()) };
+    let tsig = tsig();
+    let cases: Vec<(&str, Vec<u8>, Want)> = vec![
+        ("a query with RD and CD", packet(RD | CD, [1, 0, 0, 1], &[Q_SOA, OPT]), ok(0, true, true, true)),
+        ("no question, OPT", packet(0, [0, 0, 0, 1], &[OPT]), ok(1, true, false, false)),
+        ("no question, no OPT", packet(0, [0, 0, 0, 0], &[]), ok(1, false, false, false)),
+        // RFC 7873 §5.4: a server without cookies answers such a query FORMERR, with OPT.
+        ("no question, a client cookie", packet(RD, [0, 0, 0, 1], &[OPT_COOKIE]), ok(1, true, true, false)),
+        ("two questions, OPT", packet(0, [2, 0, 0, 1], &[Q_SOA, Q_SOA, OPT]), ok(1, true, false, false)),
+        ("qtype OPT, OPT", packet(0, [1, 0, 0, 1], &[Q_OPT, OPT]), ok(1, true, false, false)),
+        ("malformed Client Subnet", packet(0, [1, 0, 0, 1], &[Q_SOA, OPT_BAD_ECS]), ok(1, true, false, false)),
+        ("two OPTs", packet(0, [1, 0, 0, 2], &[Q_SOA, OPT, OPT]), ok(1, false, false, false)),
+        (
+            "a pointer in the question, OPT",
+            packet(0, [1, 0, 0, 1], &[b"\xc0\x00\x00\x01\x00\x01", OPT]),
+            ok(1, true, false, false),
+        ),
+        ("a cut question", packet(0, [1, 0, 0, 1], &[&Q_SOA[..16]]), ok(1, false, false, false)),
+        ("opcode 2 with RD and CD", packet(2 << 11 | RD | CD, [1, 0, 0, 1], &[Q_SOA, OPT]), ok(4, true, false, false)),
+        ("UPDATE with RD, no question", packet(5 << 11 | RD, [0, 0, 0, 0], &[]), ok(4, false, false, false)),
+        ("meta type TKEY with RD and CD", packet(RD | CD, [1, 0, 0, 0], &[Q_TKEY]), ok(4, false, true, true)),
+        ("TSIG with an unknown key", packet(RD, [1, 0, 0, 1], &[Q_SOA, &tsig]), badkey(false, true, false)),
+        ("OPT, then TSIG", packet(0, [1, 0, 0, 2], &[Q_SOA, OPT, &tsig]), badkey(true, false, false)),
+        ("TSIG with opcode 2", packet(2 << 11 | RD, [1, 0, 0, 1], &[Q_SOA, &tsig]), badkey(false, false, false)),
+        ("TSIG, then OPT", packet(0, [1, 0, 0, 2], &[Q_SOA, &tsig, OPT]), ok(1, true, false, false)),
+        ("two TSIGs", packet(0, [1, 0, 0, 2], &[Q_SOA, &tsig, &tsig]), ok(1, false, false, false)),
+        ("TSIG in the answer section", packet(0, [1, 1, 0, 0], &[Q_SOA, &tsig]), ok(1, false, false, false)),
+        ("TSIG cut short", packet(0, [1, 0, 0, 1], &[Q_SOA, &tsig_cut(&tsig)]), ok(1, false, false, false)),
+    ];
+    for (what, p, want) in cases {
+        let reply = answer_bytes(&p, false).expect("answered");
+        let r = decode(&reply);
+        assert_eq!(r.rcode, want.rcode, "{what}: rcode");
+        assert_eq!(r.opt().is_some(), want.opt, "{what}: OPT");
+        if let Some(opt) = r.opt() {
+            assert!(opt.rdata.is_empty(), "{what}: no option echoed (no cookie without server cookies)");
+        }
+        assert_eq!(r.flags & RD != 0, want.rd, "{what}: RD");
+        assert_eq!(r.flags & CD != 0, want.cd, "{what}: CD");
+        assert_eq!(r.flags & 0x7800, u16::from_be_bytes([p[2], p[3]]) & 0x7800, "{what}: opcode echoed");
+        let tsig: Vec<&Rec> = r.sections.iter().flatten().filter(|x| x.rtype == 250).collect();
+        assert_eq!(tsig.first().copied(), want.tsig.as_ref(), "{what}: TSIG");
+        if want.tsig.is_some() {
+            assert_eq!(r.sections[2].last().map(|x| x.rtype), Some(250), "{what}: TSIG is the last record");
+            assert!(r.sections[0].is_empty() && r.sections[1].is_empty(), "{what}: nothing answered");
+            assert_eq!(r.qdcount, 1, "{what}: question echoed");
+            assert_eq!(r.flags & 0x0400, 0, "{what}: not authoritative");
+        }
+    }
+}
+
+/// A TSIG record whose RDATA stops inside the MAC (RDLENGTH says so: well-framed, but
+/// not a TSIG).
+fn tsig_cut(full: &[u8]) -> Vec<u8> {
+    let mut r = [TSIG_KEY, b"\x00\xfa\x00\xff\x00\x00\x00\x00\x00\x1c"].concat();
+    let rdata_at = TSIG_KEY.len() + 10;
+    r.extend_from_slice(&full[rdata_at..rdata_at + 28]);
+    r
+}
+
+/// The sample index with `geo` as the default policy and a network table (no database):
+/// 10.1.0.0/19 and 2001:db8::/32.
+fn geo_index() -> crate::index::Index {
+    use meridian_config::ranking::{NetworkLocation, PolicyName};
+    let mut config = meridian_config::Config::demo();
+    config.ranking.default_policy = PolicyName::Geo;
+    config.ranking.geoip_db.clear();
+    config.ranking.networks = ["10.1.0.0/19", "2001:db8::/32"]
+        .into_iter()
+        .map(|cidr| NetworkLocation { cidr: cidr.into(), location: None, region: Some("us-east1".into()) })
+        .collect();
+    let (table, mut writer) = meridian_model::table::Table::new();
+    writer.apply(crate::fuzzing::sample_updates());
+    let mut b = crate::index::Builder::new(&config).expect("index builds");
+    b.rebuild(&table.snapshot());
+    b.index()
+}
+
+/// RFC 7871 §7.2.1: the echoed SCOPE PREFIX-LENGTH counts bits of the option's FAMILY.
+/// An IPv4-mapped IPv6 subnet is located as IPv4, but its scope is in IPv6 bits: the /19
+/// network gives 19 for `10.1.0.0/24` and 96 + 19 = 115 for `::ffff:10.1.0.0/120`.
+#[test]
+fn client_subnet_scope_counts_bits_of_its_family() {
+    use crate::answer::{Client, Transport, answer};
+    let index = geo_index();
+    // (family, source prefix, address octets sent, scope wanted)
+    let mapped: &[u8] = &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 1, 0];
+    let cases: &[(u16, u8, &[u8], u8)] = &[
+        (1, 24, &[10, 1, 0], 19),
+        (1, 16, &[10, 1], 16),
+        (2, 120, mapped, 115),
+        (2, 112, &mapped[..14], 112),
+        (2, 56, &[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0], 32),
+    ];
+    for &(family, source, addr, want) in cases {
+        let mut option = vec![0, 8];
+        option.extend_from_slice(&(4 + addr.len() as u16).to_be_bytes());
+        option.extend_from_slice(&family.to_be_bytes());
+        option.extend_from_slice(&[source, 0]);
+        option.extend_from_slice(addr);
+        let mut p = query("web.default.demo.svc.meridian.test", 1, false);
+        p[11] = 1;
+        p.extend_from_slice(&[0, 0, 41, 4, 0xd0, 0, 0, 0, 0]);
+        p.extend_from_slice(&(option.len() as u16).to_be_bytes());
+        p.extend_from_slice(&option);
+        let mut out = Vec::new();
+        let client = Client { transport: Transport::Udp, addr: None };
+        let outcome = answer(&index, &p, &client, &mut out);
+        assert_eq!(outcome.rcode, 0, "family {family} /{source}");
+        let opt = decode(&out).opt().cloned().expect("OPT");
+        // CODE, LENGTH, FAMILY, SOURCE, SCOPE, ADDRESS.
+        assert_eq!(opt.rdata.get(4..7), Some(&[0, family as u8, source][..]), "family {family} /{source}");
+        assert_eq!(opt.rdata.get(7).copied(), Some(want), "family {family} /{source}: scope");
+    }
+}

@@ -31,6 +31,11 @@ fn outcome(p: &[u8]) -> Want {
     }
 }
 
+/// The question, then an OPT record (as [`OPT_V0`]) whose owner is `owner` (at offset 33).
+fn opt_owned_by(owner: &[u8]) -> Vec<u8> {
+    [QUESTION, owner, &OPT_V0[1..]].concat()
+}
+
 /// What the parser makes of well-formed and malformed packets.
 #[test]
 fn parse_cases() {
@@ -55,6 +60,17 @@ fn parse_cases() {
         ("announced OPT missing", packet(0, 1, 1, QUESTION), Want::Error(rcode::FORMERR)),
         ("opcode 2", packet(2 << 11, 1, 0, QUESTION), Want::Error(rcode::NOTIMP)),
         ("qtype OPT", packet(0, 1, 0, b"\x00\x00\x29\x00\x01"), Want::Error(rcode::FORMERR)),
+        // The owner of an OPT may be written as a pointer, and is then the name it points
+        // to: the root at offset 29 (the question name's last octet) is legal (RFC 6891
+        // §6.1.2); a pointer to `www.example.test`, or one that points at itself, is not.
+        (
+            "OPT owner points to the root",
+            packet(0, 1, 1, &opt_owned_by(b"\xc0\x1d")),
+            Want::Ok { qtype: 1, edns: Some((1232, 0, true)) },
+        ),
+        ("OPT owner points to a name", packet(0, 1, 1, &opt_owned_by(b"\xc0\x0c")), Want::Error(rcode::FORMERR)),
+        ("OPT owner points to itself", packet(0, 1, 1, &opt_owned_by(b"\xc0\x21")), Want::Error(rcode::FORMERR)),
+        ("OPT owner points past the end", packet(0, 1, 1, &opt_owned_by(b"\xc0\xff")), Want::Error(rcode::FORMERR)),
     ];
     for (what, p, want) in cases {
         assert_eq!(outcome(&p), want, "{what}");
@@ -98,7 +114,7 @@ fn truncation_cases() {
         for i in 0..n {
             r.record(Section::Answer, Owner::Ptr(12), rtype::A, 30, &[10, 0, 0, i as u8]);
         }
-        r.finish(e, rcode::NOERROR, limit, 0);
+        r.finish(e, rcode::NOERROR, limit, 0, None);
         assert!(buf.len() <= limit, "{n} records: {} octets", buf.len());
         assert_eq!(buf[2] & 0x02 != 0, tc, "{n} records, limit {limit}");
         assert_eq!(u16::from_be_bytes([buf[6], buf[7]]), an);
@@ -176,7 +192,7 @@ fn client_subnet_is_echoed_with_scope() {
     let Parsed::Query(q) = parse(&p) else { panic!("parsed") };
     let mut out = Vec::new();
     let r = Response::start(&mut out, &q, &p);
-    r.finish(q.edns.as_ref(), rcode::NOERROR, 4096, 16);
+    r.finish(q.edns.as_ref(), rcode::NOERROR, 4096, 16, None);
     let tail = &out[out.len() - 11..];
     assert_eq!(tail, [0, 8, 0, 7, 0, 1, 22, 16, 117, 192, 0], "{out:?}");
 }

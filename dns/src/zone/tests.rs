@@ -30,6 +30,9 @@ fn errors_name_the_line() {
         ("$TTL 60\nwww.other.test. IN A 192.0.2.1\n", 2),
         ("$TTL 60\n@ IN SOA ns1 admin ( 1 2 3 4 5 )\nwww IN CNAME a\nwww IN A 192.0.2.1\n", 4),
         ("$TTL 60\n@ IN SOA ns1 admin ( 1 2\n3 4 5\n", 3),
+        // RFC 6672 §2.4: no DNAME beside a CNAME.
+        ("$TTL 60\nold IN DNAME a.example.test.\n\nold IN CNAME b\n", 4),
+        ("$TTL 60\nold IN DNAME a.example.test.\nx IN ANAME y.example.test.\n", 3),
     ];
     for (text, line) in cases {
         match build_text(text) {
@@ -131,4 +134,34 @@ ns IN AAAA 2001:db8::1
         &[],
     )
     .expect("addressed by the file");
+}
+
+/// A DNAME (RFC 6672) loads like any record: it is served at its owner, and names below
+/// it are redirected at query time rather than refused when the zone loads.
+#[test]
+fn dname_loads() {
+    let z = build_text("$TTL 60\nold IN DNAME new.example.test.\nwww.new IN A 192.0.2.80\n").expect("a DNAME loads");
+    assert_eq!(rtypes_at(&z, "old.example.test"), [u16::from(RecordType::DNAME)]);
+    let node = z.nodes.get(&name::key("old.example.test").expect("key")[..]).expect("node");
+    assert_eq!(&node.rrsets[0].rdata[0][..], b"\x03new\x07example\x04test\x00");
+}
+
+/// The TYPE field of each record is found past owners, TTLs, classes, comments, quotes
+/// and parentheses; directives have none (this is how DNAMEs are found for the parser).
+#[test]
+fn type_fields_cases() {
+    let cases: &[(&str, &[(&str, usize)])] = &[
+        ("dname IN A 192.0.2.1\n", &[("A", 1)]),
+        ("old 300 IN DNAME new\n  IN TXT \"DNAME ; (\"\n", &[("DNAME", 1), ("TXT", 2)]),
+        ("$ORIGIN example.test.\n$TTL 60\n\tDNAME x\n", &[("DNAME", 3)]),
+        ("; old IN DNAME x\nold CLASS1 3600 dname x ; DNAME\n", &[("dname", 2)]),
+        (
+            "@ IN SOA ns1 admin (\n 1 2 3 4 5 )\nold ( 1h IN\n DNAME x )\nz\\ IN A 192.0.2.1\n",
+            &[("SOA", 1), ("DNAME", 4), ("A", 5)],
+        ),
+    ];
+    for (text, want) in cases {
+        let got: Vec<(&str, usize)> = type_fields(text).into_iter().map(|(r, line)| (&text[r], line)).collect();
+        assert_eq!(&got, want, "{text:?}");
+    }
 }

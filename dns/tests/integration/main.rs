@@ -10,6 +10,7 @@ mod mcs;
 mod protocol;
 mod ranking;
 mod robustness;
+mod rrl;
 mod support;
 mod tcp_pressure;
 mod zones;

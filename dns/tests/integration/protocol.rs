@@ -226,3 +226,62 @@ async fn shutdown_releases_the_port() {
     std::net::UdpSocket::bind(addr).expect("udp port released");
     std::net::TcpListener::bind(addr).expect("tcp port released");
 }
+
+/// RFC 6891 §6.1.1: a FORMERR to a query with a valid OPT carries an OPT. `dig
+/// +header-only` sends no question and a client cookie (RFC 7873 §5.4); a server without
+/// server cookies answers FORMERR, here with the OPT and no cookie.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn formerr_keeps_the_opt_record() {
+    let env = env().await;
+    let out = dig(&env, &["+header-only", "+cookie"]);
+    assert_eq!(status(&out), "FORMERR", "{out}");
+    assert!(out.contains("OPT PSEUDOSECTION") && out.contains("udp: 1232"), "{out}");
+    assert!(!out.contains("COOKIE:"), "no cookie is made up: {out}");
+    // Two questions with an OPT, as a raw packet.
+    let mut p = query(GLOBAL, 1, Some(1232));
+    let q = query(GLOBAL, 1, None);
+    let opt_at = q.len();
+    p[5] = 2;
+    p.splice(opt_at..opt_at, q[12..].iter().copied());
+    let reply = udp(env.addr, &p).await.expect("answered");
+    assert_eq!(rcode_of(&reply), 1);
+    assert_eq!(reply[11], 1, "ARCOUNT: the OPT");
+    env.server.shutdown().await;
+}
+
+/// An unknown opcode gets NOTIMP with RD and CD clear: they are defined for QUERY only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notimp_for_an_unknown_opcode_copies_no_query_flags() {
+    let env = env().await;
+    for out in
+        [dig(&env, &["A", GLOBAL, "+opcode=15", "+rec", "+cdflag"]), dig(&env, &["A", GLOBAL, "+rec", "+cdflag"])]
+    {
+        let f = flags(&out);
+        let query = status(&out) == "NOERROR";
+        assert!(query || status(&out) == "NOTIMP", "{out}");
+        assert_eq!(f.contains(&"rd".to_owned()), query, "{out}");
+        assert_eq!(f.contains(&"cd".to_owned()), query, "{out}");
+    }
+    env.server.shutdown().await;
+}
+
+/// RFC 8945 §5.2.1: the server has no TSIG keys, so a signed query is answered NOTAUTH
+/// with an unsigned TSIG whose error is BADKEY — dig and kdig both report it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tsig_signed_query_gets_notauth_badkey() {
+    let env = env().await;
+    let key = "hmac-sha256:meridian-test-key:c2VjcmV0LXNlY3JldC1zZWNyZXQ=";
+    let out = dig(&env, &["A", GLOBAL, "-y", key]);
+    assert_eq!(status(&out), "NOTAUTH", "{out}");
+    assert!(out.contains("TSIG PSEUDOSECTION") && out.contains("BADKEY"), "{out}");
+    assert!(answers(&out, "A").is_empty(), "{out}");
+    // kdig shows the TSIG error as the status.
+    let out = kdig(&env, &["A", GLOBAL, "-y", key]);
+    assert_eq!(status(&out), "BADKEY", "{out}");
+    let tsig = out.lines().skip_while(|l| !l.contains("TSIG PSEUDOSECTION")).nth(1).unwrap_or_default();
+    assert!(
+        tsig.starts_with("meridian-test-key.") && tsig.contains("hmac-sha256. ") && tsig.ends_with(" BADKEY 0"),
+        "{out}"
+    );
+    env.server.shutdown().await;
+}

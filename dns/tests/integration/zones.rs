@@ -99,3 +99,80 @@ async fn soa_and_ns_synthesised() {
     assert_eq!(answers(&dig(&env, &["NS", "clusterset.local"]), "NS"), vec!["ns1.clusterset.local."]);
     env.server.shutdown().await;
 }
+
+fn with_zone(dir: &std::path::Path, text: &str) -> meridian_config::Config {
+    let path = dir.join("meridian.test.zone");
+    write(&path, text);
+    let mut c = config();
+    c.dns.zones.push(meridian_config::dns::ZoneConfig {
+        name: "meridian.test".into(),
+        file: Some(path),
+        nameservers: Vec::new(),
+    });
+    c
+}
+
+/// RFC 2181 §5: a CNAME loop in a zone file is answered with each CNAME once (the chase
+/// stops where the chain comes back), with dig and kdig.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cname_loop_answers_each_record_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let text = "$TTL 300\nns1 IN A 192.0.2.53\na IN CNAME b\nb IN CNAME c\nc IN CNAME a\nself IN CNAME self\n";
+    let env = start(with_zone(dir.path(), text), vec![]).await;
+    let cases: &[(&str, &[&str])] = &[
+        ("a.meridian.test", &["a.meridian.test.", "b.meridian.test.", "c.meridian.test."]),
+        ("c.meridian.test", &["c.meridian.test.", "a.meridian.test.", "b.meridian.test."]),
+        ("self.meridian.test", &["self.meridian.test."]),
+    ];
+    for (name, owners) in cases {
+        for out in [dig(&env, &["A", name]), kdig(&env, &["A", name])] {
+            assert_eq!(status(&out), "NOERROR", "{name}: {out}");
+            let got: Vec<String> = section(&out, "ANSWER").into_iter().map(|r| r.0).collect();
+            assert_eq!(got, owners.iter().map(|o| o.to_string()).collect::<Vec<_>>(), "{name}: {out}");
+        }
+    }
+    env.server.shutdown().await;
+}
+
+/// A DNAME in a zone file (RFC 6672): the zone loads, the DNAME is served at its owner, and
+/// a name below it gets the DNAME, the CNAME synthesised from it and the target's data;
+/// a synthesised name over 255 octets is YXDOMAIN (§2.2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dname_is_served_and_redirects_names_below_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let long = format!("{}.meridian.test.", ["x".repeat(63), "y".repeat(63), "z".repeat(63)].join("."));
+    let text = format!(
+        "$TTL 300\nns1 IN A 192.0.2.53\nold IN DNAME new.meridian.test.\nwww.new IN A 192.0.2.80\n\
+         away IN DNAME example.org.\nlong IN DNAME {long}\n"
+    );
+    let env = start(with_zone(dir.path(), &text), vec![]).await;
+    for out in [dig(&env, &["DNAME", "old.meridian.test"]), kdig(&env, &["DNAME", "old.meridian.test"])] {
+        assert_eq!(answers(&out, "DNAME"), vec!["new.meridian.test."], "{out}");
+    }
+    for out in [dig(&env, &["A", "WWW.old.meridian.test"]), kdig(&env, &["A", "WWW.old.meridian.test"])] {
+        assert_eq!(status(&out), "NOERROR", "{out}");
+        let got: Vec<(String, String, String)> =
+            section(&out, "ANSWER").into_iter().map(|r| (r.0.to_lowercase(), r.2, r.3.to_lowercase())).collect();
+        let want = [
+            ("old.meridian.test.", "DNAME", "new.meridian.test."),
+            ("www.old.meridian.test.", "CNAME", "www.new.meridian.test."),
+            ("www.new.meridian.test.", "A", "192.0.2.80"),
+        ];
+        let want: Vec<(String, String, String)> =
+            want.iter().map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string())).collect();
+        assert_eq!(got, want, "{out}");
+        assert!(flags(&out).contains(&"aa".to_owned()), "{out}");
+    }
+    // Out of the zone: the client follows the CNAME itself.
+    let out = dig(&env, &["A", "a.away.meridian.test"]);
+    assert_eq!(answers(&out, "CNAME"), vec!["a.example.org."], "{out}");
+    assert_eq!(answers(&out, "DNAME"), vec!["example.org."], "{out}");
+    // The target below the DNAME does not exist: NXDOMAIN for it, after the redirection.
+    let out = dig(&env, &["A", "nope.old.meridian.test"]);
+    assert_eq!(status(&out), "NXDOMAIN", "{out}");
+    assert_eq!(answers(&out, "CNAME"), vec!["nope.new.meridian.test."], "{out}");
+    let out = dig(&env, &["A", &format!("{}.long.meridian.test", "w".repeat(60))]);
+    assert_eq!(status(&out), "YXDOMAIN", "{out}");
+    assert_eq!(answers(&out, "DNAME"), vec![long.clone()], "{out}");
+    env.server.shutdown().await;
+}
