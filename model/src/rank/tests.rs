@@ -42,18 +42,20 @@ fn build(anns: &[&[(&str, &str)]], config: &RankingConfig) -> (Ranking, Vec<Prob
 #[test]
 fn annotations_choose_the_policy_and_malformed_ones_are_reported() {
     type Case<'a> = (&'a [(&'a str, &'a str)], PolicyName, usize, usize);
+    // The configured default (8) unless an annotation says otherwise.
+    const D: usize = meridian_config::ranking::DEFAULT_MAX_ANSWERS;
     let cases: &[Case<'_>] = &[
-        (&[], PolicyName::RoundRobin, 0, 0),
-        (&[(POLICY_ANNOTATION, "geo")], PolicyName::Geo, 0, 0),
-        (&[(POLICY_ANNOTATION, " Weighted ")], PolicyName::Weighted, 0, 0),
-        (&[(POLICY_ANNOTATION, "nearest")], PolicyName::RoundRobin, 0, 1),
-        (&[(POLICY_ANNOTATION, "")], PolicyName::RoundRobin, 0, 1),
+        (&[], PolicyName::RoundRobin, D, 0),
+        (&[(POLICY_ANNOTATION, "geo")], PolicyName::Geo, D, 0),
+        (&[(POLICY_ANNOTATION, " Weighted ")], PolicyName::Weighted, D, 0),
+        (&[(POLICY_ANNOTATION, "nearest")], PolicyName::RoundRobin, D, 1),
+        (&[(POLICY_ANNOTATION, "")], PolicyName::RoundRobin, D, 1),
         (&[(MAX_ANSWERS_ANNOTATION, "1")], PolicyName::RoundRobin, 1, 0),
-        (&[(MAX_ANSWERS_ANNOTATION, "-1")], PolicyName::RoundRobin, 0, 1),
-        (&[(WEIGHT_ANNOTATION, "heavy")], PolicyName::RoundRobin, 0, 1),
-        (&[(WEIGHT_ANNOTATION, "2000000")], PolicyName::RoundRobin, 0, 1),
-        (&[(FAILOVER_ANNOTATION, " , ")], PolicyName::RoundRobin, 0, 1),
-        (&[(POLICY_ANNOTATION, "latency"), (MAX_ANSWERS_ANNOTATION, "x")], PolicyName::Latency, 0, 1),
+        (&[(MAX_ANSWERS_ANNOTATION, "-1")], PolicyName::RoundRobin, D, 1),
+        (&[(WEIGHT_ANNOTATION, "heavy")], PolicyName::RoundRobin, D, 1),
+        (&[(WEIGHT_ANNOTATION, "2000000")], PolicyName::RoundRobin, D, 1),
+        (&[(FAILOVER_ANNOTATION, " , ")], PolicyName::RoundRobin, D, 1),
+        (&[(POLICY_ANNOTATION, "latency"), (MAX_ANSWERS_ANNOTATION, "x")], PolicyName::Latency, D, 1),
     ];
     for (anns, policy, max, problems) in cases {
         let (r, p) = build(&[anns], &RankingConfig::default());
