@@ -57,14 +57,20 @@ fn simulated(config: &Config) -> Vec<&ClusterConfig> {
     config.clusters.iter().chain(config.sync.host.iter()).filter(|c| c.simulated).collect()
 }
 
-fn spec(c: &ClusterConfig) -> ClusterSpec {
-    ClusterSpec {
+/// The simulator spec of a configured cluster. The sync control plane (`[sync.host]`)
+/// runs no workload status controllers, like a federation API server: sync rolls the
+/// members' status up into it.
+fn spec(config: &Config, c: &ClusterConfig) -> ClusterSpec {
+    let spec = ClusterSpec {
         name: c.name.clone(),
         port: 0,
         region: c.region.clone().unwrap_or_default(),
         zone: c.zone.clone().unwrap_or_default(),
         lb_cidr: None,
-    }
+        workload_controllers: true,
+    };
+    let is_host = config.sync.host.as_ref().is_some_and(|h| h.name == c.name);
+    if is_host { spec.without_workload_controllers() } else { spec }
 }
 
 impl Server {
@@ -84,7 +90,9 @@ impl Server {
             let s =
                 Arc::new(Simulator::new(SimOptions { state_dir: Some(state_dir.clone()), ..SimOptions::default() }));
             for c in wanted {
-                s.add_cluster(spec(c)).await.with_context(|| format!("cannot start simulated cluster {}", c.name))?;
+                s.add_cluster(spec(&config, c))
+                    .await
+                    .with_context(|| format!("cannot start simulated cluster {}", c.name))?;
             }
             let kubeconfig = state_dir.join("kubeconfig");
             s.write_kubeconfig(&kubeconfig).with_context(|| format!("cannot write {}", kubeconfig.display()))?;
@@ -213,7 +221,7 @@ impl Server {
             let mut added = false;
             for c in simulated(&new) {
                 if sim.cluster(&c.name).is_none() {
-                    match sim.add_cluster(spec(c)).await {
+                    match sim.add_cluster(spec(&new, c)).await {
                         Ok(_) => added = true,
                         Err(e) => error!(cluster = %c.name, "cannot start simulated cluster: {e}"),
                     }
@@ -366,19 +374,20 @@ pub(crate) async fn sim_only(names: Vec<String>, state_dir: Option<PathBuf>) -> 
     let demo = Config::demo();
     let mut specs: Vec<ClusterSpec> = Vec::new();
     if names.is_empty() {
-        specs.extend(simulated(&demo).into_iter().map(spec));
+        specs.extend(simulated(&demo).into_iter().map(|c| spec(&demo, c)));
     } else {
         for n in &names {
             if !meridian_config::is_dns_label(n) {
                 anyhow::bail!("cluster name {n:?} must be a DNS label (a-z, 0-9, '-')");
             }
             let known = simulated(&demo).into_iter().find(|c| &c.name == n);
-            specs.push(known.map(spec).unwrap_or(ClusterSpec {
+            specs.push(known.map(|c| spec(&demo, c)).unwrap_or(ClusterSpec {
                 name: n.clone(),
                 port: 0,
                 region: String::new(),
                 zone: String::new(),
                 lb_cidr: None,
+                workload_controllers: true,
             }));
         }
     }

@@ -32,6 +32,8 @@ pub(crate) struct Core {
     pub(crate) index: usize,
     pub(crate) region: String,
     pub(crate) zone: String,
+    /// [`crate::ClusterSpec::workload_controllers`].
+    pub(crate) workload_controllers: bool,
     pub(crate) store: Store,
     /// Controller allocations. Lock order: `ctrl` before the store lock.
     pub(crate) ctrl: Mutex<ControllerState>,
@@ -103,6 +105,7 @@ impl SimCluster {
             index,
             region: spec.region.clone(),
             zone: spec.zone.clone(),
+            workload_controllers: spec.workload_controllers,
             store: Store::new(history, Some(tx)),
             ctrl: Mutex::new(ControllerState {
                 lb: Ipv4Pool::new(lb_base, lb_prefix),

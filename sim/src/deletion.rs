@@ -9,18 +9,13 @@
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::api;
 use crate::error::ApiError;
 use crate::resources::{self, ResId};
 use crate::store::{Inner, Key, Store};
 use crate::util::{self, FOREGROUND_FINALIZER, ORPHAN_FINALIZER};
-
-/// Annotation recording the DeleteOptions of a delete that only marked the object
-/// (it had finalizers), so a controller can read e.g. `orphanDependents` later.
-/// Simulator-only; kept while Meridian's sync still reads it.
-pub const DELETE_OPTIONS_ANNOTATION: &str = "sim.meridian.io/delete-options";
 
 /// Namespaces the real server refuses to delete.
 const PROTECTED_NAMESPACES: [&str; 3] = ["default", "kube-system", "kube-public"];
@@ -44,9 +39,6 @@ pub(crate) struct DeleteOptions {
     uid: Option<String>,
     resource_version: Option<String>,
     pub(crate) dry_run: bool,
-    /// The options as a client sent them, recorded in [`DELETE_OPTIONS_ANNOTATION`];
-    /// `None` for the controllers' own deletes.
-    raw: Option<Value>,
 }
 
 impl DeleteOptions {
@@ -77,14 +69,7 @@ impl DeleteOptions {
             ));
         }
         let pre = |f: &str| v.pointer(&format!("/preconditions/{f}")).and_then(Value::as_str).map(String::from);
-        Ok(Self {
-            orphan_dependents,
-            propagation,
-            uid: pre("uid"),
-            resource_version: pre("resourceVersion"),
-            dry_run,
-            raw: Some(v.clone()),
-        })
+        Ok(Self { orphan_dependents, propagation, uid: pre("uid"), resource_version: pre("resourceVersion"), dry_run })
     }
 
     /// A controller's delete with an explicit policy (the garbage collector's, the
@@ -235,9 +220,6 @@ fn delete_object(g: &mut Inner, key: &Key, old: &Arc<Value>, opts: &DeleteOption
         meta.insert("deletionGracePeriodSeconds".into(), json!(0));
         meta.insert("finalizers".into(), json!(fins));
     }
-    if first {
-        record_options(&mut new, opts);
-    }
     store_marked(g, key, old, new, opts)
 }
 
@@ -269,7 +251,6 @@ fn delete_namespace(g: &mut Inner, key: &Key, old: &Arc<Value>, opts: &DeleteOpt
             s.insert("phase".into(), json!("Terminating"));
         }
     }
-    record_options(&mut new, opts);
     store_marked(g, key, old, new, opts)
 }
 
@@ -281,24 +262,6 @@ fn store_marked(g: &mut Inner, key: &Key, old: &Arc<Value>, new: Value, opts: &D
         return Deleted::Marked(Arc::new(new));
     }
     Deleted::Marked(g.put(key.clone(), new))
-}
-
-/// Writes the client's DeleteOptions into [`DELETE_OPTIONS_ANNOTATION`].
-fn record_options(obj: &mut Value, opts: &DeleteOptions) {
-    let Some(raw) = &opts.raw else { return };
-    let mut recorded = raw.clone();
-    if let Some(m) = recorded.as_object_mut() {
-        m.entry("kind").or_insert(json!("DeleteOptions"));
-        m.entry("apiVersion").or_insert(json!("v1"));
-    }
-    let Some(meta) = util::meta_mut(obj) else { return };
-    let ann = meta.entry("annotations").or_insert_with(|| Value::Object(Map::new()));
-    if !ann.is_object() {
-        *ann = Value::Object(Map::new());
-    }
-    if let Some(a) = ann.as_object_mut() {
-        a.insert(DELETE_OPTIONS_ANNOTATION.into(), Value::String(recorded.to_string()));
-    }
 }
 
 /// A Namespace's `spec.finalizers`.
@@ -378,15 +341,16 @@ mod tests {
     }
 
     #[test]
-    fn background_without_finalizers_removes_and_finalizers_mark_and_record_options() -> Result<(), ApiError> {
+    fn background_without_finalizers_removes_and_finalizers_mark_without_a_trace_of_the_options() -> Result<(), ApiError>
+    {
         let s = store_with(&[(cm_key("a"), cm("a", json!([]))), (cm_key("b"), cm("b", json!(["x.io/hold"])))]);
         assert!(matches!(delete(&s, 3, Some("default"), "a", &opts(json!({}))?)?, Deleted::Gone(_)));
         let o = opts(json!({"orphanDependents": false}))?;
         assert_eq!(o.kept_status(), 202);
         let Deleted::Marked(m) = delete(&s, 3, Some("default"), "b", &o)? else { panic!("b must be kept") };
         assert_eq!(util::finalizers(&m), vec!["x.io/hold".to_string()]);
-        let recorded = util::annotation(&m, DELETE_OPTIONS_ANNOTATION).unwrap_or("");
-        assert!(recorded.contains("\"orphanDependents\":false"), "{recorded}");
+        // Like kube-apiserver, nothing on the object says how it was deleted.
+        assert!(m["metadata"].get("annotations").is_none(), "{m}");
         // A second delete changes nothing (no new write).
         let rv = util::meta_str(&m, "resourceVersion").map(String::from);
         let Deleted::Marked(again) = delete(&s, 3, Some("default"), "b", &opts(json!({}))?)? else { panic!() };

@@ -65,8 +65,8 @@
 //! (`"true"`), `sim.meridian.io/backend` (`"down"`/`"up"`), `sim.meridian.io/lb-hostname`
 //! (hostname-only ingress, like AWS; the backend still listens on the allocated IP),
 //! `sim.meridian.io/ipv6` (`"true"`: also an `fd00:<cluster index>::/64` ingress address, never
-//! bound). A delete that only marks an object records its DeleteOptions as JSON in
-//! [`DELETE_OPTIONS_ANNOTATION`] (kept while Meridian's sync still reads it).
+//! bound). A delete leaves no record of its DeleteOptions beyond what kube-apiserver
+//! leaves (the `orphan`/`foregroundDeletion` finalizers).
 //!
 //! State restored from [`SimOptions::state_dir`] is logged; a restored load-balancer
 //! address another process now serves is replaced, never reused.
@@ -101,7 +101,6 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 pub use cluster::SimCluster;
-pub use deletion::DELETE_OPTIONS_ANNOTATION;
 pub use error::{ApiError, Error, Result};
 
 /// Simulator-wide options.
@@ -137,6 +136,10 @@ pub struct ClusterSpec {
     /// Load-balancer pool, an IPv4 CIDR inside 127.0.0.0/8 such as `"127.100.0.0/16"`.
     /// Default for the i-th cluster added: 127.(100+i).0.0/16.
     pub lb_cidr: Option<String>,
+    /// Whether the Deployment/ReplicaSet/StatefulSet/DaemonSet status controllers run
+    /// (default true). A federation control plane runs none: its workload status is what
+    /// Meridian rolls up from the members, so nothing else may write it.
+    pub workload_controllers: bool,
 }
 
 impl ClusterSpec {
@@ -144,13 +147,19 @@ impl ClusterSpec {
     pub fn new(name: impl Into<String>) -> Self {
         let name = name.into();
         let region = format!("{name}-region");
-        Self { zone: format!("{region}-a"), region, name, port: 0, lb_cidr: None }
+        Self { zone: format!("{region}-a"), region, name, port: 0, lb_cidr: None, workload_controllers: true }
     }
 
     /// Sets region and zone.
     pub fn with_topology(mut self, region: impl Into<String>, zone: impl Into<String>) -> Self {
         self.region = region.into();
         self.zone = zone.into();
+        self
+    }
+
+    /// Runs no workload status controllers, as a federation control plane.
+    pub fn without_workload_controllers(mut self) -> Self {
+        self.workload_controllers = false;
         self
     }
 }

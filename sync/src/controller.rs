@@ -58,6 +58,11 @@ const FIRST_RETRY: Duration = Duration::from_millis(250);
 /// How often the member registry and cluster states are compared with the running
 /// member watchers.
 const SUPERVISE_EVERY: Duration = Duration::from_millis(500);
+/// How long an object deleted with its namespace waits for the namespace's watch event
+/// before it decides without it (the namespace controller deletes the contents right
+/// after marking the namespace, so that event is normally already in).
+const NAMESPACE_WATCH_GRACE: Duration = Duration::from_millis(300);
+
 /// How often a pending deletion is re-checked while members block it.
 const DELETION_RECHECK: Duration = Duration::from_millis(500);
 
@@ -118,6 +123,11 @@ pub(crate) struct Shared {
     known: Mutex<BTreeSet<ObjKey>>,
     /// Pending deletions, for the deletion timeout and their Events.
     deleting: Mutex<HashMap<ObjKey, Deleting>>,
+    /// The deletion policy of each control-plane object as the watch first showed it
+    /// marked for deletion: the garbage collector may remove `foregroundDeletion` before a
+    /// reconcile reads the object, so this is the first evidence, until it is latched in
+    /// [`template::DELETION_ANNOTATION`] on the object.
+    first_seen_deleting: Mutex<HashMap<ObjKey, DeletePolicy>>,
     /// Members skipped after a request timed out, until a probe gets an answer.
     pub(crate) gates: Gates,
 }
@@ -160,6 +170,7 @@ impl Shared {
             metrics,
             known: Mutex::new(BTreeSet::new()),
             deleting: Mutex::new(HashMap::new()),
+            first_seen_deleting: Mutex::new(HashMap::new()),
             gates: Gates::default(),
         }
     }
@@ -196,6 +207,7 @@ impl Shared {
         self.metrics.objects(b.objects.len());
         drop(b);
         self.deleting.lock().remove(key);
+        self.first_seen_deleting.lock().remove(key);
         self.known.lock().remove(key);
     }
 
@@ -427,6 +439,10 @@ fn host_event(sh: &Shared, kind: usize, ev: Result<watcher::Event<DynamicObject>
     match ev {
         Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
             let key = key_of(kind, &o);
+            if o.metadata.deletion_timestamp.is_some() {
+                let policy = template::delete_policy(&to_value(&o));
+                sh.first_seen_deleting.lock().entry(key.clone()).or_insert(policy);
+            }
             sh.known.lock().insert(key.clone());
             if sh.is_leader() {
                 sh.queue.add(key);
@@ -602,6 +618,8 @@ async fn reconcile(sh: &Shared, key: &ObjKey) -> Next {
         return delete(sh, &settings, key, kind, &obj).await;
     }
     sh.deleting.lock().remove(key);
+    // Not being deleted (a deletion seen earlier was of an object since recreated).
+    sh.first_seen_deleting.lock().remove(key);
     let obj = if template::finalizers(&obj).iter().any(|f| f == FINALIZER) {
         obj
     } else {
@@ -1071,17 +1089,46 @@ async fn delete(sh: &Shared, settings: &Settings, key: &ObjKey, kind: &Kind, obj
         .entry(key.clone())
         .or_insert_with(|| Deleting { since: Instant::now(), announced: BTreeSet::new() })
         .since;
-    let mut policy = template::delete_policy(obj);
-    if policy == DeletePolicy::Orphan && kind.namespaced {
+    let host_api = sh.host_api(kind, &key.namespace);
+    let latched = template::latched_policy(obj);
+    let mut policy = latched.unwrap_or_else(|| first_policy(sh, key, obj));
+    if latched.is_none() && policy == DeletePolicy::Orphan && kind.namespaced {
         // Objects deleted because their namespace is: the namespace's deletion decides.
         let ns_kind = kinds::get(kinds::NAMESPACE);
+        let ns_key = ObjKey { kind: kinds::NAMESPACE, namespace: String::new(), name: key.namespace.clone() };
         if let Ok(Some(ns)) = sh.host("get", key, sh.host_api(ns_kind, "").get_opt(&key.namespace)).await {
             let ns = to_value(&ns);
             if template::meta_str(&ns, "deletionTimestamp").is_some() {
-                policy = template::delete_policy(&ns);
+                let ns_known =
+                    template::latched_policy(&ns).is_some() || sh.first_seen_deleting.lock().contains_key(&ns_key);
+                if !ns_known && since.elapsed() < NAMESPACE_WATCH_GRACE {
+                    // The namespace's own watch event (with its finalizers as the delete
+                    // left them) is on its way; decide once it is in.
+                    return Next::CheckAfter(NAMESPACE_WATCH_GRACE);
+                }
+                policy = template::latched_policy(&ns).unwrap_or_else(|| first_policy(sh, &ns_key, &ns));
             }
         }
     }
+    // Latch the decision on the object: the GC's finalizers do not stay.
+    let latched_obj;
+    let obj = if latched.is_none() {
+        let patch = Patch::Merge(template::latch_patch(policy));
+        match sh.host("finalizer", key, host_api.patch(&key.name, &PatchParams::default(), &patch)).await {
+            Ok(o) => {
+                latched_obj = to_value(&o);
+                &latched_obj
+            }
+            Err(e) if e.is_not_found() => return Next::Done,
+            Err(e) => {
+                debug!(object = %key, error = %e, "cannot latch the deletion decision; retrying");
+                return Next::Retry;
+            }
+        }
+    } else {
+        obj
+    };
+    let fins = template::finalizers(obj);
     let members = sh.discovery.members();
     let snap = sh.discovery.table().snapshot();
     let announced = sh.deleting.lock().get(key).map(|d| d.announced.clone()).unwrap_or_default();
@@ -1150,7 +1197,6 @@ async fn delete(sh: &Shared, settings: &Settings, key: &ObjKey, kind: &Kind, obj
         }
     }
     let rest: Vec<String> = fins.into_iter().filter(|f| f != FINALIZER).collect();
-    let host_api = sh.host_api(kind, &key.namespace);
     match sh.host("finalizer", key, patch_finalizers(&host_api, &key.name, obj, rest)).await {
         Ok(_) => {
             sh.forget(key);
@@ -1162,6 +1208,12 @@ async fn delete(sh: &Shared, settings: &Settings, key: &ObjKey, kind: &Kind, obj
             Next::Retry
         }
     }
+}
+
+/// The policy of a deletion not yet latched: what the watch first showed, else what the
+/// object shows now.
+fn first_policy(sh: &Shared, key: &ObjKey, obj: &Value) -> DeletePolicy {
+    sh.first_seen_deleting.lock().get(key).copied().unwrap_or_else(|| template::delete_policy(obj))
 }
 
 /// Why a member holds a deletion up.
@@ -1204,6 +1256,14 @@ async fn delete_in_member(
     if !template::is_managed(&live) {
         return Ok(());
     }
+    if policy == DeletePolicy::Cascade && template::meta_str(&live, "deletionTimestamp").is_some() {
+        // Already being deleted there. A Namespace is done only once its contents are
+        // (the member's namespace controller empties it): the control plane's waits.
+        if kind.kind == "Namespace" {
+            return Err(Blocked { state: State::Terminating, reason: "namespace is still terminating".into() });
+        }
+        return Ok(());
+    }
     let result = match policy {
         DeletePolicy::Cascade => sh
             .member(cluster, "delete", key, member_api.delete(&key.name, &DeleteParams::background()))
@@ -1225,6 +1285,10 @@ async fn delete_in_member(
             sh.metrics.write(cluster, action);
             info!(object = %key, cluster = %cluster, action, "deletion propagated");
             sh.event(obj, Severity::Normal, reason, &format!("{verb} cluster {cluster}")).await;
+            if policy == DeletePolicy::Cascade && kind.kind == "Namespace" {
+                // Wait for the member's namespace controller to empty and remove it.
+                return Err(Blocked { state: State::Terminating, reason: "namespace is still terminating".into() });
+            }
             Ok(())
         }
         Err(e) if e.is_not_found() => Ok(()),

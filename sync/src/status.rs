@@ -27,6 +27,10 @@ pub(crate) enum State {
     ApplyFailed,
     /// This cluster's override does not apply to the template.
     InvalidOverride,
+    /// A cascading delete of the control plane's Namespace removed it here and the
+    /// member's namespace controller is still deleting its contents; the control plane's
+    /// Namespace waits (at most the deletion timeout).
+    Terminating,
 }
 
 impl State {
@@ -40,6 +44,7 @@ impl State {
             State::ApplyFailed if existed => "FailedUpdateInCluster",
             State::ApplyFailed => "FailedCreateInCluster",
             State::InvalidOverride => "InvalidOverride",
+            State::Terminating => "NamespaceTerminating",
         }
     }
 }

@@ -34,8 +34,11 @@ pub const ORIGIN_ANNOTATION: &str = "meridian.io/origin-uid";
 pub const HASH_ANNOTATION: &str = "meridian.io/template-hash";
 /// Finalizer on control-plane objects: no deletion is missed while Meridian is down.
 pub const FINALIZER: &str = "meridian.io/sync";
-/// What the simulated control plane records on a delete that only marked the object.
-pub const DELETE_OPTIONS_ANNOTATION: &str = "sim.meridian.io/delete-options";
+/// Annotation on a control-plane object being deleted: the decision (`cascade` or
+/// `orphan`) Meridian took when it first saw the deletion. The garbage collector removes
+/// `foregroundDeletion`/`orphan` soon after (Meridian's finalizer keeps the object), so
+/// the decision is latched here, where a restart or relist still finds it.
+pub const DELETION_ANNOTATION: &str = "meridian.io/deletion";
 /// Field manager of every write Meridian makes to a member.
 pub const FIELD_MANAGER: &str = "meridian";
 
@@ -47,7 +50,7 @@ const CONTROL_ANNOTATIONS: &[&str] = &[
     PREFERENCES_ANNOTATION,
     CASCADE_ANNOTATION,
     STATUS_ANNOTATION,
-    DELETE_OPTIONS_ANNOTATION,
+    DELETION_ANNOTATION,
     // Client-side apply's record of the control-plane object; in a member it would make
     // a later `kubectl apply` there compute a wrong diff.
     "kubectl.kubernetes.io/last-applied-configuration",
@@ -355,31 +358,57 @@ pub enum DeletePolicy {
     Cascade,
 }
 
-/// Decides the policy of a control-plane object marked for deletion:
+impl DeletePolicy {
+    /// The value of [`DELETION_ANNOTATION`].
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeletePolicy::Orphan => "orphan",
+            DeletePolicy::Cascade => "cascade",
+        }
+    }
+}
+
+/// The decision latched in [`DELETION_ANNOTATION`], if any (an unknown value is none).
+pub fn latched_policy(obj: &Value) -> Option<DeletePolicy> {
+    match annotation(obj, DELETION_ANNOTATION) {
+        Some("cascade") => Some(DeletePolicy::Cascade),
+        Some("orphan") => Some(DeletePolicy::Orphan),
+        _ => None,
+    }
+}
+
+/// Decides the policy of a control-plane object marked for deletion, from what a stock
+/// API server records on it:
+/// - a latched decision ([`DELETION_ANNOTATION`]) stands;
+/// - an `orphan` finalizer (`propagationPolicy: Orphan`, `orphanDependents: true`,
+///   `kubectl delete --cascade=orphan`) orphans;
+/// - a `foregroundDeletion` finalizer (`propagationPolicy: Foreground`,
+///   `kubectl delete --cascade=foreground`; for a Namespace also `orphanDependents:
+///   false`) cascades;
 /// - `meridian.io/cascading-delete: "true"` on the object cascades;
-/// - a `foregroundDeletion` finalizer (`kubectl delete --cascade=foreground`) cascades;
-/// - the simulated control plane's recorded DeleteOptions cascade when they say
-///   `orphanDependents: false` (Federation v1's API) or `propagationPolicy: Foreground`;
-/// - anything else orphans: an unspecified delete and a background one look the same to
-///   a controller on a stock API server, and orphaning is the seed's default.
+/// - anything else orphans: an unspecified delete, a background one and
+///   `orphanDependents: false` leave no trace on the object, and orphaning is the seed's
+///   default.
 pub fn delete_policy(obj: &Value) -> DeletePolicy {
+    if let Some(p) = latched_policy(obj) {
+        return p;
+    }
+    let fins = finalizers(obj);
+    if fins.iter().any(|f| f == "orphan") {
+        return DeletePolicy::Orphan;
+    }
+    if fins.iter().any(|f| f == "foregroundDeletion") {
+        return DeletePolicy::Cascade;
+    }
     if annotation(obj, CASCADE_ANNOTATION) == Some("true") {
         return DeletePolicy::Cascade;
     }
-    if finalizers(obj).iter().any(|f| f == "foregroundDeletion") {
-        return DeletePolicy::Cascade;
-    }
-    if let Some(text) = annotation(obj, DELETE_OPTIONS_ANNOTATION)
-        && let Ok(opts) = serde_json::from_str::<Value>(text)
-    {
-        if opts.get("orphanDependents").and_then(Value::as_bool) == Some(false) {
-            return DeletePolicy::Cascade;
-        }
-        if opts.get("propagationPolicy").and_then(Value::as_str) == Some("Foreground") {
-            return DeletePolicy::Cascade;
-        }
-    }
     DeletePolicy::Orphan
+}
+
+/// The merge patch that latches `policy` in [`DELETION_ANNOTATION`].
+pub fn latch_patch(policy: DeletePolicy) -> Value {
+    json!({"metadata": {"annotations": {DELETION_ANNOTATION: policy.as_str()}}})
 }
 
 /// The merge patch that removes Meridian's marks from an orphaned member copy.
@@ -600,30 +629,30 @@ mod tests {
         assert!(!is_subset(&want, &json!({"spec": {"ports": [], "replicas": 3}})));
     }
 
+    // What a stock API server leaves on the object decides; a latched decision stands.
     #[test]
-    fn delete_policy_follows_the_seed() {
+    fn delete_policy_reads_only_what_a_real_api_server_records() {
         let with = |fins: Value, ann: Value| json!({"metadata": {"finalizers": fins, "annotations": ann}});
         let cases = [
+            // Unspecified, Background, orphanDependents: false: no trace, the default.
             (with(json!([FINALIZER]), json!({})), DeletePolicy::Orphan),
-            (
-                with(json!([FINALIZER]), json!({DELETE_OPTIONS_ANNOTATION: "{\"propagationPolicy\":\"Background\"}"})),
-                DeletePolicy::Orphan,
-            ),
-            (
-                with(json!([FINALIZER]), json!({DELETE_OPTIONS_ANNOTATION: "{\"orphanDependents\":true}"})),
-                DeletePolicy::Orphan,
-            ),
-            (
-                with(json!([FINALIZER]), json!({DELETE_OPTIONS_ANNOTATION: "{\"orphanDependents\":false}"})),
-                DeletePolicy::Cascade,
-            ),
-            (with(json!([FINALIZER]), json!({DELETE_OPTIONS_ANNOTATION: "not json"})), DeletePolicy::Orphan),
+            (with(json!([FINALIZER, "orphan"]), json!({})), DeletePolicy::Orphan),
             (with(json!([FINALIZER, "foregroundDeletion"]), json!({})), DeletePolicy::Cascade),
             (with(json!([FINALIZER]), json!({CASCADE_ANNOTATION: "true"})), DeletePolicy::Cascade),
+            (with(json!([FINALIZER, "orphan"]), json!({CASCADE_ANNOTATION: "true"})), DeletePolicy::Orphan),
+            // The GC removed foregroundDeletion after the decision was latched.
+            (with(json!([FINALIZER]), json!({DELETION_ANNOTATION: "cascade"})), DeletePolicy::Cascade),
+            (
+                with(json!([FINALIZER, "foregroundDeletion"]), json!({DELETION_ANNOTATION: "orphan"})),
+                DeletePolicy::Orphan,
+            ),
+            (with(json!([FINALIZER]), json!({DELETION_ANNOTATION: "bogus"})), DeletePolicy::Orphan),
         ];
         for (obj, want) in cases {
             assert_eq!(delete_policy(&obj), want, "{obj}");
         }
+        let latched = with(json!([]), latch_patch(DeletePolicy::Cascade)["metadata"]["annotations"].clone());
+        assert_eq!(latched_policy(&latched), Some(DeletePolicy::Cascade));
     }
 
     #[test]

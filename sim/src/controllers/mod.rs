@@ -7,7 +7,7 @@
 //!   `<svc>-sim` and an Endpoints object, and the HTTP backends.
 //! - Ingresses: a load-balancer address from the same pool.
 //! - Deployments, ReplicaSets, StatefulSets, DaemonSets: status as if every replica were
-//!   ready.
+//!   ready (unless the cluster's spec turns them off, as for a federation control plane).
 //! - Namespaces (`namespaces`): the namespace controller's termination.
 //! - Every object with owners or a GC finalizer (`gc`): the garbage collector.
 
@@ -63,11 +63,11 @@ pub(crate) fn reconcile(core: &Core, key: &Key) {
     match key.0 {
         resources::SERVICES => services::reconcile(core, &key.1, &key.2),
         resources::INGRESSES => services::reconcile_ingress(core, &key.1, &key.2),
-        resources::DEPLOYMENTS | resources::REPLICASETS | resources::STATEFULSETS => {
+        resources::DEPLOYMENTS | resources::REPLICASETS | resources::STATEFULSETS if core.workload_controllers => {
             workloads::reconcile_replicas(core, key);
         }
-        resources::DAEMONSETS => workloads::reconcile_daemonset(core, key),
-        resources::NODES => workloads::reconcile_all_daemonsets(core),
+        resources::DAEMONSETS if core.workload_controllers => workloads::reconcile_daemonset(core, key),
+        resources::NODES if core.workload_controllers => workloads::reconcile_all_daemonsets(core),
         resources::NAMESPACES => namespaces::finalize(&mut core.store.write(), &key.2),
         _ => {}
     }

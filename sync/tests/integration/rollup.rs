@@ -124,17 +124,25 @@ async fn ten_replicas_placed_six_roll_up_to_six_ready_of_ten() -> Result<()> {
     // the simulator ignores `.status` in writes of the object itself).
     statuses.saw(|st| st["readyReplicas"] == 6 && available(st) == Some("False")).await?;
     drop(statuses);
-    // The simulator's workload controller also runs in `host` and writes 10/10 there; the
-    // roll-up does not fight it (no write loop) but says so on the object.
-    let shown_or_reported = || async {
-        let host = env.get("host", "deployment", "capped").await?.context("the control-plane object")?;
-        if host["status"]["readyReplicas"] == 6 {
-            return Ok(true);
-        }
-        let described = env.kubectl(&["--context", "host", "describe", "deployment", "capped"]).await?;
-        Ok::<bool, anyhow::Error>(described.contains("StatusOverwritten"))
-    };
-    wait_for("the roll-up shown, or its overwriting reported", WAIT, shown_or_reported, |done| *done).await?;
+    // The control plane runs no workload controllers: its object's own `.status` is the
+    // roll-up, and nothing overwrites it.
+    let host = wait_for(
+        "the roll-up in the control plane's status",
+        WAIT,
+        || async { env.get("host", "deployment", "capped").await?.context("the control-plane object") },
+        |h| h["status"]["readyReplicas"] == 6,
+    )
+    .await?;
+    let st = &host["status"];
+    for (field, want) in [("replicas", 6), ("readyReplicas", 6), ("availableReplicas", 6), ("unavailableReplicas", 4)] {
+        assert_eq!(st[field], want, "{field}: {st}");
+    }
+    assert_eq!(available(st), Some("False"), "{st}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let later = env.get("host", "deployment", "capped").await?.context("the control-plane object")?;
+    assert_eq!(later["status"]["readyReplicas"], 6, "overwritten: {}", later["status"]);
+    let described = env.kubectl(&["--context", "host", "describe", "deployment", "capped"]).await?;
+    assert!(!described.contains("StatusOverwritten"), "{described}");
     env.shutdown().await;
     Ok(())
 }

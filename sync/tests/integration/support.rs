@@ -118,7 +118,11 @@ impl Env {
         let _ = tracing_init();
         let sim = Simulator::new(SimOptions { backends: false, ..SimOptions::default() });
         for name in ["host", "m1", "m2", "m3"] {
-            sim.add_cluster(ClusterSpec::new(name)).await?;
+            // A federation control plane runs no workload controllers: sync's rollup is
+            // the only writer of the host's workload status.
+            let spec = ClusterSpec::new(name);
+            let spec = if name == "host" { spec.without_workload_controllers() } else { spec };
+            sim.add_cluster(spec).await?;
         }
         let dir = tempfile::tempdir()?;
         let kubeconfig = dir.path().join("kubeconfig");
