@@ -403,7 +403,12 @@ pub(crate) async fn sim_only(names: Vec<String>, state_dir: Option<PathBuf>) -> 
     sim.write_kubeconfig(&kubeconfig)?;
     println!("kubeconfig: {}", kubeconfig.display());
     println!("try: kubectl --kubeconfig {} get nodes", kubeconfig.display());
-    let _ = tokio::signal::ctrl_c().await;
+    // Ctrl-C or SIGTERM (how a process is stopped) both save the state.
+    let mut term = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
     sim.shutdown().await;
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! cluster (`meridian sim`, a separate process) sits behind a fault proxy; the path goes
 //! silent until the cluster is Offline, then heals with the connections of before left
 //! dead. A Service created after the heal must resolve, and one deleted must stop
-//! resolving, within 10 s.
+//! resolving, within 10 s. Also: `meridian sim` keeps its state across a SIGTERM.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -121,5 +121,37 @@ fn after_a_silent_partition_heals_dns_follows_the_cluster_within_ten_seconds() -
     })?;
     assert!(healed.elapsed() <= Duration::from_secs(10), "took {:?}", healed.elapsed());
     drop(runtime);
+    Ok(())
+}
+
+/// `meridian sim` stopped by SIGTERM (as a service manager stops it) saves its clusters'
+/// state, and the next start in the same state directory serves it again.
+#[test]
+fn meridian_sim_saves_its_state_on_sigterm() -> Result<()> {
+    let mut sim = Sim::start("keep")?;
+    kubectl_ok(&sim.kubeconfig, "keep", &["create", "configmap", "kept", "--from-literal=a=1"])?;
+    let st = Command::new("kill").arg("-TERM").arg(sim.child.id().to_string()).status()?;
+    assert!(st.success(), "kill -TERM");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sim.child.try_wait()?.is_none() {
+        assert!(Instant::now() < deadline, "meridian sim did not exit on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let dir = sim._dir.path().to_path_buf();
+    let state = dir.join("keep.json");
+    assert!(state.exists(), "no state saved in {}", dir.display());
+    let again = Command::new(binary())
+        .args(["sim", "--clusters", "keep", "--state-dir"])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut again = Sim { child: again, kubeconfig: sim.kubeconfig.clone(), _dir: tempfile::tempdir()? };
+    let got = eventually(Duration::from_secs(10), "the restored ConfigMap", || {
+        Ok(kubectl_ok(&again.kubeconfig, "keep", &["get", "configmap", "kept", "-o", "jsonpath={.data.a}"]).ok())
+    })?;
+    assert_eq!(got.trim(), "1");
+    let _ = again.child.kill();
+    drop(sim);
     Ok(())
 }
