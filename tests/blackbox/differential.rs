@@ -29,15 +29,18 @@ enum Allows {
     Served,
 }
 
+/// Why a malformed chunked body may leave a cut-off request at Meridian's backend.
+const STREAMED: &str = "a proxy that streams bodies (Meridian never buffers one) may forward the head before \
+     it meets the malformed chunk, depending on how the bytes arrive; nginx buffers whole request bodies by \
+     default (proxy_request_buffering) and HAProxy parsed the whole body in its first read. The backend sees a \
+     request cut off and its connection closed, never a complete one.";
+
 const EXCEPTIONS: &[Exception] = &[
-    Exception {
-        case: "chunk data without its CRLF",
-        allows: Allows::CutOff,
-        reason: "the first chunk-size line is valid, so a proxy that streams bodies (Meridian never buffers \
-                 one) forwards the head and the chunk before it meets the missing CRLF; nginx buffers whole \
-                 request bodies by default (proxy_request_buffering) and HAProxy parsed the whole body in its \
-                 first read. The backend sees a request cut off and its connection closed.",
-    },
+    Exception { case: "chunk data without its CRLF", allows: Allows::CutOff, reason: STREAMED },
+    Exception { case: "chunk size overflows", allows: Allows::CutOff, reason: STREAMED },
+    Exception { case: "20 KB chunk extension", allows: Allows::CutOff, reason: STREAMED },
+    Exception { case: "non-hex chunk size", allows: Allows::CutOff, reason: STREAMED },
+    Exception { case: "chunk size 0x5", allows: Allows::CutOff, reason: STREAMED },
     Exception {
         case: "absolute-form routes by its authority",
         allows: Allows::Served,
