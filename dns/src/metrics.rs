@@ -194,35 +194,33 @@ impl Collector for Metrics {
             let mut g = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
             g.encode_gauge(&(v as i64))?;
         }
+        // Counters kept by the TCP slots and the rate limiter, when they exist.
         let tcp = t.tcp.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        if let Some(slots) = tcp {
-            let counters = [
-                ("meridian_dns_tcp_evicted", "Idle TCP connections closed to make room for new ones", &slots.evicted),
-                (
-                    "meridian_dns_tcp_refused",
-                    "TCP connections refused because every connection was busy",
-                    &slots.refused,
-                ),
-            ];
-            for (name, help, v) in counters {
-                let mut c = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-                c.encode_counter::<NoLabelSet, _, u64>(&v.load(Ordering::Relaxed), None)?;
-            }
-        }
         let rrl = t.rrl.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        if let Some(r) = rrl {
-            let counters = [
-                ("meridian_dns_rrl_dropped", "UDP responses dropped by response-rate limiting", &r.dropped),
-                (
-                    "meridian_dns_rrl_slipped",
-                    "UDP responses sent truncated (TC=1) by response-rate limiting",
-                    &r.slipped,
-                ),
-            ];
-            for (name, help, v) in counters {
-                let mut c = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-                c.encode_counter::<NoLabelSet, _, u64>(&v.load(Ordering::Relaxed), None)?;
-            }
+        let mut counters: Vec<(&str, &str, &AtomicU64)> = Vec::new();
+        if let Some(slots) = &tcp {
+            counters.push((
+                "meridian_dns_tcp_evicted",
+                "Idle TCP connections closed to make room for new ones",
+                &slots.evicted,
+            ));
+            counters.push((
+                "meridian_dns_tcp_refused",
+                "TCP connections refused because every connection was busy",
+                &slots.refused,
+            ));
+        }
+        if let Some(r) = &rrl {
+            counters.push(("meridian_dns_rrl_dropped", "UDP responses dropped by response-rate limiting", &r.dropped));
+            counters.push((
+                "meridian_dns_rrl_slipped",
+                "UDP responses sent truncated (TC=1) by response-rate limiting",
+                &r.slipped,
+            ));
+        }
+        for (name, help, v) in counters {
+            let mut c = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            c.encode_counter::<NoLabelSet, _, u64>(&v.load(Ordering::Relaxed), None)?;
         }
         Ok(())
     }

@@ -110,6 +110,8 @@ pub(crate) struct Checked<'a> {
     pub(crate) close: bool,
     /// `Expect` or `Upgrade` is present.
     pub(crate) expect_or_upgrade: bool,
+    /// `Connection` names a header besides `close` and `keep-alive` (it is then dropped).
+    pub(crate) names_headers: bool,
 }
 
 /// Why a request is answered locally.
@@ -139,6 +141,7 @@ struct Seen<'a> {
     close: bool,
     keep_alive: bool,
     expect_or_upgrade: bool,
+    names_headers: bool,
 }
 
 impl<'a> Seen<'a> {
@@ -162,8 +165,11 @@ impl<'a> Seen<'a> {
                     if FRAMING.iter().any(|f| token.eq_ignore_ascii_case(f.as_bytes())) {
                         return Err(bad("Connection names a framing header\n"));
                     }
-                    s.close |= token.eq_ignore_ascii_case(b"close");
-                    s.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+                    let close = token.eq_ignore_ascii_case(b"close");
+                    let keep_alive = token.eq_ignore_ascii_case(b"keep-alive");
+                    s.close |= close;
+                    s.keep_alive |= keep_alive;
+                    s.names_headers |= !(close || keep_alive || token.is_empty());
                 }
             } else if is(name, "expect") || is(name, "upgrade") {
                 s.expect_or_upgrade = true;
@@ -189,7 +195,7 @@ where
     let authority = authority(proto, target, &seen)?;
     let body = framing(proto, &seen)?;
     let close = seen.close || (proto == Proto::Http10 && !seen.keep_alive);
-    Ok(Checked { authority, body, close, expect_or_upgrade: seen.expect_or_upgrade })
+    Ok(Checked { authority, body, close, expect_or_upgrade: seen.expect_or_upgrade, names_headers: seen.names_headers })
 }
 
 /// The authority that routes the request: the target's when it has one (RFC 9112

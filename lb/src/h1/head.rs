@@ -102,7 +102,7 @@ pub(crate) fn plan<'a>(req: &httparse::Request<'_, 'a>, client: IpAddr, tls: boo
         return Plan::Local { status: StatusCode::BAD_REQUEST, text: "bad method\n" };
     };
     let BodyFraming::Length(content_length) = checked.body else { return Plan::HandOver };
-    let named = names_headers(headers);
+    let named = checked.names_headers;
     let path = target.origin_path();
 
     out.clear();
