@@ -93,15 +93,10 @@ pub(crate) trait Reply {
 /// connections.
 pub(crate) trait Transport {
     type Reply: Reply + Send;
-    /// One attempt at `ep`; `last_try` when no other will follow. The response head must
-    /// come within `wait` of the request having been sent whole (the time a client takes
-    /// to upload its body is not the backend's).
-    fn send(
-        &mut self,
-        ep: &Arc<Endpoint>,
-        last_try: bool,
-        wait: Duration,
-    ) -> impl Future<Output = Sent<Self::Reply>> + Send;
+    /// One attempt at `ep`. The response head must come within `wait` of the request
+    /// having been sent whole (the time a client takes to upload its body is not the
+    /// backend's).
+    fn send(&mut self, ep: &Arc<Endpoint>, wait: Duration) -> impl Future<Output = Sent<Self::Reply>> + Send;
 }
 
 impl<B> Reply for Response<B> {
@@ -159,9 +154,11 @@ pub(crate) struct Attempts<'a> {
 /// then P2C, never one already tried), send with the first-byte timeout, feed latency and
 /// outcome to the balancer, and retry what may be retried.
 ///
-/// A connect failure may always retry (the transport says `Unsendable` if it can no
-/// longer send); other failures and gateway statuses retry only bodyless requests (and
-/// statuses only idempotent ones).
+/// `1 + max_retries` bounds how often the request reaches a backend. A connect failure
+/// delivered nothing, so it does not use up a try: the next backend is picked (the
+/// transport says `Unsendable` if it can no longer send), each backend once, within the
+/// request's deadline. Other failures and gateway statuses retry only bodyless requests
+/// (and statuses only idempotent ones).
 pub(crate) async fn attempts<T: Transport>(a: &Attempts<'_>, transport: &mut T) -> Attempted<T::Reply> {
     let (cfg, route, upstream) = (a.cfg, a.route, &a.route.upstream);
     let mut tried: Vec<SocketAddr> = Vec::new();
@@ -170,7 +167,8 @@ pub(crate) async fn attempts<T: Transport>(a: &Attempts<'_>, transport: &mut T) 
     // A retryable bad response kept in case no other backend can be tried.
     let mut last: Option<(T::Reply, InFlight)> = None;
     let mut failure = None;
-    for attempt in 0..total {
+    let mut delivered: u32 = 0;
+    while delivered < total {
         let now = Instant::now();
         if now >= a.deadline {
             failure = Some(Failure::Timeout);
@@ -183,16 +181,19 @@ pub(crate) async fn attempts<T: Transport>(a: &Attempts<'_>, transport: &mut T) 
         let Some((level, member)) = picked else { break };
         let ep = member.endpoint.clone();
         tried.push(ep.addr);
-        let last_try = attempt + 1 == total;
+        let last_try = delivered + 1 == total;
         let in_flight = ep.start();
         let t0 = Instant::now();
         let wait = cfg.timeouts.first_byte.as_std().min(a.deadline.saturating_duration_since(t0));
-        let result = match transport.send(&ep, last_try, wait).await {
+        let result = match transport.send(&ep, wait).await {
             Sent::Reply(r) => Ok(r),
             Sent::Failed(f) => Err(f),
             Sent::Unsendable => break,
             Sent::Client(f) => return Attempted::Client(f),
         };
+        if !matches!(result, Err(Failure::Connect)) {
+            delivered += 1;
+        }
         let took = t0.elapsed();
         let can_retry = !last_try && a.bodyless;
         match result {
@@ -210,7 +211,7 @@ pub(crate) async fn attempts<T: Transport>(a: &Attempts<'_>, transport: &mut T) 
                     retries.push(r);
                     route.stats.retries.inc();
                     last = Some((reply, in_flight));
-                    let pause = backoff(attempt).min(a.deadline.saturating_duration_since(Instant::now()));
+                    let pause = backoff(delivered).min(a.deadline.saturating_duration_since(Instant::now()));
                     tokio::time::sleep(pause).await;
                     continue;
                 }
@@ -237,16 +238,15 @@ pub(crate) async fn attempts<T: Transport>(a: &Attempts<'_>, transport: &mut T) 
                 // no load to the one that failed, so it does not spend the budget.
                 // Otherwise a cluster dying under load fails the burst of requests in
                 // flight on its connections beyond the budget's few concurrent retries.
-                let allowed = !last_try
-                    && match f {
-                        Failure::Connect => true,
-                        Failure::Upstream | Failure::Reused => a.bodyless && a.idempotent,
-                        Failure::Timeout => {
-                            can_retry
-                                && a.idempotent
-                                && upstream.budget.try_retry(&cfg.retry).map(|r| retries.push(r)).is_some()
-                        }
-                    };
+                let allowed = match f {
+                    Failure::Connect => true,
+                    Failure::Upstream | Failure::Reused => can_retry && a.idempotent,
+                    Failure::Timeout => {
+                        can_retry
+                            && a.idempotent
+                            && upstream.budget.try_retry(&cfg.retry).map(|r| retries.push(r)).is_some()
+                    }
+                };
                 if allowed {
                     route.stats.retries.inc();
                     continue;

@@ -152,7 +152,7 @@ async fn proxy(
     Answer { response: respond(resp, in_flight, active, &cfg), status: Some(status) }
 }
 
-/// hyper's pooled client; the request's parts are cloned for every attempt but the last.
+/// hyper's pooled client; a bodyless request's headers are cloned for every attempt.
 struct HyperTransport {
     client: Arc<crate::UpstreamClient>,
     parts: http::request::Parts,
@@ -168,14 +168,16 @@ struct HyperTransport {
 impl Transport for HyperTransport {
     type Reply = Response<Incoming>;
 
-    async fn send(&mut self, ep: &Arc<Endpoint>, last_try: bool, wait: Duration) -> Sent<Response<Incoming>> {
+    async fn send(&mut self, ep: &Arc<Endpoint>, wait: Duration) -> Sent<Response<Incoming>> {
         let req_body = match self.body.take() {
             Some(b) => ReqBody::Stream(b),
             None if self.bodyless => ReqBody::Empty,
             None => return Sent::Unsendable,
         };
         let parts = &mut self.parts;
-        let hdrs = if self.bodyless && !last_try { parts.headers.clone() } else { std::mem::take(&mut parts.headers) };
+        // A bodyless request may be sent again, even after what was meant as its last try
+        // (a connect failure delivers nothing).
+        let hdrs = if self.bodyless { parts.headers.clone() } else { std::mem::take(&mut parts.headers) };
         let uri = Uri::builder().scheme(Scheme::HTTP).authority(ep.authority.clone()).path_and_query(self.pq.clone());
         let Ok(uri) = uri.build() else {
             self.bad_target = true;

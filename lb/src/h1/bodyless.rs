@@ -59,7 +59,7 @@ impl Bodyless {
 impl Transport for Bodyless {
     type Reply = UpReply;
 
-    async fn send(&mut self, ep: &Arc<Endpoint>, _last_try: bool, wait: Duration) -> Sent<UpReply> {
+    async fn send(&mut self, ep: &Arc<Endpoint>, wait: Duration) -> Sent<UpReply> {
         let mut raw = Raw {
             up_head: &self.head,
             buf: &mut self.buf,

@@ -365,7 +365,7 @@ struct Raw<'a, S> {
 impl<S: AsyncRead + Unpin + Send> exchange::Transport for Raw<'_, S> {
     type Reply = UpReply;
 
-    async fn send(&mut self, ep: &Arc<Endpoint>, _last_try: bool, wait: Duration) -> Sent<UpReply> {
+    async fn send(&mut self, ep: &Arc<Endpoint>, wait: Duration) -> Sent<UpReply> {
         attempt(ep, self, wait).await
     }
 }
@@ -382,7 +382,7 @@ async fn attempt<S: AsyncRead + Unpin>(ep: &Arc<Endpoint>, raw: &mut Raw<'_, S>,
     loop {
         let mut conn = match pooled.take() {
             Some(c) => c,
-            None => match Conn::open(ep.addr, cfg.timeouts.connect.as_std()).await {
+            None => match ep.pool.connect(ep.addr, cfg.timeouts.connect.as_std()).await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::debug!(backend = %ep.addr, error = %e, "upstream connect failed");

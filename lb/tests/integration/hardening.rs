@@ -497,3 +497,71 @@ async fn malformed_and_stalled_h2_bodies_never_eject_the_backend() -> Result<()>
     assert_eq!(code, 200, "{body}");
     Ok(())
 }
+
+/// A backend that answers `reply` on kept-alive connections until `die` is notified;
+/// then it stops listening (connects are refused) and each open connection reads its
+/// next request and closes without answering, as a backend killed mid-keep-alive does.
+async fn dying_backend(reply: &'static [u8], at: SocketAddr) -> Result<(SocketAddr, Arc<tokio::sync::Notify>)> {
+    let listener = TcpListener::bind(at).await.context("bind dying backend")?;
+    let addr = listener.local_addr()?;
+    let die = Arc::new(tokio::sync::Notify::new());
+    let dead = Arc::new(AtomicBool::new(false));
+    let (stop, gone) = (die.clone(), dead.clone());
+    tokio::spawn(async move {
+        loop {
+            let mut s = tokio::select! {
+                r = listener.accept() => match r { Ok((s, _)) => s, Err(_) => return },
+                () = stop.notified() => { gone.store(true, Ordering::SeqCst); return }
+            };
+            let gone = gone.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        if !matches!(s.read_buf(&mut buf).await, Ok(n) if n > 0) {
+                            return;
+                        }
+                    }
+                    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0) + 4;
+                    buf.drain(..end);
+                    if gone.load(Ordering::SeqCst) || s.write_all(reply).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Ok((addr, die))
+}
+
+/// The local backend dies with kept-alive connections in the pool: the first retry goes
+/// back to it on a new connection (a closed reused connection says nothing of its
+/// health), that connect is refused, and the request is answered by the other region's
+/// backend. A refused connect delivers nothing, so it does not use up `max_retries`.
+#[tokio::test]
+async fn a_backend_dying_with_pooled_connections_fails_no_request() -> Result<()> {
+    let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnear";
+    let port = port();
+    let (near_addr, die) = dying_backend(reply, SocketAddr::new(loopback(), port)).await?;
+    let far = Backend::start("far", SocketAddr::new(loopback(), port)).await?;
+    let (near, far_c) = (cluster("near", "r-near", 0), cluster("far", "r-far", 1));
+    let mut world = World::new(&[near.clone(), far_c.clone()]);
+    world.service("shop", "web", &near, &[near_addr.ip()], port, true);
+    world.service("shop", "web", &far_c, &[far.addr.ip()], port, true);
+    let cfg = config(
+        &[near, far_c],
+        &format!(
+            "region = \"r-near\"\n[[lb.routes]]\nhost = \"{HOST}\"\nservice = \"shop/web\"\n[lb.retry]\nmax_retries = 1\n"
+        ),
+    );
+    let p = start(&cfg, &world.table).await?;
+    let close = format!("GET / HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n");
+    let (codes, text) = send(p.http, close.as_bytes()).await?;
+    ensure!(codes == [200] && text.ends_with("near"), "warm-up reached the local backend: {text}");
+    die.notify_one();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (codes, text) = send(p.http, close.as_bytes()).await?;
+    assert_eq!(codes, [200], "{text}");
+    assert!(text.contains("far"), "answered by the other region: {text}");
+    Ok(())
+}
