@@ -405,6 +405,29 @@ pub struct Change {
     pub everything: bool,
 }
 
+impl Change {
+    /// One change naming every object any of `changes` names (sorted, once each), at the
+    /// newest version.
+    pub fn merged<'a>(changes: impl IntoIterator<Item = &'a Change>) -> Change {
+        let mut all = Change::default();
+        for c in changes {
+            all.version = all.version.max(c.version);
+            all.services.extend(c.services.iter().cloned());
+            all.ingresses.extend(c.ingresses.iter().cloned());
+            all.everything |= c.everything;
+        }
+        all.normalize();
+        all
+    }
+
+    fn normalize(&mut self) {
+        self.services.sort();
+        self.services.dedup();
+        self.ingresses.sort();
+        self.ingresses.dedup();
+    }
+}
+
 /// The read side of the table: cheap to clone, never blocks.
 #[derive(Clone)]
 pub struct Table {
@@ -484,10 +507,7 @@ impl TableWriter {
         self.working.version += 1;
         self.working.published = Some(SystemTime::now());
         change.version = self.working.version;
-        change.services.sort();
-        change.services.dedup();
-        change.ingresses.sort();
-        change.ingresses.dedup();
+        change.normalize();
         self.inner.current.store(Arc::new(self.working.clone()));
         let _ = self.inner.changes.send(Arc::new(change));
         self.inner.version.send_replace(self.working.version);
@@ -504,10 +524,12 @@ impl TableWriter {
         match u {
             Update::Cluster(meta) => {
                 let name = meta.name.clone();
-                let entry = w
-                    .clusters
-                    .entry(name.clone())
-                    .or_insert_with(|| ClusterEntry { meta: meta.clone(), state: ClusterState::Pending });
+                let Some(entry) = w.clusters.get_mut(&name) else {
+                    // A new cluster has no objects yet, but readers list clusters.
+                    w.clusters.insert(name, ClusterEntry { meta, state: ClusterState::Pending });
+                    change.everything = true;
+                    return true;
+                };
                 if entry.meta == meta {
                     return false;
                 }

@@ -1,0 +1,197 @@
+//! One way to follow the table: a reader keeps its own [`Projection`] of the snapshots
+//! (the DNS index, the proxy's routes, the health checker's targets) and [`follow`]
+//! feeds it, batching what was published meanwhile and rebuilding when the reader fell
+//! behind or a change touched everything.
+//!
+//! The order that keeps a projection correct is: subscribe ([`Follower::new`]), then
+//! build from the snapshot, then apply what arrives. A change already in that first
+//! snapshot is applied again, which a projection must tolerate: `apply` re-reads the
+//! changed objects from the newest snapshot, so applying twice is applying once.
+
+use std::sync::Arc;
+
+use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
+use tokio_util::sync::CancellationToken;
+
+use crate::table::{Change, Snapshot, Table};
+
+/// A reader's own view of the table.
+pub trait Projection {
+    /// Builds the whole view from `snap` and makes it visible to its readers.
+    fn rebuild(&mut self, snap: &Snapshot);
+    /// Updates the view for the objects `change` names, reading them from `snap` (the
+    /// newest snapshot), and makes it visible.
+    fn apply(&mut self, snap: &Snapshot, change: &Change);
+}
+
+/// What a follower has to do next.
+pub enum Batch {
+    /// Fell behind the feed, or something cluster-wide changed: build from scratch.
+    Rebuild(Arc<Snapshot>),
+    /// These objects changed (several published changes merged).
+    Apply(Arc<Snapshot>, Change),
+}
+
+impl Batch {
+    /// Hands the batch to `projection`.
+    pub fn feed(&self, projection: &mut impl Projection) {
+        match self {
+            Batch::Rebuild(snap) => projection.rebuild(snap),
+            Batch::Apply(snap, change) => projection.apply(snap, change),
+        }
+    }
+}
+
+/// A subscription to the table's change feed.
+pub struct Follower {
+    table: Table,
+    changes: broadcast::Receiver<Arc<Change>>,
+}
+
+impl Follower {
+    /// Subscribes now: everything published from here on will be seen.
+    pub fn new(table: &Table) -> Follower {
+        Follower { changes: table.changes(), table: table.clone() }
+    }
+
+    /// Waits for the next published change and merges every one queued behind it.
+    /// `None` once the table's writer is gone. Cancel-safe, for `select!` loops.
+    pub async fn next(&mut self) -> Option<Batch> {
+        let mut batch = Vec::new();
+        let mut lagged = false;
+        match self.changes.recv().await {
+            Ok(c) => batch.push(c),
+            Err(RecvError::Lagged(_)) => lagged = true,
+            Err(RecvError::Closed) => return None,
+        }
+        loop {
+            match self.changes.try_recv() {
+                Ok(c) => batch.push(c),
+                Err(TryRecvError::Lagged(_)) => lagged = true,
+                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+            }
+        }
+        let snap = self.table.snapshot();
+        if lagged || batch.iter().any(|c| c.everything) {
+            return Some(Batch::Rebuild(snap));
+        }
+        Some(Batch::Apply(snap, Change::merged(batch.iter().map(|c| &**c))))
+    }
+
+    /// Feeds `projection` until `shutdown` is cancelled or the writer is gone.
+    pub async fn run(mut self, projection: &mut impl Projection, shutdown: &CancellationToken) {
+        loop {
+            let batch = tokio::select! {
+                () = shutdown.cancelled() => return,
+                b = self.next() => b,
+            };
+            match batch {
+                Some(b) => b.feed(projection),
+                None => return,
+            }
+        }
+    }
+}
+
+/// Subscribes, builds `projection` from the current snapshot, then keeps it up to date
+/// until `shutdown`.
+pub async fn follow(table: &Table, projection: &mut impl Projection, shutdown: &CancellationToken) {
+    let follower = Follower::new(table);
+    projection.rebuild(&table.snapshot());
+    follower.run(projection, shutdown).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::table::{ClusterMeta, ObjectKey, Shard, Update};
+
+    /// Records what it was fed, and the services it saw in the snapshot it was fed.
+    #[derive(Default)]
+    struct Log {
+        fed: Vec<String>,
+        services: usize,
+    }
+
+    impl Projection for Log {
+        fn rebuild(&mut self, snap: &Snapshot) {
+            self.fed.push("rebuild".into());
+            self.services = snap.services.len();
+        }
+        fn apply(&mut self, snap: &Snapshot, change: &Change) {
+            let names: Vec<_> = change.services.iter().map(ToString::to_string).collect();
+            self.fed.push(format!("apply {}", names.join(",")));
+            self.services = snap.services.len();
+        }
+    }
+
+    fn service(cluster: &Arc<ClusterMeta>, name: &str) -> Update {
+        let shard = Shard::new(cluster.clone(), vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]);
+        Update::Service { cluster: cluster.name.clone(), key: ObjectKey::new("ns", name), shard: Some(shard) }
+    }
+
+    #[tokio::test]
+    async fn changes_queued_together_are_applied_as_one_merged_batch() {
+        let (table, mut writer) = Table::new();
+        let c = Arc::new(ClusterMeta::new("c1", 0));
+        writer.apply([Update::Cluster(c.clone())]);
+        let mut follower = Follower::new(&table);
+        writer.apply([service(&c, "b")]);
+        writer.apply([service(&c, "a"), service(&c, "b")]);
+        let mut log = Log::default();
+        let batch = tokio::time::timeout(Duration::from_secs(5), follower.next()).await.ok().flatten();
+        let Some(batch) = batch else { panic!("no batch") };
+        batch.feed(&mut log);
+        assert_eq!(log.fed, ["apply ns/a,ns/b"]);
+        assert_eq!(log.services, 2, "fed the newest snapshot");
+    }
+
+    #[tokio::test]
+    async fn a_cluster_wide_change_or_a_lag_rebuilds() {
+        let (table, mut writer) = Table::new();
+        let c = Arc::new(ClusterMeta::new("c1", 0));
+        let mut follower = Follower::new(&table);
+        writer.apply([Update::Cluster(c.clone())]);
+        let mut log = Log::default();
+        if let Some(b) = follower.next().await {
+            b.feed(&mut log);
+        }
+        assert_eq!(log.fed, ["rebuild"], "cluster metadata touches everything");
+        // More changes than the feed holds: the follower lagged.
+        for i in 0..1100 {
+            writer.apply([service(&c, &format!("s{i}"))]);
+        }
+        if let Some(b) = follower.next().await {
+            b.feed(&mut log);
+        }
+        assert_eq!(log.fed, ["rebuild", "rebuild"]);
+        assert_eq!(log.services, 1100);
+    }
+
+    #[tokio::test]
+    async fn follow_builds_first_then_stops_on_shutdown() {
+        let (table, mut writer) = Table::new();
+        let c = Arc::new(ClusterMeta::new("c1", 0));
+        writer.apply([Update::Cluster(c.clone()), service(&c, "a")]);
+        let shutdown = CancellationToken::new();
+        let (t, s) = (table.clone(), shutdown.clone());
+        let task = tokio::spawn(async move {
+            let mut log = Log::default();
+            follow(&t, &mut log, &s).await;
+            log
+        });
+        let waited = table.wait_for(Duration::from_secs(5), |_| true).await;
+        assert!(waited);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        writer.apply([service(&c, "b")]);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        shutdown.cancel();
+        let log = tokio::time::timeout(Duration::from_secs(5), task).await;
+        let Ok(Ok(log)) = log else { panic!("follow did not stop on shutdown") };
+        assert_eq!(log.fed, ["rebuild", "apply ns/b"]);
+        assert_eq!(log.services, 2);
+    }
+}
