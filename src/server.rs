@@ -20,7 +20,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::admin::{self, AdminState, Section};
@@ -42,7 +42,8 @@ pub(crate) struct Server {
     dns: Option<Arc<DnsServer>>,
     proxy: Option<Arc<Proxy>>,
     sync: Option<Arc<SyncModule>>,
-    admin_stop: Option<oneshot::Sender<()>>,
+    /// Cancelled once at shutdown; every part that takes a token gets a child of it.
+    shutdown: CancellationToken,
     admin_task: Option<tokio::task::JoinHandle<()>>,
     reloads: Family<ReloadLabels, Counter>,
 }
@@ -78,6 +79,7 @@ impl Server {
     /// unwritable state directory); a cluster that cannot be reached is not fatal.
     pub(crate) async fn start(config: Config, path: Option<PathBuf>, state_dir: PathBuf) -> Result<Self> {
         let mut registry = Registry::default();
+        let shutdown = CancellationToken::new();
         let reloads = Family::<ReloadLabels, Counter>::default();
         registry.register("meridian_config_reloads", "Configuration reloads, by result", reloads.clone());
 
@@ -116,7 +118,7 @@ impl Server {
         };
 
         let proxy = if config.lb.enabled {
-            let p = Proxy::start(&config, discovery.table(), &mut registry).await?;
+            let p = Proxy::start(&config, discovery.table(), &mut registry, shutdown.child_token()).await?;
             info!(addresses = ?p.local_addrs(), "proxy listening");
             Some(Arc::new(p))
         } else {
@@ -160,13 +162,9 @@ impl Server {
         }
         let proxy_ready = proxy.clone().map(|p| Box::new(move || p.ready()) as Box<dyn Fn() -> bool + Send + Sync>);
         let state = Arc::new(AdminState { discovery: discovery.clone(), registry, sections, proxy_ready });
-        let (admin_stop, stop_rx) = oneshot::channel();
+        let admin_stop = shutdown.child_token();
         let admin_task = tokio::spawn(async move {
-            if let Err(e) = admin::serve(listener, state, async move {
-                let _ = stop_rx.await;
-            })
-            .await
-            {
+            if let Err(e) = admin::serve(listener, state, admin_stop.cancelled_owned()).await {
                 error!("admin endpoint failed: {e}");
             }
         });
@@ -181,7 +179,7 @@ impl Server {
             dns,
             proxy,
             sync,
-            admin_stop: Some(admin_stop),
+            shutdown,
             admin_task: Some(admin_task),
             reloads,
         })
@@ -305,9 +303,7 @@ impl Server {
 
     pub(crate) async fn shutdown(mut self) {
         info!("shutting down");
-        if let Some(stop) = self.admin_stop.take() {
-            let _ = stop.send(());
-        }
+        self.shutdown.cancel();
         if let Some(task) = self.admin_task.take() {
             let _ = task.await;
         }
@@ -317,11 +313,8 @@ impl Server {
                 Err(_) => warn!("sync module still referenced at shutdown"),
             }
         }
-        if let Some(proxy) = self.proxy.take() {
-            match Arc::try_unwrap(proxy) {
-                Ok(p) => p.shutdown().await,
-                Err(_) => warn!("proxy still referenced at shutdown"),
-            }
+        if let Some(proxy) = &self.proxy {
+            proxy.stopped().await;
         }
         if let Some(dns) = self.dns.take() {
             match Arc::try_unwrap(dns) {

@@ -52,12 +52,14 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use meridian_config::Config;
 use meridian_config::lb::LbConfig;
-use meridian_model::Table;
+use meridian_model::table::{Change, Snapshot};
+use meridian_model::{Follower, Projection, Table};
 use parking_lot::Mutex;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 pub use error::{Error, Result};
 
@@ -87,10 +89,14 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Rebuilds the route index from the current snapshot (after a reload).
     fn rebuild(&self) {
-        let snap = self.table.snapshot();
+        self.rebuild_from(&self.table.snapshot());
+    }
+
+    fn rebuild_from(&self, snap: &Snapshot) {
         let cfg = self.config.load_full();
-        let index = self.builder.lock().build(&snap, &cfg);
+        let index = self.builder.lock().build(snap, &cfg);
         let hosts = index.hosts();
         self.routes.store(Arc::new(index));
         // Without configured certificates, the generated one names every route host,
@@ -119,15 +125,20 @@ fn upstream_client(cfg: &LbConfig) -> UpstreamClient {
 pub struct Proxy {
     shared: Arc<Shared>,
     addrs: Vec<SocketAddr>,
-    shutdown: watch::Sender<bool>,
-    listeners: Vec<JoinHandle<()>>,
-    watcher: JoinHandle<()>,
+    shutdown: CancellationToken,
+    /// The listeners and the route follower, awaited once by [`Proxy::stopped`].
+    tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Proxy {
-    /// Binds every listener of `[lb]` and starts serving. A port in use is an error
-    /// naming the address and the setting.
-    pub async fn start(config: &Config, table: Table, registry: &mut Registry) -> Result<Proxy> {
+    /// Binds every listener of `[lb]` and serves until `shutdown` is cancelled. A port in
+    /// use is an error naming the address and the setting.
+    pub async fn start(
+        config: &Config,
+        table: Table,
+        registry: &mut Registry,
+        shutdown: CancellationToken,
+    ) -> Result<Proxy> {
         let lb = &config.lb;
         let store = tls::CertStore::load(config)?;
         let resolver = Arc::new(tls::Resolver(ArcSwap::from_pointee(store)));
@@ -147,7 +158,7 @@ impl Proxy {
         // Subscribe before the first build: a snapshot published between the two would
         // otherwise leave the routes stale until the next change (seen in the proxy
         // benchmark: a route without backends for good, with nothing else changing).
-        let versions = shared.table.subscribe();
+        let follower = Follower::new(&shared.table);
         shared.rebuild();
 
         let mut bound = Vec::new();
@@ -158,17 +169,17 @@ impl Proxy {
                 bound.push((l, local, tls));
             }
         }
-        let (shutdown, rx) = watch::channel(false);
         let mut addrs = Vec::new();
-        let mut listeners = Vec::new();
+        let mut tasks = Vec::new();
         for (l, local, tls) in bound {
             addrs.push(local);
             let acceptor = tls.then(|| tokio_rustls::TlsAcceptor::from(tls_config.clone()));
             tracing::info!(address = %local, tls, "proxy listening");
-            listeners.push(tokio::spawn(server::serve(l, acceptor, shared.clone(), rx.clone())));
+            tasks.push(tokio::spawn(server::serve(l, acceptor, shared.clone(), shutdown.clone())));
         }
-        let watcher = tokio::spawn(watch_table(shared.clone(), versions, rx));
-        Ok(Proxy { shared, addrs, shutdown, listeners, watcher })
+        let (routes, token) = (RouteFollower(shared.clone()), shutdown.clone());
+        tasks.push(tokio::spawn(async move { follower.run(&mut { routes }, &token).await }));
+        Ok(Proxy { shared, addrs, shutdown, tasks: Mutex::new(tasks) })
     }
 
     /// Applies a new configuration: routes, timeouts, limits and certificates. Listen
@@ -217,29 +228,41 @@ impl Proxy {
         self.addrs.clone()
     }
 
-    /// Stops accepting, lets in-flight requests finish (up to `timeouts.drain`), then
-    /// returns.
-    pub async fn shutdown(self) {
-        let _ = self.shutdown.send(true);
-        for l in self.listeners {
-            let _ = l.await;
+    /// Waits until the proxy has stopped after its shutdown token was cancelled: the
+    /// listeners closed, in-flight requests finished (up to `timeouts.drain`).
+    pub async fn stopped(&self) {
+        let tasks = std::mem::take(&mut *self.tasks.lock());
+        for t in tasks {
+            let _ = t.await;
         }
-        self.watcher.abort();
+    }
+
+    /// Cancels the proxy's shutdown token and waits until it has stopped.
+    pub async fn shutdown(&self) {
+        self.shutdown.cancel();
+        self.stopped().await;
     }
 }
 
-/// Rebuilds the route index whenever the table publishes a snapshot. Ejection changes
-/// need no rebuild: selection reads them live.
-async fn watch_table(shared: Arc<Shared>, mut versions: watch::Receiver<u64>, mut shutdown: watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            _ = shutdown.changed() => return,
-            changed = versions.changed() => {
-                if changed.is_err() {
-                    return;
-                }
-                shared.rebuild();
-            }
+/// The route index as a projection of the table. Ejections need no rebuild: selection
+/// reads them live.
+struct RouteFollower(Arc<Shared>);
+
+impl Projection for RouteFollower {
+    fn rebuild(&mut self, snap: &Snapshot) {
+        self.0.rebuild_from(snap);
+    }
+
+    /// Routes are rebuilt only when a change names an Ingress (which may add or move
+    /// routes) or a Service some route sends traffic to; other changes leave the index
+    /// as it is.
+    fn apply(&mut self, snap: &Snapshot, change: &Change) {
+        let touches = !change.ingresses.is_empty() || {
+            let index = self.0.routes.load();
+            change.services.iter().any(|k| index.uses(k))
+        };
+        if touches {
+            self.0.rebuild_from(snap);
         }
     }
 }

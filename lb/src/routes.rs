@@ -7,13 +7,13 @@
 //! load-balancer addresses with the service port, grouped into priority levels by
 //! [`priority_levels`].
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use meridian_config::lb::LbConfig;
-use meridian_model::table::{Shard, Snapshot};
+use meridian_model::table::{ObjectKey, Shard, Snapshot};
 use serde_json::json;
 
 use crate::balance::{Endpoint, Level, Member, priority_loads};
@@ -68,6 +68,8 @@ pub(crate) struct RouteIndex {
     /// `*.example.com` routes by suffix (`.example.com`), longest suffix first.
     wildcard: Vec<(Box<str>, Vec<Arc<Route>>)>,
     pub(crate) routes: Vec<Arc<Route>>,
+    /// The Services some route sends traffic to.
+    services: HashSet<ObjectKey>,
 }
 
 /// Host without port or trailing dot, borrowed when already lower-case.
@@ -105,6 +107,11 @@ impl RouteIndex {
             }
         }
         None
+    }
+
+    /// Some route sends traffic to the Service `key`.
+    pub(crate) fn uses(&self, key: &ObjectKey) -> bool {
+        self.services.contains(key)
     }
 
     /// Some route has a backend that can take a request.
@@ -289,6 +296,7 @@ impl Builder {
                     u
                 }
             };
+            index.services.insert(ObjectKey::new(&spec.namespace, &spec.service));
             let route_name = format!("{host}{path}");
             let stats =
                 self.route_stats.entry(route_name.clone()).or_insert_with(|| self.metrics.route(&route_name)).clone();

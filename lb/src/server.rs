@@ -11,8 +11,9 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use meridian_config::lb::LbConfig;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, watch};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
 
 use crate::conn_exec::{self, ConnExec};
 use crate::deadline::Idle;
@@ -38,18 +39,18 @@ pub(crate) fn http_builder(cfg: &LbConfig) -> auto::Builder<ConnExec> {
     b
 }
 
-/// Serves one listener until `shutdown` flips, then waits (up to the drain timeout) for
+/// Serves one listener until `shutdown` is cancelled, then waits (up to the drain timeout) for
 /// its connections to finish their in-flight requests.
 pub(crate) async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) {
     let graceful = GracefulShutdown::new();
     loop {
         tokio::select! {
-            _ = shutdown.changed() => break,
+            () = shutdown.cancelled() => break,
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
                     Ok(x) => x,
@@ -87,7 +88,7 @@ async fn connection(
     tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
     watcher: Watcher,
-    shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
     _permit: OwnedSemaphorePermit,
 ) {
     shared.metrics.connections.inc();
@@ -118,16 +119,11 @@ async fn connection(
 }
 
 /// HTTP/1.1 on the fast path, then hyper if it hands the connection over.
-async fn serve_http<S>(
-    io: S,
-    info: Arc<ConnInfo>,
-    shared: Arc<Shared>,
-    watcher: Watcher,
-    shutdown: watch::Receiver<bool>,
-) where
+async fn serve_http<S>(io: S, info: Arc<ConnInfo>, shared: Arc<Shared>, watcher: Watcher, shutdown: CancellationToken)
+where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    if let h1::End::HandOver(io) = h1::serve(io, &info, &shared, shutdown).await {
+    if let h1::End::HandOver(io) = h1::serve(io, &info, &shared, &shutdown).await {
         serve_hyper(io, info, &shared, watcher).await;
     }
 }

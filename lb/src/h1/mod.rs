@@ -20,8 +20,8 @@
 //! same code as the hyper path's ([`exchange::attempts`]).
 
 mod bodyless;
-mod chunked;
-mod head;
+pub(crate) mod chunked;
+pub(crate) mod head;
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -33,8 +33,8 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use http::{Method, StatusCode};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::sync::watch;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::Shared;
 use crate::balance::Endpoint;
@@ -42,7 +42,7 @@ use crate::exchange::{self, Attempted, Attempts, ClientFault, ConnInfo, Failure,
 use crate::routes::normalize_host;
 
 use crate::pool::{Conn, READ_CHUNK};
-pub(crate) use bodyless::{Bodyless, RawBody, into_response};
+pub(crate) use bodyless::{Bodyless, into_response};
 use chunked::Chunked;
 use head::{Framing, Plan};
 
@@ -88,7 +88,7 @@ struct Req {
 }
 
 /// Serves HTTP/1.1 requests on a client connection until it closes or needs hyper.
-pub(crate) async fn serve<S>(mut io: S, info: &ConnInfo, shared: &Shared, mut shutdown: watch::Receiver<bool>) -> End<S>
+pub(crate) async fn serve<S>(mut io: S, info: &ConnInfo, shared: &Shared, shutdown: &CancellationToken) -> End<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
@@ -102,12 +102,12 @@ where
             // Between requests: the first may take `header_read` to start, later ones
             // the keep-alive idle time. Shutdown closes an idle connection at once.
             let wait = if first { cfg.timeouts.header_read } else { cfg.timeouts.idle }.as_std();
-            if *shutdown.borrow() {
+            if shutdown.is_cancelled() {
                 return End::Closed;
             }
             let read = tokio::select! {
                 r = tokio::time::timeout(wait, io.read_buf(&mut buf)) => r,
-                _ = shutdown.changed() => return End::Closed,
+                () = shutdown.cancelled() => return End::Closed,
             };
             if !matches!(read, Ok(Ok(n)) if n > 0) {
                 return End::Closed;
@@ -154,7 +154,7 @@ where
             Step::More | Step::Version => return End::Closed,
         };
         buf.advance(len);
-        let keep_open = exchange(&mut io, &mut buf, &up_head, &mut out, req, &cfg, &shutdown).await;
+        let keep_open = exchange(&mut io, &mut buf, &up_head, &mut out, req, &cfg, shutdown).await;
         if !keep_open {
             let _ = io.shutdown().await;
             return End::Closed;
@@ -276,7 +276,7 @@ async fn exchange<S>(
     out: &mut Vec<u8>,
     req: Req,
     cfg: &meridian_config::lb::LbConfig,
-    shutdown: &watch::Receiver<bool>,
+    shutdown: &CancellationToken,
 ) -> bool
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
@@ -308,7 +308,7 @@ where
                 return false;
             }
             // An unread body would be taken for the next request: close after answering.
-            let close = req.close || body.left > 0 || *shutdown.borrow();
+            let close = req.close || body.left > 0 || shutdown.is_cancelled();
             out.clear();
             head::write_local(status, text, close, out);
             return io.write_all(out).await.is_ok() && io.flush().await.is_ok() && !close;
@@ -316,7 +316,7 @@ where
     };
     route.stats.record(Some(reply.head.status), start.elapsed().as_secs_f64());
     let UpReply { mut conn, head: resp, head_end } = reply;
-    let close = req.close || *shutdown.borrow() || resp.framing == Framing::Close;
+    let close = req.close || shutdown.is_cancelled() || resp.framing == Framing::Close;
     out.clear();
     write_heads(conn.buf.get(..head_end).unwrap_or_default(), resp.framing, close, out);
     conn.buf.advance(head_end);

@@ -143,7 +143,7 @@ pub(crate) struct Running {
 
 pub(crate) async fn start(config: &Config, table: &Table) -> Result<Running> {
     let mut registry = prometheus_client::registry::Registry::default();
-    let proxy = Proxy::start(config, table.clone(), &mut registry).await?;
+    let proxy = Proxy::start(config, table.clone(), &mut registry, tokio_util::sync::CancellationToken::new()).await?;
     let addrs = proxy.local_addrs();
     let (Some(http), Some(https)) = (addrs.first().copied(), addrs.get(1).copied()) else {
         bail!("expected one plain and one TLS listener, got {addrs:?}");

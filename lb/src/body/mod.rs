@@ -13,6 +13,10 @@ use hyper::body::Incoming;
 use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
+mod raw;
+
+pub(crate) use raw::RawBody;
+
 use crate::balance::InFlight;
 use crate::exchange::ClientFault;
 use crate::retry::Active;
@@ -168,7 +172,7 @@ pub(crate) enum RespBody {
     Local(Option<Bytes>),
     Upstream(Box<Streaming>),
     /// A backend's body read from a raw pooled connection (`h1::bodyless`).
-    Raw(Box<crate::h1::RawBody>),
+    Raw(Box<RawBody>),
 }
 
 /// A backend's response body, with the idle timeout and the guards that count the
