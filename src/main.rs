@@ -22,10 +22,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use meridian_config::LogFormat;
 
-/// mimalloc rather than glibc's allocator. perf of the scale benchmark (100 clusters ×
-/// 1,000 services listed at start) put ~27% of Meridian's CPU in glibc's `malloc`/`free`
-/// (chunk unlinking, consolidation) and 11% in the kernel zeroing fresh pages; the
-/// proxy's HTTP/2 path and the DNS index also allocate small objects per change.
+/// mimalloc rather than glibc's allocator: Meridian allocates many small objects per
+/// change (the table at start-up, the DNS index, the proxy's HTTP/2 path), where glibc's
+/// `malloc`/`free` dominated the scale benchmark's profile (bench/README).
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

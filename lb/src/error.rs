@@ -4,22 +4,23 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+/// Each message names its cause once: the cause is part of the text and not also
+/// returned by `source()`, so a reporter that prints the chain (`{:#}`) does not repeat it.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A listen address cannot be bound (in use, not local, no permission).
-    #[error("cannot listen on {addr} (lb.{setting}): {source}")]
+    #[error("cannot listen on {addr} (lb.{setting}): {cause}")]
     Bind {
         addr: SocketAddr,
         /// The setting that names the address: `listen` or `listen_tls`.
         setting: &'static str,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A certificate or key file is missing or unusable.
     #[error("certificate {}: {message}", path.display())]
     Certificate { path: PathBuf, message: String },
     #[error("TLS settings: {0}")]
-    Tls(#[source] rustls::Error),
+    Tls(rustls::Error),
     #[error("cannot generate a self-signed certificate: {0}")]
     SelfSigned(String),
 }

@@ -42,6 +42,29 @@ pub(crate) enum Failure {
 }
 
 impl Failure {
+    /// The request may have reached the backend: the attempt counts against
+    /// `1 + max_retries`. A failed connect sent nothing.
+    pub(crate) fn delivered(self) -> bool {
+        self != Failure::Connect
+    }
+
+    /// Whether the request may be sent again after this failure. A failed connect
+    /// always may (nothing was sent); anything else only when the request can be resent
+    /// (`resendable`: no body, idempotent, and tries left).
+    pub(crate) fn may_retry(self, resendable: bool) -> bool {
+        self == Failure::Connect || resendable
+    }
+
+    /// Whether a retry after this failure spends the retry budget. The budget guards
+    /// healthy backends against retry storms when they are slow; a connection that
+    /// failed or broke before any response means the backend is gone, not slow, and the
+    /// retry adds no load to it. Otherwise a cluster dying under load would fail the
+    /// burst of requests in flight on its connections beyond the budget's few
+    /// concurrent retries.
+    pub(crate) fn spends_budget(self) -> bool {
+        self == Failure::Timeout
+    }
+
     pub(crate) fn local_parts(self) -> (StatusCode, &'static str) {
         match self {
             Failure::Timeout => (StatusCode::GATEWAY_TIMEOUT, "upstream timeout\n"),
@@ -157,111 +180,139 @@ pub(crate) struct Attempts<'a> {
 /// `1 + max_retries` bounds how often the request reaches a backend. A connect failure
 /// delivered nothing, so it does not use up a try: the next backend is picked (the
 /// transport says `Unsendable` if it can no longer send), each backend once, within the
-/// request's deadline. Other failures and gateway statuses retry only bodyless requests
-/// (and statuses only idempotent ones).
+/// request's deadline. Other failures and gateway statuses retry only bodyless
+/// idempotent requests ([`Failure::may_retry`]).
 pub(crate) async fn attempts<T: Transport>(a: &Attempts<'_>, transport: &mut T) -> Attempted<T::Reply> {
-    let (cfg, route, upstream) = (a.cfg, a.route, &a.route.upstream);
-    let mut tried: Vec<SocketAddr> = Vec::new();
-    let mut retries = Vec::new();
-    let total = 1 + cfg.retry.max_retries;
-    // A retryable bad response kept in case no other backend can be tried.
-    let mut last: Option<(T::Reply, InFlight)> = None;
-    let mut failure = None;
-    let mut delivered: u32 = 0;
-    while delivered < total {
+    let mut run = Run::new(a);
+    while run.delivered < run.total {
         let now = Instant::now();
         if now >= a.deadline {
-            failure = Some(Failure::Timeout);
+            run.failure = Some(Failure::Timeout);
             break;
         }
-        let picked = {
-            let mut rng = rand::rng();
-            balance::pick(&upstream.levels, &tried, cfg.overprovisioning_factor, now.into_std(), &mut rng)
-        };
-        let Some((level, member)) = picked else { break };
-        let ep = member.endpoint.clone();
-        tried.push(ep.addr);
-        let last_try = delivered + 1 == total;
+        let Some((level, ep)) = run.pick(now) else { break };
+        // Sending again is possible only without a body, and safe only when idempotent.
+        let resendable = run.delivered + 1 < run.total && a.bodyless && a.idempotent;
         let in_flight = ep.start();
         let t0 = Instant::now();
-        let wait = cfg.timeouts.first_byte.as_std().min(a.deadline.saturating_duration_since(t0));
-        let result = match transport.send(&ep, wait).await {
-            Sent::Reply(r) => Ok(r),
-            Sent::Failed(f) => Err(f),
+        let wait = a.cfg.timeouts.first_byte.as_std().min(a.deadline.saturating_duration_since(t0));
+        let step = match transport.send(&ep, wait).await {
+            Sent::Reply(reply) => run.on_reply(level, &ep, (reply, in_flight), t0.elapsed(), resendable),
+            Sent::Failed(f) => run.on_failure(level, &ep, f, t0.elapsed(), resendable),
             Sent::Unsendable => break,
             Sent::Client(f) => return Attempted::Client(f),
         };
-        if !matches!(result, Err(Failure::Connect)) {
-            delivered += 1;
-        }
-        let took = t0.elapsed();
-        let can_retry = !last_try && a.bodyless;
-        match result {
-            Ok(reply) => {
-                let status = reply.status();
-                ep.observe_latency(took, Instant::now().into_std());
-                ep.stats.record(Some(status), took.as_secs_f64());
-                let outcome = Outcome::of_status(status);
-                record(cfg, route, level, &ep, outcome);
-                if outcome == Outcome::GatewayFailure
-                    && can_retry
-                    && a.idempotent
-                    && let Some(r) = upstream.budget.try_retry(&cfg.retry)
-                {
-                    retries.push(r);
-                    route.stats.retries.inc();
-                    last = Some((reply, in_flight));
-                    let pause = backoff(delivered).min(a.deadline.saturating_duration_since(Instant::now()));
-                    tokio::time::sleep(pause).await;
-                    continue;
-                }
-                return Attempted::Reply { reply, in_flight };
-            }
-            Err(Failure::Reused) => {
-                // Not the backend's fault: it may be picked again (on a new connection).
-                tried.pop();
-                failure = Some(Failure::Upstream);
-                if can_retry && a.idempotent {
-                    route.stats.retries.inc();
-                    continue;
-                }
-                break;
-            }
-            Err(f) => {
-                ep.stats.record(None, took.as_secs_f64());
-                record(cfg, route, level, &ep, Outcome::GatewayFailure);
-                failure = Some(f);
-                drop(in_flight);
-                // The budget guards healthy backends against retry storms when they are
-                // slow. A connection that failed or broke before any response means the
-                // backend is gone, not slow: the retry goes to another backend and adds
-                // no load to the one that failed, so it does not spend the budget.
-                // Otherwise a cluster dying under load fails the burst of requests in
-                // flight on its connections beyond the budget's few concurrent retries.
-                let allowed = match f {
-                    Failure::Connect => true,
-                    Failure::Upstream | Failure::Reused => can_retry && a.idempotent,
-                    Failure::Timeout => {
-                        can_retry
-                            && a.idempotent
-                            && upstream.budget.try_retry(&cfg.retry).map(|r| retries.push(r)).is_some()
-                    }
-                };
-                if allowed {
-                    route.stats.retries.inc();
-                    continue;
-                }
-                break;
-            }
+        match step {
+            Step::Retry { pause } if pause.is_zero() => {}
+            Step::Retry { pause } => tokio::time::sleep(pause).await,
+            Step::Stop => break,
+            Step::Done(reply, in_flight) => return Attempted::Reply { reply, in_flight },
         }
     }
-    if let Some((reply, in_flight)) = last {
-        return Attempted::Reply { reply, in_flight };
+    run.finish()
+}
+
+/// What the retry loop does after one attempt.
+enum Step<R> {
+    /// Try another backend (after `pause`).
+    Retry {
+        pause: Duration,
+    },
+    /// No further attempt: answer with what `Run::finish` says.
+    Stop,
+    Done(R, InFlight),
+}
+
+/// The state of one request's attempts.
+struct Run<'a, R> {
+    a: &'a Attempts<'a>,
+    tried: Vec<SocketAddr>,
+    /// Retry-budget tokens held until the request ends.
+    retries: Vec<crate::retry::Retrying>,
+    total: u32,
+    delivered: u32,
+    /// A retryable bad response kept in case no other backend can be tried.
+    last: Option<(R, InFlight)>,
+    failure: Option<Failure>,
+}
+
+impl<'a, R: Reply> Run<'a, R> {
+    fn new(a: &'a Attempts<'a>) -> Self {
+        let total = 1 + a.cfg.retry.max_retries;
+        Run { a, tried: Vec::new(), retries: Vec::new(), total, delivered: 0, last: None, failure: None }
     }
-    match failure {
-        Some(f) => Attempted::Failed(f),
-        None if tried.is_empty() => Attempted::NoBackend,
-        None => Attempted::Failed(Failure::Upstream),
+
+    /// The next backend: best priority level, P2C within it, none already tried.
+    fn pick(&mut self, now: Instant) -> Option<(usize, Arc<Endpoint>)> {
+        let levels = &self.a.route.upstream.levels;
+        let factor = self.a.cfg.overprovisioning_factor;
+        let (level, member) = balance::pick(levels, &self.tried, factor, now.into_std(), &mut rand::rng())?;
+        self.tried.push(member.endpoint.addr);
+        Some((level, member.endpoint.clone()))
+    }
+
+    /// A retry allowed by the budget, whose token is held until the request ends.
+    fn spend_budget(&mut self) -> bool {
+        let upstream = &self.a.route.upstream;
+        upstream.budget.try_retry(&self.a.cfg.retry).map(|r| self.retries.push(r)).is_some()
+    }
+
+    fn on_reply(
+        &mut self,
+        level: usize,
+        ep: &Endpoint,
+        got: (R, InFlight),
+        took: Duration,
+        resendable: bool,
+    ) -> Step<R> {
+        let (cfg, route) = (self.a.cfg, self.a.route);
+        self.delivered += 1;
+        let status = got.0.status();
+        ep.observe_latency(took, Instant::now().into_std());
+        ep.stats.record(Some(status), took.as_secs_f64());
+        let outcome = Outcome::of_status(status);
+        record(cfg, route, level, ep, outcome);
+        if outcome == Outcome::GatewayFailure && resendable && self.spend_budget() {
+            route.stats.retries.inc();
+            self.last = Some(got);
+            let pause = backoff(self.delivered).min(self.a.deadline.saturating_duration_since(Instant::now()));
+            return Step::Retry { pause };
+        }
+        Step::Done(got.0, got.1)
+    }
+
+    fn on_failure(&mut self, level: usize, ep: &Endpoint, f: Failure, took: Duration, resendable: bool) -> Step<R> {
+        let (cfg, route) = (self.a.cfg, self.a.route);
+        if f.delivered() {
+            self.delivered += 1;
+        }
+        if f == Failure::Reused {
+            // Not the backend's fault: it may be picked again (on a new connection).
+            self.tried.pop();
+            self.failure = Some(Failure::Upstream);
+        } else {
+            ep.stats.record(None, took.as_secs_f64());
+            record(cfg, route, level, ep, Outcome::GatewayFailure);
+            self.failure = Some(f);
+        }
+        let allowed = f.may_retry(resendable) && (!f.spends_budget() || self.spend_budget());
+        if allowed {
+            route.stats.retries.inc();
+            return Step::Retry { pause: Duration::ZERO };
+        }
+        Step::Stop
+    }
+
+    /// The answer once no further attempt is made.
+    fn finish(self) -> Attempted<R> {
+        if let Some((reply, in_flight)) = self.last {
+            return Attempted::Reply { reply, in_flight };
+        }
+        match self.failure {
+            Some(f) => Attempted::Failed(f),
+            None if self.tried.is_empty() => Attempted::NoBackend,
+            None => Attempted::Failed(Failure::Upstream),
+        }
     }
 }
 

@@ -164,8 +164,8 @@ impl Proxy {
         let mut bound = Vec::new();
         for (setting, addrs, tls) in [("listen", &lb.listen, false), ("listen_tls", &lb.listen_tls, true)] {
             for addr in addrs {
-                let l = TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr: *addr, setting, source })?;
-                let local = l.local_addr().map_err(|source| Error::Bind { addr: *addr, setting, source })?;
+                let l = TcpListener::bind(addr).await.map_err(|cause| Error::Bind { addr: *addr, setting, cause })?;
+                let local = l.local_addr().map_err(|cause| Error::Bind { addr: *addr, setting, cause })?;
                 bound.push((l, local, tls));
             }
         }

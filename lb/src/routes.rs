@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use meridian_config::lb::LbConfig;
-use meridian_model::table::{ObjectKey, Shard, Snapshot};
+use meridian_model::table::{IngressPath, ObjectKey, Shard, Snapshot};
 use serde_json::json;
 
 use crate::balance::{Endpoint, Level, Member, priority_loads};
@@ -107,6 +107,26 @@ impl RouteIndex {
             }
         }
         None
+    }
+
+    fn insert(&mut self, host: String, route: Arc<Route>) {
+        self.routes.push(route.clone());
+        match host.strip_prefix('*') {
+            Some(suffix) => match self.wildcard.iter_mut().find(|(s, _)| **s == *suffix) {
+                Some((_, v)) => v.push(route),
+                None => self.wildcard.push((suffix.into(), vec![route])),
+            },
+            None => self.exact.entry(host.into_boxed_str()).or_default().push(route),
+        }
+    }
+
+    /// Longest path first within a host, longest wildcard suffix first.
+    fn sort(&mut self) {
+        let longest_path_first =
+            |v: &mut Vec<Arc<Route>>| v.sort_by(|a, b| b.path.len().cmp(&a.path.len()).then(b.exact.cmp(&a.exact)));
+        self.exact.values_mut().for_each(longest_path_first);
+        self.wildcard.iter_mut().for_each(|(_, v)| longest_path_first(v));
+        self.wildcard.sort_by_key(|w| std::cmp::Reverse(w.0.len()));
     }
 
     /// Some route sends traffic to the Service `key`.
@@ -213,6 +233,70 @@ struct Spec {
     clusters: Option<BTreeSet<Arc<str>>>,
 }
 
+impl Spec {
+    /// Routes with equal keys share one upstream (and its retry budget).
+    fn upstream_key(&self) -> String {
+        let clusters = self.clusters.as_ref().map(|c| c.iter().map(|s| &**s).collect::<Vec<_>>().join(","));
+        format!("{}/{}{}@{}", self.namespace, self.service, self.port.label(), clusters.unwrap_or_default())
+    }
+}
+
+/// (host, path, exact) → what serves it. The first source wins: config, then Ingresses
+/// in key order.
+type Specs = BTreeMap<(String, String, bool), Spec>;
+
+fn specs(snap: &Snapshot, cfg: &LbConfig) -> Specs {
+    let mut specs = Specs::new();
+    for r in &cfg.routes {
+        let Some((ns, name)) = r.service_key() else { continue };
+        let host = normalize_host(&r.host).into_owned();
+        specs.entry((host, r.path.clone(), false)).or_insert_with(|| Spec {
+            source: "config".into(),
+            namespace: ns.to_owned(),
+            service: name.to_owned(),
+            port: r.port.map_or(PortSel::First, PortSel::Number),
+            clusters: None,
+        });
+    }
+    for (key, ing) in &snap.ingresses {
+        for shard in &ing.shards {
+            for p in &shard.paths {
+                add_ingress_path(&mut specs, key, &shard.cluster.name, p);
+            }
+        }
+    }
+    specs
+}
+
+/// One Ingress path of one cluster. Another Ingress claiming the same host and path for
+/// a different service loses; the same target in another cluster adds that cluster.
+fn add_ingress_path(specs: &mut Specs, key: &ObjectKey, cluster: &Arc<str>, p: &IngressPath) {
+    if p.host.is_empty() || p.service.is_empty() {
+        return;
+    }
+    let port = match (&p.port_name, p.port) {
+        (Some(n), _) => PortSel::Name(n.clone()),
+        (None, 0) => PortSel::First,
+        (None, n) => PortSel::Number(n),
+    };
+    let path = if p.path.is_empty() { "/".to_owned() } else { p.path.to_string() };
+    let exact = &*p.path_type == "Exact";
+    let spec = specs.entry((normalize_host(&p.host).into_owned(), path, exact)).or_insert_with(|| Spec {
+        source: format!("ingress {key}").into(),
+        namespace: key.namespace.to_string(),
+        service: p.service.to_string(),
+        port: port.clone(),
+        clusters: Some(BTreeSet::new()),
+    });
+    if spec.namespace == *key.namespace
+        && spec.service == *p.service
+        && spec.port == port
+        && let Some(c) = spec.clusters.as_mut()
+    {
+        c.insert(cluster.clone());
+    }
+}
+
 /// Builds route indexes; owns the endpoint state that must survive rebuilds.
 pub(crate) struct Builder {
     endpoints: HashMap<SocketAddr, Arc<Endpoint>>,
@@ -227,67 +311,13 @@ impl Builder {
     }
 
     pub(crate) fn build(&mut self, snap: &Snapshot, cfg: &LbConfig) -> RouteIndex {
-        // (host, path, exact) → spec; the first source wins: config, then Ingresses in
-        // key order.
-        let mut specs: BTreeMap<(String, String, bool), Spec> = BTreeMap::new();
-        for r in &cfg.routes {
-            let Some((ns, name)) = r.service_key() else { continue };
-            let host = normalize_host(&r.host).into_owned();
-            specs.entry((host, r.path.clone(), false)).or_insert_with(|| Spec {
-                source: "config".into(),
-                namespace: ns.to_owned(),
-                service: name.to_owned(),
-                port: r.port.map_or(PortSel::First, PortSel::Number),
-                clusters: None,
-            });
-        }
-        for (key, ing) in &snap.ingresses {
-            for shard in &ing.shards {
-                for p in &shard.paths {
-                    if p.host.is_empty() || p.service.is_empty() {
-                        continue;
-                    }
-                    let port = match (&p.port_name, p.port) {
-                        (Some(n), _) => PortSel::Name(n.clone()),
-                        (None, 0) => PortSel::First,
-                        (None, n) => PortSel::Number(n),
-                    };
-                    let path = if p.path.is_empty() { "/".to_owned() } else { p.path.to_string() };
-                    let exact = &*p.path_type == "Exact";
-                    let spec =
-                        specs.entry((normalize_host(&p.host).into_owned(), path, exact)).or_insert_with(|| Spec {
-                            source: format!("ingress {key}").into(),
-                            namespace: key.namespace.to_string(),
-                            service: p.service.to_string(),
-                            port: port.clone(),
-                            clusters: Some(BTreeSet::new()),
-                        });
-                    // Another Ingress claiming the same host and path for a different
-                    // service loses; the same target in another cluster adds that cluster.
-                    if spec.namespace == *key.namespace
-                        && spec.service == *p.service
-                        && spec.port == port
-                        && let Some(c) = spec.clusters.as_mut()
-                    {
-                        c.insert(shard.cluster.name.clone());
-                    }
-                }
-            }
-        }
-
+        let specs = specs(snap, cfg);
         let region = cfg.region.as_deref();
         let mut upstreams: HashMap<String, Arc<Upstream>> = HashMap::new();
         let mut used = BTreeSet::new();
         let mut index = RouteIndex::default();
         for ((host, path, exact), spec) in specs {
-            let clusters_key = spec.clusters.as_ref().map(|c| c.iter().map(|s| &**s).collect::<Vec<_>>().join(","));
-            let up_key = format!(
-                "{}/{}{}@{}",
-                spec.namespace,
-                spec.service,
-                spec.port.label(),
-                clusters_key.unwrap_or_default()
-            );
+            let up_key = spec.upstream_key();
             let upstream = match upstreams.get(&up_key) {
                 Some(u) => u.clone(),
                 None => {
@@ -300,28 +330,11 @@ impl Builder {
             let route_name = format!("{host}{path}");
             let stats =
                 self.route_stats.entry(route_name.clone()).or_insert_with(|| self.metrics.route(&route_name)).clone();
-            let route = Arc::new(Route {
-                host: host.as_str().into(),
-                path: path.into(),
-                exact,
-                source: spec.source,
-                upstream,
-                stats,
-            });
-            index.routes.push(route.clone());
-            match host.strip_prefix('*') {
-                Some(suffix) => match index.wildcard.iter_mut().find(|(s, _)| **s == *suffix) {
-                    Some((_, v)) => v.push(route),
-                    None => index.wildcard.push((suffix.into(), vec![route])),
-                },
-                None => index.exact.entry(host.into_boxed_str()).or_default().push(route),
-            }
+            let route =
+                Route { host: host.as_str().into(), path: path.into(), exact, source: spec.source, upstream, stats };
+            index.insert(host, Arc::new(route));
         }
-        let longest_path_first =
-            |v: &mut Vec<Arc<Route>>| v.sort_by(|a, b| b.path.len().cmp(&a.path.len()).then(b.exact.cmp(&a.exact)));
-        index.exact.values_mut().for_each(longest_path_first);
-        index.wildcard.iter_mut().for_each(|(_, v)| longest_path_first(v));
-        index.wildcard.sort_by_key(|w| std::cmp::Reverse(w.0.len()));
+        index.sort();
         // Forget backends no route uses any more; their state would never be read.
         self.endpoints.retain(|a, _| used.contains(a));
         self.budgets.retain(|n, _| upstreams.values().any(|u| u.name == *n));

@@ -2,14 +2,12 @@
 //! picks a backend and exchanges the request with it over a pooled raw connection, then
 //! relays the response, all in that one task.
 //!
-//! Why: with hyper serving the client and hyper's pooled client talking to the backend,
-//! a proxied request cost ~11 µs of user-space CPU against nginx's ~3.5 µs (perf, one
-//! core, `meridian-bench proxy`): a header map built and rewritten per request, the
-//! client's connection task and the channel hop to it, its pool's checkout. The kernel's
-//! share (4 system calls per request, the same as nginx) was equal. Here heads are
-//! parsed with httparse into stack slots and copied out already rewritten, a pooled
-//! connection is a pop from a per-backend stack, and the answer to a small request is
-//! one write.
+//! Why: hyper serving the client and hyper's pooled client talking to the backend spent
+//! several times nginx's user-space CPU per request (bench/README, "Lessons kept out of
+//! the code"): a header map built and rewritten per request, the client's connection
+//! task and the channel hop to it, its pool's checkout. Here heads are parsed with
+//! httparse into stack slots and copied out already rewritten, a pooled connection is a
+//! pop from a per-backend stack, and the answer to a small request is one write.
 //!
 //! It takes what most traffic is: HTTP/1.1 requests with no body or a `Content-Length`
 //! body (origin- or absolute-form), after the one validation step both paths share
