@@ -91,82 +91,21 @@ impl Ranking {
         problems: &mut Vec<Problem>,
     ) -> Ranking {
         let object = key.to_string();
-        let mut report = |s: &ShardInput<'_>, annotation: &str, value: &str, reason: String| {
-            problems.push(Problem {
-                object: object.clone(),
-                cluster: s.cluster.name.to_string(),
-                annotation: annotation.to_owned(),
-                value: value.to_owned(),
-                reason,
-            });
-        };
+        let found = Annotated::read(&object, shards, config, problems);
         let fallback = match config.default_policy {
             PolicyName::Geo => PolicyName::RoundRobin,
             p => p,
         };
-        let mut policy = None;
-        let mut failover: Option<Vec<String>> = None;
-        let mut max_answers = None;
-        let mut weights = Vec::with_capacity(shards.len());
-        for s in shards {
-            if let Some(v) = s.annotations.get(POLICY_ANNOTATION) {
-                match v.parse::<PolicyName>() {
-                    Ok(p) => {
-                        policy.get_or_insert(p);
-                    }
-                    Err(e) => {
-                        report(s, POLICY_ANNOTATION, v, format!("{e}; the default {} applies", config.default_policy))
-                    }
-                }
-            }
-            if let Some(v) = s.annotations.get(FAILOVER_ANNOTATION) {
-                let list: Vec<String> = v.split(',').map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()).collect();
-                if list.is_empty() {
-                    report(s, FAILOVER_ANNOTATION, v, "empty failover list; the configured order applies".into());
-                } else {
-                    failover.get_or_insert(list);
-                }
-            }
-            if let Some(v) = s.annotations.get(MAX_ANSWERS_ANNOTATION) {
-                match v.trim().parse::<usize>() {
-                    Ok(n) => {
-                        max_answers.get_or_insert(n);
-                    }
-                    Err(_) => report(
-                        s,
-                        MAX_ANSWERS_ANNOTATION,
-                        v,
-                        "not a non-negative integer; the configured max_answers applies".into(),
-                    ),
-                }
-            }
-            let weight = match s.annotations.get(WEIGHT_ANNOTATION) {
-                None => s.cluster.weight,
-                Some(v) => match v.trim().parse::<u32>() {
-                    Ok(w) if w <= MAX_WEIGHT => w,
-                    _ => {
-                        report(
-                            s,
-                            WEIGHT_ANNOTATION,
-                            v,
-                            format!("not an integer 0..{MAX_WEIGHT}; the cluster weight {} applies", s.cluster.weight),
-                        );
-                        s.cluster.weight
-                    }
-                },
-            };
-            weights.push(weight);
-        }
         let svc = config.services.get(&object);
-        let policy = svc.and_then(|c| c.policy).or(policy).unwrap_or(config.default_policy);
-        let max_answers = svc.and_then(|c| c.max_answers).or(max_answers).unwrap_or(config.max_answers);
+        let policy = svc.and_then(|c| c.policy).or(found.policy).unwrap_or(config.default_policy);
+        let max_answers = svc.and_then(|c| c.max_answers).or(found.max_answers).unwrap_or(config.max_answers);
         let order: Vec<String> = match svc.filter(|c| !c.failover.is_empty()) {
             Some(c) => c.failover.clone(),
-            None => failover.unwrap_or_else(|| config.failover.clone()),
+            None => found.failover.unwrap_or_else(|| config.failover.clone()),
         };
         let candidates = shards
             .iter()
-            .zip(weights)
+            .zip(found.weights)
             .map(|(s, weight)| Candidate {
                 cluster: s.cluster.clone(),
                 point: s.cluster.location.map(Point::from),
@@ -201,6 +140,77 @@ impl Ranking {
             _ => {}
         }
         idx
+    }
+}
+
+/// What a Service's shards ask for through annotations: the first valid value of each
+/// across clusters wins; an invalid one is reported and ignored.
+struct Annotated {
+    policy: Option<PolicyName>,
+    failover: Option<Vec<String>>,
+    max_answers: Option<usize>,
+    /// Each shard's weight, in shard order (the cluster's when not annotated).
+    weights: Vec<u32>,
+}
+
+impl Annotated {
+    fn read(object: &str, shards: &[ShardInput<'_>], config: &RankingConfig, problems: &mut Vec<Problem>) -> Self {
+        let mut report = |s: &ShardInput<'_>, annotation: &str, value: &str, reason: String| {
+            problems.push(Problem {
+                object: object.to_owned(),
+                cluster: s.cluster.name.to_string(),
+                annotation: annotation.to_owned(),
+                value: value.to_owned(),
+                reason,
+            });
+        };
+        let mut found = Annotated { policy: None, failover: None, max_answers: None, weights: Vec::new() };
+        for s in shards {
+            if let Some(v) = s.annotations.get(POLICY_ANNOTATION) {
+                match v.parse::<PolicyName>() {
+                    Ok(p) => {
+                        found.policy.get_or_insert(p);
+                    }
+                    Err(e) => {
+                        report(s, POLICY_ANNOTATION, v, format!("{e}; the default {} applies", config.default_policy))
+                    }
+                }
+            }
+            if let Some(v) = s.annotations.get(FAILOVER_ANNOTATION) {
+                let list: Vec<String> = v.split(',').map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()).collect();
+                if list.is_empty() {
+                    report(s, FAILOVER_ANNOTATION, v, "empty failover list; the configured order applies".into());
+                } else {
+                    found.failover.get_or_insert(list);
+                }
+            }
+            if let Some(v) = s.annotations.get(MAX_ANSWERS_ANNOTATION) {
+                match v.trim().parse::<usize>() {
+                    Ok(n) => {
+                        found.max_answers.get_or_insert(n);
+                    }
+                    Err(_) => {
+                        let why = "not a non-negative integer; the configured max_answers applies";
+                        report(s, MAX_ANSWERS_ANNOTATION, v, why.into());
+                    }
+                }
+            }
+            found.weights.push(shard_weight(s, &mut report));
+        }
+        found
+    }
+}
+
+/// The shard's annotated weight, or its cluster's.
+fn shard_weight(s: &ShardInput<'_>, report: &mut impl FnMut(&ShardInput<'_>, &str, &str, String)) -> u32 {
+    let Some(v) = s.annotations.get(WEIGHT_ANNOTATION) else { return s.cluster.weight };
+    match v.trim().parse::<u32>() {
+        Ok(w) if w <= MAX_WEIGHT => w,
+        _ => {
+            let why = format!("not an integer 0..{MAX_WEIGHT}; the cluster weight {} applies", s.cluster.weight);
+            report(s, WEIGHT_ANNOTATION, v, why);
+            s.cluster.weight
+        }
     }
 }
 

@@ -519,79 +519,14 @@ impl TableWriter {
         &self.working
     }
 
+    /// Applies one update to the working snapshot, noting what changed; false when it
+    /// changed nothing.
     fn apply_one(&mut self, u: Update, change: &mut Change) -> bool {
         let w = &mut self.working;
         match u {
-            Update::Cluster(meta) => {
-                let name = meta.name.clone();
-                let Some(entry) = w.clusters.get_mut(&name) else {
-                    // A new cluster has no objects yet, but readers list clusters.
-                    w.clusters.insert(name, ClusterEntry { meta, state: ClusterState::Pending });
-                    change.everything = true;
-                    return true;
-                };
-                if entry.meta == meta {
-                    return false;
-                }
-                // Region, zone and order decide which names exist and how shards sort:
-                // every answer may change. Labels, weight or location only change the
-                // answers of this cluster's own objects.
-                let names_change =
-                    (&entry.meta.region, &entry.meta.zone, entry.meta.order) != (&meta.region, &meta.zone, meta.order);
-                entry.meta = meta.clone();
-                let svcs = restamp(&mut w.services, &name, |s| s.cluster = meta.clone());
-                let ings = restamp(&mut w.ingresses, &name, |s| s.cluster = meta.clone());
-                if names_change {
-                    change.everything = true;
-                } else {
-                    change.services.extend(svcs);
-                    change.ingresses.extend(ings);
-                }
-                true
-            }
-            Update::RemoveCluster(name) => {
-                if w.clusters.remove(&name).is_none() {
-                    return false;
-                }
-                let svc_keys: Vec<_> = w.services.keys().cloned().collect();
-                for k in svc_keys {
-                    set_service_shard(w, &name, &k, None);
-                }
-                let ing_keys: Vec<_> = w.ingresses.keys().cloned().collect();
-                for k in ing_keys {
-                    set_ingress_shard(w, &name, &k, None);
-                }
-                let export_keys: Vec<_> = w.exports.keys().cloned().collect();
-                for k in export_keys {
-                    set_export(w, &name, &k, false);
-                }
-                change.everything = true;
-                true
-            }
-            Update::State { cluster, state } => {
-                let Some(entry) = w.clusters.get_mut(&cluster) else {
-                    return false;
-                };
-                let was_offline = matches!(entry.state, ClusterState::Offline { .. });
-                let now_offline = matches!(state, ClusterState::Offline { .. });
-                if was_offline && now_offline {
-                    // Keep the first `since` and reason: the outage started then.
-                    return false;
-                }
-                if entry.state == state {
-                    return false;
-                }
-                entry.state = state;
-                // Only this cluster's shards depend on its state (through `stale`), so
-                // only their objects are listed: a state change is not a full rebuild for
-                // incremental readers (100 clusters going Ready at start-up were 100 full
-                // rebuilds of the DNS index).
-                if was_offline != now_offline {
-                    change.services.extend(restamp(&mut w.services, &cluster, |s| s.stale = now_offline));
-                    change.ingresses.extend(restamp(&mut w.ingresses, &cluster, |s| s.stale = now_offline));
-                }
-                true
-            }
+            Update::Cluster(meta) => set_cluster(w, meta, change),
+            Update::RemoveCluster(name) => remove_cluster(w, &name, change),
+            Update::State { cluster, state } => set_state(w, &cluster, state, change),
             Update::Service { cluster, key, shard } => {
                 let stale = cluster_offline(w, &cluster);
                 let shard = shard.map(|mut s| {
@@ -627,50 +562,8 @@ impl TableWriter {
                 }
                 changed
             }
-            Update::Resync { cluster, kind, keys } => {
-                let keep: std::collections::BTreeSet<_> = keys.into_iter().collect();
-                let gone = |present: &dyn Fn(&ObjectKey) -> bool, all: Vec<ObjectKey>| -> Vec<ObjectKey> {
-                    all.into_iter().filter(|k| !keep.contains(k) && present(k)).collect()
-                };
-                let mut any = false;
-                match kind {
-                    Kind::Services => {
-                        let all = w.services.keys().cloned().collect();
-                        for k in gone(&|k| w.services.get(k).is_some_and(|v| v.shard(&cluster).is_some()), all) {
-                            any |= set_service_shard(w, &cluster, &k, None);
-                            change.services.push(k);
-                        }
-                    }
-                    Kind::Ingresses => {
-                        let all = w.ingresses.keys().cloned().collect();
-                        for k in gone(&|k| w.ingresses.get(k).is_some_and(|v| v.shard(&cluster).is_some()), all) {
-                            any |= set_ingress_shard(w, &cluster, &k, None);
-                            change.ingresses.push(k);
-                        }
-                    }
-                    Kind::Exports => {
-                        let all = w.exports.keys().cloned().collect();
-                        for k in gone(&|k| w.exports.get(k).is_some_and(|v| v.iter().any(|c| **c == *cluster)), all) {
-                            any |= set_export(w, &cluster, &k, false);
-                            change.services.push(k);
-                        }
-                    }
-                }
-                any
-            }
-            Update::Probe { cluster, key, probe } => {
-                let Some(old) = find_shard(w, &cluster, &key) else {
-                    return false;
-                };
-                if old.probe == probe {
-                    return false;
-                }
-                let mut n = (*old).clone();
-                n.probe = probe;
-                set_service_shard(w, &cluster, &key, Some(n));
-                change.services.push(key);
-                true
-            }
+            Update::Resync { cluster, kind, keys } => resync(w, &cluster, kind, keys, change),
+            Update::Probe { cluster, key, probe } => set_probe(w, &cluster, key, probe, change),
             Update::StalePolicy(policy, age) => {
                 if w.stale_policy == Some((policy, age)) {
                     return false;
@@ -681,6 +574,125 @@ impl TableWriter {
             }
         }
     }
+}
+
+fn set_cluster(w: &mut Snapshot, meta: Arc<ClusterMeta>, change: &mut Change) -> bool {
+    let name = meta.name.clone();
+    let Some(entry) = w.clusters.get_mut(&name) else {
+        // A new cluster has no objects yet, but readers list clusters.
+        w.clusters.insert(name, ClusterEntry { meta, state: ClusterState::Pending });
+        change.everything = true;
+        return true;
+    };
+    if entry.meta == meta {
+        return false;
+    }
+    // Region, zone and order decide which names exist and how shards sort: every answer
+    // may change. Labels, weight or location only change the answers of this cluster's
+    // own objects.
+    let names_change =
+        (&entry.meta.region, &entry.meta.zone, entry.meta.order) != (&meta.region, &meta.zone, meta.order);
+    entry.meta = meta.clone();
+    let svcs = restamp(&mut w.services, &name, |s| s.cluster = meta.clone());
+    let ings = restamp(&mut w.ingresses, &name, |s| s.cluster = meta.clone());
+    if names_change {
+        change.everything = true;
+    } else {
+        change.services.extend(svcs);
+        change.ingresses.extend(ings);
+    }
+    true
+}
+
+fn remove_cluster(w: &mut Snapshot, name: &str, change: &mut Change) -> bool {
+    if w.clusters.remove(name).is_none() {
+        return false;
+    }
+    let svc_keys: Vec<_> = w.services.keys().cloned().collect();
+    for k in svc_keys {
+        set_service_shard(w, name, &k, None);
+    }
+    let ing_keys: Vec<_> = w.ingresses.keys().cloned().collect();
+    for k in ing_keys {
+        set_ingress_shard(w, name, &k, None);
+    }
+    let export_keys: Vec<_> = w.exports.keys().cloned().collect();
+    for k in export_keys {
+        set_export(w, name, &k, false);
+    }
+    change.everything = true;
+    true
+}
+
+fn set_state(w: &mut Snapshot, cluster: &str, state: ClusterState, change: &mut Change) -> bool {
+    let Some(entry) = w.clusters.get_mut(cluster) else {
+        return false;
+    };
+    let was_offline = matches!(entry.state, ClusterState::Offline { .. });
+    let now_offline = matches!(state, ClusterState::Offline { .. });
+    if was_offline && now_offline {
+        // Keep the first `since` and reason: the outage started then.
+        return false;
+    }
+    if entry.state == state {
+        return false;
+    }
+    entry.state = state;
+    // Only this cluster's shards depend on its state (through `stale`), so only their
+    // objects are listed: a state change is not a full rebuild for incremental readers
+    // (otherwise every cluster going Ready at start-up would rebuild the DNS index).
+    if was_offline != now_offline {
+        change.services.extend(restamp(&mut w.services, cluster, |s| s.stale = now_offline));
+        change.ingresses.extend(restamp(&mut w.ingresses, cluster, |s| s.stale = now_offline));
+    }
+    true
+}
+
+/// Removes what `cluster` no longer has of `kind` after a full list.
+fn resync(w: &mut Snapshot, cluster: &str, kind: Kind, keys: Vec<ObjectKey>, change: &mut Change) -> bool {
+    let keep: std::collections::BTreeSet<_> = keys.into_iter().collect();
+    let gone = |present: &dyn Fn(&ObjectKey) -> bool, all: Vec<ObjectKey>| -> Vec<ObjectKey> {
+        all.into_iter().filter(|k| !keep.contains(k) && present(k)).collect()
+    };
+    let mut any = false;
+    match kind {
+        Kind::Services => {
+            let all = w.services.keys().cloned().collect();
+            for k in gone(&|k| w.services.get(k).is_some_and(|v| v.shard(cluster).is_some()), all) {
+                any |= set_service_shard(w, cluster, &k, None);
+                change.services.push(k);
+            }
+        }
+        Kind::Ingresses => {
+            let all = w.ingresses.keys().cloned().collect();
+            for k in gone(&|k| w.ingresses.get(k).is_some_and(|v| v.shard(cluster).is_some()), all) {
+                any |= set_ingress_shard(w, cluster, &k, None);
+                change.ingresses.push(k);
+            }
+        }
+        Kind::Exports => {
+            let all = w.exports.keys().cloned().collect();
+            for k in gone(&|k| w.exports.get(k).is_some_and(|v| v.iter().any(|c| **c == *cluster)), all) {
+                any |= set_export(w, cluster, &k, false);
+                change.services.push(k);
+            }
+        }
+    }
+    any
+}
+
+fn set_probe(w: &mut Snapshot, cluster: &str, key: ObjectKey, probe: Probe, change: &mut Change) -> bool {
+    let Some(old) = find_shard(w, cluster, &key) else {
+        return false;
+    };
+    if old.probe == probe {
+        return false;
+    }
+    let mut n = (*old).clone();
+    n.probe = probe;
+    set_service_shard(w, cluster, &key, Some(n));
+    change.services.push(key);
+    true
 }
 
 fn cluster_offline(w: &Snapshot, cluster: &str) -> bool {
