@@ -40,9 +40,12 @@ const fn kind(
     Kind { group, version: "v1", kind, plural, namespaced, workload }
 }
 
+/// The Namespace type, also what [`get`] falls back to (which no id ever needs).
+const NAMESPACE_KIND: Kind = kind("", "Namespace", "namespaces", false, Workload::None);
+
 /// Namespaces first: a member needs the namespace before anything inside it.
 pub(crate) static KINDS: &[Kind] = &[
-    kind("", "Namespace", "namespaces", false, Workload::None),
+    NAMESPACE_KIND,
     kind("", "ConfigMap", "configmaps", true, Workload::None),
     kind("", "Secret", "secrets", true, Workload::None),
     kind("", "Service", "services", true, Workload::None),
@@ -52,16 +55,27 @@ pub(crate) static KINDS: &[Kind] = &[
     kind("networking.k8s.io", "Ingress", "ingresses", true, Workload::None),
 ];
 
-/// Index of Namespace in [`KINDS`].
-pub(crate) const NAMESPACE: usize = 0;
+/// A federated type, named by its position in [`KINDS`]. Ids are made only here, from
+/// that list, so every id names a type; their order is the list's, Namespaces first,
+/// which is the order a full resync queues objects in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct KindId(usize);
 
-/// Looks a type up by index; indices only come from [`KINDS`] itself.
-pub(crate) fn get(index: usize) -> &'static Kind {
-    KINDS.get(index).unwrap_or(&KINDS[NAMESPACE])
+/// The id of Namespace.
+pub(crate) const NAMESPACE: KindId = KindId(0);
+
+/// The type an id names.
+pub(crate) fn get(id: KindId) -> &'static Kind {
+    KINDS.get(id.0).unwrap_or(&NAMESPACE_KIND)
+}
+
+/// Every federated type with its id, in the order of [`KINDS`].
+pub(crate) fn all() -> impl Iterator<Item = (KindId, &'static Kind)> {
+    KINDS.iter().enumerate().map(|(i, k)| (KindId(i), k))
 }
 
 /// Looks a type up by its kind name (`Deployment`).
 #[cfg(test)]
-pub(crate) fn by_name(name: &str) -> Option<usize> {
-    KINDS.iter().position(|k| k.kind.eq_ignore_ascii_case(name))
+pub(crate) fn by_name(name: &str) -> Option<KindId> {
+    KINDS.iter().position(|k| k.kind.eq_ignore_ascii_case(name)).map(KindId)
 }

@@ -3,8 +3,10 @@
 //! replica preferences, drift correction, status and Federation v1's deletion rules.
 //!
 //! Layout:
-//! - `lib.rs`: [`Sync`], the running module (start, reload, status, shutdown).
-//! - `controller`: watches, the work queue's workers and the reconcile of one object.
+//! - `lib.rs`: [`ResourceSync`], the running module (start, reload, status, shutdown).
+//! - `controller`: watches, the work queue's workers, the reconcile of one object, its
+//!   deletion, and the supervisor that follows the members' states in discovery's table
+//!   (one module per concern; see its comment).
 //! - `gate`: request deadlines, and the per-member gate that skips a member whose
 //!   request timed out until a probe gets an answer.
 //! - [`planner`]: the replica planner (pure).
@@ -13,11 +15,12 @@
 //! - `leader`: Lease-based leader election, so only one replica syncs.
 //! - `rollup`: the control-plane object's `.status` rolled up from the members' (pure).
 //! - `queue`, `status`, `events`, `kinds`, `metrics`: the work queue, the status book,
-//!   Kubernetes Events, the federated types, Prometheus metrics.
+//!   Kubernetes Events, the federated types (named by `KindId`), Prometheus metrics.
 //! - [`join`](fn@join) / [`unjoin`]: registering member clusters in the config file.
 //!
 //! This crate shares only the cluster registry ([`meridian_discovery::Discovery`]) with
-//! discovery: it never reads the service table's shards and never answers DNS. It never
+//! discovery: of the table it reads the clusters' states (following them with
+//! `meridian_model::follow`), never the service table's shards, and it never answers DNS. It never
 //! overwrites or deletes a member object it did not create (unless `[sync] adopt`), and
 //! never writes a Secret's data anywhere but the members' Secrets.
 
@@ -50,15 +53,16 @@ use tracing::info;
 pub use error::{Error, Result};
 pub use join::{join, unjoin};
 
-/// How long [`Sync::shutdown`] waits for tasks to finish (releasing the Lease) before
+/// How long [`ResourceSync::shutdown`] waits for tasks to finish (releasing the Lease) before
 /// aborting them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// The running sync module.
-pub struct Sync {
+pub struct ResourceSync {
     /// `None` when `[sync] enabled = false`: nothing runs, status says so.
     running: Option<Running>,
 }
+
 
 struct Running {
     shared: Arc<controller::Shared>,
@@ -67,7 +71,7 @@ struct Running {
     tasks: Vec<JoinHandle<()>>,
 }
 
-impl Sync {
+impl ResourceSync {
     /// Starts leader election and, while leading, the sync loops. `host` reaches the
     /// control-plane cluster; `discovery` gives the members' clients and Ready state.
     pub async fn start(
@@ -75,10 +79,10 @@ impl Sync {
         host: kube::Client,
         discovery: Arc<Discovery>,
         registry: &mut Registry,
-    ) -> Result<Sync> {
+    ) -> Result<ResourceSync> {
         if !config.sync.enabled {
             info!("sync is disabled");
-            return Ok(Sync { running: None });
+            return Ok(ResourceSync { running: None });
         }
         let metrics = metrics::Metrics::register(registry);
         let identity = config.sync.identity.clone().unwrap_or_else(default_identity);
@@ -98,7 +102,7 @@ impl Sync {
         let mut tasks = controller::spawn(shared.clone(), shutdown.clone());
         tasks.push(tokio::spawn(elector.run(shutdown.clone())));
         info!(identity = %identity, "sync started; waiting for the Lease");
-        Ok(Sync { running: Some(Running { shared, identity, shutdown, tasks }) })
+        Ok(ResourceSync { running: Some(Running { shared, identity, shutdown, tasks }) })
     }
 
     /// Applies a new configuration: placement labels, exclusions, adoption, timeouts.

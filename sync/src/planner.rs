@@ -85,20 +85,37 @@ impl ReplicaPreferences {
     }
 
     /// Parses and checks the annotation's JSON. Errors say what is wrong, for an Event.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let prefs: Self = serde_json::from_str(text).map_err(|e| format!("not valid preferences JSON: {e}"))?;
+    pub fn parse(text: &str) -> Result<Self, PreferencesError> {
+        let prefs: Self =
+            serde_json::from_str(text).map_err(|e| PreferencesError::NotJson { reason: e.to_string() })?;
         for (name, p) in &prefs.clusters {
             if p.min_replicas < 0 || p.weight < 0 || p.max_replicas.is_some_and(|m| m < 0) {
-                return Err(format!("cluster {name:?}: minReplicas, maxReplicas and weight must not be negative"));
+                return Err(PreferencesError::Negative { cluster: name.clone() });
             }
             if let Some(max) = p.max_replicas
                 && max < p.min_replicas
             {
-                return Err(format!("cluster {name:?}: maxReplicas {max} is below minReplicas {}", p.min_replicas));
+                return Err(PreferencesError::MaxBelowMin { cluster: name.clone(), max, min: p.min_replicas });
             }
         }
         Ok(prefs)
     }
+}
+
+/// Why a `replica-set-preferences` annotation was rejected; the message, which ends up in
+/// an Event on the object, says what to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PreferencesError {
+    /// Not JSON, or not of the annotation's shape; `reason` is the JSON parser's message
+    /// (kept as text so that the error compares equal in tests).
+    #[error("not valid preferences JSON: {reason}")]
+    NotJson { reason: String },
+    /// A cluster's minimum, maximum or weight is below zero.
+    #[error("cluster {cluster:?}: minReplicas, maxReplicas and weight must not be negative")]
+    Negative { cluster: String },
+    /// A cluster's maximum is below its minimum.
+    #[error("cluster {cluster:?}: maxReplicas {max} is below minReplicas {min}")]
+    MaxBelowMin { cluster: String, max: i64, min: i64 },
 }
 
 /// What one plan is computed from, besides the preferences.
@@ -569,6 +586,26 @@ mod tests {
     fn overflow_is_added_to_the_cluster_it_belongs_to() {
         let plan = Plan { replicas: map(&[("a", 10), ("b", 5)]), overflow: map(&[("a", 7)]) };
         assert_eq!((plan.for_cluster("a"), plan.for_cluster("b"), plan.for_cluster("zz")), (17, 5, 0));
+    }
+
+    /// The reasons name the cluster and the numbers, as the Event on the object shows them.
+    #[test]
+    fn bad_preferences_say_what_is_wrong() {
+        let cases = [
+            (
+                r#"{"clusters":{"a":{"weight":-1}}}"#,
+                r#"cluster "a": minReplicas, maxReplicas and weight must not be negative"#,
+            ),
+            (
+                r#"{"clusters":{"a":{"minReplicas":3,"maxReplicas":2}}}"#,
+                r#"cluster "a": maxReplicas 2 is below minReplicas 3"#,
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(ReplicaPreferences::parse(text).map_err(|e| e.to_string()), Err(want.to_owned()), "{text}");
+        }
+        let not_json = ReplicaPreferences::parse("not json").map_err(|e| e.to_string());
+        assert!(not_json.is_err_and(|e| e.starts_with("not valid preferences JSON: ")));
     }
 
     #[test]

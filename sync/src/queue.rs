@@ -16,11 +16,13 @@ use tokio::time::Instant;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-/// A control-plane object: index into [`crate::kinds::KINDS`], namespace (empty for
-/// Namespaces) and name. The same key names its copy in every member.
+use crate::kinds::KindId;
+
+/// A control-plane object: its type, namespace (empty for Namespaces) and name. The same
+/// key names its copy in every member.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct ObjKey {
-    pub(crate) kind: usize,
+    pub(crate) kind: KindId,
     pub(crate) namespace: String,
     pub(crate) name: String,
 }
@@ -158,7 +160,8 @@ mod tests {
     use super::*;
 
     fn key(name: &str) -> ObjKey {
-        ObjKey { kind: 1, namespace: "default".into(), name: name.into() }
+        let config_map = crate::kinds::by_name("ConfigMap").unwrap_or(crate::kinds::NAMESPACE);
+        ObjKey { kind: config_map, namespace: "default".into(), name: name.into() }
     }
 
     #[tokio::test]

@@ -151,7 +151,7 @@ mod tests {
     use crate::kinds::{self, KINDS};
 
     fn kind(name: &str) -> &'static Kind {
-        kinds::get(kinds::by_name(name).unwrap_or(usize::MAX))
+        kinds::get(kinds::by_name(name).unwrap_or(kinds::NAMESPACE))
     }
 
     const NOW: &str = "2026-01-01T00:00:00Z";

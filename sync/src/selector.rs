@@ -14,18 +14,44 @@ enum Requirement {
     NotExists(String),
 }
 
+/// Why a selector string was rejected; the message names the offending part.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectorError {
+    /// Two commas with nothing between them, or a leading or trailing comma.
+    #[error("empty requirement in selector {selector:?}")]
+    EmptyRequirement { selector: String },
+    /// A `)` without its `(`.
+    #[error("unbalanced ')' in selector {selector:?}")]
+    UnbalancedClose { selector: String },
+    /// A `(` never closed.
+    #[error("unbalanced '(' in selector {selector:?}")]
+    UnbalancedOpen { selector: String },
+    /// Empty, too long, or with characters a label key cannot have.
+    #[error("invalid label key {key:?}")]
+    InvalidKey { key: String },
+    /// Too long, or with characters a label value cannot have.
+    #[error("invalid label value {value:?}")]
+    InvalidValue { value: String },
+    /// `in` or `notin` not followed by `(v1, v2, …)`.
+    #[error("expected a parenthesised list, got {text:?}")]
+    NotAList { text: String },
+    /// None of the requirement forms (`k=v`, `k!=v`, `k in (…)`, `k notin (…)`, `k`, `!k`).
+    #[error("cannot parse requirement {requirement:?}")]
+    Unparsable { requirement: String },
+}
+
 /// A parsed selector: every requirement must hold. The empty selector matches everything.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Selector(Vec<Requirement>);
 
 impl Selector {
     /// Parses the string form used by `kubectl -l`.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, SelectorError> {
         let mut reqs = Vec::new();
         for term in split_terms(text)? {
             let term = term.trim();
             if term.is_empty() {
-                return Err(format!("empty requirement in selector {text:?}"));
+                return Err(SelectorError::EmptyRequirement { selector: text.to_owned() });
             }
             reqs.push(parse_term(term)?);
         }
@@ -45,7 +71,7 @@ impl Selector {
 }
 
 /// Splits at commas outside parentheses.
-fn split_terms(text: &str) -> Result<Vec<&str>, String> {
+fn split_terms(text: &str) -> Result<Vec<&str>, SelectorError> {
     if text.trim().is_empty() {
         return Ok(Vec::new());
     }
@@ -58,7 +84,7 @@ fn split_terms(text: &str) -> Result<Vec<&str>, String> {
             ')' => {
                 depth -= 1;
                 if depth < 0 {
-                    return Err(format!("unbalanced ')' in selector {text:?}"));
+                    return Err(SelectorError::UnbalancedClose { selector: text.to_owned() });
                 }
             }
             ',' if depth == 0 => {
@@ -69,34 +95,34 @@ fn split_terms(text: &str) -> Result<Vec<&str>, String> {
         }
     }
     if depth != 0 {
-        return Err(format!("unbalanced '(' in selector {text:?}"));
+        return Err(SelectorError::UnbalancedOpen { selector: text.to_owned() });
     }
     out.push(&text[start..]);
     Ok(out)
 }
 
-fn check_key(k: &str) -> Result<String, String> {
+fn check_key(k: &str) -> Result<String, SelectorError> {
     let ok = !k.is_empty()
         && k.len() <= 253
         && k.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'));
-    if ok { Ok(k.to_owned()) } else { Err(format!("invalid label key {k:?}")) }
+    if ok { Ok(k.to_owned()) } else { Err(SelectorError::InvalidKey { key: k.to_owned() }) }
 }
 
-fn check_value(v: &str) -> Result<String, String> {
+fn check_value(v: &str) -> Result<String, SelectorError> {
     let ok = v.len() <= 63 && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if ok { Ok(v.to_owned()) } else { Err(format!("invalid label value {v:?}")) }
+    if ok { Ok(v.to_owned()) } else { Err(SelectorError::InvalidValue { value: v.to_owned() }) }
 }
 
-fn parse_set(rest: &str) -> Result<Vec<String>, String> {
+fn parse_set(rest: &str) -> Result<Vec<String>, SelectorError> {
     let inner = rest
         .trim()
         .strip_prefix('(')
         .and_then(|r| r.strip_suffix(')'))
-        .ok_or_else(|| format!("expected a parenthesised list, got {rest:?}"))?;
+        .ok_or_else(|| SelectorError::NotAList { text: rest.to_owned() })?;
     inner.split(',').map(|v| check_value(v.trim())).collect()
 }
 
-fn parse_term(term: &str) -> Result<Requirement, String> {
+fn parse_term(term: &str) -> Result<Requirement, SelectorError> {
     if let Some(k) = term.strip_prefix('!') {
         return Ok(Requirement::NotExists(check_key(k.trim())?));
     }
@@ -118,7 +144,7 @@ fn parse_term(term: &str) -> Result<Requirement, String> {
     if rest.is_empty() {
         return Ok(Requirement::Exists(check_key(key)?));
     }
-    Err(format!("cannot parse requirement {term:?}"))
+    Err(SelectorError::Unparsable { requirement: term.to_owned() })
 }
 
 #[cfg(test)]
@@ -145,6 +171,23 @@ mod tests {
         for (text, want) in cases {
             let sel = Selector::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
             assert_eq!(sel.matches(&labels), want, "{text}");
+        }
+    }
+
+    /// Each error names the offending part, as the Event on the object shows it.
+    #[test]
+    fn selector_errors_say_what_is_wrong() {
+        let cases = [
+            ("a in (b", r#"unbalanced '(' in selector "a in (b""#),
+            ("a)", r#"unbalanced ')' in selector "a)""#),
+            ("a,,b", r#"empty requirement in selector "a,,b""#),
+            ("Bad*Key=v", r#"invalid label key "Bad*Key""#),
+            ("k=v!", r#"invalid label value "v!""#),
+            ("a in b", r#"expected a parenthesised list, got " b""#),
+            ("a b c", r#"cannot parse requirement "a b c""#),
+        ];
+        for (text, want) in cases {
+            assert_eq!(Selector::parse(text).map_err(|e| e.to_string()), Err(want.to_owned()), "{text:?}");
         }
     }
 

@@ -155,14 +155,14 @@ pub fn steering(obj: &Value) -> Result<Steering, AnnotationError> {
         placement.names = Some(parse_cluster_list(text)?);
     }
     if let Some(text) = annotation(obj, SELECTOR_ANNOTATION) {
-        placement.selector = Some(Selector::parse(text).map_err(|e| bad(SELECTOR_ANNOTATION, e))?);
+        placement.selector = Some(Selector::parse(text).map_err(|e| bad(SELECTOR_ANNOTATION, e.to_string()))?);
     }
     let overrides = match annotation(obj, OVERRIDES_ANNOTATION) {
         Some(text) => parse_overrides(text)?,
         None => BTreeMap::new(),
     };
     let preferences = match annotation(obj, PREFERENCES_ANNOTATION) {
-        Some(text) => ReplicaPreferences::parse(text).map_err(|e| bad(PREFERENCES_ANNOTATION, e))?,
+        Some(text) => ReplicaPreferences::parse(text).map_err(|e| bad(PREFERENCES_ANNOTATION, e.to_string()))?,
         None => ReplicaPreferences::even(),
     };
     let retain_replicas = match annotation(obj, RETAIN_REPLICAS_ANNOTATION) {
@@ -474,7 +474,7 @@ mod tests {
     use crate::kinds::{self, KINDS};
 
     fn kind(name: &str) -> &'static Kind {
-        kinds::get(kinds::by_name(name).unwrap_or(usize::MAX))
+        kinds::get(kinds::by_name(name).unwrap_or(kinds::NAMESPACE))
     }
 
     fn with_annotations(pairs: &[(&str, &str)]) -> Value {

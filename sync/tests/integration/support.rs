@@ -15,7 +15,7 @@ use meridian_config::Config;
 use meridian_discovery::table::ClusterState;
 use meridian_discovery::{Discovery, Metrics, SimulatorLink, registry};
 use meridian_sim::{ClusterSpec, SimOptions, Simulator};
-use meridian_sync::Sync;
+use meridian_sync::ResourceSync;
 use meridian_testkit::FaultProxy;
 use prometheus_client::registry::Registry;
 use serde_json::Value;
@@ -101,7 +101,7 @@ pub(crate) struct Env {
     pub(crate) sync_kubeconfig: PathBuf,
     pub(crate) config: Config,
     pub(crate) discovery: Arc<Discovery>,
-    pub(crate) sync: Option<Sync>,
+    pub(crate) sync: Option<ResourceSync>,
     /// The first sync replica's metrics.
     pub(crate) metrics: Registry,
     /// The fault proxy in front of each proxied cluster, by cluster name.
@@ -175,13 +175,13 @@ impl Env {
     }
 
     /// Starts one more sync replica against the same control plane and members.
-    pub(crate) async fn start_sync(&self) -> Result<Sync> {
+    pub(crate) async fn start_sync(&self) -> Result<ResourceSync> {
         self.start_sync_into(&mut Registry::default()).await
     }
 
-    async fn start_sync_into(&self, metrics: &mut Registry) -> Result<Sync> {
+    async fn start_sync_into(&self, metrics: &mut Registry) -> Result<ResourceSync> {
         let host = registry::connect("host", &self.sync_kubeconfig, Some("host")).await?;
-        Ok(Sync::start(&self.config, host, self.discovery.clone(), metrics).await?)
+        Ok(ResourceSync::start(&self.config, host, self.discovery.clone(), metrics).await?)
     }
 
     /// A client of one cluster, reached directly (as kubectl reaches it).
@@ -211,7 +211,7 @@ impl Env {
         Ok(sum)
     }
 
-    pub(crate) fn sync(&self) -> Result<&Sync> {
+    pub(crate) fn sync(&self) -> Result<&ResourceSync> {
         self.sync.as_ref().context("sync is not running")
     }
 

@@ -1,0 +1,132 @@
+//! The state the controller's tasks share with each other and with the
+//! [`crate::ResourceSync`] handle.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use kube::api::{Api, DynamicObject};
+use kube::{Client, ResourceExt};
+use meridian_discovery::Discovery;
+use parking_lot::{Mutex, RwLock};
+use serde_json::Value;
+use tokio::sync::watch;
+
+use super::Settings;
+use super::deletion::Deleting;
+use crate::gate::Gates;
+use crate::kinds::{Kind, KindId};
+use crate::metrics::Metrics;
+use crate::queue::{ObjKey, Queue};
+use crate::status::{Book, ObjectStatus};
+use crate::template::DeletePolicy;
+
+/// State shared by the controller's tasks and the [`crate::ResourceSync`] handle.
+pub(crate) struct Shared {
+    pub(crate) host: Client,
+    /// The control plane's name in the configuration, for logs and metrics.
+    pub(super) host_name: String,
+    pub(crate) discovery: Arc<Discovery>,
+    pub(crate) settings: RwLock<Arc<Settings>>,
+    pub(crate) leader: watch::Receiver<bool>,
+    pub(crate) queue: Queue,
+    pub(crate) book: Mutex<Book>,
+    pub(crate) metrics: Metrics,
+    /// Every control-plane object seen by the watches, for full resyncs.
+    pub(super) known: Mutex<BTreeSet<ObjKey>>,
+    /// Pending deletions, for the deletion timeout and their Events.
+    pub(super) deleting: Mutex<HashMap<ObjKey, Deleting>>,
+    /// The deletion policy of each control-plane object as the watch first showed it
+    /// marked for deletion: the garbage collector may remove `foregroundDeletion` before a
+    /// reconcile reads the object, so this is the first evidence, until it is latched in
+    /// [`crate::template::DELETION_ANNOTATION`] on the object.
+    pub(super) first_seen_deleting: Mutex<HashMap<ObjKey, DeletePolicy>>,
+    /// Members skipped after a request timed out, until a probe gets an answer.
+    pub(crate) gates: Gates,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        host: Client,
+        host_name: String,
+        discovery: Arc<Discovery>,
+        settings: Settings,
+        leader: watch::Receiver<bool>,
+        metrics: Metrics,
+    ) -> Self {
+        Self {
+            host,
+            host_name,
+            discovery,
+            settings: RwLock::new(Arc::new(settings)),
+            leader,
+            queue: Queue::default(),
+            book: Mutex::new(Book::default()),
+            metrics,
+            known: Mutex::new(BTreeSet::new()),
+            deleting: Mutex::new(HashMap::new()),
+            first_seen_deleting: Mutex::new(HashMap::new()),
+            gates: Gates::default(),
+        }
+    }
+
+    pub(super) fn settings(&self) -> Arc<Settings> {
+        self.settings.read().clone()
+    }
+
+    pub(crate) fn is_leader(&self) -> bool {
+        *self.leader.borrow()
+    }
+
+    /// Queues every known control-plane object.
+    pub(crate) fn enqueue_all(&self) {
+        let keys: Vec<ObjKey> = self.known.lock().iter().cloned().collect();
+        for k in keys {
+            self.queue.add(k);
+        }
+    }
+
+    pub(super) fn host_api(&self, kind: &Kind, ns: &str) -> Api<DynamicObject> {
+        api(&self.host, kind, ns)
+    }
+
+    /// The object's last status, or an empty one.
+    pub(super) fn previous_status(&self, key: &ObjKey) -> ObjectStatus {
+        self.book.lock().objects.get(key).cloned().unwrap_or_default()
+    }
+
+    pub(super) fn set_status(&self, key: &ObjKey, status: ObjectStatus) {
+        let mut b = self.book.lock();
+        b.objects.insert(key.clone(), status);
+        self.metrics.objects(b.objects.len());
+    }
+
+    /// The object is not being deleted (a deletion seen earlier was of an object since
+    /// recreated): forgets what was kept for its deletion.
+    pub(super) fn not_deleting(&self, key: &ObjKey) {
+        self.deleting.lock().remove(key);
+        self.first_seen_deleting.lock().remove(key);
+    }
+
+    /// The object is gone from the control plane: forgets everything about it.
+    pub(super) fn forget(&self, key: &ObjKey) {
+        let mut b = self.book.lock();
+        b.objects.remove(key);
+        self.metrics.objects(b.objects.len());
+        drop(b);
+        self.not_deleting(key);
+        self.known.lock().remove(key);
+    }
+}
+
+pub(super) fn api(client: &Client, kind: &Kind, ns: &str) -> Api<DynamicObject> {
+    let ar = kind.api_resource();
+    if kind.namespaced { Api::namespaced_with(client.clone(), ns, &ar) } else { Api::all_with(client.clone(), &ar) }
+}
+
+pub(super) fn to_value(o: &DynamicObject) -> Value {
+    serde_json::to_value(o).unwrap_or(Value::Null)
+}
+
+pub(super) fn key_of(kind: KindId, o: &DynamicObject) -> ObjKey {
+    ObjKey { kind, namespace: o.namespace().unwrap_or_default(), name: o.name_any() }
+}
