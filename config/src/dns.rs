@@ -269,15 +269,28 @@ pub struct NameMapping {
 impl DnsConfig {
     pub(crate) fn validate(&self, config: &Config) -> Vec<(String, String)> {
         let mut out = Vec::new();
+        self.check_listen_and_ttl(&mut out);
+        self.check_zones(config, &mut out);
+        self.check_other_names(&mut out);
+        out.extend(self.unaddressed_nameservers(config));
+        self.check_limits(&mut out);
+        out
+    }
+
+    fn check_listen_and_ttl(&self, out: &mut Vec<(String, String)>) {
         if self.enabled && self.listen.is_empty() {
             out.push(("dns.listen".into(), "at least one listen address is needed while dns.enabled = true".into()));
         }
         if self.ttl > 604_800 {
             out.push(("dns.ttl".into(), format!("ttl {} is above one week", self.ttl)));
         }
+    }
+
+    /// Each `[[dns.zones]]` apex, and its master file.
+    fn check_zones(&self, config: &Config, out: &mut Vec<(String, String)>) {
         for (i, z) in self.zones.iter().enumerate() {
-            if let Err(m) = crate::check_domain(&z.name) {
-                out.push((format!("dns.zones[{i}].name"), m));
+            if let Err(e) = crate::check_domain(&z.name) {
+                out.push((format!("dns.zones[{i}].name"), e.to_string()));
             }
             if let Some(f) = &z.file
                 && !config.resolve(f).is_file()
@@ -288,15 +301,17 @@ impl DnsConfig {
                 ));
             }
         }
-        if self.clusterset.enabled
-            && let Err(m) = crate::check_domain(&self.clusterset.domain)
-        {
-            out.push(("dns.clusterset.domain".into(), m));
+    }
+
+    /// The other domain names of the section: the clusterset domain, extra names (and the
+    /// services they stand for) and name servers.
+    fn check_other_names(&self, out: &mut Vec<(String, String)>) {
+        let domain = |path: String, name: &str| crate::check_domain(name).err().map(|e| (path, e.to_string()));
+        if self.clusterset.enabled {
+            out.extend(domain("dns.clusterset.domain".into(), &self.clusterset.domain));
         }
         for (i, n) in self.names.iter().enumerate() {
-            if let Err(m) = crate::check_domain(&n.name) {
-                out.push((format!("dns.names[{i}].name"), m));
-            }
+            out.extend(domain(format!("dns.names[{i}].name"), &n.name));
             match n.service.split_once('/') {
                 Some((ns, name)) if crate::is_dns_label(ns) && crate::is_dns_label(name) => {}
                 _ => out.push((
@@ -306,18 +321,17 @@ impl DnsConfig {
             }
         }
         for (i, ns) in self.nameservers.iter().enumerate() {
-            if let Err(m) = crate::check_domain(&ns.name) {
-                out.push((format!("dns.nameservers[{i}]"), m));
-            }
+            out.extend(domain(format!("dns.nameservers[{i}]"), &ns.name));
         }
         for (z, zone) in self.zones.iter().enumerate() {
             for (i, ns) in zone.nameservers.iter().enumerate() {
-                if let Err(m) = crate::check_domain(&ns.name) {
-                    out.push((format!("dns.zones[{z}].nameservers[{i}]"), m));
-                }
+                out.extend(domain(format!("dns.zones[{z}].nameservers[{i}]"), &ns.name));
             }
         }
-        out.extend(self.unaddressed_nameservers(config));
+    }
+
+    /// Numeric settings: negative TTL, the UDP threads' nice value, TCP limits and RRL.
+    fn check_limits(&self, out: &mut Vec<(String, String)>) {
         if self.negative_ttl > 86_400 {
             out.push((
                 "dns.negative_ttl".into(),
@@ -330,24 +344,29 @@ impl DnsConfig {
         if self.tcp_max_per_client == 0 {
             out.push(("dns.tcp_max_per_client".into(), "tcp_max_per_client must be at least 1".into()));
         }
-        if self.rrl.responses_per_second == 0 {
-            out.push(("dns.rrl.responses_per_second".into(), "responses_per_second must be at least 1".into()));
-        }
-        for (i, net) in self.rrl.exempt.iter().enumerate() {
-            if net.parse::<ipnet::IpNet>().is_err() && net.parse::<IpAddr>().is_err() {
-                out.push((format!("dns.rrl.exempt[{i}]"), format!("{net:?} is not a CIDR")));
-            }
-        }
-        if self.rrl.ipv4_prefix > 32 || self.rrl.ipv6_prefix > 128 {
-            out.push(("dns.rrl".into(), "ipv4_prefix must be 0..32 and ipv6_prefix 0..128".into()));
-        }
+        self.rrl.validate(out);
         if self.tcp_write_timeout.is_zero() {
             out.push(("dns.tcp_write_timeout".into(), "tcp_write_timeout must be above zero".into()));
         }
         if self.tcp_max_connections == 0 {
             out.push(("dns.tcp_max_connections".into(), "tcp_max_connections must be at least 1".into()));
         }
-        out
+    }
+}
+
+impl RrlConfig {
+    fn validate(&self, out: &mut Vec<(String, String)>) {
+        if self.responses_per_second == 0 {
+            out.push(("dns.rrl.responses_per_second".into(), "responses_per_second must be at least 1".into()));
+        }
+        for (i, net) in self.exempt.iter().enumerate() {
+            if net.parse::<ipnet::IpNet>().is_err() && net.parse::<IpAddr>().is_err() {
+                out.push((format!("dns.rrl.exempt[{i}]"), format!("{net:?} is not a CIDR")));
+            }
+        }
+        if self.ipv4_prefix > 32 || self.ipv6_prefix > 128 {
+            out.push(("dns.rrl".into(), "ipv4_prefix must be 0..32 and ipv6_prefix 0..128".into()));
+        }
     }
 }
 

@@ -33,27 +33,35 @@ impl From<Duration> for std::time::Duration {
     }
 }
 
-impl FromStr for Duration {
-    type Err = String;
+/// Why a duration in the file could not be read. Each message quotes the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("invalid duration {0:?}: expected a number followed by ms, s, m or h")]
+    NotANumber(String),
+    #[error("invalid duration {value:?}: unknown unit {unit:?} (use ms, s, m or h)")]
+    UnknownUnit { value: String, unit: String },
+    #[error("invalid duration {0:?}: out of range")]
+    OutOfRange(String),
+}
 
-    fn from_str(s: &str) -> Result<Self, String> {
+impl FromStr for Duration {
+    type Err = ParseError;
+
+    fn from_str(s: &str) -> Result<Self, ParseError> {
         let s = s.trim();
         let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
         let (num, unit) = s.split_at(split);
-        let value: f64 =
-            num.parse().map_err(|_| format!("invalid duration {s:?}: expected a number followed by ms, s, m or h"))?;
+        let value: f64 = num.parse().map_err(|_| ParseError::NotANumber(s.to_owned()))?;
         let scale = match unit.trim() {
             "ms" => 0.001,
             "s" => 1.0,
             "m" => 60.0,
             "h" => 3600.0,
-            other => {
-                return Err(format!("invalid duration {s:?}: unknown unit {other:?} (use ms, s, m or h)"));
-            }
+            other => return Err(ParseError::UnknownUnit { value: s.to_owned(), unit: other.to_owned() }),
         };
         let secs = value * scale;
         if !secs.is_finite() || !(0.0..=365.0 * 86400.0).contains(&secs) {
-            return Err(format!("invalid duration {s:?}: out of range"));
+            return Err(ParseError::OutOfRange(s.to_owned()));
         }
         Ok(Self(std::time::Duration::from_secs_f64(secs)))
     }

@@ -53,16 +53,25 @@ impl CheckKind {
     }
 }
 
-impl FromStr for CheckKind {
-    type Err = String;
+/// Why a check kind or a status range (in the file or an annotation) is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("unknown health check kind {0:?} (use tcp, http, https or off)")]
+    UnknownKind(String),
+    #[error("invalid status range {0:?}: write e.g. \"200\" or \"200-399\" (100..599)")]
+    StatusRange(String),
+}
 
-    fn from_str(s: &str) -> Result<Self, String> {
+impl FromStr for CheckKind {
+    type Err = ParseError;
+
+    fn from_str(s: &str) -> Result<Self, ParseError> {
         match s {
             "tcp" => Ok(CheckKind::Tcp),
             "http" => Ok(CheckKind::Http),
             "https" => Ok(CheckKind::Https),
             "off" => Ok(CheckKind::Off),
-            other => Err(format!("unknown health check kind {other:?} (use tcp, http, https or off)")),
+            other => Err(ParseError::UnknownKind(other.to_owned())),
         }
     }
 }
@@ -88,10 +97,10 @@ impl Default for StatusRange {
 }
 
 impl FromStr for StatusRange {
-    type Err = String;
+    type Err = ParseError;
 
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("invalid status range {s:?}: write e.g. \"200\" or \"200-399\" (100..599)");
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        let bad = || ParseError::StatusRange(s.to_owned());
         let (lo, hi) = s.trim().split_once('-').unwrap_or((s.trim(), s.trim()));
         let low: u16 = lo.trim().parse().map_err(|_| bad())?;
         let high: u16 = hi.trim().parse().map_err(|_| bad())?;
@@ -193,6 +202,7 @@ pub struct HealthOverride {
 }
 
 /// The check settings that apply to one cluster's shards (before any annotation).
+/// Discovery's `CheckSpec` is these, with a Service's annotation applied, plus the port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckSettings {
     pub kind: CheckKind,

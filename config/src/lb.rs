@@ -191,6 +191,24 @@ impl Default for LbLimits {
 impl LbConfig {
     pub(crate) fn validate(&self, config: &Config) -> Vec<(String, String)> {
         let mut out = Vec::new();
+        self.check_region(config, &mut out);
+        self.check_listeners(&mut out);
+        self.check_certificates(&mut out);
+        self.check_routes(&mut out);
+        if !(self.overprovisioning_factor.is_finite() && (1.0..=10.0).contains(&self.overprovisioning_factor)) {
+            out.push(("lb.overprovisioning_factor".into(), "overprovisioning_factor must be between 1 and 10".into()));
+        }
+        self.timeouts.validate(&mut out);
+        if self.retry.budget_percent > 100 {
+            out.push(("lb.retry.budget_percent".into(), "budget_percent must be 0..100".into()));
+        }
+        self.outlier.validate(&mut out);
+        self.limits.validate(&mut out);
+        out
+    }
+
+    /// A region no cluster is in, when every cluster's region is known.
+    fn check_region(&self, config: &Config, out: &mut Vec<(String, String)>) {
         if let Some(r) = &self.region
             && !config.clusters.iter().any(|c| c.region.as_deref() == Some(r.as_str()))
             && !config.clusters.is_empty()
@@ -198,6 +216,11 @@ impl LbConfig {
         {
             out.push(("lb.region".into(), format!("no cluster is in region {r:?}")));
         }
+    }
+
+    /// At least one listener while enabled, and no address listed twice (port 0 excepted:
+    /// each such listener gets its own port).
+    fn check_listeners(&self, out: &mut Vec<(String, String)>) {
         if self.enabled && self.listen.is_empty() && self.listen_tls.is_empty() {
             out.push(("lb.listen".into(), "the proxy needs at least one `listen` or `listen_tls` address".into()));
         }
@@ -211,6 +234,9 @@ impl LbConfig {
                 }
             }
         }
+    }
+
+    fn check_certificates(&self, out: &mut Vec<(String, String)>) {
         for (i, c) in self.certificates.iter().enumerate() {
             for (f, p) in [("cert", &c.cert), ("key", &c.key)] {
                 if p.as_os_str().is_empty() {
@@ -219,16 +245,19 @@ impl LbConfig {
             }
             for n in &c.names {
                 let bare = n.strip_prefix("*.").unwrap_or(n);
-                if let Err(m) = crate::check_domain(bare) {
-                    out.push((format!("lb.certificates[{i}].names"), m));
+                if let Err(e) = crate::check_domain(bare) {
+                    out.push((format!("lb.certificates[{i}].names"), e.to_string()));
                 }
             }
         }
+    }
+
+    fn check_routes(&self, out: &mut Vec<(String, String)>) {
         for (i, r) in self.routes.iter().enumerate() {
             let p = |f: &str| format!("lb.routes[{i}].{f}");
             let bare = r.host.strip_prefix("*.").unwrap_or(&r.host);
-            if let Err(m) = crate::check_domain(bare) {
-                out.push((p("host"), m));
+            if let Err(e) = crate::check_domain(bare) {
+                out.push((p("host"), e.to_string()));
             }
             if !r.path.starts_with('/') {
                 out.push((p("path"), format!("path {:?} must start with '/'", r.path)));
@@ -240,46 +269,53 @@ impl LbConfig {
                 out.push((p("port"), "port must be 1..65535".into()));
             }
         }
-        if !(self.overprovisioning_factor.is_finite() && (1.0..=10.0).contains(&self.overprovisioning_factor)) {
-            out.push(("lb.overprovisioning_factor".into(), "overprovisioning_factor must be between 1 and 10".into()));
-        }
-        let t = &self.timeouts;
+    }
+}
+
+impl LbTimeouts {
+    /// The timeouts of a request must be above zero; `drain` may be zero (shutdown then
+    /// waits for nothing).
+    fn validate(&self, out: &mut Vec<(String, String)>) {
         for (f, d) in [
-            ("connect", t.connect),
-            ("first_byte", t.first_byte),
-            ("idle", t.idle),
-            ("overall", t.overall),
-            ("header_read", t.header_read),
-            ("body_read", t.body_read),
+            ("connect", self.connect),
+            ("first_byte", self.first_byte),
+            ("idle", self.idle),
+            ("overall", self.overall),
+            ("header_read", self.header_read),
+            ("body_read", self.body_read),
         ] {
             if d.is_zero() {
                 out.push((format!("lb.timeouts.{f}"), format!("{f} timeout must be above zero")));
             }
         }
-        if self.retry.budget_percent > 100 {
-            out.push(("lb.retry.budget_percent".into(), "budget_percent must be 0..100".into()));
-        }
-        let o = &self.outlier;
-        if o.max_ejection_percent > 100 {
+    }
+}
+
+impl OutlierConfig {
+    fn validate(&self, out: &mut Vec<(String, String)>) {
+        if self.max_ejection_percent > 100 {
             out.push(("lb.outlier.max_ejection_percent".into(), "max_ejection_percent must be 0..100".into()));
         }
-        if o.max_ejection_time < o.base_ejection_time {
+        if self.max_ejection_time < self.base_ejection_time {
             out.push((
                 "lb.outlier.max_ejection_time".into(),
                 "max_ejection_time must be at least base_ejection_time".into(),
             ));
         }
-        let l = &self.limits;
-        if l.max_connections == 0 {
+    }
+}
+
+impl LbLimits {
+    fn validate(&self, out: &mut Vec<(String, String)>) {
+        if self.max_connections == 0 {
             out.push(("lb.limits.max_connections".into(), "max_connections must be at least 1".into()));
         }
-        if !(8192..=1 << 20).contains(&l.max_header_bytes) {
+        if !(8192..=1 << 20).contains(&self.max_header_bytes) {
             out.push(("lb.limits.max_header_bytes".into(), "max_header_bytes must be 8192..1048576".into()));
         }
-        if l.max_headers == 0 {
+        if self.max_headers == 0 {
             out.push(("lb.limits.max_headers".into(), "max_headers must be at least 1".into()));
         }
-        out
     }
 }
 

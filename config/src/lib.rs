@@ -1,7 +1,8 @@
 //! Meridian's configuration: the TOML schema, loading, validation and change notification.
 //!
 //! Layout:
-//! - `lib.rs`: the top-level [`Config`] and the member-cluster entries ([`ClusterConfig`]).
+//! - `lib.rs`: the top-level [`Config`], the member-cluster entries ([`ClusterConfig`])
+//!   and the name checks every section uses ([`is_dns_label`], [`check_domain`]).
 //! - [`dns`], [`lb`], [`sync`], [`admin`], [`health`], [`ranking`]: one section of the
 //!   file each.
 //! - [`error`]: validation errors that name the field path and the line/column in the file.
@@ -228,92 +229,127 @@ impl Config {
     /// already reported by the parser.
     pub fn validate(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        if !is_dns_label(&self.name) {
-            out.push((
-                "name".into(),
-                format!("federation name {:?} must be a DNS label (a-z, 0-9, '-', at most 63)", self.name),
-            ));
-        }
-        if let Err(m) = check_domain(&self.dns_zone) {
-            out.push(("dns_zone".into(), m));
-        }
-        let mut seen = BTreeMap::new();
-        for (i, c) in self.clusters.iter().enumerate() {
-            let p = |f: &str| format!("clusters[{i}].{f}");
-            if !is_dns_label(&c.name) {
-                out.push((
-                    p("name"),
-                    format!("cluster name {:?} must be a DNS label (a-z, 0-9, '-', at most 63)", c.name),
-                ));
-            }
-            if let Some(first) = seen.insert(c.name.clone(), i) {
-                out.push((p("name"), format!("cluster name {:?} is already used by clusters[{first}]", c.name)));
-            }
-            match (c.simulated, &c.kubeconfig) {
-                (true, Some(_)) => out.push((
-                    p("kubeconfig"),
-                    "a cluster is either `simulated = true` or reached through `kubeconfig`, not both".into(),
-                )),
-                (false, None) => out.push((
-                    p("kubeconfig"),
-                    format!("cluster {:?} needs `kubeconfig` (and optionally `context`) or `simulated = true`", c.name),
-                )),
-                (true, None) if c.context.is_some() => {
-                    out.push((p("context"), "`context` only applies with `kubeconfig`".into()))
-                }
-                _ => {}
-            }
-            if let Some(kc) = &c.kubeconfig
-                && kc.as_os_str().is_empty()
-            {
-                out.push((p("kubeconfig"), "kubeconfig path is empty".into()));
-            }
-            for (field, v) in [("region", &c.region), ("zone", &c.zone)] {
-                if let Some(v) = v
-                    && !is_dns_label(v)
-                {
-                    out.push((
-                        p(field),
-                        format!("{field} {v:?} must be a DNS label, since it appears in federated names"),
-                    ));
-                }
-            }
-            if let Some(loc) = c.location {
-                if !(-90.0..=90.0).contains(&loc.lat) {
-                    out.push((p("location.lat"), format!("latitude {} is outside -90..90", loc.lat)));
-                }
-                if !(-180.0..=180.0).contains(&loc.lon) {
-                    out.push((p("location.lon"), format!("longitude {} is outside -180..180", loc.lon)));
-                }
-            }
-            if c.weight > 1_000_000 {
-                out.push((p("weight"), format!("weight {} is above the maximum 1000000", c.weight)));
-            }
-            for k in c.labels.keys() {
-                if k.is_empty() || k.len() > 253 {
-                    out.push((format!("clusters[{i}].labels"), format!("label key {k:?} must be 1 to 253 characters")));
-                }
-            }
-        }
-        let d = &self.discovery;
-        if d.probe_interval.as_std() < std::time::Duration::from_millis(100) {
-            out.push(("discovery.probe_interval".into(), "probe_interval must be at least 100ms".into()));
-        }
-        if d.probe_timeout.is_zero() {
-            out.push(("discovery.probe_timeout".into(), "probe_timeout must be above zero".into()));
-        }
-        if d.watch_silence.as_std() < std::time::Duration::from_secs(1) {
-            out.push(("discovery.watch_silence".into(), "watch_silence must be at least 1s".into()));
-        }
-        if d.offline_after == 0 {
-            out.push(("discovery.offline_after".into(), "offline_after must be at least 1".into()));
-        }
+        self.check_names(&mut out);
+        self.check_clusters(&mut out);
+        out.extend(self.discovery.validate());
         out.extend(self.dns.validate(self));
         out.extend(self.lb.validate(self));
         out.extend(self.sync.validate(self));
         out.extend(self.admin.validate());
         out.extend(self.health.validate(self));
         out.extend(self.ranking.validate(self));
+        out
+    }
+
+    /// The federation name and the DNS suffix.
+    fn check_names(&self, out: &mut Vec<(String, String)>) {
+        if !is_dns_label(&self.name) {
+            out.push((
+                "name".into(),
+                format!("federation name {:?} must be a DNS label (a-z, 0-9, '-', at most 63)", self.name),
+            ));
+        }
+        if let Err(e) = check_domain(&self.dns_zone) {
+            out.push(("dns_zone".into(), e.to_string()));
+        }
+    }
+
+    /// Every member entry, and that no two share a name.
+    fn check_clusters(&self, out: &mut Vec<(String, String)>) {
+        let mut seen = BTreeMap::new();
+        for (i, c) in self.clusters.iter().enumerate() {
+            let earlier = seen.insert(c.name.clone(), i);
+            c.validate(&format!("clusters[{i}]"), earlier, out);
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// Problems of the entry at `at` (`clusters[3]`); `earlier` is the index of an entry
+    /// before it with the same name.
+    fn validate(&self, at: &str, earlier: Option<usize>, out: &mut Vec<(String, String)>) {
+        let p = |f: &str| format!("{at}.{f}");
+        if !is_dns_label(&self.name) {
+            out.push((
+                p("name"),
+                format!("cluster name {:?} must be a DNS label (a-z, 0-9, '-', at most 63)", self.name),
+            ));
+        }
+        if let Some(first) = earlier {
+            out.push((p("name"), format!("cluster name {:?} is already used by clusters[{first}]", self.name)));
+        }
+        self.check_reach(at, out);
+        self.check_topology(at, out);
+        if self.weight > 1_000_000 {
+            out.push((p("weight"), format!("weight {} is above the maximum 1000000", self.weight)));
+        }
+        for k in self.labels.keys() {
+            if k.is_empty() || k.len() > 253 {
+                out.push((p("labels"), format!("label key {k:?} must be 1 to 253 characters")));
+            }
+        }
+    }
+
+    /// Exactly one way to reach the cluster: the simulator, or a kubeconfig (and context).
+    fn check_reach(&self, at: &str, out: &mut Vec<(String, String)>) {
+        let p = |f: &str| format!("{at}.{f}");
+        match (self.simulated, &self.kubeconfig) {
+            (true, Some(_)) => out.push((
+                p("kubeconfig"),
+                "a cluster is either `simulated = true` or reached through `kubeconfig`, not both".into(),
+            )),
+            (false, None) => out.push((
+                p("kubeconfig"),
+                format!("cluster {:?} needs `kubeconfig` (and optionally `context`) or `simulated = true`", self.name),
+            )),
+            (true, None) if self.context.is_some() => {
+                out.push((p("context"), "`context` only applies with `kubeconfig`".into()))
+            }
+            _ => {}
+        }
+        if let Some(kc) = &self.kubeconfig
+            && kc.as_os_str().is_empty()
+        {
+            out.push((p("kubeconfig"), "kubeconfig path is empty".into()));
+        }
+    }
+
+    /// Region and zone appear in federated names; the location must be on Earth.
+    fn check_topology(&self, at: &str, out: &mut Vec<(String, String)>) {
+        let p = |f: &str| format!("{at}.{f}");
+        for (field, v) in [("region", &self.region), ("zone", &self.zone)] {
+            if let Some(v) = v
+                && !is_dns_label(v)
+            {
+                out.push((p(field), format!("{field} {v:?} must be a DNS label, since it appears in federated names")));
+            }
+        }
+        if let Some(loc) = self.location {
+            if !(-90.0..=90.0).contains(&loc.lat) {
+                out.push((p("location.lat"), format!("latitude {} is outside -90..90", loc.lat)));
+            }
+            if !(-180.0..=180.0).contains(&loc.lon) {
+                out.push((p("location.lon"), format!("longitude {} is outside -180..180", loc.lon)));
+            }
+        }
+    }
+}
+
+impl DiscoveryConfig {
+    fn validate(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if self.probe_interval.as_std() < std::time::Duration::from_millis(100) {
+            out.push(("discovery.probe_interval".into(), "probe_interval must be at least 100ms".into()));
+        }
+        if self.probe_timeout.is_zero() {
+            out.push(("discovery.probe_timeout".into(), "probe_timeout must be above zero".into()));
+        }
+        if self.watch_silence.as_std() < std::time::Duration::from_secs(1) {
+            out.push(("discovery.watch_silence".into(), "watch_silence must be at least 1s".into()));
+        }
+        if self.offline_after == 0 {
+            out.push(("discovery.offline_after".into(), "offline_after must be at least 1".into()));
+        }
         out
     }
 }
@@ -327,14 +363,25 @@ pub fn is_dns_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
+/// Why a name is not a domain name. Each message quotes the name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    #[error("domain must not be empty")]
+    Empty,
+    #[error("domain {0:?} is longer than 253 characters")]
+    TooLong(String),
+    #[error("domain {domain:?} has an invalid label {label:?}")]
+    InvalidLabel { domain: String, label: String },
+}
+
 /// Checks a domain name such as `example.com` (a trailing dot is allowed).
-pub fn check_domain(s: &str) -> std::result::Result<(), String> {
+pub fn check_domain(s: &str) -> std::result::Result<(), DomainError> {
     let trimmed = s.strip_suffix('.').unwrap_or(s);
     if trimmed.is_empty() {
-        return Err("domain must not be empty".into());
+        return Err(DomainError::Empty);
     }
     if trimmed.len() > 253 {
-        return Err(format!("domain {s:?} is longer than 253 characters"));
+        return Err(DomainError::TooLong(s.to_owned()));
     }
     for label in trimmed.split('.') {
         let ok = !label.is_empty()
@@ -343,7 +390,7 @@ pub fn check_domain(s: &str) -> std::result::Result<(), String> {
             && !label.starts_with('-')
             && !label.ends_with('-');
         if !ok {
-            return Err(format!("domain {s:?} has an invalid label {label:?}"));
+            return Err(DomainError::InvalidLabel { domain: s.to_owned(), label: label.to_owned() });
         }
     }
     Ok(())

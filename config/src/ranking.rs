@@ -61,17 +61,24 @@ impl fmt::Display for PolicyName {
     }
 }
 
-impl FromStr for PolicyName {
-    type Err = String;
+/// Why a policy name (in a Service annotation) is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("unknown policy {0:?} (use roundrobin, weighted, failover, geo or latency)")]
+    UnknownPolicy(String),
+}
 
-    fn from_str(s: &str) -> Result<Self, String> {
+impl FromStr for PolicyName {
+    type Err = ParseError;
+
+    fn from_str(s: &str) -> Result<Self, ParseError> {
         match s.trim().to_ascii_lowercase().as_str() {
             "roundrobin" | "round-robin" | "round_robin" => Ok(PolicyName::RoundRobin),
             "weighted" => Ok(PolicyName::Weighted),
             "failover" => Ok(PolicyName::Failover),
             "geo" => Ok(PolicyName::Geo),
             "latency" => Ok(PolicyName::Latency),
-            _ => Err(format!("unknown policy {s:?} (use roundrobin, weighted, failover, geo or latency)")),
+            _ => Err(ParseError::UnknownPolicy(s.to_owned())),
         }
     }
 }

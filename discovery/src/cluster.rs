@@ -4,8 +4,8 @@
 //!
 //! Each cluster runs as one task that owns its local view of the objects. Watches
 //! reconnect with backoff and resume from their resourceVersion; on `410 Gone` the
-//! watcher relists, and objects missing from the new list are removed (see
-//! [`Watched::finish_init`]).
+//! watcher relists, and objects missing from the new list are removed when it completes
+//! (see [`ListState`]).
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
@@ -25,6 +25,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, info, warn};
 
 use crate::metrics::Metrics;
+use crate::registry;
 use crate::shard::{self, SERVICE_NAME_LABEL, ServiceInfo, SliceInfo};
 use crate::table::{ClusterMeta, ClusterState, Kind, ObjectKey, Update};
 
@@ -58,35 +59,108 @@ enum Ev {
     Silent(&'static str, Duration),
 }
 
-/// Objects of one kind, with the bookkeeping for relists.
-struct Watched<K> {
-    objects: HashMap<ObjectKey, K>,
-    /// Keys seen since the current relist started; `None` outside a relist.
-    relisting: Option<BTreeSet<ObjectKey>>,
-    /// The first full list has completed.
-    synced: bool,
+/// Where one kind's watch is in kube-runtime's list-then-watch cycle. A watcher starts
+/// every (re)connection that cannot resume with a list (`Init`, `InitApply`…,
+/// `InitDone`), and only at `InitDone` does a consumer know which objects are gone.
+#[derive(Debug, PartialEq)]
+enum ListState {
+    /// Entered at start; left at the first `Init`. Nothing of this kind is known yet.
+    Unlisted,
+    /// Entered at the first `Init`; left at its `InitDone`. Holds the keys listed so far.
+    Listing(BTreeSet<ObjectKey>),
+    /// Entered when a list completes; left at the next `Init` (after `410 Gone`, a
+    /// restart by the watchdog, or a cluster back from Offline). Events are changes.
+    Watching,
+    /// Entered at an `Init` after a completed list; left at its `InitDone`. Holds the
+    /// keys listed again so far: the objects it does not list were deleted meanwhile.
+    Relisting(BTreeSet<ObjectKey>),
 }
 
-impl<K> Default for Watched<K> {
-    fn default() -> Self {
-        Self { objects: HashMap::new(), relisting: None, synced: false }
+impl ListState {
+    /// True once a list has completed: the objects are the cluster's (or were, until
+    /// the relist under way completes).
+    fn listed(&self) -> bool {
+        matches!(self, ListState::Watching | ListState::Relisting(_))
     }
-}
 
-impl<K> Watched<K> {
-    fn apply(&mut self, key: ObjectKey, obj: K) {
-        if let Some(seen) = &mut self.relisting {
+    /// `Init`: a list begins.
+    fn begin(&mut self) {
+        *self = if self.listed() { ListState::Relisting(BTreeSet::new()) } else { ListState::Listing(BTreeSet::new()) };
+    }
+
+    /// An object arrived; during a list it counts as listed.
+    fn saw(&mut self, key: &ObjectKey) {
+        if let ListState::Listing(seen) | ListState::Relisting(seen) = self {
             seen.insert(key.clone());
         }
-        self.objects.insert(key, obj);
     }
 
-    /// Ends a relist: returns the objects that were not listed again (deleted meanwhile).
-    fn finish_init(&mut self) -> Vec<(ObjectKey, K)> {
-        self.synced = true;
-        let Some(seen) = self.relisting.take() else {
-            return Vec::new();
+    /// `InitDone`: returns the keys the list saw (`None` when no list was under way) and
+    /// whether it was the first list to complete.
+    fn finish(&mut self) -> (Option<BTreeSet<ObjectKey>>, bool) {
+        let first = !self.listed();
+        let seen = match std::mem::replace(self, ListState::Watching) {
+            ListState::Listing(seen) | ListState::Relisting(seen) => Some(seen),
+            ListState::Unlisted | ListState::Watching => None,
         };
+        (seen, first)
+    }
+}
+
+/// What one watch event did to the objects of a kind.
+enum Step<K, V> {
+    /// A list began; nothing changed yet.
+    Began,
+    /// An object was added or changed; `old` is what was stored for it before.
+    Applied { key: ObjectKey, old: Option<V> },
+    /// An object was deleted; `old` is what was stored for it, `obj` the last state the
+    /// server sent.
+    Deleted { key: ObjectKey, old: Option<V>, obj: K },
+    /// A list completed: the objects it did not list, now removed, and whether it was
+    /// this kind's first.
+    Listed { gone: Vec<(ObjectKey, V)>, first: bool },
+}
+
+/// Objects of one kind (as `V`, what the task keeps of each), and the list state.
+struct Watched<V> {
+    objects: HashMap<ObjectKey, V>,
+    list: ListState,
+}
+
+impl<V> Default for Watched<V> {
+    fn default() -> Self {
+        Self { objects: HashMap::new(), list: ListState::Unlisted }
+    }
+}
+
+impl<V> Watched<V> {
+    /// Applies one event, storing `keep(object)` for each object added or changed.
+    fn follow<K: ResourceExt>(&mut self, ev: watcher::Event<K>, keep: impl FnOnce(K) -> V) -> Step<K, V> {
+        match ev {
+            watcher::Event::Init => {
+                self.list.begin();
+                Step::Began
+            }
+            watcher::Event::InitApply(obj) | watcher::Event::Apply(obj) => {
+                let key = key_of(&obj);
+                self.list.saw(&key);
+                let old = self.objects.insert(key.clone(), keep(obj));
+                Step::Applied { key, old }
+            }
+            watcher::Event::Delete(obj) => {
+                let key = key_of(&obj);
+                let old = self.objects.remove(&key);
+                Step::Deleted { key, old, obj }
+            }
+            watcher::Event::InitDone => {
+                let (seen, first) = self.list.finish();
+                Step::Listed { gone: seen.map(|seen| self.remove_unseen(&seen)).unwrap_or_default(), first }
+            }
+        }
+    }
+
+    /// Removes and returns the objects whose keys are not in `seen`.
+    fn remove_unseen(&mut self, seen: &BTreeSet<ObjectKey>) -> Vec<(ObjectKey, V)> {
         let gone: Vec<ObjectKey> = self.objects.keys().filter(|k| !seen.contains(*k)).cloned().collect();
         gone.into_iter().filter_map(|k| self.objects.remove(&k).map(|o| (k, o))).collect()
     }
@@ -108,11 +182,15 @@ struct SliceEntry {
     info: SliceInfo,
 }
 
-/// EndpointSlices by service, so refreshing one service reads its own slices.
-///
-/// Profile lesson (scale bench, 100 clusters × 1,000 services): finding a service's
-/// slices by scanning every slice of the cluster made each go-live O(n²) — 10⁶ label
-/// lookups per cluster, a quarter of Meridian's start-up CPU (`slice_service` + memcmp).
+impl SliceEntry {
+    fn new(slice: &EndpointSlice) -> Self {
+        Self { service: slice_service(slice), info: SliceInfo::new(slice) }
+    }
+}
+
+/// EndpointSlices by service, so refreshing one service reads its own slices. Finding a
+/// service's slices by scanning every slice of the cluster made each go-live quadratic
+/// in the cluster's size, and large clusters spent much of their start-up there.
 #[derive(Default)]
 struct SliceIndex {
     by_service: HashMap<ObjectKey, BTreeSet<ObjectKey>>,
@@ -210,12 +288,26 @@ struct ClusterView {
     exports: Watched<()>,
     /// Shard keys currently published, to know what a removal must clear.
     published: BTreeSet<ObjectKey>,
-    /// Services and slices have both been listed once: shards may be published.
-    live: bool,
     tx: UnboundedSender<Update>,
 }
 
 impl ClusterView {
+    fn new(meta: Arc<ClusterMeta>, settings: Settings, tx: UnboundedSender<Update>) -> Self {
+        Self {
+            meta: meta.clone(),
+            configured: meta,
+            settings,
+            services: Watched::default(),
+            slices: Watched::default(),
+            slice_index: SliceIndex::default(),
+            ingresses: Watched::default(),
+            nodes: Watched::default(),
+            exports: Watched::default(),
+            published: BTreeSet::new(),
+            tx,
+        }
+    }
+
     fn name(&self) -> Arc<str> {
         self.meta.name.clone()
     }
@@ -229,33 +321,19 @@ impl ClusterView {
         self.slice_index.slices_of(key).filter_map(|k| self.slices.objects.get(k)).map(|s| &s.info).collect()
     }
 
-    /// Stores a slice; returns the services whose shard it may change (before and after a
-    /// relabel).
-    fn put_slice(&mut self, k: ObjectKey, slice: &EndpointSlice) -> Vec<ObjectKey> {
-        let before = self.slices.objects.get(&k).and_then(|s| s.service.clone());
-        let after = slice_service(slice);
-        self.slice_index.unlink(before.as_ref(), &k);
-        self.slice_index.link(after.as_ref(), &k);
-        self.slices.apply(k, SliceEntry { service: after.clone(), info: SliceInfo::new(slice) });
-        let mut touched: Vec<ObjectKey> = before.into_iter().chain(after).collect();
-        touched.dedup();
-        touched
-    }
-
-    /// Forgets a slice; returns its service.
-    fn drop_slice(&mut self, k: &ObjectKey) -> Option<ObjectKey> {
-        let old = self.slices.objects.remove(k)?;
-        self.slice_index.unlink(old.service.as_ref(), k);
-        old.service
-    }
-
     fn exported(&self, key: &ObjectKey) -> bool {
         self.exports.objects.contains_key(key)
     }
 
+    /// Shards are published once Services and EndpointSlices have both been listed: a
+    /// Service seen before its slices would look like a shard without ready endpoints.
+    fn live(&self) -> bool {
+        self.services.list.listed() && self.slices.list.listed()
+    }
+
     /// Recomputes and publishes the shard of one service.
     fn refresh_service(&mut self, key: &ObjectKey) {
-        if !self.live {
+        if !self.live() {
             return;
         }
         let shard = self.services.objects.get(key).and_then(|svc| {
@@ -285,13 +363,9 @@ impl ClusterView {
         self.send(Update::Ingress { cluster: self.name(), key: key.clone(), shard });
     }
 
-    /// Publishes every shard once services and slices are both listed, and clears what an
-    /// earlier task of this cluster left in the table that no longer exists.
-    fn maybe_go_live(&mut self) {
-        if self.live || !(self.services.synced && self.slices.synced) {
-            return;
-        }
-        self.live = true;
+    /// Publishes every shard (the cluster just became live), and clears what an earlier
+    /// task of this cluster left in the table that no longer exists.
+    fn go_live(&mut self) {
         let keys: Vec<ObjectKey> = self.services.objects.keys().cloned().collect();
         for k in &keys {
             self.refresh_service(k);
@@ -301,6 +375,21 @@ impl ClusterView {
             kind: Kind::Services,
             keys: self.published.iter().cloned().collect(),
         });
+    }
+
+    /// A list of Services or EndpointSlices completed, which removed the objects of the
+    /// services `touched`. Before the cluster is live nothing of it is published, so the
+    /// first list only decides whether it goes live now.
+    fn after_list(&mut self, touched: impl IntoIterator<Item = ObjectKey>, first: bool) {
+        if first {
+            if self.live() {
+                self.go_live();
+            }
+            return;
+        }
+        for svc in touched {
+            self.refresh_service(&svc);
+        }
     }
 
     /// Region and zone: the config's, else the first node's (by name) topology labels.
@@ -324,7 +413,6 @@ impl ClusterView {
     }
 
     fn handle(&mut self, ev: Ev, metrics: &Metrics) {
-        use watcher::Event as E;
         let cluster = self.meta.name.clone();
         match ev {
             Ev::Error(what, e) => {
@@ -337,120 +425,101 @@ impl ClusterView {
             }
             Ev::Service(e) => {
                 metrics.watch_event(&cluster, "Service");
-                match e {
-                    E::Init => self.services.relisting = Some(BTreeSet::new()),
-                    E::InitApply(o) | E::Apply(o) => {
-                        let k = key_of(&o);
-                        self.services.apply(k.clone(), ServiceInfo::new(&o, &self.settings.federate_annotation));
-                        self.refresh_service(&k);
-                    }
-                    E::Delete(o) => {
-                        let k = key_of(&o);
-                        self.services.objects.remove(&k);
-                        self.refresh_service(&k);
-                    }
-                    E::InitDone => {
-                        for (k, _) in self.services.finish_init() {
-                            self.refresh_service(&k);
-                        }
-                        self.maybe_go_live();
-                    }
-                }
+                self.on_service(e);
             }
             Ev::Slice(e) => {
                 metrics.watch_event(&cluster, "EndpointSlice");
-                match e {
-                    E::Init => self.slices.relisting = Some(BTreeSet::new()),
-                    E::InitApply(o) | E::Apply(o) => {
-                        // A slice may move between services only by relabelling: refresh both.
-                        for svc in self.put_slice(key_of(&o), &o) {
-                            self.refresh_service(&svc);
-                        }
-                    }
-                    E::Delete(o) => {
-                        let k = key_of(&o);
-                        let svc = self.drop_slice(&k).or_else(|| slice_service(&o));
-                        if let Some(svc) = svc {
-                            self.refresh_service(&svc);
-                        }
-                    }
-                    E::InitDone => {
-                        let gone = self.slices.finish_init();
-                        let mut touched = BTreeSet::new();
-                        for (k, s) in gone {
-                            self.slice_index.unlink(s.service.as_ref(), &k);
-                            touched.extend(s.service);
-                        }
-                        for svc in touched {
-                            self.refresh_service(&svc);
-                        }
-                        self.maybe_go_live();
-                    }
-                }
+                self.on_slice(e);
             }
             Ev::Ingress(e) => {
                 metrics.watch_event(&cluster, "Ingress");
-                match e {
-                    E::Init => self.ingresses.relisting = Some(BTreeSet::new()),
-                    E::InitApply(o) | E::Apply(o) => {
-                        let k = key_of(&o);
-                        self.ingresses.apply(k.clone(), o);
-                        self.refresh_ingress(&k);
-                    }
-                    E::Delete(o) => {
-                        let k = key_of(&o);
-                        self.ingresses.objects.remove(&k);
-                        self.refresh_ingress(&k);
-                    }
-                    E::InitDone => {
-                        for (k, _) in self.ingresses.finish_init() {
-                            self.refresh_ingress(&k);
-                        }
-                        let keys = self.ingresses.objects.keys().cloned().collect();
-                        self.send(Update::Resync { cluster: self.name(), kind: Kind::Ingresses, keys });
-                    }
-                }
+                self.on_ingress(e);
             }
             Ev::Node(e) => {
                 metrics.watch_event(&cluster, "Node");
-                match e {
-                    E::Init => self.nodes.relisting = Some(BTreeSet::new()),
-                    E::InitApply(o) | E::Apply(o) => self.nodes.apply(key_of(&o), o),
-                    E::Delete(o) => {
-                        self.nodes.objects.remove(&key_of(&o));
-                    }
-                    E::InitDone => {
-                        self.nodes.finish_init();
-                    }
-                }
+                self.nodes.follow(e, |node| node);
                 self.refresh_meta();
             }
             Ev::Export(e) => {
                 metrics.watch_event(&cluster, "ServiceExport");
-                let mut touched = Vec::new();
-                match e {
-                    E::Init => self.exports.relisting = Some(BTreeSet::new()),
-                    E::InitApply(o) | E::Apply(o) => {
-                        let k = key_of(&o);
-                        self.exports.apply(k.clone(), ());
-                        touched.push((k, true));
-                    }
-                    E::Delete(o) => {
-                        let k = key_of(&o);
-                        self.exports.objects.remove(&k);
-                        touched.push((k, false));
-                    }
-                    E::InitDone => {
-                        touched.extend(self.exports.finish_init().into_iter().map(|(k, _)| (k, false)));
-                        let keys = self.exports.objects.keys().cloned().collect();
-                        self.send(Update::Resync { cluster: self.name(), kind: Kind::Exports, keys });
-                    }
-                }
-                for (k, present) in touched {
-                    self.send(Update::Export { cluster: self.name(), key: k.clone(), present });
-                    self.refresh_service(&k);
+                self.on_export(e);
+            }
+        }
+    }
+
+    fn on_service(&mut self, ev: watcher::Event<Service>) {
+        let federate = &self.settings.federate_annotation;
+        match self.services.follow(ev, |svc| ServiceInfo::new(&svc, federate)) {
+            Step::Began => {}
+            Step::Applied { key, .. } | Step::Deleted { key, .. } => self.refresh_service(&key),
+            Step::Listed { gone, first } => self.after_list(gone.into_iter().map(|(k, _)| k), first),
+        }
+    }
+
+    fn on_slice(&mut self, ev: watcher::Event<EndpointSlice>) {
+        match self.slices.follow(ev, |slice| SliceEntry::new(&slice)) {
+            Step::Began => {}
+            Step::Applied { key, old } => {
+                // A slice moves between services only by relabelling: refresh both.
+                let before = old.and_then(|s| s.service);
+                let after = self.slices.objects.get(&key).and_then(|s| s.service.clone());
+                self.slice_index.unlink(before.as_ref(), &key);
+                self.slice_index.link(after.as_ref(), &key);
+                let mut touched: Vec<ObjectKey> = before.into_iter().chain(after).collect();
+                touched.dedup();
+                for svc in touched {
+                    self.refresh_service(&svc);
                 }
             }
+            Step::Deleted { key, old, obj } => {
+                if let Some(old) = &old {
+                    self.slice_index.unlink(old.service.as_ref(), &key);
+                }
+                // A slice the task never stored still names its service.
+                if let Some(svc) = old.and_then(|s| s.service).or_else(|| slice_service(&obj)) {
+                    self.refresh_service(&svc);
+                }
+            }
+            Step::Listed { gone, first } => {
+                let mut touched = BTreeSet::new();
+                for (k, s) in gone {
+                    self.slice_index.unlink(s.service.as_ref(), &k);
+                    touched.extend(s.service);
+                }
+                self.after_list(touched, first);
+            }
+        }
+    }
+
+    fn on_ingress(&mut self, ev: watcher::Event<Ingress>) {
+        match self.ingresses.follow(ev, |ing| ing) {
+            Step::Began => {}
+            Step::Applied { key, .. } | Step::Deleted { key, .. } => self.refresh_ingress(&key),
+            Step::Listed { gone, .. } => {
+                for (k, _) in gone {
+                    self.refresh_ingress(&k);
+                }
+                let keys = self.ingresses.objects.keys().cloned().collect();
+                self.send(Update::Resync { cluster: self.name(), kind: Kind::Ingresses, keys });
+            }
+        }
+    }
+
+    /// A Service's shard says whether it is exported, so each change refreshes it too.
+    fn on_export(&mut self, ev: watcher::Event<DynamicObject>) {
+        let touched: Vec<(ObjectKey, bool)> = match self.exports.follow(ev, |_| ()) {
+            Step::Began => Vec::new(),
+            Step::Applied { key, .. } => vec![(key, true)],
+            Step::Deleted { key, .. } => vec![(key, false)],
+            Step::Listed { gone, .. } => {
+                let keys = self.exports.objects.keys().cloned().collect();
+                self.send(Update::Resync { cluster: self.name(), kind: Kind::Exports, keys });
+                gone.into_iter().map(|(k, ())| (k, false)).collect()
+            }
+        };
+        for (k, present) in touched {
+            self.send(Update::Export { cluster: self.name(), key: k.clone(), present });
+            self.refresh_service(&k);
         }
     }
 }
@@ -467,50 +536,45 @@ pub(crate) async fn run(
     let name = meta.name.clone();
     let _ = tx.send(Update::Cluster(meta.clone()));
     // Bumped by the probe each time the cluster turns Ready after being Offline.
-    let (back, mut came_back) = tokio::sync::watch::channel(0u64);
-    let probe = probe_loop(client.clone(), name.clone(), settings.clone(), tx.clone(), metrics.clone(), back);
-    let silence = settings.watch_silence;
-    let mut view = ClusterView {
-        meta: meta.clone(),
-        configured: meta,
-        settings,
-        services: Watched::default(),
-        slices: Watched::default(),
-        slice_index: SliceIndex::default(),
-        ingresses: Watched::default(),
-        nodes: Watched::default(),
-        exports: Watched::default(),
-        published: BTreeSet::new(),
-        live: false,
-        tx,
-    };
-    let watch = async {
-        loop {
-            let mut merged = futures::stream::select_all(watches(&client, silence));
-            // Until the cluster comes back from Offline: then every watch may sit on a
-            // connection that went silent during the outage, so all restart with a relist
-            // (objects gone meanwhile are removed when it completes).
-            loop {
-                tokio::select! {
-                    ev = merged.next() => {
-                        let Some(ev) = ev else { return };
-                        events.fetch_add(1, Ordering::Relaxed);
-                        view.handle(ev, &metrics);
-                    }
-                    changed = came_back.changed() => {
-                        if changed.is_err() {
-                            return;
-                        }
-                        break;
-                    }
-                }
-            }
-            metrics.watch_restart(&name, "all", "ready");
-            info!(cluster = %name, "cluster is back: restarting its watches with a relist");
-        }
-    };
+    let (back, came_back) = tokio::sync::watch::channel(0u64);
+    let probe = probe_loop(client.clone(), name, settings.clone(), tx.clone(), metrics.clone(), back);
+    let view = ClusterView::new(meta, settings, tx);
+    let watch = watch_loop(client, view, came_back, metrics, events);
     // One task for both, so aborting the cluster stops its probe too.
     tokio::join!(probe, watch);
+}
+
+/// Feeds the view from the cluster's watches. When the cluster comes back from Offline
+/// every watch may sit on a connection that went silent during the outage, so all
+/// restart with a relist (objects gone meanwhile are removed when it completes).
+async fn watch_loop(
+    client: Client,
+    mut view: ClusterView,
+    mut came_back: tokio::sync::watch::Receiver<u64>,
+    metrics: Metrics,
+    events: Arc<AtomicU64>,
+) {
+    let name = view.name();
+    loop {
+        let mut merged = futures::stream::select_all(watches(&client, view.settings.watch_silence));
+        loop {
+            tokio::select! {
+                ev = merged.next() => {
+                    let Some(ev) = ev else { return };
+                    events.fetch_add(1, Ordering::Relaxed);
+                    view.handle(ev, &metrics);
+                }
+                changed = came_back.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    break;
+                }
+            }
+        }
+        metrics.watch_restart(&name, "all", "ready");
+        info!(cluster = %name, "cluster is back: restarting its watches with a relist");
+    }
 }
 
 /// The cluster's watches, merged: each restarts itself when silent for `silence`.
@@ -606,56 +670,84 @@ async fn probe_loop(
     metrics: Metrics,
     back: tokio::sync::watch::Sender<u64>,
 ) {
-    let mut failures = 0u32;
-    let mut state = ClusterState::Pending;
+    let mut readiness = Readiness { state: ClusterState::Pending, failures: 0 };
     let mut tick = tokio::time::interval(settings.probe_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let req = http::Request::get("/readyz").body(Vec::new());
-        let result = match req {
-            Ok(req) => tokio::time::timeout(settings.probe_timeout, client.request_text(req)).await,
-            Err(e) => {
-                warn!(cluster = %name, error = %e, "cannot build probe request");
-                continue;
-            }
-        };
-        let failure = match result {
-            Ok(Ok(_)) => None,
-            Ok(Err(e)) => Some(short_error(&e)),
-            Err(_) => Some(format!("/readyz did not answer within {:?}", settings.probe_timeout)),
-        };
-        let next = match failure {
-            None => {
-                failures = 0;
-                ClusterState::Ready
-            }
-            Some(reason) => {
-                failures += 1;
-                if failures < settings.offline_after && !matches!(state, ClusterState::Pending) {
-                    continue;
-                }
-                match &state {
-                    ClusterState::Offline { since, .. } => ClusterState::Offline { reason, since: *since },
-                    _ => ClusterState::Offline { reason, since: SystemTime::now() },
-                }
-            }
-        };
-        if std::mem::discriminant(&next) != std::mem::discriminant(&state) {
-            match &next {
-                ClusterState::Ready => info!(cluster = %name, "cluster is Ready"),
-                ClusterState::Offline { reason, .. } => {
-                    warn!(cluster = %name, %reason, "cluster is Offline; keeping its last-known shards as stale")
-                }
-                ClusterState::Pending => {}
-            }
-            metrics.cluster_state(&name, &next);
-            let _ = tx.send(Update::State { cluster: name.clone(), state: next.clone() });
-            if matches!(state, ClusterState::Offline { .. }) && matches!(next, ClusterState::Ready) {
-                back.send_modify(|n| *n += 1);
-            }
+        let Some(found) = readyz(&client, &name, settings.probe_timeout).await else { continue };
+        let Some(next) = readiness.next(found, settings.offline_after) else { continue };
+        let previous = std::mem::replace(&mut readiness.state, next);
+        let next = &readiness.state;
+        if std::mem::discriminant(next) == std::mem::discriminant(&previous) {
+            continue;
         }
-        state = next;
+        match next {
+            ClusterState::Ready => info!(cluster = %name, "cluster is Ready"),
+            ClusterState::Offline { reason, .. } => {
+                warn!(cluster = %name, %reason, "cluster is Offline; keeping its last-known shards as stale")
+            }
+            ClusterState::Pending => {}
+        }
+        metrics.cluster_state(&name, next);
+        let _ = tx.send(Update::State { cluster: name.clone(), state: next.clone() });
+        if matches!(previous, ClusterState::Offline { .. }) && matches!(next, ClusterState::Ready) {
+            back.send_modify(|n| *n += 1);
+        }
+    }
+}
+
+/// What one `/readyz` probe found.
+enum Readyz {
+    Answered,
+    /// No answer, or an error; the reason is one line, fit for the Offline state.
+    Failed(String),
+}
+
+/// One `/readyz` probe; `None` when no request could be built (logged).
+async fn readyz(client: &Client, name: &str, timeout: Duration) -> Option<Readyz> {
+    let req = match http::Request::get("/readyz").body(Vec::new()) {
+        Ok(req) => req,
+        Err(e) => {
+            warn!(cluster = %name, error = %e, "cannot build probe request");
+            return None;
+        }
+    };
+    Some(match tokio::time::timeout(timeout, client.request_text(req)).await {
+        Ok(Ok(_)) => Readyz::Answered,
+        Ok(Err(e)) => Readyz::Failed(short_error(&e)),
+        Err(_) => Readyz::Failed(format!("/readyz did not answer within {timeout:?}")),
+    })
+}
+
+/// A cluster's state as its probes found it.
+struct Readiness {
+    state: ClusterState,
+    /// Failed probes in a row.
+    failures: u32,
+}
+
+impl Readiness {
+    /// The state after one probe, or `None` while the failures in a row are fewer than
+    /// `offline_after` (one lost probe is noise); a cluster still Pending turns Offline
+    /// at its first failure, so start-up does not wait on an unreachable one.
+    fn next(&mut self, found: Readyz, offline_after: u32) -> Option<ClusterState> {
+        let reason = match found {
+            Readyz::Answered => {
+                self.failures = 0;
+                return Some(ClusterState::Ready);
+            }
+            Readyz::Failed(reason) => reason,
+        };
+        self.failures = self.failures.saturating_add(1);
+        if self.failures < offline_after && !matches!(self.state, ClusterState::Pending) {
+            return None;
+        }
+        let since = match &self.state {
+            ClusterState::Offline { since, .. } => *since,
+            _ => SystemTime::now(),
+        };
+        Some(ClusterState::Offline { reason, since })
     }
 }
 
@@ -665,16 +757,7 @@ fn short_error(e: &kube::Error) -> String {
     if let kube::Error::Api(s) = e {
         return format!("API error {}: {}", s.code, s.message);
     }
-    let mut parts: Vec<String> = vec![e.to_string()];
-    let mut cause = std::error::Error::source(e);
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        cause = c.source();
-    }
-    parts.join(": ").lines().next().unwrap_or("unknown error").to_owned()
+    registry::first_line(&registry::chain(e))
 }
 
 #[cfg(test)]
@@ -698,5 +781,47 @@ mod tests {
         idx.unlink(Some(&web), &s1);
         assert_eq!(idx.slices_of(&web).count(), 0);
         assert!(!idx.by_service.contains_key(&web), "empty entries are dropped");
+    }
+
+    fn node(name: &str) -> Node {
+        let mut n = Node::default();
+        n.metadata.name = Some(name.into());
+        n
+    }
+
+    /// Only the first completed list is the first; a relist keeps the objects (the kind
+    /// stays listed) and, when it completes, removes those it did not list again.
+    #[test]
+    fn a_relist_removes_what_it_did_not_list_again() {
+        use watcher::Event as E;
+        let mut w: Watched<Node> = Watched::default();
+        assert!(matches!(w.follow(E::Init, |n| n), Step::Began));
+        assert!(!w.list.listed());
+        w.follow(E::InitApply(node("a")), |n| n);
+        w.follow(E::InitApply(node("b")), |n| n);
+        let Step::Listed { gone, first } = w.follow(E::InitDone, |n| n) else { panic!("no list completed") };
+        assert!(first && gone.is_empty());
+        assert_eq!(w.list, ListState::Watching);
+        w.follow(E::Init, |n| n);
+        assert!(w.list.listed(), "a relist keeps serving what was listed");
+        w.follow(E::InitApply(node("b")), |n| n);
+        let Step::Listed { gone, first } = w.follow(E::InitDone, |n| n) else { panic!("no relist completed") };
+        assert!(!first);
+        assert_eq!(gone.into_iter().map(|(k, _)| k).collect::<Vec<_>>(), [ObjectKey::new("", "a")]);
+        assert_eq!(w.objects.keys().collect::<Vec<_>>(), [&ObjectKey::new("", "b")]);
+    }
+
+    /// A deletion reports what was stored, even in the middle of a relist.
+    #[test]
+    fn a_delete_returns_what_was_stored() {
+        use watcher::Event as E;
+        let mut w: Watched<String> = Watched::default();
+        w.follow(E::Apply(node("a")), |n| n.name_any());
+        w.follow(E::<Node>::Init, |n| n.name_any());
+        let Step::Deleted { key, old, .. } = w.follow(E::Delete(node("a")), |n| n.name_any()) else {
+            panic!("not a deletion")
+        };
+        assert_eq!((key, old.as_deref()), (ObjectKey::new("", "a"), Some("a")));
+        assert!(w.objects.is_empty());
     }
 }

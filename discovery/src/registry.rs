@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::DashMap;
 use kube::Client;
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 use meridian_config::{ClusterConfig, Config};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::task::JoinHandle;
@@ -16,22 +16,55 @@ use tracing::{info, warn};
 
 use crate::cluster::{self, Settings};
 use crate::metrics::Metrics;
-use crate::table::{ClusterMeta, Table, TableWriter, Update};
+use crate::table::{ClusterMeta, ClusterState, Table, TableWriter, Update};
 
-/// Why a member cluster cannot be used. Each message names the cluster and the thing.
+/// Why a member cluster cannot be used. Each message names the cluster and the thing;
+/// the error that caused it is the `source`, never repeated in the message, so print
+/// [`Error::with_causes`] (or walk the sources) to show why.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cluster {cluster}: cannot read kubeconfig {path}: {reason}")]
-    Kubeconfig { cluster: String, path: PathBuf, reason: String },
+    #[error("cluster {cluster}: cannot read kubeconfig {path}")]
+    Kubeconfig { cluster: String, path: PathBuf, source: KubeconfigError },
     #[error("cluster {cluster}: context {context:?} not found in {path} (it has: {available})")]
     UnknownContext { cluster: String, context: String, path: PathBuf, available: String },
-    #[error("cluster {cluster}: {reason}")]
-    Client { cluster: String, reason: String },
+    #[error("cluster {cluster}: kubeconfig {path} gives no usable client configuration")]
+    ClientConfig { cluster: String, path: PathBuf, source: KubeconfigError },
+    #[error("cluster {cluster}: cannot build its API client")]
+    Client { cluster: String, source: kube::Error },
+    #[error("cluster {cluster}: no kubeconfig configured")]
+    NoKubeconfig { cluster: String },
     #[error("cluster {cluster}: simulated, but no simulator kubeconfig was given")]
     NoSimulator { cluster: String },
 }
 
+impl Error {
+    /// The message and then every cause, as one text: what a log line should show.
+    pub fn with_causes(&self) -> String {
+        chain(self)
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `e`'s message and its causes', joined by `: `. A cause whose text is already there is
+/// left out, since some errors (kube's among them) repeat their source in their message.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = vec![e.to_string()];
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cause = c.source();
+    }
+    parts.join(": ")
+}
+
+/// The first line of `s`, for one-line reasons such as a cluster's Offline state.
+pub(crate) fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").to_owned()
+}
 
 /// A member cluster as the registry holds it.
 #[derive(Clone)]
@@ -53,10 +86,10 @@ pub struct SimulatorLink {
 /// Reads a kubeconfig and builds a client for one context, with errors that say which
 /// file and which context.
 pub async fn connect(cluster: &str, path: &Path, context: Option<&str>) -> Result<Client> {
-    let kc = Kubeconfig::read_from(path).map_err(|e| Error::Kubeconfig {
+    let kc = Kubeconfig::read_from(path).map_err(|source| Error::Kubeconfig {
         cluster: cluster.to_owned(),
         path: path.to_path_buf(),
-        reason: first_line(&e.to_string()),
+        source,
     })?;
     if let Some(ctx) = context
         && !kc.contexts.iter().any(|c| c.name == ctx)
@@ -70,26 +103,24 @@ pub async fn connect(cluster: &str, path: &Path, context: Option<&str>) -> Resul
         });
     }
     let opts = KubeConfigOptions { context: context.map(str::to_owned), ..Default::default() };
-    let mut cfg = kube::Config::from_custom_kubeconfig(kc, &opts)
-        .await
-        .map_err(|e| Error::Client { cluster: cluster.to_owned(), reason: first_line(&e.to_string()) })?;
+    let mut cfg = kube::Config::from_custom_kubeconfig(kc, &opts).await.map_err(|source| Error::ClientConfig {
+        cluster: cluster.to_owned(),
+        path: path.to_path_buf(),
+        source,
+    })?;
     // Deadlines for every request to the cluster. Reads keep kube's default, above the
     // watches' server-side timeout: a watch that goes silent is found by the watchdog
     // (`discovery.watch_silence`) and by the `/readyz` probe, and requests that must
     // answer promptly carry their own timeout.
     cfg.connect_timeout = Some(CONNECT_TIMEOUT);
     cfg.write_timeout = Some(WRITE_TIMEOUT);
-    Client::try_from(cfg).map_err(|e| Error::Client { cluster: cluster.to_owned(), reason: first_line(&e.to_string()) })
+    Client::try_from(cfg).map_err(|source| Error::Client { cluster: cluster.to_owned(), source })
 }
 
 /// A cluster API that does not accept a connection within this is unreachable.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// A request body (a server-side apply) that cannot be written within this is stuck.
 const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or("").to_owned()
-}
 
 /// The kubeconfig path and context that reach a configured cluster.
 pub fn endpoint(config: &Config, c: &ClusterConfig, sim: &SimulatorLink) -> Result<(PathBuf, Option<String>)> {
@@ -99,7 +130,7 @@ pub fn endpoint(config: &Config, c: &ClusterConfig, sim: &SimulatorLink) -> Resu
     }
     match &c.kubeconfig {
         Some(p) => Ok((config.resolve(p), c.context.clone())),
-        None => Err(Error::Client { cluster: c.name.clone(), reason: "no kubeconfig configured".into() }),
+        None => Err(Error::NoKubeconfig { cluster: c.name.clone() }),
     }
 }
 
@@ -190,24 +221,22 @@ impl Discovery {
             // Any change restarts the cluster's task: a fresh list is cheap, and a resync on
             // first list clears whatever the previous task left behind.
             self.stop_task(name);
-            match self.start(config, c, meta.clone(), settings.clone()).await {
-                Ok(()) => {}
-                Err(e) => {
-                    warn!(error = %e, "cannot start cluster");
-                    // Keep it visible as Offline rather than absent.
-                    let _ = self.tx.send(Update::Cluster(meta));
-                    let _ = self.tx.send(Update::State {
-                        cluster: name.into(),
-                        state: crate::table::ClusterState::Offline {
-                            reason: e.to_string(),
-                            since: std::time::SystemTime::now(),
-                        },
-                    });
-                    errors.push(e);
-                }
+            if let Err(e) = self.start(config, c, meta.clone(), settings.clone()).await {
+                self.show_unstarted(meta, &e);
+                errors.push(e);
             }
         }
         errors
+    }
+
+    /// Keeps a cluster that could not be started visible as Offline rather than absent.
+    fn show_unstarted(&self, meta: Arc<ClusterMeta>, e: &Error) {
+        let reason = e.with_causes();
+        warn!(error = %reason, "cannot start cluster");
+        let cluster = meta.name.clone();
+        let _ = self.tx.send(Update::Cluster(meta));
+        let state = ClusterState::Offline { reason: first_line(&reason), since: std::time::SystemTime::now() };
+        let _ = self.tx.send(Update::State { cluster, state });
     }
 
     async fn start(
@@ -261,12 +290,12 @@ impl Discovery {
 /// The table's single writer: drains whatever updates are queued and publishes them as
 /// one snapshot, so a burst of events costs one publish, not one per event.
 ///
-/// Under a sustained flow (start-up: 100 clusters listing 1,000 services each; churn:
-/// 1,000 endpoint changes/s) it publishes at most once per [`PUBLISH_EVERY`]. Publishing
-/// per arriving event made thousands of tiny snapshots a second; each is a `Change` that
-/// every incremental reader (the DNS index, health checks) must process, and a reader
-/// more than 1,024 changes behind lags and rebuilds everything — which, at 100,000
-/// shards, took long enough to lag again. An idle writer still publishes at once.
+/// Under a sustained flow (start-up, when every cluster lists its services at once, or
+/// endpoint churn) it publishes at most once per [`PUBLISH_EVERY`]. Publishing per
+/// arriving event made a flood of tiny snapshots; each is a `Change` that every
+/// incremental reader (the DNS index, health checks) must process, and a reader that
+/// falls further behind than the change feed holds lags and rebuilds everything — which,
+/// on a large table, took long enough to lag again. An idle writer still publishes at once.
 async fn run_writer(mut writer: TableWriter, mut rx: UnboundedReceiver<Update>, metrics: Metrics) {
     /// Bounds the work between publishes, so a flood does not delay every answer.
     const MAX_BATCH: usize = 4096;

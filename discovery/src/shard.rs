@@ -77,9 +77,9 @@ fn port_number(n: i32) -> Option<u16> {
 }
 
 /// What a shard needs from a Service, and nothing else. Cluster tasks keep this per
-/// Service instead of the object: a full `k8s_openapi` Service is a few KB in memory
-/// (every optional field inline), and with 1,000 Services in each of 100 clusters the
-/// stored objects were most of Meridian's RSS.
+/// Service instead of the object: a full `k8s_openapi` Service is large in memory (every
+/// optional field inline), and with many Services per cluster the stored objects were
+/// most of Meridian's resident memory.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceInfo {
     opted_out: bool,

@@ -1,10 +1,16 @@
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
-use meridian_config::health::HealthOverride;
+use meridian_config::health::{CheckKind, CheckSettings, HealthConfig, HealthOverride};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+use super::probe::{next_wait, rephase};
+use super::state::rtt_moved;
+use super::tls::tls_config;
 use super::*;
-use crate::table::{ClusterMeta, Port};
+use crate::table::{ClusterMeta, ObjectKey, Port, Probe, ProbeState, Protocol, Shard};
 
 /// Annotation values as data: the check they ask for, or an error.
 #[test]
@@ -186,17 +192,17 @@ fn status_lines() {
 }
 
 fn spec(kind: CheckKind, port: u16, expected: &str) -> CheckSpec {
-    CheckSpec {
+    let settings = CheckSettings {
         kind,
-        port,
         path: "/healthz".into(),
         expected_status: expected.parse().expect("range"),
         host: None,
-        interval: Duration::from_secs(1),
-        timeout: Duration::from_secs(1),
+        interval: meridian_config::Duration::from_secs(1),
+        timeout: meridian_config::Duration::from_secs(1),
         healthy_threshold: 1,
         unhealthy_threshold: 1,
-    }
+    };
+    CheckSpec { settings, port }
 }
 
 /// Real probes on loopback: TCP connect passes on a listener and fails when refused; an
@@ -223,13 +229,53 @@ async fn probes_against_real_sockets() {
     });
     assert!(probe(&spec(CheckKind::Tcp, addr.port(), "200"), addr, &tls).await.is_ok());
     assert!(probe(&spec(CheckKind::Http, addr.port(), "200-299"), addr, &tls).await.is_ok());
-    let err = probe(&spec(CheckKind::Http, addr.port(), "200"), addr, &tls).await.expect_err("204 is not 200");
+    let err =
+        probe(&spec(CheckKind::Http, addr.port(), "200"), addr, &tls).await.expect_err("204 is not 200").to_string();
     assert!(err.contains("204"), "{err}");
     let mut other = spec(CheckKind::Http, addr.port(), "200-299");
-    other.path = "/other".into();
+    other.settings.path = "/other".into();
     assert!(probe(&other, addr, &tls).await.is_err());
     // A port nobody listens on: refused.
     let closed = TcpListener::bind("127.0.0.1:0").await.expect("bind").local_addr().expect("addr");
-    let err = probe(&spec(CheckKind::Tcp, closed.port(), "200"), closed, &tls).await.expect_err("refused");
+    let err = probe(&spec(CheckKind::Tcp, closed.port(), "200"), closed, &tls).await.expect_err("refused").to_string();
     assert!(err.starts_with("connect"), "{err}");
+}
+
+/// Waits up to five seconds for `cond` on the checker's targets.
+async fn wait_targets(checker: &HealthChecker, what: &str, cond: impl Fn(&[TargetStatus]) -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !cond(&checker.targets()) {
+        assert!(tokio::time::Instant::now() < deadline, "{what}: {:?}", checker.targets());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The checker follows the table: a shard that appears is probed and its verdict sent to
+/// the writer, a shard that leaves stops being probed, and shutdown ends the checker.
+#[tokio::test]
+async fn targets_follow_the_table() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (table, mut writer) = crate::table::Table::new();
+    let mut sh = shard(&[]);
+    sh.ports = vec![Port { name: None, port, protocol: Protocol::Tcp }];
+    writer.apply([crate::Update::Cluster(sh.cluster.clone())]);
+    let (updates, mut sent) = tokio::sync::mpsc::unbounded_channel();
+    let mut registry = prometheus_client::registry::Registry::default();
+    let checker = spawn(&meridian_config::Config::demo(), table, updates, &mut registry);
+    let key = ObjectKey::new("default", "web");
+    let service = |shard| crate::Update::Service { cluster: "eu-west".into(), key: key.clone(), shard };
+    writer.apply([service(Some(sh))]);
+    wait_targets(&checker, "the shard's address is probed", |t| {
+        t.len() == 1 && t[0].address == format!("127.0.0.1:{port}") && t[0].state == "up"
+    })
+    .await;
+    let up = tokio::time::timeout(Duration::from_secs(5), sent.recv()).await.ok().flatten();
+    assert!(
+        matches!(up, Some(crate::Update::Probe { probe: Probe { state: ProbeState::Up, .. }, .. })),
+        "the writer is told the shard is up: {up:?}"
+    );
+    writer.apply([service(None)]);
+    wait_targets(&checker, "the shard's address is no longer probed", <[TargetStatus]>::is_empty).await;
+    tokio::time::timeout(Duration::from_secs(5), checker.shutdown()).await.expect("shutdown in time");
 }

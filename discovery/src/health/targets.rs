@@ -1,0 +1,298 @@
+//! The set of health targets: one probe task per (shard, address), kept in line with the
+//! table as a [`Projection`], and the probe results that go back into it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use meridian_config::health::HealthConfig;
+use meridian_model::follow::Projection;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::ShardKey;
+use super::checker::{Shared, TargetStatus, lock};
+use super::metrics::Metrics;
+use super::probe::{Launcher, ProbeResult};
+use super::spec::{CheckSpec, spec_for};
+use super::state::{AddrState, combine, rtt_moved, state_name};
+use crate::rank::Problem;
+use crate::table::{Change, ObjectKey, Probe, ProbeState, Shard, Snapshot, Update};
+
+/// A probe task; aborted when dropped (the address left, or its check changed).
+struct AddrSlot {
+    addr: SocketAddr,
+    generation: u64,
+    health: AddrState,
+    task: JoinHandle<()>,
+}
+
+impl Drop for AddrSlot {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// One probed shard.
+struct ShardProbe {
+    spec: Arc<CheckSpec>,
+    addrs: Vec<AddrSlot>,
+    /// What the table was last told, and when.
+    published: Probe,
+    published_at: Option<Instant>,
+}
+
+impl ShardProbe {
+    /// Tells the table about `probe` when its state changed or its RTT moved enough.
+    fn publish(&mut self, sk: &ShardKey, probe: Probe, metrics: &Metrics, updates: &mpsc::UnboundedSender<Update>) {
+        let now = Instant::now();
+        let state_changed = probe.state != self.published.state;
+        let since = self.published_at.map(|t| now.duration_since(t));
+        if !state_changed && !rtt_moved(probe.rtt, self.published.rtt, since) {
+            return;
+        }
+        if state_changed {
+            metrics.shard_state(self.published.state, -1);
+            metrics.shard_state(probe.state, 1);
+            if probe.state != ProbeState::Unknown {
+                metrics.transition(probe.state);
+            }
+            let error = self.addrs.iter().find_map(|a| a.health.last_error.clone());
+            info!(cluster = %sk.0, service = %sk.1, state = state_name(probe.state), error = error.as_deref().unwrap_or(""), "health: shard changed");
+        }
+        self.published = probe;
+        self.published_at = Some(now);
+        let _ = updates.send(Update::Probe { cluster: sk.0.clone(), key: sk.1.clone(), probe });
+    }
+}
+
+/// Every probed shard, built from the table's snapshots.
+pub(super) struct Targets {
+    health: HealthConfig,
+    updates: mpsc::UnboundedSender<Update>,
+    metrics: Metrics,
+    shared: Arc<Shared>,
+    shards: HashMap<ShardKey, ShardProbe>,
+    /// The clusters each service has probes in, so one service's sync does not scan all.
+    by_service: HashMap<ObjectKey, Vec<Arc<str>>>,
+    launcher: Launcher,
+}
+
+impl Projection for Targets {
+    fn rebuild(&mut self, snap: &Snapshot) {
+        let gone: Vec<ShardKey> = self.shards.keys().filter(|k| !snap.services.contains_key(&k.1)).cloned().collect();
+        for k in gone {
+            self.remove(&k, false);
+        }
+        lock(&self.shared.problems).retain(|k, _| snap.services.contains_key(&k.1));
+        for key in snap.services.keys() {
+            self.sync_key(snap, key);
+        }
+        self.count();
+    }
+
+    fn apply(&mut self, snap: &Snapshot, change: &Change) {
+        if change.services.is_empty() {
+            return;
+        }
+        for key in &change.services {
+            self.sync_key(snap, key);
+        }
+        self.count();
+    }
+}
+
+impl Targets {
+    pub(super) fn new(
+        health: HealthConfig,
+        updates: mpsc::UnboundedSender<Update>,
+        metrics: Metrics,
+        shared: Arc<Shared>,
+        launcher: Launcher,
+    ) -> Self {
+        Self { health, updates, metrics, shared, shards: HashMap::new(), by_service: HashMap::new(), launcher }
+    }
+
+    /// Takes a new `[health]` section; the caller rebuilds. A new in-flight bound
+    /// restarts every probe, since running ones hold the old bound.
+    pub(super) fn reconfigure(&mut self, health: HealthConfig) {
+        if health.max_in_flight != self.health.max_in_flight {
+            self.launcher.set_max_in_flight(health.max_in_flight);
+            self.clear();
+        }
+        self.health = health;
+    }
+
+    /// Aborts every probe task.
+    pub(super) fn stop(&mut self) {
+        self.shards.clear();
+    }
+
+    /// Feeds one probe result to its address and publishes the shard if that matters.
+    pub(super) fn on_result(&mut self, r: ProbeResult) {
+        let Some(sp) = self.shards.get_mut(&r.shard) else { return };
+        let Some(slot) = sp.addrs.iter_mut().find(|a| a.addr == r.addr && a.generation == r.generation) else {
+            return; // from a probe task that was replaced
+        };
+        self.metrics.probe(r.result.is_ok());
+        let result = r.result.map_err(|e| e.to_string());
+        if slot.health.record(&result, sp.spec.healthy_threshold, sp.spec.unhealthy_threshold) {
+            debug!(addr = %r.addr, state = state_name(slot.health.state), error = ?slot.health.last_error, "health: address changed");
+        }
+        let probe = combine(sp.addrs.iter().map(|a| &a.health));
+        sp.publish(&r.shard, probe, &self.metrics, &self.updates);
+        self.refresh_targets(&r.shard);
+    }
+
+    fn clear(&mut self) {
+        for (_, sp) in self.shards.drain() {
+            self.metrics.shard_state(sp.published.state, -1);
+        }
+        self.by_service.clear();
+        lock(&self.shared.targets).clear();
+        self.metrics.targets.set(0);
+    }
+
+    /// Updates the gauges of targets and annotation problems.
+    fn count(&mut self) {
+        let targets: usize = self.shards.values().map(|s| s.addrs.len()).sum();
+        self.metrics.targets.set(targets as i64);
+        let problems: usize = lock(&self.shared.problems).values().map(Vec::len).sum();
+        self.metrics.problems.set(problems as i64);
+    }
+
+    /// Brings the probes of one service in line with its shards in `snap`.
+    fn sync_key(&mut self, snap: &Snapshot, key: &ObjectKey) {
+        let shards: &[Arc<Shard>] = snap.services.get(key).map_or(&[], |s| &s.shards);
+        // Shards of this service that are gone from the table.
+        let gone: Vec<ShardKey> = self
+            .by_service
+            .get(key)
+            .into_iter()
+            .flatten()
+            .filter(|c| !shards.iter().any(|s| s.cluster.name == **c))
+            .map(|c| (c.clone(), key.clone()))
+            .collect();
+        for k in gone {
+            self.remove(&k, false);
+        }
+        for sh in shards {
+            self.sync_shard(key, sh);
+        }
+    }
+
+    /// Starts, restarts or stops the probes of one shard as its check requires.
+    fn sync_shard(&mut self, key: &ObjectKey, sh: &Shard) {
+        let sk: ShardKey = (sh.cluster.name.clone(), key.clone());
+        let mut problems = Vec::new();
+        let spec = spec_for(&self.health, key, sh, &mut problems);
+        self.record_problems(&sk, problems);
+        let Some(spec) = spec else {
+            // Not (or no longer) probed: the table must not keep an old verdict.
+            self.remove(&sk, sh.probe != Probe::default());
+            return;
+        };
+        let wanted: Vec<SocketAddr> = sh.addresses.iter().map(|ip| SocketAddr::new(*ip, spec.port)).collect();
+        let unchanged = self.shards.get(&sk).is_some_and(|existing| {
+            *existing.spec == spec && existing.addrs.iter().map(|a| a.addr).eq(wanted.iter().copied())
+        });
+        if !unchanged {
+            self.restart(sk, sh.probe, Arc::new(spec), wanted);
+        }
+    }
+
+    /// Replaces a shard's probe tasks. An address kept with the same check keeps its
+    /// history; the shard keeps what the table was last told (`in_table` when new).
+    fn restart(&mut self, sk: ShardKey, in_table: Probe, spec: Arc<CheckSpec>, wanted: Vec<SocketAddr>) {
+        let old = self.shards.remove(&sk);
+        let published = old.as_ref().map_or(in_table, |o| o.published);
+        let published_at = old.as_ref().and_then(|o| o.published_at);
+        if let Some(o) = &old {
+            self.metrics.shard_state(o.published.state, -1);
+            self.forget_targets(&sk, &o.addrs);
+        }
+        let kept = |addr: SocketAddr| {
+            let same_check = old.as_ref().filter(|o| o.spec == spec);
+            same_check.and_then(|o| o.addrs.iter().find(|a| a.addr == addr)).map(|a| a.health.clone())
+        };
+        let mut addrs = Vec::with_capacity(wanted.len());
+        for addr in wanted {
+            let health = kept(addr).unwrap_or_default();
+            let jitter = self.health.jitter.as_std();
+            let (generation, task) = self.launcher.launch(spec.clone(), addr, sk.clone(), jitter);
+            addrs.push(AddrSlot { addr, generation, health, task });
+        }
+        drop(old);
+        self.metrics.shard_state(published.state, 1);
+        self.shards.insert(sk.clone(), ShardProbe { spec, addrs, published, published_at });
+        let clusters = self.by_service.entry(sk.1.clone()).or_default();
+        if !clusters.contains(&sk.0) {
+            clusters.push(sk.0.clone());
+        }
+        self.refresh_targets(&sk);
+        debug!(cluster = %sk.0, service = %sk.1, "health: probing");
+    }
+
+    /// Keeps the shard's annotation problems for `meridian status`, logging new ones.
+    fn record_problems(&self, sk: &ShardKey, problems: Vec<Problem>) {
+        let mut map = lock(&self.shared.problems);
+        if problems.is_empty() {
+            map.remove(sk);
+            return;
+        }
+        if map.get(sk) != Some(&problems) {
+            for p in &problems {
+                warn!(service = %p.object, cluster = %p.cluster, annotation = %p.annotation, value = %p.value, "health: {}", p.reason);
+            }
+            map.insert(sk.clone(), problems);
+        }
+    }
+
+    /// Stops probing a shard; `reset` tells the table its probe is Unknown again.
+    fn remove(&mut self, sk: &ShardKey, reset: bool) {
+        if let Some(sp) = self.shards.remove(sk) {
+            self.metrics.shard_state(sp.published.state, -1);
+            self.forget_targets(sk, &sp.addrs);
+        }
+        if let Some(clusters) = self.by_service.get_mut(&sk.1) {
+            clusters.retain(|c| *c != sk.0);
+            if clusters.is_empty() {
+                self.by_service.remove(&sk.1);
+            }
+        }
+        if reset {
+            let _ =
+                self.updates.send(Update::Probe { cluster: sk.0.clone(), key: sk.1.clone(), probe: Probe::default() });
+        }
+    }
+
+    /// Drops a shard's addresses from the shared status map.
+    fn forget_targets(&self, sk: &ShardKey, addrs: &[AddrSlot]) {
+        let mut t = lock(&self.shared.targets);
+        for a in addrs {
+            t.remove(&(sk.clone(), a.addr));
+        }
+    }
+
+    /// Copies one shard's address states into the shared status map.
+    fn refresh_targets(&self, sk: &ShardKey) {
+        let Some(sp) = self.shards.get(sk) else { return };
+        let mut t = lock(&self.shared.targets);
+        for a in &sp.addrs {
+            t.insert(
+                (sk.clone(), a.addr),
+                TargetStatus {
+                    cluster: sk.0.to_string(),
+                    service: sk.1.to_string(),
+                    address: a.addr.to_string(),
+                    kind: sp.spec.kind.as_str(),
+                    state: state_name(a.health.state),
+                    rtt_ms: a.health.rtt.map(|s| s * 1000.0),
+                    last_error: a.health.last_error.clone(),
+                },
+            );
+        }
+    }
+}
