@@ -9,8 +9,10 @@ use meridian_config::ranking::MAX_ANSWERS_CEILING;
 use meridian_model::geo::{Geo, Located, Place};
 use meridian_model::rank;
 
-use crate::index::{Candidates, Index, Lookup, Mode, Node, ZoneEntry};
+use crate::candidates::{Candidates, Mode};
+use crate::index::{Index, Lookup, ZoneEntry};
 use crate::name::{MAX_NAME, NameBuf};
+use crate::record::{Cname, Node, Rrset};
 use crate::wire::{
     self, CLASS_ANY, CLASS_IN, Ecs, MAX_MESSAGE, Owner, Parsed, Question, Response, Section, TsigError, rcode, rtype,
 };
@@ -156,6 +158,8 @@ pub(crate) fn answer(index: &Index, packet: &[u8], client: &Client, out: &mut Ve
     outcome
 }
 
+/// Answers one question from the zone it falls in: a refusal, a referral, or the chase
+/// from the question's name to its data.
 fn resolve_query(
     index: &Index,
     q: &Question,
@@ -163,15 +167,8 @@ fn resolve_query(
     resp: &mut Response<'_>,
     outcome: &mut Outcome,
 ) -> u16 {
-    if q.qclass != CLASS_IN && q.qclass != CLASS_ANY {
-        return rcode::REFUSED;
-    }
-    match q.qtype {
-        // Zone transfers are not offered: secondaries are other Meridian instances.
-        rtype::AXFR | rtype::IXFR => return rcode::REFUSED,
-        // TKEY, TSIG, MAILB, MAILA: meta-types this server does not implement.
-        249 | 250 | 253 | 254 => return rcode::NOTIMP,
-        _ => {}
+    if let Some(rc) = refusal(q) {
+        return rc;
     }
     let Some(zi) = index.zone_of(&q.name) else { return rcode::REFUSED };
     let Some(zone) = index.zones.get(zi) else { return rcode::SERVFAIL };
@@ -187,96 +184,184 @@ fn resolve_query(
         return rcode::NOERROR;
     }
     resp.set_authoritative();
-    // The apex inside the echoed question, for the SOA owner of negative answers.
-    let apex_ptr = (wire::HEADER_LEN + q.name.wire().len() - zone.data.apex.len()) as u16;
-    // The name a DNAME redirected the chase to, when one did (on the stack, filled only then).
-    let mut synthesised: Option<NameBuf> = None;
-    let mut key: &[u8] = q.name.wire();
-    let mut owner = Owner::Ptr(wire::HEADER_LEN as u16);
-    // Where each name the chase reached is written in the response (the question, then
-    // each CNAME target): reaching one again is a loop, which ends the chase before any
-    // record is written twice (RFC 2181 §5).
-    let mut reached = [wire::HEADER_LEN; MAX_CHAIN + 1];
-    let mut n_reached = 1;
-    // DNAMEs written, so one that redirects twice in a chain is written once.
-    let mut dnames: [&[u8]; MAX_CHAIN] = [&[]; MAX_CHAIN];
-    let mut n_dnames = 0;
-    let mut hops = 0;
-    let same_zone = |k: &[u8]| NameBuf::from_wire(k).and_then(|n| index.zone_of(&n)) == Some(zi);
-    loop {
-        // RFC 6672 §3.2: below a DNAME, the DNAME and a CNAME synthesised from it.
-        if let Some((dname_owner, dname)) = index.dname_of(zone, key) {
-            let Some(target) = dname.rdata.first() else { return rcode::SERVFAIL };
-            // The labels of `key` above the DNAME's owner.
-            let prefix = key.len().saturating_sub(dname_owner.len());
-            if !dnames.get(..n_dnames).unwrap_or_default().contains(&dname_owner) {
-                let at = suffix(owner, prefix, dname_owner);
-                resp.record(Section::Answer, at, rtype::DNAME, dname.ttl, target);
-                if let Some(slot) = dnames.get_mut(n_dnames) {
-                    *slot = dname_owner;
-                    n_dnames += 1;
-                }
-            }
-            let mut buf = [0u8; MAX_NAME];
-            let Some(cname) = substitute(&mut buf, key.get(..prefix).unwrap_or_default(), target) else {
-                return rcode::YXDOMAIN;
-            };
-            let at = resp.record(Section::Answer, owner, rtype::CNAME, dname.ttl, cname);
-            if q.qtype == rtype::CNAME || q.qtype == rtype::ANY {
-                return rcode::NOERROR;
-            }
-            let Some(next) = NameBuf::from_wire(cname) else { return rcode::NOERROR };
-            hops += 1;
-            // A full message (it is truncated), a loop, or a target elsewhere ends the chase.
-            let Some(at) = at.filter(|&at| at <= 0x3FFF) else { return rcode::NOERROR };
-            if hops >= MAX_CHAIN || reached_before(resp, &reached[..n_reached], next.wire()) || !same_zone(next.wire())
-            {
-                return rcode::NOERROR;
-            }
-            if let Some(slot) = reached.get_mut(n_reached) {
-                *slot = at;
-                n_reached += 1;
-            }
-            owner = Owner::Ptr(at as u16);
-            key = synthesised.insert(next).wire();
-            continue;
+    let mut chase = Chase::new(index, zi, zone, q);
+    chase.run(client, resp)
+}
+
+/// The RCODE of a question this server does not answer from its data, if it is one.
+fn refusal(q: &Question) -> Option<u16> {
+    if q.qclass != CLASS_IN && q.qclass != CLASS_ANY {
+        return Some(rcode::REFUSED);
+    }
+    match q.qtype {
+        // Zone transfers are not offered: secondaries are other Meridian instances.
+        rtype::AXFR | rtype::IXFR => Some(rcode::REFUSED),
+        // TKEY, TSIG, MAILB, MAILA: meta-types this server does not implement.
+        249 | 250 | 253 | 254 => Some(rcode::NOTIMP),
+        _ => None,
+    }
+}
+
+/// What a chase does after one CNAME or DNAME.
+enum Step {
+    /// Look the target up next (its owner is already set).
+    Follow,
+    /// The answer is complete: this RCODE.
+    Done(u16),
+}
+
+/// The chase from the question's name through CNAMEs and DNAMEs inside its zone, writing
+/// each record on the way into the answer section.
+struct Chase<'a> {
+    index: &'a Index,
+    /// The zone's position in the index, to tell whether a target is in the same zone.
+    zone_index: usize,
+    zone: &'a ZoneEntry,
+    q: &'a Question,
+    /// The apex inside the echoed question, for the SOA owner of negative answers.
+    apex_ptr: u16,
+    /// How the name being looked up is written as an owner.
+    owner: Owner<'a>,
+    /// Where each name the chase reached is written in the response (the question, then
+    /// each CNAME target): reaching one again is a loop, which ends the chase before any
+    /// record is written twice (RFC 2181 §5).
+    reached: [usize; MAX_CHAIN + 1],
+    n_reached: usize,
+    /// DNAMEs written, so one that redirects twice in a chain is written once.
+    dnames: [&'a [u8]; MAX_CHAIN],
+    n_dnames: usize,
+    hops: usize,
+}
+
+impl<'a> Chase<'a> {
+    fn new(index: &'a Index, zone_index: usize, zone: &'a ZoneEntry, q: &'a Question) -> Self {
+        Chase {
+            index,
+            zone_index,
+            zone,
+            q,
+            apex_ptr: (wire::HEADER_LEN + q.name.wire().len() - zone.data.apex.len()) as u16,
+            owner: Owner::Ptr(wire::HEADER_LEN as u16),
+            reached: [wire::HEADER_LEN; MAX_CHAIN + 1],
+            n_reached: 1,
+            dnames: [&[]; MAX_CHAIN],
+            n_dnames: 0,
+            hops: 0,
         }
-        match index.lookup(zone, key) {
-            Lookup::Missing => {
-                negative(zone, apex_ptr, resp);
-                return rcode::NXDOMAIN;
-            }
-            Lookup::Empty => {
-                negative(zone, apex_ptr, resp);
-                return rcode::NOERROR;
-            }
-            Lookup::Node(node) => {
-                if let Some(c) = &node.cname {
-                    let at = resp.record(Section::Answer, owner, rtype::CNAME, c.ttl, &c.target);
-                    if q.qtype == rtype::CNAME || q.qtype == rtype::ANY {
-                        return rcode::NOERROR;
-                    }
-                    hops += 1;
-                    // The chase stays inside the zone: elsewhere the client follows it. A
-                    // full message (it is truncated) or a loop ends it too.
-                    let Some(at) = at else { return rcode::NOERROR };
-                    if hops >= MAX_CHAIN || reached_before(resp, &reached[..n_reached], &c.key) || !same_zone(&c.key) {
-                        return rcode::NOERROR;
-                    }
-                    if let Some(slot) = reached.get_mut(n_reached) {
-                        *slot = at;
-                        n_reached += 1;
-                    }
-                    owner = if at <= 0x3FFF { Owner::Ptr(at as u16) } else { Owner::Wire(&c.target) };
-                    key = &c.key;
-                    continue;
+    }
+
+    /// Follows the question's name to its data and writes the answer; returns the RCODE.
+    fn run(&mut self, client: &mut Asker<'_>, resp: &mut Response<'_>) -> u16 {
+        // The name a DNAME redirected the chase to, when one did (on the stack, filled only then).
+        let (index, zone, q) = (self.index, self.zone, self.q);
+        let mut synthesised: Option<NameBuf> = None;
+        let mut key: &[u8] = q.name.wire();
+        loop {
+            // RFC 6672 §3.2: below a DNAME, the DNAME and a CNAME synthesised from it.
+            if let Some((dname_owner, dname)) = index.dname_of(zone, key) {
+                match self.dname(key, dname_owner, dname, resp) {
+                    Ok(next) => key = synthesised.insert(next).wire(),
+                    Err(rc) => return rc,
                 }
+                continue;
+            }
+            let node = match index.lookup(zone, key) {
+                Lookup::Missing => return self.negative(resp, rcode::NXDOMAIN),
+                Lookup::Empty => return self.negative(resp, rcode::NOERROR),
+                Lookup::Node(node) => node,
+            };
+            let Some(c) = &node.cname else {
                 let at_apex = key == &zone.data.apex[..];
-                if write_data(node, zone, at_apex, q.qtype, owner, client, resp) == 0 {
-                    negative(zone, apex_ptr, resp);
+                if write_data(node, zone, at_apex, q.qtype, self.owner, client, resp) == 0 {
+                    negative(zone, self.apex_ptr, resp);
                 }
                 return rcode::NOERROR;
+            };
+            match self.cname(c, resp) {
+                Step::Follow => key = &c.key,
+                Step::Done(rc) => return rc,
             }
+        }
+    }
+
+    /// Writes the SOA of a negative answer and returns `rc`.
+    fn negative(&self, resp: &mut Response<'_>, rc: u16) -> u16 {
+        negative(self.zone, self.apex_ptr, resp);
+        rc
+    }
+
+    /// Writes `key`'s redirection by the DNAME `dname` at `dname_owner` (the DNAME itself
+    /// once per chain, then the synthesised CNAME); the name to look up next, or the RCODE
+    /// when the chase ends here.
+    fn dname(
+        &mut self,
+        key: &[u8],
+        dname_owner: &'a [u8],
+        dname: &'a Rrset,
+        resp: &mut Response<'_>,
+    ) -> Result<NameBuf, u16> {
+        let Some(target) = dname.rdata.first() else { return Err(rcode::SERVFAIL) };
+        // The labels of `key` above the DNAME's owner.
+        let prefix = key.len().saturating_sub(dname_owner.len());
+        if !self.dnames.get(..self.n_dnames).unwrap_or_default().contains(&dname_owner) {
+            let at = suffix(self.owner, prefix, dname_owner);
+            resp.record(Section::Answer, at, rtype::DNAME, dname.ttl, target);
+            if let Some(slot) = self.dnames.get_mut(self.n_dnames) {
+                *slot = dname_owner;
+                self.n_dnames += 1;
+            }
+        }
+        let mut buf = [0u8; MAX_NAME];
+        let Some(cname) = substitute(&mut buf, key.get(..prefix).unwrap_or_default(), target) else {
+            return Err(rcode::YXDOMAIN);
+        };
+        let at = resp.record(Section::Answer, self.owner, rtype::CNAME, dname.ttl, cname);
+        if self.q.qtype == rtype::CNAME || self.q.qtype == rtype::ANY {
+            return Err(rcode::NOERROR);
+        }
+        let Some(next) = NameBuf::from_wire(cname) else { return Err(rcode::NOERROR) };
+        self.hops += 1;
+        // A full message (it is truncated), a loop, or a target elsewhere ends the chase.
+        let Some(at) = at.filter(|&at| at <= 0x3FFF) else { return Err(rcode::NOERROR) };
+        if self.ends_at(resp, next.wire()) {
+            return Err(rcode::NOERROR);
+        }
+        self.reach(at);
+        self.owner = Owner::Ptr(at as u16);
+        Ok(next)
+    }
+
+    /// Writes the CNAME `c` of the name being looked up and says whether to follow it.
+    fn cname(&mut self, c: &'a Cname, resp: &mut Response<'_>) -> Step {
+        let at = resp.record(Section::Answer, self.owner, rtype::CNAME, c.ttl, &c.target);
+        if self.q.qtype == rtype::CNAME || self.q.qtype == rtype::ANY {
+            return Step::Done(rcode::NOERROR);
+        }
+        self.hops += 1;
+        // The chase stays inside the zone: elsewhere the client follows it. A full
+        // message (it is truncated) or a loop ends it too.
+        let Some(at) = at else { return Step::Done(rcode::NOERROR) };
+        if self.ends_at(resp, &c.key) {
+            return Step::Done(rcode::NOERROR);
+        }
+        self.reach(at);
+        self.owner = if at <= 0x3FFF { Owner::Ptr(at as u16) } else { Owner::Wire(&c.target) };
+        Step::Follow
+    }
+
+    /// Whether the chase stops before `next`: too many hops, a loop, or another zone.
+    fn ends_at(&self, resp: &Response<'_>, next: &[u8]) -> bool {
+        let reached = self.reached.get(..self.n_reached).unwrap_or_default();
+        self.hops >= MAX_CHAIN
+            || reached_before(resp, reached, next)
+            || NameBuf::from_wire(next).and_then(|n| self.index.zone_of(&n)) != Some(self.zone_index)
+    }
+
+    /// Records that the chase reached the name written at `at`.
+    fn reach(&mut self, at: usize) {
+        if let Some(slot) = self.reached.get_mut(self.n_reached) {
+            *slot = at;
+            self.n_reached += 1;
         }
     }
 }

@@ -10,7 +10,8 @@ use meridian_model::table::{
 };
 
 use crate::answer::{Client, Transport, answer};
-use crate::index::{Builder, Index};
+use crate::builder::Builder;
+use crate::index::Index;
 
 fn index() -> &'static Index {
     static INDEX: OnceLock<Index> = OnceLock::new();

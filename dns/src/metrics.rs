@@ -1,7 +1,7 @@
 //! Query counters (zone, type, RCODE) and the answer-latency histogram.
 //!
-//! prometheus-client's `Family` and `Histogram` take a lock per observation; at several
-//! hundred thousand queries a second that lock would be the hot spot. Each socket worker
+//! prometheus-client's `Family` and `Histogram` take a lock per observation; at the rate
+//! the UDP threads answer, that lock would be the hot spot. Each socket worker
 //! counts into a [`LocalStats`] and merges it into the shared totals once per batch of
 //! packets (after the socket runs dry), and a custom collector encodes the totals.
 
@@ -16,6 +16,8 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::answer::Outcome;
+use crate::rrl;
+use crate::tcp_limits::Slots;
 
 /// Upper bounds of the latency buckets, in seconds: 1 µs to ~65 ms, ×4 per bucket. Answers
 /// from the index take microseconds; the upper buckets catch a stalled worker.
@@ -35,9 +37,9 @@ struct Totals {
     /// 1 when a GeoIP database is loaded.
     geoip_loaded: AtomicU64,
     /// The TCP slots, for their eviction and refusal counts.
-    tcp: Mutex<Option<Arc<crate::tcp::Slots>>>,
+    tcp: Mutex<Option<Arc<Slots>>>,
     /// Responses the rate limiter dropped or slipped.
-    rrl: Mutex<Option<Arc<crate::rrl::Counters>>>,
+    rrl: Mutex<Option<Arc<rrl::Counters>>>,
 }
 
 /// Shared totals; cheap to clone.
@@ -55,12 +57,12 @@ impl Metrics {
     }
 
     /// The TCP connection slots whose counts `/metrics` shows.
-    pub(crate) fn set_tcp_slots(&self, slots: Arc<crate::tcp::Slots>) {
+    pub(crate) fn set_tcp_slots(&self, slots: Arc<Slots>) {
         *self.totals.tcp.lock().unwrap_or_else(|e| e.into_inner()) = Some(slots);
     }
 
     /// The rate limiter's counters that `/metrics` shows.
-    pub(crate) fn set_rrl_counters(&self, counters: Arc<crate::rrl::Counters>) {
+    pub(crate) fn set_rrl_counters(&self, counters: Arc<rrl::Counters>) {
         *self.totals.rrl.lock().unwrap_or_else(|e| e.into_inner()) = Some(counters);
     }
 
@@ -145,8 +147,18 @@ fn rcode_name(r: u16) -> &'static str {
 impl Collector for Metrics {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let t = &self.totals;
+        t.encode_queries(&mut encoder)?;
+        t.encode_latency(&mut encoder)?;
+        t.encode_gauges(&mut encoder)?;
+        t.encode_counters(&mut encoder)
+    }
+}
+
+impl Totals {
+    /// `meridian_dns_queries_total` by zone, type and RCODE.
+    fn encode_queries(&self, encoder: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let counts: Vec<(CountKey, u64)> = {
-            let c = t.counts.lock().unwrap_or_else(|e| e.into_inner());
+            let c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
             c.iter().map(|(k, v)| (k.clone(), *v)).collect()
         };
         let mut m = encoder.encode_descriptor(
@@ -163,40 +175,53 @@ impl Collector for Metrics {
             ];
             m.encode_family(&labels)?.encode_counter::<NoLabelSet, _, u64>(&v, None)?;
         }
+        Ok(())
+    }
+
+    /// The answer-latency histogram.
+    fn encode_latency(&self, encoder: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let buckets: Vec<(f64, u64)> = BUCKETS
             .iter()
             .copied()
             .chain(std::iter::once(f64::MAX))
-            .zip(t.buckets.iter().map(|b| b.load(Ordering::Relaxed)))
+            .zip(self.buckets.iter().map(|b| b.load(Ordering::Relaxed)))
             .collect();
-        let sum = t.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
-        let count = t.count.load(Ordering::Relaxed);
+        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        let count = self.count.load(Ordering::Relaxed);
         let mut h = encoder.encode_descriptor(
             "meridian_dns_answer_duration_seconds",
             "Time from a query's arrival to its answer being ready",
             None,
             MetricType::Histogram,
         )?;
-        h.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
+        h.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    }
+
+    /// The index's ranking problems and GeoIP state.
+    fn encode_gauges(&self, encoder: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let gauges = [
             (
                 "meridian_dns_ranking_problems",
                 "Malformed ranking annotations (meridian.io/policy, weight, failover, max-answers); the default applies",
-                t.ranking_problems.load(Ordering::Relaxed),
+                self.ranking_problems.load(Ordering::Relaxed),
             ),
             (
                 "meridian_dns_geoip_loaded",
                 "1 when a GeoIP database locates clients",
-                t.geoip_loaded.load(Ordering::Relaxed),
+                self.geoip_loaded.load(Ordering::Relaxed),
             ),
         ];
         for (name, help, v) in gauges {
             let mut g = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
             g.encode_gauge(&(v as i64))?;
         }
-        // Counters kept by the TCP slots and the rate limiter, when they exist.
-        let tcp = t.tcp.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let rrl = t.rrl.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        Ok(())
+    }
+
+    /// Counters kept by the TCP slots and the rate limiter, when they exist.
+    fn encode_counters(&self, encoder: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let tcp = self.tcp.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let rrl = self.rrl.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let mut counters: Vec<(&str, &str, &AtomicU64)> = Vec::new();
         if let Some(slots) = &tcp {
             counters.push((

@@ -16,8 +16,10 @@ use meridian_model::table::{
     FederatedIngress, FederatedService, IngressShard, ObjectKey, Shard, Snapshot, StalePolicy,
 };
 
-use crate::index::{Candidates, Cname, MemberInput, Node, Rrset, Settings, Source};
+use crate::candidates::{Candidates, MemberInput};
 use crate::name::{self, Key, NameMap};
+use crate::record::{Cname, Node, Rrset, Source};
+use crate::settings::Settings;
 use crate::wire::rtype;
 
 /// Annotation overriding the TTL of a service's answers, in seconds.
@@ -94,7 +96,7 @@ fn cname_node(ttl: u32, target: &Key, source: Source) -> Node {
 }
 
 /// Names of a federated service (Federation v1 and, when exported, MCS). With `only`,
-/// the region and zone names of other regions are left out (see `Builder::update`).
+/// the region and zone names of other regions are left out (see `Builder::update_service`).
 pub(crate) fn service(
     snap: &Snapshot,
     s: &Settings,
@@ -168,8 +170,8 @@ fn federated(
         }
     }
     // Healthy members by region and by (zone, region), in one pass: filtering `healthy`
-    // once per name was O(names × shards) — with 100 single-zone regions, 20,000 steps
-    // per service refresh, the bulk of the index's cost under churn.
+    // once per name is O(names × shards), which for a service spread over many regions
+    // was the bulk of the index's cost under churn.
     let mut by_region: HashMap<&str, Members<'_>> = HashMap::new();
     let mut by_zone: HashMap<(&str, &str), Members<'_>> = HashMap::new();
     for m in healthy {

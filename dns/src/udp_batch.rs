@@ -3,20 +3,18 @@
 //! buffers reused for the thread's lifetime.
 //!
 //! Why: under flat-out load the tokio loop (one `recv_from` + one `send_to` per query, plus
-//! the reactor's readiness bookkeeping) spent 76% of the server's time in the kernel —
-//! 63% under `sendto`, 13% under `recvfrom` — against ~300 ns per answer. The cost is
-//! per system call, not per byte, so batching up to [`BATCH`] datagrams per call divides
-//! it; a socket per core (the kernel spreads clients over them by address hash) keeps
-//! threads from contending on one receive queue. Knot DNS and NSD do the same.
+//! the reactor's readiness bookkeeping) spends most of the server's time in the kernel,
+//! far more than answering takes. The cost is per system call, not per byte, so batching
+//! up to [`BATCH`] datagrams per call divides it; a socket per core (the kernel spreads
+//! clients over them by address hash) keeps threads from contending on one receive
+//! queue. Knot DNS and NSD do the same.
 //!
-//! What it bought, and what it did not (perf, `meridian-bench dns`, one core): queries per
-//! server CPU-second about doubled (0.44× → 0.70× Knot's on the same run), but the
-//! thread still spends ~73% of its time in the kernel, 60% under `sendmmsg`. The part
-//! batching removes is per call (entry/exit, socket lookup, the reactor's wake-ups);
-//! what remains is per datagram — building the skb, the route lookup of an unconnected
-//! socket, loopback delivery and waking the client — which Knot pays too. The next gains
-//! are in user space (the name lookup and the geo sort, ~15% of the thread), not in
-//! larger batches.
+//! Batching removes what is paid per call (entry and exit, the socket lookup, the
+//! reactor's wake-ups), not what is paid per datagram — building the skb, the route
+//! lookup of an unconnected socket, loopback delivery and waking the client — which Knot
+//! pays too. So the thread still spends most of its time in the kernel, larger batches
+//! would not change that, and what remains to gain is in user space (the name lookup and
+//! the geo sort).
 //!
 //! The threads block in `recvmmsg` (`MSG_WAITFORONE`: wait for the first datagram, then
 //! take whatever else is queued) with a receive timeout of [`POLL`], so they notice the
@@ -24,7 +22,7 @@
 //! forbids `unsafe`).
 //!
 //! `SO_REUSEPORT` lets any socket of the same user with the option join a port's group.
-//! [`crate::server::Sockets::bind`] therefore binds TCP (without it) first: a second
+//! [`crate::Sockets::bind`] therefore binds TCP (without it) first: a second
 //! Meridian on the same address fails there, with the address in the error, instead of
 //! silently sharing the first one's UDP queries.
 
@@ -41,16 +39,16 @@ use nix::sys::socket::{
     AddressFamily, MsgFlags, MultiHeaders, SockFlag, SockType, SockaddrLike, SockaddrStorage, getsockopt, recvmmsg,
     sendmmsg, setsockopt, socket, sockopt,
 };
+use tokio_util::sync::CancellationToken;
 
 use crate::answer::{Client, Transport, answer};
 use crate::metrics::LocalStats;
-use crate::server::Shared;
+use crate::shared::Shared;
 
 /// Datagrams per `recvmmsg`/`sendmmsg`. A batch's answers leave together, so its first
-/// query waits for the last one's answer: 32 cost ~0.3 ms of p99 at half load against
-/// Knot (which takes 10), while 16 still amortises the call (what remains is per
-/// datagram: saturated throughput did not move). A partly filled batch costs nothing
-/// extra since `MSG_WAITFORONE` returns as soon as the queue is empty.
+/// query waits for the last one's answer: a larger batch adds to the tail latency, while
+/// this one still amortises the call (what remains is per datagram). A partly filled
+/// batch costs nothing extra since `MSG_WAITFORONE` returns as soon as the queue is empty.
 const BATCH: usize = 16;
 /// A receive slot holds the largest UDP payload, as the tokio loop's buffer does, so no
 /// query is ever cut. Only the bytes received are touched.
@@ -76,13 +74,13 @@ pub(crate) fn bind_reuseport(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     Ok(UdpSocket::from(fd))
 }
 
-/// True when the socket has `SO_REUSEPORT`, i.e. [`spawn`] can add sockets beside it.
+/// True when the socket has `SO_REUSEPORT`, i.e. [`Workers::spawn`] can add sockets beside it.
 pub(crate) fn has_reuseport(sock: &impl AsFd) -> bool {
     getsockopt(sock, sockopt::ReusePort).unwrap_or(false)
 }
 
-/// The fast-path threads of one server; stops them when dropped (as dropping the tokio
-/// loop's shutdown sender stops its tasks).
+/// The fast-path threads of one server; stops them when dropped (as dropping the server
+/// cancels the tokio loop's token).
 #[derive(Default)]
 pub(crate) struct Workers {
     stop: Arc<AtomicBool>,
@@ -129,6 +127,16 @@ impl Workers {
         self.stop.store(true, Ordering::Relaxed);
     }
 
+    /// Stops the threads once `shutdown` is cancelled. The threads poll a flag rather
+    /// than the token, whose state sits behind a lock.
+    pub(crate) fn stop_on(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let stop = self.stop.clone();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            stop.store(true, Ordering::Relaxed);
+        })
+    }
+
     /// Stops the threads and waits up to `grace` for them, without blocking the runtime.
     pub(crate) async fn shutdown(mut self, grace: Duration) {
         self.stop();
@@ -155,10 +163,9 @@ impl Drop for Workers {
 /// Asks for `nice` on the calling thread (`dns.udp_nice`).
 ///
 /// Why: on a core shared with the tokio threads, a query arriving while they run a burst
-/// (health checks, table updates, index rebuilds) waited for the end of their time
-/// slice. In the `dns` benchmark, with the tokio threads reniced by hand to +10, p99 at
-/// half load went from 1.04–1.17 ms to 0.75–1.0 ms. Raising this thread instead needs
-/// `CAP_SYS_NICE`; without it the thread keeps the default priority.
+/// (health checks, table updates, index rebuilds) waits for the end of their time slice,
+/// which shows in the tail latency. Raising this thread needs `CAP_SYS_NICE`; without it
+/// the thread keeps the default priority.
 fn set_nice(nice: i8) {
     use thread_priority::{ThreadPriority, ThreadPriorityValue};
     if nice >= 0 {

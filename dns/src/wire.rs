@@ -1,8 +1,8 @@
 //! The DNS wire format on the hot path: reading a query and writing a response in place.
 //!
-//! hickory's `Message` builds a tree of owned names and records for every packet; an
-//! authoritative server that must answer hundreds of thousands of queries a second
-//! cannot afford that, so queries are read here with bounds-checked slices and answers
+//! hickory's `Message` builds a tree of owned names and records for every packet, which
+//! an authoritative server cannot afford on every query; so queries are read here with
+//! bounds-checked slices and answers
 //! are written from precomputed RDATA into one reused buffer. hickory still encodes every
 //! RDATA once, when the index is built.
 

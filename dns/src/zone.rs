@@ -16,9 +16,9 @@ use hickory_proto::serialize::txt::{LexerError, ParseError, Parser};
 
 use meridian_config::dns::NameServer;
 
-use crate::error::{Error, Result};
-use crate::index::{Cname, Node, Rrset};
+use crate::error::{Error, FileProblem, Result, ZoneProblem};
 use crate::name::{self, Key, NameMap, NameSet};
+use crate::record::{Cname, Node, Rrset};
 
 /// SOA timers of a synthesised SOA (RFC 1912 §2.2 recommendations).
 const SOA_REFRESH: i32 = 3600;
@@ -71,39 +71,67 @@ pub(crate) struct ZoneDefaults {
 /// Builds a zone; `extra` adds records that are part of the zone by definition (the MCS
 /// `dns-version` TXT).
 pub(crate) fn build(spec: &ZoneSpec, defaults: &ZoneDefaults, extra: Vec<(Key, Rrset)>) -> Result<ZoneData> {
-    let origin = Name::from_ascii(format!("{}.", spec.apex))
-        .map_err(|e| Error::Zone { zone: spec.apex.clone(), reason: e.to_string() })?;
-    let apex =
-        name::key(&spec.apex).ok_or_else(|| Error::Zone { zone: spec.apex.clone(), reason: "invalid apex".into() })?;
+    let zone_err = |reason: ZoneProblem| Error::Zone { zone: spec.apex.clone(), reason };
+    let origin = Name::from_ascii(format!("{}.", spec.apex)).map_err(|e| zone_err(ZoneProblem::Name(e)))?;
+    let apex = name::key(&spec.apex).ok_or_else(|| zone_err(ZoneProblem::Apex))?;
     let mut hasher = DefaultHasher::new();
     spec.hash(&mut hasher);
     defaults.ttl.hash(&mut hasher);
     defaults.negative_ttl.hash(&mut hasher);
-    let records = match &spec.file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::ZoneFile {
-                file: path.clone(),
-                line: 0,
-                reason: e.to_string(),
-            })?;
-            text.hash(&mut hasher);
-            parse_file(&text, path, &origin)?
-        }
-        None => BTreeMap::new(),
-    };
+    let records = read_records(spec, &origin, &mut hasher)?;
+    let (mut nodes, soa_record) = nodes_of(&records).map_err(zone_err)?;
+    for (key, rrset) in extra {
+        nodes.entry(key).or_default().rrsets.push(rrset);
+    }
+    let nameservers = add_nameservers(&mut nodes, spec, defaults, &apex).map_err(zone_err)?;
+    let soa = soa_of(soa_record, spec, defaults, &origin, &nameservers).map_err(zone_err)?;
+    let ents = empty_non_terminals(&nodes, &apex);
+    let cuts = owners_of(&nodes, RecordType::NS, Some(&apex));
+    let dnames = owners_of(&nodes, RecordType::DNAME, None);
+    Ok(ZoneData {
+        name: spec.apex.as_str().into(),
+        labels: name::label_starts(&apex).len(),
+        apex,
+        soa: soa.rdata,
+        soa_ttl: soa.ttl,
+        negative_ttl: soa.ttl.min(soa.minimum),
+        file_serial: soa.file_serial,
+        nodes,
+        ents,
+        cuts,
+        dnames,
+        content_hash: hasher.finish(),
+    })
+}
 
+/// The records of the zone's file (none without one), its text added to `hasher`.
+fn read_records(spec: &ZoneSpec, origin: &Name, hasher: &mut DefaultHasher) -> Result<Records> {
+    let Some(path) = &spec.file else { return Ok(Records::new()) };
+    let text = std::fs::read_to_string(path).map_err(|e| Error::ZoneFile {
+        file: path.clone(),
+        line: 0,
+        reason: FileProblem::Read(e),
+    })?;
+    text.hash(hasher);
+    parse_file(&text, path, origin)
+}
+
+/// The SOA record of a file: its TTL and data.
+type SoaRecord = (u32, RData);
+
+/// The file's records as index nodes, RDATA encoded; its SOA apart.
+fn nodes_of(records: &Records) -> Result<(NameMap<Node>, Option<SoaRecord>), ZoneProblem> {
     let mut nodes: NameMap<Node> = NameMap::default();
     let mut soa_record = None;
-    for ((owner, rtype), set) in &records {
+    for ((owner, rtype), set) in records {
         if *rtype == RecordType::SOA {
             soa_record = set.records_without_rrsigs().next().map(|r| (r.ttl, r.data.clone()));
             continue;
         }
-        let key = name::key(&owner.to_ascii())
-            .ok_or_else(|| Error::Zone { zone: spec.apex.clone(), reason: format!("invalid owner {owner}") })?;
+        let key = name::key(&owner.to_ascii()).ok_or_else(|| ZoneProblem::Owner { owner: owner.to_string() })?;
         let mut rdata = Vec::new();
         for r in set.records_without_rrsigs() {
-            rdata.push(encode(&r.data).map_err(|reason| Error::Zone { zone: spec.apex.clone(), reason })?);
+            rdata.push(encode(&r.data)?);
         }
         let node = nodes.entry(key).or_default();
         if *rtype == RecordType::CNAME {
@@ -114,44 +142,73 @@ pub(crate) fn build(spec: &ZoneSpec, defaults: &ZoneDefaults, extra: Vec<(Key, R
             node.rrsets.push(Rrset { rtype: u16::from(*rtype), ttl: set.ttl(), rdata });
         }
     }
-    for (key, rrset) in extra {
-        nodes.entry(key).or_default().rrsets.push(rrset);
-    }
+    Ok((nodes, soa_record))
+}
 
-    let zone_err = |reason: String| Error::Zone { zone: spec.apex.clone(), reason };
+/// The configured name servers, whose NS RRset (with the addresses of those inside the
+/// zone) is synthesised when the file has none at the apex. Fails when an in-zone name
+/// server at the apex has no address.
+fn add_nameservers(
+    nodes: &mut NameMap<Node>,
+    spec: &ZoneSpec,
+    defaults: &ZoneDefaults,
+    apex: &Key,
+) -> Result<Vec<Name>, ZoneProblem> {
     let nameservers: Vec<Name> = spec
         .nameservers
         .iter()
         .map(|n| Name::from_ascii(format!("{}.", n.name)))
         .collect::<std::result::Result<_, _>>()
-        .map_err(|e| zone_err(e.to_string()))?;
+        .map_err(ZoneProblem::Name)?;
     let apex_node = nodes.entry(apex.clone()).or_default();
     if !apex_node.rrsets.iter().any(|r| r.rtype == u16::from(RecordType::NS)) {
         let mut rdata = Vec::new();
         for ns in &nameservers {
-            rdata.push(encode(&RData::NS(NS(ns.clone()))).map_err(zone_err)?);
+            rdata.push(encode(&RData::NS(NS(ns.clone())))?);
         }
         apex_node.rrsets.push(Rrset { rtype: u16::from(RecordType::NS), ttl: defaults.ttl.max(3600), rdata });
-        add_glue(&mut nodes, &spec.nameservers, defaults.ttl.max(3600));
+        add_glue(nodes, &spec.nameservers, defaults.ttl.max(3600));
     }
-    check_addressed(&nodes, &apex).map_err(zone_err)?;
+    check_addressed(nodes, apex)?;
+    Ok(nameservers)
+}
 
-    let (soa_ttl, soa_rdata, file_serial, minimum) = match soa_record {
+/// The zone's SOA, encoded.
+struct Soa {
+    ttl: u32,
+    rdata: Box<[u8]>,
+    /// The serial written in the file, when it has an SOA.
+    file_serial: Option<u32>,
+    /// The SOA MINIMUM field, which bounds the negative TTL.
+    minimum: u32,
+}
+
+/// The file's SOA, or one synthesised from the configuration (RFC 1912 timers, the first
+/// name server as MNAME, `hostmaster.<apex>` as RNAME).
+fn soa_of(
+    soa_record: Option<SoaRecord>,
+    spec: &ZoneSpec,
+    defaults: &ZoneDefaults,
+    origin: &Name,
+    nameservers: &[Name],
+) -> Result<Soa, ZoneProblem> {
+    let (ttl, rdata, file_serial, minimum) = match soa_record {
         Some((ttl, RData::SOA(soa))) => {
-            let minimum = soa.minimum;
-            let serial = soa.serial;
+            let (minimum, serial) = (soa.minimum, soa.serial);
             (ttl, RData::SOA(soa), Some(serial), minimum)
         }
         _ => {
-            let rname = Name::from_ascii(format!("hostmaster.{}.", spec.apex))
-                .map_err(|e| Error::Zone { zone: spec.apex.clone(), reason: e.to_string() })?;
+            let rname = Name::from_ascii(format!("hostmaster.{}.", spec.apex)).map_err(ZoneProblem::Name)?;
             let mname = nameservers.first().cloned().unwrap_or_else(|| origin.clone());
             let soa = SOA::new(mname, rname, 1, SOA_REFRESH, SOA_RETRY, SOA_EXPIRE, defaults.negative_ttl);
             (defaults.negative_ttl.max(defaults.ttl), RData::SOA(soa), None, defaults.negative_ttl)
         }
     };
-    let soa = encode(&soa_rdata).map_err(|reason| Error::Zone { zone: spec.apex.clone(), reason })?;
+    Ok(Soa { ttl, rdata: encode(&rdata)?, file_serial, minimum })
+}
 
+/// Names between a record and the apex that have no data of their own.
+fn empty_non_terminals(nodes: &NameMap<Node>, apex: &Key) -> NameSet {
     let mut ents = NameSet::default();
     for key in nodes.keys() {
         let mut cur = name::parent(key);
@@ -165,31 +222,17 @@ pub(crate) fn build(spec: &ZoneSpec, defaults: &ZoneDefaults, extra: Vec<(Key, R
             cur = name::parent(p);
         }
     }
+    ents
+}
 
-    let ns = u16::from(RecordType::NS);
-    let cuts: NameSet = nodes
+/// The names with an RRset of `rtype`, `except` one.
+fn owners_of(nodes: &NameMap<Node>, rtype: RecordType, except: Option<&Key>) -> NameSet {
+    let rtype = u16::from(rtype);
+    nodes
         .iter()
-        .filter(|(k, n)| **k != apex && n.rrsets.iter().any(|r| r.rtype == ns))
+        .filter(|(k, n)| Some(*k) != except && n.rrsets.iter().any(|r| r.rtype == rtype))
         .map(|(k, _)| k.clone())
-        .collect();
-    let dname = u16::from(RecordType::DNAME);
-    let dnames: NameSet =
-        nodes.iter().filter(|(_, n)| n.rrsets.iter().any(|r| r.rtype == dname)).map(|(k, _)| k.clone()).collect();
-
-    Ok(ZoneData {
-        name: spec.apex.as_str().into(),
-        labels: name::label_starts(&apex).len(),
-        apex,
-        soa,
-        soa_ttl,
-        negative_ttl: soa_ttl.min(minimum),
-        file_serial,
-        nodes,
-        ents,
-        cuts,
-        dnames,
-        content_hash: hasher.finish(),
-    })
+        .collect()
 }
 
 /// The A and AAAA records of the configured name servers inside the zone (records the
@@ -217,7 +260,7 @@ fn add_glue(nodes: &mut NameMap<Node>, nameservers: &[NameServer], ttl: u32) {
 
 /// Every NS name at the apex that lies inside the zone has an A or AAAA record: without
 /// one, resolvers fail the zone once the parent's glue has expired.
-fn check_addressed(nodes: &NameMap<Node>, apex: &Key) -> std::result::Result<(), String> {
+fn check_addressed(nodes: &NameMap<Node>, apex: &Key) -> Result<(), ZoneProblem> {
     let Some(ns) = nodes.get(apex).and_then(|n| n.rrsets.iter().find(|r| r.rtype == u16::from(RecordType::NS))) else {
         return Ok(());
     };
@@ -230,7 +273,7 @@ fn check_addressed(nodes: &NameMap<Node>, apex: &Key) -> std::result::Result<(),
             n.rrsets.iter().any(|r| r.rtype == u16::from(RecordType::A) || r.rtype == u16::from(RecordType::AAAA))
         });
         if !addressed {
-            return Err(format!("name server {} is inside the zone but has no A or AAAA record", name::text(&key)));
+            return Err(ZoneProblem::Unaddressed { name: name::text(&key) });
         }
     }
     Ok(())
@@ -238,13 +281,13 @@ fn check_addressed(nodes: &NameMap<Node>, apex: &Key) -> std::result::Result<(),
 
 /// Encodes RDATA the way it goes on the wire, names uncompressed (they are copied into
 /// responses at any offset).
-fn encode(rdata: &RData) -> std::result::Result<Box<[u8]>, String> {
+fn encode(rdata: &RData) -> Result<Box<[u8]>, ZoneProblem> {
     let mut buf = Vec::new();
     let mut enc = BinEncoder::new(&mut buf);
     enc.set_name_encoding(NameEncoding::Uncompressed);
-    rdata.emit(&mut enc).map_err(|e| e.to_string())?;
+    rdata.emit(&mut enc).map_err(ZoneProblem::Encode)?;
     if buf.len() > usize::from(u16::MAX) {
-        return Err("record data longer than 65535 octets".into());
+        return Err(ZoneProblem::TooLong);
     }
     Ok(buf.into_boxed_slice())
 }
@@ -267,7 +310,7 @@ fn parse_file(text: &str, path: &Path, origin: &Name) -> Result<Records> {
             return Err(Error::ZoneFile {
                 file: path.to_path_buf(),
                 line: *line,
-                reason: "ANAME records cannot be served from a file that also has DNAME records".into(),
+                reason: FileProblem::AnameBesideDname,
             });
         }
         let mut t = text.to_owned();
@@ -284,7 +327,7 @@ fn parse_file(text: &str, path: &Path, origin: &Name) -> Result<Records> {
             .map(|((n, t), set)| ((n, if t == RecordType::ANAME { RecordType::DNAME } else { t }), set))
             .collect()),
         Ok(r) => Ok(r),
-        Err(reason) => {
+        Err(failure) => {
             let lines: Vec<&str> = text.split_inclusive('\n').collect();
             let fails = |k: usize| -> bool {
                 let prefix: String = lines.iter().take(k).copied().collect();
@@ -303,46 +346,46 @@ fn parse_file(text: &str, path: &Path, origin: &Name) -> Result<Records> {
                 let mid = lo + (hi - lo) / 2;
                 if fails(mid) { hi = mid } else { lo = mid + 1 }
             }
-            Err(Error::ZoneFile { file: path.to_path_buf(), line: lo, reason: reason.message })
+            Err(Error::ZoneFile { file: path.to_path_buf(), line: lo, reason: failure.problem })
         }
     }
 }
 
 struct ParseFailure {
-    message: String,
+    problem: FileProblem,
     /// The text ended in the middle of something (a prefix cut inside parentheses).
     incomplete: bool,
 }
 
 /// Parses `text`. Singleton types (SOA, CNAME, and DNAME read as ANAME) keep the last
 /// record of a name, as hickory's record sets do.
-fn parse_text(text: &str, path: &Path, origin: &Name) -> std::result::Result<Records, ParseFailure> {
+fn parse_text(text: &str, path: &Path, origin: &Name) -> Result<Records, ParseFailure> {
     let parsed = Parser::new(text, Some(path.to_path_buf()), Some(origin.clone())).parse();
     let (_, sets) = parsed.map_err(|e| ParseFailure {
         incomplete: matches!(
             e,
             ParseError::Lexer(LexerError::UnclosedList | LexerError::UnclosedQuotedString | LexerError::EOF)
         ),
-        message: e.to_string(),
+        problem: FileProblem::Parse(e),
     })?;
     let mut out = BTreeMap::new();
     for (RrKey { name, record_type, .. }, set) in sets {
         let name = Name::from(name);
         if !origin.zone_of(&name) {
-            return Err(ParseFailure { message: format!("{name} is outside the zone {origin}"), incomplete: false });
+            let (name, origin) = (name.to_string(), origin.to_string());
+            return Err(ParseFailure { problem: FileProblem::OutsideZone { name, origin }, incomplete: false });
         }
         if record_type == RecordType::SOA && name != *origin {
-            return Err(ParseFailure { message: format!("SOA at {name} is not at the zone apex"), incomplete: false });
+            let name = name.to_string();
+            return Err(ParseFailure { problem: FileProblem::SoaBelowApex { name }, incomplete: false });
         }
         out.insert((name, record_type), set);
     }
     let cnames: Vec<&Name> = out.keys().filter(|(_, t)| *t == RecordType::CNAME).map(|(n, _)| n).collect();
     for n in cnames {
         if out.keys().any(|(m, t)| m == n && *t != RecordType::CNAME) {
-            return Err(ParseFailure {
-                message: format!("{n} has a CNAME and other records (RFC 1034 §3.6.2)"),
-                incomplete: false,
-            });
+            let name = n.to_string();
+            return Err(ParseFailure { problem: FileProblem::CnameAndOther { name }, incomplete: false });
         }
     }
     Ok(out)

@@ -285,7 +285,7 @@ fn geo_index() -> crate::index::Index {
         .collect();
     let (table, mut writer) = meridian_model::table::Table::new();
     writer.apply(crate::fuzzing::sample_updates());
-    let mut b = crate::index::Builder::new(&config).expect("index builds");
+    let mut b = crate::builder::Builder::new(&config).expect("index builds");
     b.rebuild(&table.snapshot());
     b.index()
 }

@@ -227,6 +227,36 @@ async fn shutdown_releases_the_port() {
     std::net::TcpListener::bind(addr).expect("tcp port released");
 }
 
+/// The caller's token stops the server as `shutdown` does: once it is cancelled the
+/// workers and the acceptor end and the ports are free again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_the_callers_token_stops_the_server() {
+    let (table, mut writer) = meridian_model::table::Table::new();
+    let mut updates: Vec<_> = clusters().into_iter().map(meridian_model::table::Update::Cluster).collect();
+    updates.push(svc("us-east", "shop", "web", shard("us-east", &["192.0.2.1"], 1)));
+    writer.apply(updates);
+    let c = config();
+    let sockets = meridian_dns::Sockets::bind(&c.dns.listen).await.expect("bind");
+    let token = tokio_util::sync::CancellationToken::new();
+    let server = meridian_dns::DnsServer::serve(&c, table, sockets, &mut Default::default(), token.clone())
+        .expect("server starts");
+    let addr = server.local_addrs()[0];
+    assert_eq!(udp(addr, &query(GLOBAL, 1, None)).await.map(|r| rcode_of(&r)), Some(0));
+    token.cancel();
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let released = loop {
+        if std::net::UdpSocket::bind(addr).is_ok() && std::net::TcpListener::bind(addr).is_ok() {
+            break true;
+        }
+        if std::time::Instant::now() > deadline {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(released, "ports still held after the token was cancelled");
+    server.shutdown().await;
+}
+
 /// RFC 6891 §6.1.1: a FORMERR to a query with a valid OPT carries an OPT. `dig
 /// +header-only` sends no question and a client cookie (RFC 7873 §5.4); a server without
 /// server cookies answers FORMERR, here with the OPT and no cookie.

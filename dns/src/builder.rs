@@ -1,0 +1,351 @@
+//! The index's single writer: it owns the bookkeeping behind the published [`Index`] and
+//! recomputes only the names of the services and ingresses a table [`Change`] lists.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use meridian_config::Config;
+use meridian_model::geo::DbStatus;
+use meridian_model::rank;
+use meridian_model::table::{Change, FederatedService, ObjectKey, Snapshot, StalePolicy};
+
+use crate::error::{Error, Result};
+use crate::geoip::GeoSource;
+use crate::index::{Index, ZoneEntry, zone_position};
+use crate::name::{Key, NameBuf, NameMap, NameSet};
+use crate::problems::{Kind, Problems};
+use crate::record::Node;
+use crate::scheme;
+use crate::serial::Serials;
+use crate::settings::Settings;
+use crate::table_names::{self, MapKey, TableNames};
+use crate::{zone, zone_set};
+
+/// The single writer of the index.
+pub(crate) struct Builder {
+    settings: Arc<Settings>,
+    zones: Vec<ZoneEntry>,
+    serials: Serials,
+    apexes: HashSet<Key>,
+    table: TableNames,
+    /// Names each service / ingress published, to withdraw them when it changes.
+    by_service: HashMap<ObjectKey, Vec<MapKey>>,
+    by_ingress: HashMap<ObjectKey, Vec<MapKey>>,
+    /// Each service as its names were last computed, to tell which shards changed.
+    seen: HashMap<ObjectKey, Arc<FederatedService>>,
+    extras: Arc<NameMap<Arc<Node>>>,
+    extra_ents: Arc<NameSet>,
+    geo: GeoSource,
+    problems: Problems,
+}
+
+/// Buffers reused from one object to the next while names are recomputed.
+#[derive(Default)]
+struct Scratch {
+    out: Vec<(Key, Node)>,
+    problems: Vec<rank::Problem>,
+}
+
+impl Scratch {
+    fn clear(&mut self) {
+        self.out.clear();
+        self.problems.clear();
+    }
+}
+
+impl Builder {
+    /// A builder for `config`; fails when a zone (file) cannot be loaded.
+    pub(crate) fn new(config: &Config) -> Result<Self> {
+        let mut b = Builder {
+            settings: Arc::new(Settings::from_config(config)),
+            zones: Vec::new(),
+            serials: Serials::default(),
+            apexes: HashSet::new(),
+            table: TableNames::default(),
+            by_service: HashMap::new(),
+            by_ingress: HashMap::new(),
+            seen: HashMap::new(),
+            extras: Arc::default(),
+            extra_ents: Arc::default(),
+            geo: GeoSource::open(config),
+            problems: Problems::default(),
+        };
+        let errors = b.load_zones();
+        if errors.is_empty() { Ok(b) } else { Err(Error::many(errors)) }
+    }
+
+    /// Applies a new configuration. Zones whose file fails keep their previous content
+    /// (or, when new, serve only the synthesised SOA and NS); the errors are returned.
+    pub(crate) fn set_config(&mut self, config: &Config, snap: &Snapshot) -> Result<()> {
+        self.settings = Arc::new(Settings::from_config(config));
+        self.geo.update(config);
+        let errors = self.load_zones();
+        // Zones (and so the apexes that bound empty non-terminals) may have changed: start
+        // from nothing rather than adjust names counted against the old apexes.
+        self.clear();
+        self.rebuild(snap);
+        if errors.is_empty() { Ok(()) } else { Err(Error::many(errors)) }
+    }
+
+    fn load_zones(&mut self) -> Vec<Error> {
+        let (zones, errors) = zone_set::load(&self.settings, &self.zones, &mut self.serials);
+        self.apexes = zones.iter().map(|z| z.data.apex.clone()).collect();
+        self.zones = zones;
+        errors
+    }
+
+    fn clear(&mut self) {
+        self.table = TableNames::default();
+        self.by_service.clear();
+        self.by_ingress.clear();
+        self.seen.clear();
+        self.problems.clear();
+    }
+
+    /// Rebuilds every dynamic name from `snap`: every object in it and every object
+    /// that published names or problems before. Names that come out the same stay in
+    /// place, so a rebuild (a cluster's region appearing, a lagging subscriber) costs
+    /// the computation of every name but not a new index: building a large index from
+    /// scratch, and dropping the old one, can take long enough for the change feed to
+    /// lag again, so that the next rebuild starts at once.
+    pub(crate) fn rebuild(&mut self, snap: &Snapshot) {
+        let mut services: Vec<ObjectKey> = snap.services.keys().cloned().collect();
+        let mut ingresses: Vec<ObjectKey> = snap.ingresses.keys().cloned().collect();
+        services.extend(self.by_service.keys().filter(|k| !snap.services.contains_key(*k)).cloned());
+        ingresses.extend(self.by_ingress.keys().filter(|k| !snap.ingresses.contains_key(*k)).cloned());
+        for (kind, key) in self.problems.objects() {
+            match kind {
+                Kind::Service if !snap.services.contains_key(key) => services.push(key.clone()),
+                Kind::Ingress if !snap.ingresses.contains_key(key) => ingresses.push(key.clone()),
+                _ => {}
+            }
+        }
+        services.sort();
+        services.dedup();
+        ingresses.sort();
+        ingresses.dedup();
+        self.update(snap, &services, &ingresses, false);
+    }
+
+    /// Applies one published change of the table.
+    pub(crate) fn apply(&mut self, snap: &Snapshot, change: &Change) {
+        if change.everything {
+            self.rebuild(snap);
+        } else {
+            self.update(snap, &change.services, &change.ingresses, true);
+        }
+    }
+
+    /// Recomputes the names of `services` and `ingresses`, then the extras, and advances
+    /// every zone's serial. With `partial`, see [`Builder::update_service`].
+    fn update(&mut self, snap: &Snapshot, services: &[ObjectKey], ingresses: &[ObjectKey], partial: bool) {
+        let mut scratch = Scratch::default();
+        for key in services {
+            self.update_service(snap, key, partial, &mut scratch);
+        }
+        for key in ingresses {
+            self.update_ingress(snap, key, &mut scratch);
+        }
+        self.update_extras(snap);
+        self.advance_serials();
+    }
+
+    /// Recomputes the names of one service. With `partial`, a service whose only change
+    /// is the content of some shards (same clusters, annotations and places) recomputes
+    /// its global name and the names of those shards' regions only.
+    ///
+    /// A service in many single-zone regions has two names per region and a global one,
+    /// and one endpoint flip in one cluster changes three of them. Recomputing all of
+    /// them per change, under a steady stream of changes, was most of Meridian's CPU and
+    /// delayed answers by seconds.
+    fn update_service(&mut self, snap: &Snapshot, key: &ObjectKey, partial: bool, scratch: &mut Scratch) {
+        let s = self.settings.clone();
+        scratch.clear();
+        let svc = snap.services.get(key);
+        let only = match (partial, svc, self.seen.get(key)) {
+            (true, Some(new), Some(old)) => changed_regions(snap, old, new),
+            _ => None,
+        };
+        if let (Some(svc), Some(only)) = (svc, &only) {
+            scheme::service(snap, &s, svc, Some(only), &mut scratch.out, &mut scratch.problems);
+            let patched = self.by_service.get(key).is_some_and(|p| self.table.patch(p, &mut scratch.out));
+            if patched {
+                self.problems.set(Kind::Service, key, &mut scratch.problems);
+                self.seen.insert(key.clone(), svc.clone());
+                return;
+            }
+            scratch.clear();
+        }
+        match svc {
+            Some(svc) => {
+                scheme::service(snap, &s, svc, None, &mut scratch.out, &mut scratch.problems);
+                self.seen.insert(key.clone(), svc.clone());
+            }
+            None => {
+                self.seen.remove(key);
+            }
+        }
+        self.problems.set(Kind::Service, key, &mut scratch.problems);
+        let old = self.by_service.remove(key).unwrap_or_default();
+        let keys = self.table.replace(&self.apexes, &old, &mut scratch.out);
+        if !keys.is_empty() {
+            self.by_service.insert(key.clone(), keys);
+        }
+    }
+
+    /// Recomputes the names of one ingress.
+    fn update_ingress(&mut self, snap: &Snapshot, key: &ObjectKey, scratch: &mut Scratch) {
+        scratch.clear();
+        if let Some(ing) = snap.ingresses.get(key) {
+            scheme::ingress(snap, &self.settings, ing, &mut scratch.out, &mut scratch.problems);
+        }
+        self.problems.set(Kind::Ingress, key, &mut scratch.problems);
+        let old = self.by_ingress.remove(key).unwrap_or_default();
+        let keys = self.table.replace(&self.apexes, &old, &mut scratch.out);
+        if !keys.is_empty() {
+            self.by_ingress.insert(key.clone(), keys);
+        }
+    }
+
+    /// Recomputes the ingress hosts and custom names inside a served zone.
+    fn update_extras(&mut self, snap: &Snapshot) {
+        let in_zone = |k: &[u8]| NameBuf::from_wire(k).and_then(|n| zone_position(&self.zones, &n)).is_some();
+        let extras = scheme::extras(snap, &self.settings, in_zone);
+        let mut extra_ents = NameSet::default();
+        for k in extras.keys() {
+            for p in table_names::ancestors(k, &self.apexes) {
+                extra_ents.insert(Key::from(p));
+            }
+        }
+        self.extras = Arc::new(extras);
+        self.extra_ents = Arc::new(extra_ents);
+    }
+
+    /// Every zone's content may have changed: a new serial each.
+    fn advance_serials(&mut self) {
+        for z in &mut self.zones {
+            z.serial = self.serials.advance(&z.data.name, z.serial);
+            z.soa = zone::with_serial(&z.soa, z.serial).into();
+        }
+    }
+
+    /// Every malformed ranking annotation, sorted.
+    pub(crate) fn problems(&self) -> Vec<rank::Problem> {
+        self.problems.all()
+    }
+
+    pub(crate) fn problem_count(&self) -> usize {
+        self.problems.count()
+    }
+
+    /// The GeoIP database's state.
+    pub(crate) fn geo_status(&self) -> DbStatus {
+        self.geo.status()
+    }
+
+    /// The index readers will see.
+    pub(crate) fn index(&self) -> Index {
+        Index {
+            zones: self.zones.clone(),
+            table: self.table.clone(),
+            extras: self.extras.clone(),
+            extra_ents: self.extra_ents.clone(),
+            geo: self.geo.geo().clone(),
+        }
+    }
+}
+
+/// The regions of the shards that changed from `old` to `new`, when that is all that
+/// changed: the same clusters in the same order, and every changed shard kept its
+/// cluster's metadata, its annotations (which set the TTL of every name), ports and
+/// export. `None` when all names must be recomputed — also when no shard changed (what
+/// changed is elsewhere, e.g. the exports) and when the `fallback` stale policy may let
+/// one cluster's change decide whether another region serves stale shards.
+fn changed_regions(snap: &Snapshot, old: &FederatedService, new: &FederatedService) -> Option<HashSet<Arc<str>>> {
+    if old.shards.len() != new.shards.len() {
+        return None;
+    }
+    let fallback = matches!(snap.stale_policy, Some((StalePolicy::Fallback, _)));
+    if fallback && old.shards.iter().chain(&new.shards).any(|s| s.stale) {
+        return None;
+    }
+    let mut any = false;
+    let mut regions = HashSet::new();
+    for (a, b) in old.shards.iter().zip(&new.shards) {
+        if Arc::ptr_eq(a, b) {
+            continue;
+        }
+        if !Arc::ptr_eq(&a.cluster, &b.cluster) && a.cluster != b.cluster {
+            return None;
+        }
+        if a.annotations != b.annotations || a.headless != b.headless || a.ports != b.ports || a.exported != b.exported
+        {
+            return None;
+        }
+        any = true;
+        if let Some(r) = &b.cluster.region {
+            regions.insert(r.clone());
+        }
+    }
+    any.then_some(regions)
+}
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use meridian_model::table::{ClusterMeta, Probe, Shard};
+
+    use super::*;
+
+    fn meta(name: &str, region: &str) -> Arc<ClusterMeta> {
+        Arc::new(ClusterMeta {
+            name: name.into(),
+            region: Some(region.into()),
+            zone: None,
+            location: None,
+            weight: 1,
+            labels: BTreeMap::new(),
+            order: 0,
+        })
+    }
+
+    fn shard(c: &Arc<ClusterMeta>, ready: u32) -> Arc<Shard> {
+        Arc::new(Shard {
+            cluster: c.clone(),
+            addresses: vec!["127.0.0.1".parse().expect("ip")],
+            hostnames: vec![],
+            ports: vec![],
+            headless: false,
+            ready_endpoints: ready,
+            total_endpoints: 2,
+            endpoints: vec![],
+            annotations: BTreeMap::new(),
+            exported: false,
+            created: None,
+            stale: false,
+            probe: Probe::default(),
+        })
+    }
+
+    fn svc(shards: Vec<Arc<Shard>>) -> FederatedService {
+        FederatedService { key: ObjectKey::new("default", "web"), shards }
+    }
+
+    #[test]
+    fn changed_regions_names_the_regions_of_changed_shards_only() {
+        let snap = Snapshot::default();
+        let (a, b) = (meta("a", "ra"), meta("b", "rb"));
+        let (sa, sb) = (shard(&a, 2), shard(&b, 2));
+        let old = svc(vec![sa.clone(), sb.clone()]);
+        // Nothing changed: recompute everything (the change is elsewhere).
+        assert_eq!(changed_regions(&snap, &old, &svc(vec![sa.clone(), sb.clone()])), None);
+        let new = svc(vec![sa.clone(), shard(&b, 0)]);
+        let want: HashSet<Arc<str>> = [Arc::from("rb")].into_iter().collect();
+        assert_eq!(changed_regions(&snap, &old, &new), Some(want));
+        // A shard added or an annotation changed: everything.
+        assert_eq!(changed_regions(&snap, &old, &svc(vec![sa.clone()])), None);
+        let mut annotated = (*sb).clone();
+        annotated.annotations.insert("meridian.io/ttl".into(), "5".into());
+        assert_eq!(changed_regions(&snap, &old, &svc(vec![sa, Arc::new(annotated)])), None);
+    }
+}
