@@ -74,10 +74,14 @@ async fn a_client_that_never_reads_loses_its_slot() {
     let mut framed = (q.len() as u16).to_be_bytes().to_vec();
     framed.extend_from_slice(&q);
     let batch = framed.repeat(1000);
-    // Send until the server stops reading (its answers fill the socket buffers).
+    // Send until the server stops reading (its answers fill the socket buffers). A
+    // write blocked for 2 s means that: a server that still reads takes a batch in
+    // milliseconds, even on a busy machine. (A shorter wait could end the loop while the
+    // server was merely slow, with all its answers still fitting in the buffers: then
+    // no write of the server's ever blocks, and nothing should close the connection.)
     let mut sent = 0usize;
     let stalled = loop {
-        match tokio::time::timeout(Duration::from_millis(300), s.write_all(&batch)).await {
+        match tokio::time::timeout(Duration::from_secs(2), s.write_all(&batch)).await {
             Ok(Ok(())) => sent += 1000,
             Ok(Err(_)) => break true,
             Err(_) => break true,
