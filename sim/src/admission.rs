@@ -9,6 +9,7 @@
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
+use crate::crd;
 use crate::deletion::NAMESPACE_FINALIZER;
 use crate::error::ApiError;
 use crate::resources::{self, ResId};
@@ -26,6 +27,10 @@ pub(crate) fn decode(res: ResId, obj: &mut Value) -> Result<(), ApiError> {
         }
         resources::DEPLOYMENTS | resources::REPLICASETS => {
             default_spec(obj, &[("replicas", json!(1))]);
+            Ok(())
+        }
+        resources::CRDS => {
+            crd::set_defaults(obj);
             Ok(())
         }
         resources::STATEFULSETS => {

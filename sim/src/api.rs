@@ -1,7 +1,8 @@
 //! What the API server does between a request and the store for writes: type checks,
 //! metadata bookkeeping (uid, generation, managedFields), optimistic concurrency, status
-//! and finalize subresources, patches. Per-type rules live in `admission`, DELETE in
-//! `deletion`, `/scale` in `scale`.
+//! and finalize subresources, patches, and storage at the storage version. Per-type rules
+//! live in `admission` (and `crd` for CustomResourceDefinitions), DELETE in `deletion`,
+//! `/scale` in `scale`.
 //!
 //! Every operation reads and writes under one store write lock, so checks and the write
 //! are atomic (no lost updates between a resourceVersion check and the commit).
@@ -11,12 +12,14 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use crate::admission;
+use crate::crd;
 use crate::deletion;
 use crate::error::ApiError;
+use crate::key::{Key, key_for};
 use crate::managed::{self, Ownership, Writer};
 use crate::patch::{self, PatchType};
-use crate::resources::{self, ResId, ResourceDef};
-use crate::store::{Inner, Key, Store};
+use crate::resources::{self, ResourceDef};
+use crate::store::{Inner, Store};
 use crate::util;
 
 /// Which part of the object a write addresses.
@@ -70,36 +73,6 @@ impl<'a> Change<'a> {
     }
 }
 
-pub(crate) fn key_for(res: ResId, ns: Option<&str>, name: &str) -> Key {
-    let ns = if resources::def(res).namespaced { ns.unwrap_or("") } else { "" };
-    (res, ns.to_string(), name.to_string())
-}
-
-fn details(def: &ResourceDef, name: &str) -> Value {
-    json!({"name": name, "group": def.group, "kind": def.plural})
-}
-
-pub(crate) fn not_found(def: &ResourceDef, name: &str) -> ApiError {
-    ApiError::new(404, "NotFound", format!("{} \"{name}\" not found", qualified(def))).with_details(details(def, name))
-}
-
-pub(crate) fn qualified(def: &ResourceDef) -> String {
-    if def.group.is_empty() { def.plural.to_string() } else { format!("{}.{}", def.plural, def.group) }
-}
-
-/// 409 for a write based on a stale resourceVersion.
-pub(crate) fn stale(def: &ResourceDef, name: &str) -> ApiError {
-    ApiError::new(
-        409,
-        "Conflict",
-        format!(
-            "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
-            qualified(def)
-        ),
-    )
-    .with_details(details(def, name))
-}
-
 /// DNS-1123 subdomain, the rule for most object names.
 fn valid_name(name: &str) -> bool {
     let b = name.as_bytes();
@@ -114,7 +87,7 @@ fn valid_name(name: &str) -> bool {
 fn check_type(def: &ResourceDef, obj: &mut Value) -> Result<(), ApiError> {
     let av = def.api_version();
     let map = obj.as_object_mut().ok_or_else(|| ApiError::bad_request("the request body must be a JSON object"))?;
-    for (field, want) in [("apiVersion", av.as_str()), ("kind", def.kind)] {
+    for (field, want) in [("apiVersion", av.as_str()), ("kind", def.kind.as_str())] {
         match map.get(field).and_then(Value::as_str) {
             Some(v) if v != want => {
                 let what = if field == "kind" { "kind" } else { "API version" };
@@ -130,6 +103,22 @@ fn check_type(def: &ResourceDef, obj: &mut Value) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The object as stored: at the resource's storage version.
+fn to_storage(def: &ResourceDef, obj: &mut Value) {
+    if let Some(m) = obj.as_object_mut() {
+        m.insert("apiVersion".into(), Value::String(def.storage_api_version()));
+    }
+}
+
+/// The resource as the registry serves it now, under the write lock: a CRD may have been
+/// deleted or started terminating since the request was routed.
+fn current(g: &Inner, def: &ResourceDef) -> Result<Arc<ResourceDef>, ApiError> {
+    g.registry()
+        .by_plural(&def.group, &def.version, &def.plural)
+        .filter(|d| d.id == def.id)
+        .ok_or_else(|| ApiError::new(404, "NotFound", "the server could not find the requested resource"))
+}
+
 fn namespace_usable(g: &Inner, ns: &str) -> Result<(), ApiError> {
     match g.get(&(resources::NAMESPACES, String::new(), ns.to_string())) {
         None => Err(ApiError::new(404, "NotFound", format!("namespaces \"{ns}\" not found"))
@@ -143,15 +132,23 @@ fn namespace_usable(g: &Inner, ns: &str) -> Result<(), ApiError> {
     }
 }
 
+/// A CRD being written, checked and settled among the cluster's other CRDs.
+fn admit_crd(g: &Inner, obj: &mut Value, old: Option<&Value>) -> Result<(), ApiError> {
+    let name = util::meta_str(obj, "name").unwrap_or("").to_string();
+    let others: Vec<&Value> =
+        g.range(resources::CRDS, None, None).filter(|(k, _)| k.2 != name).map(|(_, o)| o.as_ref()).collect();
+    crd::admit(obj, old, &others)
+}
+
 /// POST: creates an object.
 pub(crate) fn create(
     store: &Store,
-    res: ResId,
+    def: &ResourceDef,
     ns: Option<&str>,
     obj: Value,
     opts: &WriteOpts,
 ) -> Result<Arc<Value>, ApiError> {
-    create_op(store, res, ns, obj, opts, None)
+    create_op(store, def, ns, obj, opts, None)
 }
 
 /// The namespace an object is created in: the URL's, the body's, or `default`.
@@ -182,7 +179,7 @@ fn assign_name(def: &ResourceDef, meta: &mut Map<String, Value>) -> Result<Strin
         let prefix = meta.get("generateName").and_then(Value::as_str).unwrap_or("");
         if prefix.is_empty() {
             return Err(ApiError::invalid(
-                def.kind,
+                &def.kind,
                 "",
                 "metadata.name: Required value: name or generateName is required",
             ));
@@ -192,7 +189,7 @@ fn assign_name(def: &ResourceDef, meta: &mut Map<String, Value>) -> Result<Strin
     }
     if !valid_name(&name) {
         return Err(ApiError::invalid(
-            def.kind,
+            &def.kind,
             &name,
             format!(
                 "metadata.name: Invalid value: {name:?}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
@@ -202,19 +199,10 @@ fn assign_name(def: &ResourceDef, meta: &mut Map<String, Value>) -> Result<Strin
     Ok(name)
 }
 
-/// Create; `applied` is the configuration when server-side apply creates the object (its
-/// manager owns what it applied), `None` for a POST (its manager owns everything).
-fn create_op(
-    store: &Store,
-    res: ResId,
-    ns: Option<&str>,
-    mut obj: Value,
-    opts: &WriteOpts,
-    applied: Option<&Value>,
-) -> Result<Arc<Value>, ApiError> {
-    let def = resources::def(res);
-    check_type(def, &mut obj)?;
-    let meta = util::meta_mut(&mut obj).ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
+/// A new object's metadata: placed, named, with server-set fields fresh. Returns the
+/// namespace and name.
+fn new_metadata(def: &ResourceDef, obj: &mut Value, ns: Option<&str>) -> Result<(Option<String>, String), ApiError> {
+    let meta = util::meta_mut(obj).ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
     let ns = place(def, meta, ns)?;
     let name = assign_name(def, meta)?;
     for f in ["uid", "resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields", "selfLink"]
@@ -224,32 +212,53 @@ fn create_op(
     meta.insert("uid".into(), Value::String(util::uid()));
     meta.insert("creationTimestamp".into(), Value::String(util::now_rfc3339()));
     meta.insert("generation".into(), json!(1));
+    Ok((ns, name))
+}
+
+/// Create; `applied` is the configuration when server-side apply creates the object (its
+/// manager owns what it applied), `None` for a POST (its manager owns everything).
+fn create_op(
+    store: &Store,
+    def: &ResourceDef,
+    ns: Option<&str>,
+    mut obj: Value,
+    opts: &WriteOpts,
+    applied: Option<&Value>,
+) -> Result<Arc<Value>, ApiError> {
+    check_type(def, &mut obj)?;
+    let (ns, name) = new_metadata(def, &mut obj, ns)?;
     if def.status
         && !opts.privileged
         && let Some(m) = obj.as_object_mut()
     {
         m.remove("status");
     }
-    admission::decode(res, &mut obj)?;
-    admission::prepare_create(res, &mut obj);
+    admission::decode(def.id, &mut obj)?;
+    admission::prepare_create(def.id, &mut obj);
     let ownership = match (applied, opts.field_manager.as_deref()) {
         (Some(config), Some(manager)) => Ownership::Apply(managed::applied_create(config, manager, &def.api_version())),
         _ => Ownership::Update(Writer { manager: opts.field_manager.as_deref(), operation: "Update", subresource: "" }),
     };
     managed::settle(None, None, &mut obj, ownership, &def.api_version());
 
-    let key = key_for(res, ns.as_deref(), &name);
+    let key = key_for(def, ns.as_deref(), &name);
     let mut g = store.write();
+    if current(&g, def)?.terminating() {
+        return Err(ApiError::method_not_allowed("create not allowed while custom resource definition is terminating"));
+    }
     if let Some(ns) = ns.as_deref() {
         namespace_usable(&g, ns)?;
     }
     if g.get(&key).is_some() {
-        return Err(ApiError::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", qualified(def)))
-            .with_details(details(def, &name)));
+        return Err(def.already_exists(&name));
     }
-    if res == resources::SERVICES {
+    if def.id == resources::SERVICES {
         g.alloc.default_service(&mut obj, None, &name)?;
     }
+    if def.id == resources::CRDS {
+        admit_crd(&g, &mut obj, None)?;
+    }
+    to_storage(def, &mut obj);
     if opts.dry_run {
         return Ok(Arc::new(obj));
     }
@@ -259,14 +268,13 @@ fn create_op(
 /// PUT on the object or its status (or a Namespace's finalize).
 pub(crate) fn replace(
     store: &Store,
-    res: ResId,
+    def: &ResourceDef,
     ns: Option<&str>,
     name: &str,
     mut obj: Value,
     sub: Sub,
     opts: &WriteOpts,
 ) -> Result<Arc<Value>, ApiError> {
-    let def = resources::def(res);
     check_type(def, &mut obj)?;
     let body_name = util::meta_str(&obj, "name").unwrap_or("");
     if !body_name.is_empty() && body_name != name {
@@ -282,10 +290,10 @@ pub(crate) fn replace(
             "the namespace of the provided object does not match the namespace sent on the request",
         ));
     }
-    let key = key_for(res, ns, name);
+    let key = key_for(def, ns, name);
     let mut g = store.write();
-    let old = g.get(&key).cloned().ok_or_else(|| not_found(def, name))?;
-    commit_update(&mut g, &key, &old, obj, Change::update(sub, opts))
+    let old = g.get(&key).cloned().ok_or_else(|| def.not_found(name))?;
+    commit_update(&mut g, def, &key, &old, obj, Change::update(sub, opts))
 }
 
 /// PATCH in any of the four flavours. Returns the new state and whether it was created
@@ -293,7 +301,7 @@ pub(crate) fn replace(
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn patch(
     store: &Store,
-    res: ResId,
+    def: &ResourceDef,
     ns: Option<&str>,
     name: &str,
     ptype: PatchType,
@@ -301,17 +309,20 @@ pub(crate) fn patch(
     sub: Sub,
     opts: &WriteOpts,
 ) -> Result<(Arc<Value>, bool), ApiError> {
-    let def = resources::def(res);
-    let key = key_for(res, ns, name);
+    if ptype == PatchType::Strategic && def.is_custom() {
+        return Err(strategic_unsupported());
+    }
+    let key = key_for(def, ns, name);
     let mut g = store.write();
     let Some(old) = g.get(&key).cloned() else {
         if ptype != PatchType::Apply || sub != Sub::Main {
-            return Err(not_found(def, name));
+            return Err(def.not_found(name));
         }
         drop(g);
-        return Ok((apply_create(store, res, ns, name, body, opts)?, true));
+        return Ok((apply_create(store, def, ns, name, body, opts)?, true));
     };
-    let mut new = (*old).clone();
+    // Patches apply to the object as served at the request's version.
+    let mut new = def.view(&old).into_owned();
     let mut change = Change::update(sub, opts);
     match ptype {
         PatchType::Merge => patch::merge(&mut new, body),
@@ -324,20 +335,31 @@ pub(crate) fn patch(
                 m.remove("resourceVersion");
             }
             let manager = opts.field_manager.as_deref().unwrap_or("unknown");
-            let (applied, entries) = managed::apply(&old, &config, manager, opts.force, &def.api_version())?;
+            let current = def.view(&old);
+            let (applied, entries) = managed::apply(&current, &config, manager, opts.force, &def.api_version())?;
             new = applied;
             change.ownership = Ownership::Apply(entries);
         }
     }
     // A resourceVersion inside a patch is a precondition (kubectl uses it for optimistic
     // locking); an unchanged one passes through.
-    commit_update(&mut g, &key, &old, new, change).map(|o| (o, false))
+    commit_update(&mut g, def, &key, &old, new, change).map(|o| (o, false))
+}
+
+/// 415: custom resources have no Go types whose merge keys strategic merge would need,
+/// so their handler accepts only the other patch types.
+fn strategic_unsupported() -> ApiError {
+    ApiError::new(
+        415,
+        "UnsupportedMediaType",
+        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+    )
 }
 
 /// Server-side apply of an object that does not exist yet: a create by the applier.
 fn apply_create(
     store: &Store,
-    res: ResId,
+    def: &ResourceDef,
     ns: Option<&str>,
     name: &str,
     body: &Value,
@@ -349,38 +371,44 @@ fn apply_create(
     }
     let apply_opts =
         WriteOpts { field_manager: opts.field_manager.clone().or_else(|| Some("unknown".into())), ..opts.clone() };
-    create_op(store, res, ns, obj.clone(), &apply_opts, Some(&obj))
+    create_op(store, def, ns, obj.clone(), &apply_opts, Some(&obj))
 }
 
 /// The shared tail of PUT, PATCH and scale writes: reserved fields, per-type rules,
-/// generation, managedFields, and the write itself (skipped when nothing changed; a
-/// write that empties the finalizers of an object being deleted removes it).
+/// generation, managedFields, and the write itself at the storage version (skipped when
+/// nothing changed; a write that empties the finalizers of an object being deleted
+/// removes it). `def` is the resource as the request addresses it.
 pub(crate) fn commit_update(
     g: &mut Inner,
+    def: &ResourceDef,
     key: &Key,
     old: &Arc<Value>,
     mut new: Value,
     change: Change<'_>,
 ) -> Result<Arc<Value>, ApiError> {
-    let def = resources::def(key.0);
     if !new.is_object() {
         return Err(ApiError::bad_request("the result of the patch is not a JSON object"));
     }
+    current(g, def)?;
     check_type(def, &mut new)?;
     if let Some(rv) = util::meta_str(&new, "resourceVersion").filter(|s| !s.is_empty())
         && Some(rv) != util::meta_str(old, "resourceVersion")
     {
-        return Err(stale(def, &key.2));
+        return Err(def.stale(&key.2));
     }
     admission::decode(key.0, &mut new)?;
     let requested = new.pointer("/metadata/managedFields").cloned();
     new = keep_reserved(def, old, new, change.sub, change.opts);
     admission::prepare_update(key.0, old, &mut new, change.sub == Sub::Finalize);
-    admission::validate_update(def.kind, &key.2, old, &new)?;
+    admission::validate_update(&def.kind, &key.2, old, &new)?;
     if key.0 == resources::SERVICES {
         g.alloc.default_service(&mut new, Some(old), &key.2)?;
     }
-    bump_generation(old, &mut new);
+    if key.0 == resources::CRDS {
+        admit_crd(g, &mut new, Some(old))?;
+    }
+    to_storage(def, &mut new);
+    bump_generation(def, old, &mut new);
     managed::settle(Some(old), requested.as_ref(), &mut new, change.ownership, &def.api_version());
     if new == **old {
         return Ok(old.clone());
@@ -434,9 +462,16 @@ fn keep_reserved(def: &ResourceDef, old: &Value, mut new: Value, sub: Sub, opts:
     new
 }
 
-/// `metadata.generation` moves with every change outside metadata and status.
-fn bump_generation(old: &Value, new: &mut Value) {
-    if util::spec_part(new) == util::spec_part(old) {
+/// `metadata.generation` moves with every change outside metadata and status. A custom
+/// resource without a status subresource has no such split: a change of its status moves
+/// the generation too (the custom resource strategy compares everything but metadata).
+fn bump_generation(def: &ResourceDef, old: &Value, new: &mut Value) {
+    let changed = if def.is_custom() && !def.status {
+        util::without_metadata(new) != util::without_metadata(old)
+    } else {
+        util::spec_part(new) != util::spec_part(old)
+    };
+    if !changed {
         return;
     }
     let gen_ = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
@@ -468,20 +503,29 @@ mod tests {
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"a": "1"}})
     }
 
-    const CM: ResId = 3;
+    /// ConfigMaps.
+    fn cm_def() -> &'static ResourceDef {
+        &resources::BUILTINS[3]
+    }
 
     #[test]
     fn create_assigns_metadata_and_rejects_duplicates_and_missing_names() -> Result<(), ApiError> {
         let s = store();
-        let o = create(&s, CM, Some("default"), cm("a"), &WriteOpts::default())?;
+        let o = create(&s, cm_def(), Some("default"), cm("a"), &WriteOpts::default())?;
         assert_eq!(o["metadata"]["generation"], 1);
         assert!(util::meta_str(&o, "uid").is_some());
-        assert_eq!(create(&s, CM, Some("default"), cm("a"), &WriteOpts::default()).err().map(|e| e.code), Some(409));
-        assert_eq!(create(&s, CM, Some("nope"), cm("b"), &WriteOpts::default()).err().map(|e| e.code), Some(404));
+        assert_eq!(
+            create(&s, cm_def(), Some("default"), cm("a"), &WriteOpts::default()).err().map(|e| e.code),
+            Some(409)
+        );
+        assert_eq!(create(&s, cm_def(), Some("nope"), cm("b"), &WriteOpts::default()).err().map(|e| e.code), Some(404));
         let unnamed = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}});
-        assert_eq!(create(&s, CM, Some("default"), unnamed, &WriteOpts::default()).err().map(|e| e.code), Some(422));
+        assert_eq!(
+            create(&s, cm_def(), Some("default"), unnamed, &WriteOpts::default()).err().map(|e| e.code),
+            Some(422)
+        );
         let generated = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"generateName": "x-"}});
-        let o = create(&s, CM, Some("default"), generated, &WriteOpts::default())?;
+        let o = create(&s, cm_def(), Some("default"), generated, &WriteOpts::default())?;
         assert_eq!(util::meta_str(&o, "name").map(str::len), Some(7));
         Ok(())
     }
@@ -489,19 +533,19 @@ mod tests {
     #[test]
     fn update_with_stale_resource_version_conflicts_and_generation_tracks_spec() -> Result<(), ApiError> {
         let s = store();
-        let o = create(&s, CM, Some("default"), cm("a"), &WriteOpts::default())?;
+        let o = create(&s, cm_def(), Some("default"), cm("a"), &WriteOpts::default())?;
         let mut upd = (*o).clone();
         upd["data"]["a"] = json!("2");
-        let o2 = replace(&s, CM, Some("default"), "a", upd.clone(), Sub::Main, &WriteOpts::default())?;
+        let o2 = replace(&s, cm_def(), Some("default"), "a", upd.clone(), Sub::Main, &WriteOpts::default())?;
         assert_eq!(o2["metadata"]["generation"], 2);
         assert_eq!(
-            replace(&s, CM, Some("default"), "a", upd, Sub::Main, &WriteOpts::default()).err().map(|e| e.code),
+            replace(&s, cm_def(), Some("default"), "a", upd, Sub::Main, &WriteOpts::default()).err().map(|e| e.code),
             Some(409)
         );
         // A label-only change keeps the generation.
         let (o3, _) = patch(
             &s,
-            CM,
+            cm_def(),
             Some("default"),
             "a",
             PatchType::Merge,
@@ -519,15 +563,15 @@ mod tests {
         let s = store();
         let mut o = cm("a");
         o["metadata"]["finalizers"] = json!(["example.com/keep"]);
-        create(&s, CM, Some("default"), o, &WriteOpts::default())?;
+        create(&s, cm_def(), Some("default"), o, &WriteOpts::default())?;
         let opts = deletion::DeleteOptions::parse(&json!({}), false)?;
-        assert!(matches!(deletion::delete(&s, CM, Some("default"), "a", &opts)?, deletion::Deleted::Marked(_)));
+        assert!(matches!(deletion::delete(&s, cm_def(), Some("default"), "a", &opts)?, deletion::Deleted::Marked(_)));
         let add = json!({"metadata": {"finalizers": ["example.com/keep", "example.com/late"]}});
-        let err = patch(&s, CM, Some("default"), "a", PatchType::Merge, &add, Sub::Main, &WriteOpts::default());
+        let err = patch(&s, cm_def(), Some("default"), "a", PatchType::Merge, &add, Sub::Main, &WriteOpts::default());
         assert_eq!(err.err().map(|e| e.code), Some(422));
         let (last, _) = patch(
             &s,
-            CM,
+            cm_def(),
             Some("default"),
             "a",
             PatchType::Json,
@@ -536,7 +580,7 @@ mod tests {
             &WriteOpts::default(),
         )?;
         assert!(util::finalizers(&last).is_empty());
-        assert!(s.get(&(CM, "default".into(), "a".into())).is_none());
+        assert!(s.get(&(cm_def().id, "default".into(), "a".into())).is_none());
         Ok(())
     }
 
@@ -544,11 +588,11 @@ mod tests {
     fn status_writes_touch_only_status_and_main_writes_keep_it() -> Result<(), ApiError> {
         let s = store();
         let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {"replicas": 1}, "status": {"replicas": 9}});
-        let o = create(&s, resources::DEPLOYMENTS, Some("default"), d, &WriteOpts::default())?;
+        let o = create(&s, &resources::BUILTINS[resources::DEPLOYMENTS], Some("default"), d, &WriteOpts::default())?;
         assert!(o.get("status").is_none());
         let (o, _) = patch(
             &s,
-            resources::DEPLOYMENTS,
+            &resources::BUILTINS[resources::DEPLOYMENTS],
             Some("default"),
             "d",
             PatchType::Merge,
@@ -560,7 +604,7 @@ mod tests {
         assert_eq!(o["status"]["replicas"], 5);
         let (o, _) = patch(
             &s,
-            resources::DEPLOYMENTS,
+            &resources::BUILTINS[resources::DEPLOYMENTS],
             Some("default"),
             "d",
             PatchType::Merge,

@@ -3,7 +3,6 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, Ordering};
 
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -14,40 +13,20 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::api::{self, Sub, WriteOpts};
 use crate::backends::Backends;
-use crate::controllers::{self, ControllerState, Ipv4Pool, services};
+use crate::controllers::{self, services};
+use crate::core::Core;
+use crate::crd;
 use crate::deletion::{self, DeleteOptions};
 use crate::error::{ApiError, Error, Result};
+use crate::key::{Key, key_for};
 use crate::patch::PatchType;
-use crate::resources::{self, ResId};
-use crate::store::{Key, Store};
+use crate::pools::{Ipv4Pool, Pools};
+use crate::resources::{self, ResourceDef};
+use crate::store::Store;
 use crate::util;
 
 /// Nodes created per cluster: two, so endpoints spread over more than one node name.
 const NODES_PER_CLUSTER: usize = 2;
-
-/// Everything the HTTP handlers, watches and controllers of one cluster share.
-pub(crate) struct Core {
-    pub(crate) name: String,
-    /// Position among the simulator's clusters; picks default address ranges.
-    pub(crate) index: usize,
-    pub(crate) region: String,
-    pub(crate) zone: String,
-    /// [`crate::ClusterSpec::workload_controllers`].
-    pub(crate) workload_controllers: bool,
-    pub(crate) store: Store,
-    /// Controller allocations. Lock order: `ctrl` before the store lock.
-    pub(crate) ctrl: Mutex<ControllerState>,
-    pub(crate) backends: Backends,
-    /// Bumped to end every open watch stream (`drop_watches`, `stop`).
-    pub(crate) kill_watches: tokio::sync::watch::Sender<u64>,
-    port: AtomicU16,
-}
-
-impl Core {
-    pub(crate) fn port(&self) -> u16 {
-        self.port.load(Ordering::Relaxed)
-    }
-}
 
 /// A simulated Kubernetes cluster serving its API on `127.0.0.1:<port>`.
 pub struct SimCluster {
@@ -99,22 +78,18 @@ impl SimCluster {
             }
         };
         let (tx, rx) = mpsc::unbounded_channel();
-        let (kill, _) = tokio::sync::watch::channel(0);
-        let core = Arc::new(Core {
-            name: spec.name.clone(),
+        let pools = Pools {
+            lb: Ipv4Pool::new(lb_base, lb_prefix),
+            pods: Ipv4Pool::new(Ipv4Addr::new(10, 128 + (index % 64) as u8, 0, 0), 16),
+        };
+        let core = Arc::new(Core::new(
+            spec,
             index,
-            region: spec.region.clone(),
-            zone: spec.zone.clone(),
-            workload_controllers: spec.workload_controllers,
-            store: Store::new(history, Some(tx)),
-            ctrl: Mutex::new(ControllerState {
-                lb: Ipv4Pool::new(lb_base, lb_prefix),
-                pods: Ipv4Pool::new(Ipv4Addr::new(10, 128 + (index % 64) as u8, 0, 0), 16),
-            }),
-            backends: Backends::new(backends, &spec.name, rt),
-            kill_watches: kill,
-            port: AtomicU16::new(spec.port),
-        });
+            Store::new(history, Some(tx)),
+            pools,
+            Backends::new(backends, &spec.name, rt),
+        ));
+        install_mcs_crds(&core)?;
         Ok((Arc::new(Self { core, server: Mutex::new(None), controller: Mutex::new(None) }), rx))
     }
 
@@ -181,7 +156,7 @@ impl SimCluster {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.core.port()));
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr, source })?;
         let bound = listener.local_addr().map_err(|source| Error::Bind { addr, source })?;
-        self.core.port.store(bound.port(), Ordering::Relaxed);
+        self.core.set_port(bound.port());
         let core = self.core.clone();
         *self.server.lock() = Some(tokio::spawn(serve(listener, core)));
         Ok(())
@@ -220,10 +195,25 @@ impl SimCluster {
         self.core.kill_watches.send_modify(|n| *n += 1);
     }
 
-    fn resolve(api_version: &str, kind: &str) -> Result<ResId> {
-        resources::by_kind(api_version, kind).ok_or_else(|| {
+    /// The served resource an object's `apiVersion` and `kind` name.
+    fn resolve(&self, api_version: &str, kind: &str) -> Result<Arc<ResourceDef>> {
+        self.core.store.read().registry().by_kind(api_version, kind).ok_or_else(|| {
             Error::Api(ApiError::new(404, "NotFound", format!("the server does not serve {api_version} {kind}")))
         })
+    }
+
+    /// Creates namespace `ns` if it does not exist, as a seeding write into it expects.
+    fn ensure_namespace(&self, ns: &str, opts: &WriteOpts) -> Result<()> {
+        let ns_key = (resources::NAMESPACES, String::new(), ns.to_string());
+        if self.core.store.get(&ns_key).is_some() {
+            return Ok(());
+        }
+        let nsobj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+        match api::create(&self.core.store, &resources::BUILTINS[resources::NAMESPACES], None, nsobj, opts) {
+            Ok(_) => Ok(()),
+            Err(e) if e.code == 409 => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Creates or replaces an object (by apiVersion/kind/metadata) and runs the controllers
@@ -232,63 +222,55 @@ impl SimCluster {
     pub fn apply_json(&self, obj: Value) -> Result<Value> {
         let av = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
         let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
-        let res = Self::resolve(av, kind)?;
+        let def = self.resolve(av, kind)?;
         let name = util::meta_str(&obj, "name").unwrap_or("").to_string();
-        let ns = if resources::def(res).namespaced {
-            Some(util::meta_str(&obj, "namespace").filter(|n| !n.is_empty()).unwrap_or("default").to_string())
-        } else {
-            None
-        };
+        let ns = def
+            .namespaced
+            .then(|| util::meta_str(&obj, "namespace").filter(|n| !n.is_empty()).unwrap_or("default").to_string());
         // No managedFields for seeded objects: they would double the memory of large
         // benchmark fleets and nothing reads them.
         let opts = WriteOpts { privileged: true, ..WriteOpts::default() };
-        let key: Key = (res, ns.clone().unwrap_or_default(), name.clone());
         if let Some(ns) = &ns {
-            let ns_key = (resources::NAMESPACES, String::new(), ns.clone());
-            if self.core.store.get(&ns_key).is_none() {
-                let nsobj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-                match api::create(&self.core.store, resources::NAMESPACES, None, nsobj, &opts) {
-                    Ok(_) => {}
-                    Err(e) if e.code == 409 => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
+            self.ensure_namespace(ns, &opts)?;
         }
+        let key = key_for(&def, ns.as_deref(), &name);
         let stored = if !name.is_empty() && self.core.store.get(&key).is_some() {
             let mut obj = obj;
             if let Some(m) = util::meta_mut(&mut obj) {
                 m.remove("resourceVersion");
             }
-            api::replace(&self.core.store, res, ns.as_deref(), &name, obj, Sub::Main, &opts)?
+            api::replace(&self.core.store, &def, ns.as_deref(), &name, obj, Sub::Main, &opts)?
         } else {
-            api::create(&self.core.store, res, ns.as_deref(), obj, &opts)?
+            api::create(&self.core.store, &def, ns.as_deref(), obj, &opts)?
         };
-        let key: Key = (res, ns.unwrap_or_default(), util::meta_str(&stored, "name").unwrap_or("").to_string());
+        let key = key_for(&def, ns.as_deref(), util::meta_str(&stored, "name").unwrap_or(""));
         controllers::reconcile(&self.core, &key);
-        Ok(self.core.store.get(&key).map(|o| (*o).clone()).unwrap_or_else(|| (*stored).clone()))
+        let now = self.core.store.get(&key).unwrap_or(stored);
+        Ok(def.view(&now).into_owned())
     }
 
-    /// The stored object, if any.
+    /// The stored object, if any, at the version `api_version` names.
     pub fn get_json(&self, api_version: &str, kind: &str, ns: Option<&str>, name: &str) -> Option<Value> {
-        let res = resources::by_kind(api_version, kind)?;
-        let ns = if resources::def(res).namespaced { ns.unwrap_or("default") } else { "" };
-        self.core.store.get(&(res, ns.to_string(), name.to_string())).map(|o| (*o).clone())
+        let def = self.resolve(api_version, kind).ok()?;
+        let obj = self.core.store.get(&key_for(&def, Some(ns.unwrap_or("default")), name))?;
+        Some(def.view(&obj).into_owned())
     }
 
     /// Deletes like `kubectl delete` with default options (finalizers are honoured) and runs
     /// the controllers before returning.
     pub fn delete_json(&self, api_version: &str, kind: &str, ns: Option<&str>, name: &str) -> Result<()> {
-        let res = Self::resolve(api_version, kind)?;
-        let ns = if resources::def(res).namespaced { Some(ns.unwrap_or("default")) } else { None };
-        deletion::delete(&self.core.store, res, ns, name, &DeleteOptions::parse(&json!({}), false)?)?;
-        controllers::reconcile(&self.core, &(res, ns.unwrap_or("").to_string(), name.to_string()));
+        let def = self.resolve(api_version, kind)?;
+        let ns = Some(ns.unwrap_or("default"));
+        deletion::delete(&self.core.store, &def, ns, name, &DeleteOptions::parse(&json!({}), false)?)?;
+        controllers::reconcile(&self.core, &key_for(&def, ns, name));
         Ok(())
     }
 
     fn annotate_service(&self, ns: &str, svc: &str, key: &str, value: &str) -> Result<()> {
         let patch = json!({"metadata": {"annotations": {key: value}}});
         let opts = WriteOpts { field_manager: Some("meridian-sim".into()), ..WriteOpts::default() };
-        api::patch(&self.core.store, resources::SERVICES, Some(ns), svc, PatchType::Merge, &patch, Sub::Main, &opts)?;
+        let services = &resources::BUILTINS[resources::SERVICES];
+        api::patch(&self.core.store, services, Some(ns), svc, PatchType::Merge, &patch, Sub::Main, &opts)?;
         controllers::reconcile(&self.core, &(resources::SERVICES, ns.to_string(), svc.to_string()));
         Ok(())
     }
@@ -303,7 +285,7 @@ impl SimCluster {
             let patch = json!({"metadata": {"annotations": {services::ANN_READY: null}}});
             api::patch(
                 &self.core.store,
-                resources::SERVICES,
+                &resources::BUILTINS[resources::SERVICES],
                 Some(ns),
                 svc,
                 PatchType::Merge,
@@ -343,10 +325,13 @@ impl SimCluster {
         };
         let state: Value =
             serde_json::from_slice(&bytes).map_err(|source| Error::State { path: path.clone(), source })?;
-        let mut st = self.core.ctrl.lock();
+        let mut st = self.core.pools.lock();
         let mut g = self.core.store.write();
         let mut restored = 0usize;
-        for obj in state.get("objects").and_then(Value::as_array).into_iter().flatten() {
+        let objects = state.get("objects").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+        // CRDs first: the registry must serve their resources before their objects come.
+        let (crds, rest): (Vec<&Value>, Vec<&Value>) = objects.iter().partition(|o| is_crd(o));
+        for obj in crds.into_iter().chain(rest) {
             let (Some(av), Some(kind), Some(name)) = (
                 obj.get("apiVersion").and_then(Value::as_str),
                 obj.get("kind").and_then(Value::as_str),
@@ -354,14 +339,13 @@ impl SimCluster {
             ) else {
                 continue;
             };
-            let Some(res) = resources::by_kind(av, kind) else { continue };
-            let ns =
-                if resources::def(res).namespaced { util::meta_str(obj, "namespace").unwrap_or("default") } else { "" };
-            if res == resources::SERVICES {
+            let Some(def) = g.registry().by_kind(av, kind) else { continue };
+            let key = key_for(&def, Some(util::meta_str(obj, "namespace").unwrap_or("default")), name);
+            if def.id == resources::SERVICES {
                 g.alloc.reserve(obj);
-                self.reclaim_lb_address(&mut st.lb, &format!("services/{ns}/{name}"), obj);
+                self.reclaim_lb_address(&mut st.lb, &format!("services/{}/{name}", key.1), obj);
             }
-            g.put((res, ns.to_string(), name.to_string()), obj.clone());
+            g.put(key, obj.clone());
             restored += 1;
         }
         if let Some(rv) = state.get("resourceVersion").and_then(Value::as_u64) {
@@ -396,14 +380,26 @@ impl SimCluster {
     pub(crate) fn resync(&self) {
         let keys: Vec<Key> = {
             let g = self.core.store.read();
-            (0..resources::RESOURCES.len())
-                .flat_map(|r| g.range(r, None, None).map(|(k, _)| k.clone()).collect::<Vec<_>>())
-                .collect()
+            g.registry().ids().flat_map(|r| g.keys_of(r)).collect()
         };
         for k in keys {
             controllers::reconcile(&self.core, &k);
         }
     }
+}
+
+fn is_crd(obj: &Value) -> bool {
+    obj.get("apiVersion").and_then(Value::as_str) == Some("apiextensions.k8s.io/v1")
+        && obj.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition")
+}
+
+/// Installs the Multi-Cluster Services CRDs, as on a cluster running an MCS implementation.
+fn install_mcs_crds(core: &Core) -> Result<()> {
+    let opts = WriteOpts { privileged: true, ..WriteOpts::default() };
+    for crd in crd::mcs_crds() {
+        api::create(&core.store, &resources::BUILTINS[resources::CRDS], None, crd, &opts)?;
+    }
+    Ok(())
 }
 
 /// Where a cluster's state is saved in a state directory.

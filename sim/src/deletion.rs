@@ -11,10 +11,11 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::api;
+use crate::crd;
 use crate::error::ApiError;
-use crate::resources::{self, ResId};
-use crate::store::{Inner, Key, Store};
+use crate::key::{Key, key_for};
+use crate::resources::{self, ResourceDef};
+use crate::store::{Inner, Store};
 use crate::util::{self, FOREGROUND_FINALIZER, ORPHAN_FINALIZER};
 
 /// Namespaces the real server refuses to delete.
@@ -152,31 +153,36 @@ pub(crate) enum Deleted {
 /// DELETE of one object.
 pub(crate) fn delete(
     store: &Store,
-    res: ResId,
+    def: &ResourceDef,
     ns: Option<&str>,
     name: &str,
     opts: &DeleteOptions,
 ) -> Result<Deleted, ApiError> {
-    if res == resources::NAMESPACES && PROTECTED_NAMESPACES.contains(&name) {
+    if def.id == resources::NAMESPACES && PROTECTED_NAMESPACES.contains(&name) {
         return Err(ApiError::new(
             403,
             "Forbidden",
             format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted"),
         ));
     }
-    let key = api::key_for(res, ns, name);
+    let key = key_for(def, ns, name);
     delete_locked(&mut store.write(), &key, opts)
 }
 
 /// DELETE under a held store lock (also the controllers' entry point).
 pub(crate) fn delete_locked(g: &mut Inner, key: &Key, opts: &DeleteOptions) -> Result<Deleted, ApiError> {
-    let def = resources::def(key.0);
-    let old = g.get(key).cloned().ok_or_else(|| api::not_found(def, &key.2))?;
+    let Some(old) = g.get(key).cloned() else {
+        return Err(match g.registry().stored(key.0) {
+            Some(def) => def.not_found(&key.2),
+            None => ApiError::new(404, "NotFound", "the server could not find the requested resource"),
+        });
+    };
     check_preconditions(&old, opts)?;
-    if key.0 == resources::NAMESPACES {
-        return Ok(delete_namespace(g, key, &old, opts));
-    }
-    Ok(delete_object(g, key, &old, opts))
+    Ok(match key.0 {
+        resources::NAMESPACES => delete_namespace(g, key, &old, opts),
+        resources::CRDS => delete_crd(g, key, &old, opts),
+        _ => delete_object(g, key, &old, opts),
+    })
 }
 
 fn check_preconditions(old: &Value, opts: &DeleteOptions) -> Result<(), ApiError> {
@@ -254,6 +260,32 @@ fn delete_namespace(g: &mut Inner, key: &Key, old: &Arc<Value>, opts: &DeleteOpt
     store_marked(g, key, old, new, opts)
 }
 
+/// The CRD storage's Delete: the first delete only marks the CRD (deletionTimestamp, the
+/// cleanup finalizer, a Terminating condition) and leaves its objects to the finalizer
+/// controller; later ones delete like any object.
+fn delete_crd(g: &mut Inner, key: &Key, old: &Arc<Value>, opts: &DeleteOptions) -> Deleted {
+    if util::meta_str(old, "deletionTimestamp").is_some() {
+        return delete_object(g, key, old, opts);
+    }
+    let mut new = (**old).clone();
+    let mut fins = util::finalizers(old);
+    if !fins.iter().any(|f| f == crd::CLEANUP_FINALIZER) {
+        fins.push(crd::CLEANUP_FINALIZER.into());
+    }
+    if let Some(meta) = util::meta_mut(&mut new) {
+        meta.insert("deletionTimestamp".into(), json!(util::now_rfc3339()));
+        meta.insert("finalizers".into(), json!(fins));
+    }
+    crd::set_condition(
+        &mut new,
+        "Terminating",
+        true,
+        "InstanceDeletionPending",
+        "CustomResourceDefinition marked for deletion; CustomResource deletion will begin soon",
+    );
+    store_marked(g, key, old, new, opts)
+}
+
 fn store_marked(g: &mut Inner, key: &Key, old: &Arc<Value>, new: Value, opts: &DeleteOptions) -> Deleted {
     if new == **old {
         return Deleted::Marked(old.clone());
@@ -295,6 +327,7 @@ pub(crate) fn write_update(g: &mut Inner, key: &Key, old: &Value, new: Value) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::BUILTINS;
 
     fn store_with(objs: &[(Key, Value)]) -> Store {
         let s = Store::new(100, None);
@@ -329,7 +362,7 @@ mod tests {
         ];
         for (o, want) in cases {
             let s = store_with(&[(cm_key("a"), cm("a", json!([])))]);
-            let Deleted::Marked(m) = delete(&s, 3, Some("default"), "a", &opts(o.clone())?)? else {
+            let Deleted::Marked(m) = delete(&s, &BUILTINS[3], Some("default"), "a", &opts(o.clone())?)? else {
                 panic!("{o}: expected the object to be kept");
             };
             assert_eq!(util::finalizers(&m), want, "{o}");
@@ -344,16 +377,18 @@ mod tests {
     fn background_without_finalizers_removes_and_finalizers_mark_without_a_trace_of_the_options() -> Result<(), ApiError>
     {
         let s = store_with(&[(cm_key("a"), cm("a", json!([]))), (cm_key("b"), cm("b", json!(["x.io/hold"])))]);
-        assert!(matches!(delete(&s, 3, Some("default"), "a", &opts(json!({}))?)?, Deleted::Gone(_)));
+        assert!(matches!(delete(&s, &BUILTINS[3], Some("default"), "a", &opts(json!({}))?)?, Deleted::Gone(_)));
         let o = opts(json!({"orphanDependents": false}))?;
         assert_eq!(o.kept_status(), 202);
-        let Deleted::Marked(m) = delete(&s, 3, Some("default"), "b", &o)? else { panic!("b must be kept") };
+        let Deleted::Marked(m) = delete(&s, &BUILTINS[3], Some("default"), "b", &o)? else { panic!("b must be kept") };
         assert_eq!(util::finalizers(&m), vec!["x.io/hold".to_string()]);
         // Like kube-apiserver, nothing on the object says how it was deleted.
         assert!(m["metadata"].get("annotations").is_none(), "{m}");
         // A second delete changes nothing (no new write).
         let rv = util::meta_str(&m, "resourceVersion").map(String::from);
-        let Deleted::Marked(again) = delete(&s, 3, Some("default"), "b", &opts(json!({}))?)? else { panic!() };
+        let Deleted::Marked(again) = delete(&s, &BUILTINS[3], Some("default"), "b", &opts(json!({}))?)? else {
+            panic!()
+        };
         assert_eq!(util::meta_str(&again, "resourceVersion").map(String::from), rv);
         Ok(())
     }
@@ -364,7 +399,7 @@ mod tests {
         assert_eq!(both.err().map(|e| e.code), Some(422));
         let s = store_with(&[(cm_key("a"), cm("a", json!([])))]);
         let o = opts(json!({"preconditions": {"uid": "other"}}))?;
-        assert_eq!(delete(&s, 3, Some("default"), "a", &o).err().map(|e| e.code), Some(409));
+        assert_eq!(delete(&s, &BUILTINS[3], Some("default"), "a", &o).err().map(|e| e.code), Some(409));
         Ok(())
     }
 
@@ -374,11 +409,11 @@ mod tests {
         let key: Key = (resources::NAMESPACES, String::new(), "tmp".into());
         let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "tmp"}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}});
         let s = store_with(&[(key.clone(), ns)]);
-        let Deleted::Marked(m) = delete(&s, 0, None, "tmp", &opts(json!({}))?)? else { panic!() };
+        let Deleted::Marked(m) = delete(&s, &BUILTINS[0], None, "tmp", &opts(json!({}))?)? else { panic!() };
         assert_eq!(m["status"]["phase"], "Terminating");
         assert!(m["metadata"].get("deletionGracePeriodSeconds").is_none());
-        let Deleted::Marked(_) = delete(&s, 0, None, "tmp", &opts(json!({}))?)? else { panic!() };
-        assert_eq!(delete(&s, 0, None, "default", &opts(json!({}))?).err().map(|e| e.code), Some(403));
+        let Deleted::Marked(_) = delete(&s, &BUILTINS[0], None, "tmp", &opts(json!({}))?)? else { panic!() };
+        assert_eq!(delete(&s, &BUILTINS[0], None, "default", &opts(json!({}))?).err().map(|e| e.code), Some(403));
         // Emptying spec.finalizers (what /finalize does) removes it.
         let mut done = (*m).clone();
         done["spec"]["finalizers"] = json!([]);

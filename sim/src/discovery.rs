@@ -1,4 +1,5 @@
-//! `/version`, legacy (non-aggregated) discovery and the OpenAPI v3 documents kubectl needs.
+//! `/version`, legacy (non-aggregated) discovery and the OpenAPI v3 documents kubectl needs,
+//! over what the cluster's registry serves (built-ins and established CRDs).
 //!
 //! kubectl prefers aggregated discovery but accepts the plain `APIVersions`/`APIGroupList`
 //! answers. For `apply` it checks, per kind, whether the PATCH operation in the OpenAPI v3
@@ -9,7 +10,8 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::resources::{self, RESOURCES, ResourceDef};
+use crate::registry::Registry;
+use crate::resources::ResourceDef;
 
 /// Version reported on `/version` (the kubectl dispatcher picks its kubectl from it) and by
 /// nodes. 1.31 because kubectl 1.32+ sends protobuf request bodies from its typed commands
@@ -34,19 +36,60 @@ pub(crate) fn api_versions(addr: &str) -> Value {
     })
 }
 
-fn group_json(group: &str) -> Value {
-    let versions: Vec<Value> = resources::group_versions()
+/// Kubernetes version priority (`version.CompareKubeAwareVersionStrings`): GA before
+/// beta before alpha, higher numbers first; anything else after, alphabetically.
+fn version_rank(v: &str) -> (u8, std::cmp::Reverse<u64>, std::cmp::Reverse<u64>, String) {
+    let parsed = v.strip_prefix('v').and_then(|rest| {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let major: u64 = rest[..digits].parse().ok()?;
+        let tail = &rest[digits..];
+        let (class, minor) = if tail.is_empty() {
+            (0, "0")
+        } else if let Some(m) = tail.strip_prefix("beta") {
+            (1, m)
+        } else {
+            (2, tail.strip_prefix("alpha")?)
+        };
+        Some((class, major, if minor.is_empty() { 0 } else { minor.parse().ok()? }))
+    });
+    match parsed {
+        Some((class, major, minor)) => (class, std::cmp::Reverse(major), std::cmp::Reverse(minor), String::new()),
+        None => (3, std::cmp::Reverse(0), std::cmp::Reverse(0), v.to_string()),
+    }
+}
+
+/// Distinct (group, version) pairs served: groups in registry order, each group's
+/// versions by priority (the first is the preferred one).
+fn group_versions(reg: &Registry) -> Vec<(String, String)> {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for r in reg.served() {
+        match groups.iter_mut().find(|(g, _)| *g == r.group) {
+            Some((_, versions)) if !versions.contains(&r.version) => versions.push(r.version.clone()),
+            Some(_) => {}
+            None => groups.push((r.group.clone(), vec![r.version.clone()])),
+        }
+    }
+    let mut out = Vec::new();
+    for (g, mut versions) in groups {
+        versions.sort_by_key(|v| version_rank(v));
+        out.extend(versions.into_iter().map(|v| (g.clone(), v)));
+    }
+    out
+}
+
+fn group_json(reg: &Registry, group: &str) -> Value {
+    let versions: Vec<Value> = group_versions(reg)
         .into_iter()
-        .filter(|(g, _)| *g == group)
+        .filter(|(g, _)| g == group)
         .map(|(g, v)| json!({"groupVersion": format!("{g}/{v}"), "version": v}))
         .collect();
     let preferred = versions.first().cloned().unwrap_or(Value::Null);
     json!({"name": group, "versions": versions, "preferredVersion": preferred})
 }
 
-pub(crate) fn api_group_list() -> Value {
-    let mut groups: Vec<&str> = Vec::new();
-    for (g, _) in resources::group_versions() {
+pub(crate) fn api_group_list(reg: &Registry) -> Value {
+    let mut groups: Vec<String> = Vec::new();
+    for (g, _) in group_versions(reg) {
         if !g.is_empty() && !groups.contains(&g) {
             groups.push(g);
         }
@@ -54,16 +97,16 @@ pub(crate) fn api_group_list() -> Value {
     json!({
         "kind": "APIGroupList",
         "apiVersion": "v1",
-        "groups": groups.iter().map(|g| group_json(g)).collect::<Vec<_>>(),
+        "groups": groups.iter().map(|g| group_json(reg, g)).collect::<Vec<_>>(),
     })
 }
 
 /// `/apis/<group>`; `None` for unknown groups.
-pub(crate) fn api_group(group: &str) -> Option<Value> {
-    if !RESOURCES.iter().any(|r| r.group == group) || group.is_empty() {
+pub(crate) fn api_group(reg: &Registry, group: &str) -> Option<Value> {
+    if group.is_empty() || !reg.served().any(|r| r.group == group) {
         return None;
     }
-    let mut g = group_json(group);
+    let mut g = group_json(reg, group);
     if let Some(m) = g.as_object_mut() {
         m.insert("kind".into(), json!("APIGroup"));
         m.insert("apiVersion".into(), json!("v1"));
@@ -73,45 +116,53 @@ pub(crate) fn api_group(group: &str) -> Option<Value> {
 
 const VERBS: [&str; 8] = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
 
+/// The resources served at one group-version.
+fn defs_at<'a>(reg: &'a Registry, group: &str, version: &str) -> Vec<&'a ResourceDef> {
+    reg.served().filter(|r| r.group == group && r.version == version).map(|r| r.as_ref()).collect()
+}
+
+/// One resource's `APIResource` entries: itself, then its subresources.
+fn api_resources(r: &ResourceDef) -> Vec<Value> {
+    let mut e = json!({
+        "name": r.plural,
+        "singularName": r.singular,
+        "namespaced": r.namespaced,
+        "kind": r.kind,
+        "verbs": VERBS,
+        "storageVersionHash": format!("sim{}", r.plural.len()),
+    });
+    if let Some(m) = e.as_object_mut() {
+        if !r.short_names.is_empty() {
+            m.insert("shortNames".into(), json!(r.short_names));
+        }
+        if !r.categories.is_empty() {
+            m.insert("categories".into(), json!(r.categories));
+        }
+    }
+    let mut list = vec![e];
+    if r.status {
+        list.push(json!({
+            "name": format!("{}/status", r.plural), "singularName": "", "namespaced": r.namespaced,
+            "kind": r.kind, "verbs": ["get", "patch", "update"],
+        }));
+    }
+    if r.scale {
+        // kubectl's scale client finds the Scale kind through these fields.
+        list.push(json!({
+            "name": format!("{}/scale", r.plural), "singularName": "", "namespaced": r.namespaced,
+            "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"],
+        }));
+    }
+    list
+}
+
 /// `/api/v1` or `/apis/<group>/<version>`; `None` for unknown group-versions.
-pub(crate) fn resource_list(group: &str, version: &str) -> Option<Value> {
-    let defs: Vec<&ResourceDef> = RESOURCES.iter().filter(|r| r.group == group && r.version == version).collect();
+pub(crate) fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value> {
+    let defs = defs_at(reg, group, version);
     if defs.is_empty() {
         return None;
     }
-    let mut list = Vec::new();
-    for r in defs {
-        let mut e = json!({
-            "name": r.plural,
-            "singularName": r.singular,
-            "namespaced": r.namespaced,
-            "kind": r.kind,
-            "verbs": VERBS,
-            "storageVersionHash": format!("sim{}", r.plural.len()),
-        });
-        if let Some(m) = e.as_object_mut() {
-            if !r.short_names.is_empty() {
-                m.insert("shortNames".into(), json!(r.short_names));
-            }
-            if !r.categories.is_empty() {
-                m.insert("categories".into(), json!(r.categories));
-            }
-        }
-        list.push(e);
-        if r.status {
-            list.push(json!({
-                "name": format!("{}/status", r.plural), "singularName": "", "namespaced": r.namespaced,
-                "kind": r.kind, "verbs": ["get", "patch", "update"],
-            }));
-        }
-        if r.scale {
-            // kubectl's scale client finds the Scale kind through these fields.
-            list.push(json!({
-                "name": format!("{}/scale", r.plural), "singularName": "", "namespaced": r.namespaced,
-                "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"],
-            }));
-        }
-    }
+    let list: Vec<Value> = defs.into_iter().flat_map(api_resources).collect();
     let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
     Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": list}))
 }
@@ -120,15 +171,22 @@ fn gv_path(group: &str, version: &str) -> String {
     if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") }
 }
 
+/// The `hash` of a group-version's document: it changes when what is served there does
+/// (a CRD update), so clients that cache documents by URL fetch the new one.
+fn doc_hash(reg: &Registry, group: &str, version: &str) -> String {
+    let text = format!("{:?}", defs_at(reg, group, version));
+    // FNV-1a: stable across runs, unlike the std hasher.
+    let h = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    format!("SIM{}{h:016X}", GIT_VERSION.replace('.', ""))
+}
+
 /// `/openapi/v3`: one entry per group-version.
-pub(crate) fn openapi_index() -> Value {
+pub(crate) fn openapi_index(reg: &Registry) -> Value {
     let mut paths = Map::new();
-    for (g, v) in resources::group_versions() {
-        let p = gv_path(g, v);
-        paths.insert(
-            p.clone(),
-            json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash=SIM{}", GIT_VERSION.replace('.', ""))}),
-        );
+    for (g, v) in group_versions(reg) {
+        let p = gv_path(&g, &v);
+        paths
+            .insert(p.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={}", doc_hash(reg, &g, &v))}));
     }
     json!({"paths": paths})
 }
@@ -137,9 +195,41 @@ fn param(name: &str) -> Value {
     json!({"name": name, "in": "query", "schema": {"type": "string", "uniqueItems": true}})
 }
 
+/// The item and collection paths of one resource, with the operations kubectl looks for.
+fn openapi_paths(r: &ResourceDef, base: &str, schema_name: &str, paths: &mut Map<String, Value>) {
+    let ok = json!({"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema_name}")}}}}});
+    let op = |verb: &str, params: Vec<Value>| {
+        json!({
+            "operationId": format!("{verb}{}", r.kind),
+            "parameters": params,
+            "responses": ok,
+            "x-kubernetes-action": verb,
+            "x-kubernetes-group-version-kind": r.gvk_json(),
+        })
+    };
+    let coll_path = if r.namespaced {
+        format!("{base}/namespaces/{{namespace}}/{}", r.plural)
+    } else {
+        format!("{base}/{}", r.plural)
+    };
+    let write_params = || vec![param("dryRun"), param("fieldManager"), param("fieldValidation")];
+    let mut patch_params = write_params();
+    patch_params.push(json!({"name": "force", "in": "query", "schema": {"type": "boolean", "uniqueItems": true}}));
+    paths.insert(
+        format!("{coll_path}/{{name}}"),
+        json!({
+            "get": op("get", vec![]),
+            "put": op("put", write_params()),
+            "patch": op("patch", patch_params),
+            "delete": op("delete", vec![param("dryRun"), param("propagationPolicy")]),
+        }),
+    );
+    paths.insert(coll_path, json!({"get": op("list", vec![]), "post": op("post", write_params())}));
+}
+
 /// `/openapi/v3/api/v1` or `/openapi/v3/apis/<g>/<v>`; `None` for unknown group-versions.
-pub(crate) fn openapi_doc(group: &str, version: &str) -> Option<Value> {
-    let defs: Vec<&ResourceDef> = RESOURCES.iter().filter(|r| r.group == group && r.version == version).collect();
+pub(crate) fn openapi_doc(reg: &Registry, group: &str, version: &str) -> Option<Value> {
+    let defs = defs_at(reg, group, version);
     if defs.is_empty() {
         return None;
     }
@@ -148,46 +238,13 @@ pub(crate) fn openapi_doc(group: &str, version: &str) -> Option<Value> {
     let base = format!("/{}", gv_path(group, version));
     for r in defs {
         let schema_name = format!("{}.{}", r.schema_pkg, r.kind);
-        let gvk = json!([r.gvk_json()]);
-        let ok = json!({"200": {"description": "OK", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema_name}")}}}}});
-        let op = |verb: &str, params: Vec<Value>| {
-            json!({
-                "operationId": format!("{verb}{}", r.kind),
-                "parameters": params,
-                "responses": ok,
-                "x-kubernetes-action": verb,
-                "x-kubernetes-group-version-kind": r.gvk_json(),
-            })
-        };
-        let item_path = if r.namespaced {
-            format!("{base}/namespaces/{{namespace}}/{}/{{name}}", r.plural)
-        } else {
-            format!("{base}/{}/{{name}}", r.plural)
-        };
-        let write_params = || vec![param("dryRun"), param("fieldManager"), param("fieldValidation")];
-        let mut patch_params = write_params();
-        patch_params.push(json!({"name": "force", "in": "query", "schema": {"type": "boolean", "uniqueItems": true}}));
-        paths.insert(
-            item_path,
-            json!({
-                "get": op("get", vec![]),
-                "put": op("put", write_params()),
-                "patch": op("patch", patch_params),
-                "delete": op("delete", vec![param("dryRun"), param("propagationPolicy")]),
-            }),
-        );
-        let coll_path = if r.namespaced {
-            format!("{base}/namespaces/{{namespace}}/{}", r.plural)
-        } else {
-            format!("{base}/{}", r.plural)
-        };
-        paths.insert(coll_path, json!({"get": op("list", vec![]), "post": op("post", write_params())}));
+        openapi_paths(r, &base, &schema_name, &mut paths);
         schemas.insert(
             schema_name,
             json!({
                 "type": "object",
                 "description": format!("{} (schema elided by the Meridian simulator)", r.kind),
-                "x-kubernetes-group-version-kind": gvk,
+                "x-kubernetes-group-version-kind": [r.gvk_json()],
                 "x-kubernetes-preserve-unknown-fields": true,
             }),
         );
@@ -198,4 +255,16 @@ pub(crate) fn openapi_doc(group: &str, version: &str) -> Option<Value> {
         "paths": paths,
         "components": {"schemas": schemas},
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_sort_by_kubernetes_priority() {
+        let mut v = vec!["v1alpha1", "foo", "v2beta1", "v1", "v1beta2", "v1beta1", "v2", "v10alpha1"];
+        v.sort_by_key(|v| version_rank(v));
+        assert_eq!(v, ["v2", "v1", "v2beta1", "v1beta2", "v1beta1", "v10alpha1", "v1alpha1", "foo"]);
+    }
 }

@@ -59,6 +59,38 @@ impl Error {
     }
 }
 
+/// One field's problem in a 422 Invalid (a `StatusCause`), worded like Go's `field.Error`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FieldCause {
+    /// The field path, e.g. `spec.names.plural`.
+    pub(crate) field: String,
+    /// `FieldValueRequired`, `FieldValueInvalid`, `FieldValueNotSupported`, ….
+    pub(crate) reason: &'static str,
+    /// `Required value`, `Invalid value: "x": why`, ….
+    pub(crate) message: String,
+}
+
+impl FieldCause {
+    pub(crate) fn required(field: impl Into<String>, why: &str) -> Self {
+        let message = if why.is_empty() { "Required value".to_string() } else { format!("Required value: {why}") };
+        Self { field: field.into(), reason: "FieldValueRequired", message }
+    }
+
+    pub(crate) fn invalid(field: impl Into<String>, value: &str, why: &str) -> Self {
+        Self { field: field.into(), reason: "FieldValueInvalid", message: format!("Invalid value: {value:?}: {why}") }
+    }
+
+    pub(crate) fn not_supported(field: impl Into<String>, value: &str, supported: &[&str]) -> Self {
+        let list: Vec<String> = supported.iter().map(|s| format!("{s:?}")).collect();
+        let message = format!("Unsupported value: {value:?}: supported values: {}", list.join(", "));
+        Self { field: field.into(), reason: "FieldValueNotSupported", message }
+    }
+
+    pub(crate) fn duplicate(field: impl Into<String>, value: &str) -> Self {
+        Self { field: field.into(), reason: "FieldValueDuplicate", message: format!("Duplicate value: {value:?}") }
+    }
+}
+
 /// A failure answered to API clients as a `meta/v1 Status` object.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message} ({reason}, {code})")]
@@ -91,6 +123,22 @@ impl ApiError {
         let cause = cause.into();
         Self::new(422, "Invalid", format!("{kind} \"{name}\" is invalid: {cause}"))
             .with_details(json!({"name": name, "kind": kind, "causes": [{"message": cause}]}))
+    }
+
+    /// 422 Invalid listing every field's problem, as kube-apiserver's `NewInvalid` does:
+    /// the message joins the causes (in brackets when there are several), the details
+    /// carry one cause per field.
+    pub(crate) fn invalid_fields(group: &str, kind: &str, name: &str, causes: &[FieldCause]) -> Self {
+        let qualified = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
+        let texts: Vec<String> = causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
+        let joined = match texts.as_slice() {
+            [one] => one.clone(),
+            many => format!("[{}]", many.join(", ")),
+        };
+        let details: Vec<Value> =
+            causes.iter().map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field})).collect();
+        Self::new(422, "Invalid", format!("{qualified} \"{name}\" is invalid: {joined}"))
+            .with_details(json!({"name": name, "group": group, "kind": kind, "causes": details}))
     }
 
     pub(crate) fn method_not_allowed(message: impl Into<String>) -> Self {

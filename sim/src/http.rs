@@ -19,12 +19,14 @@ use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 
 use crate::api::{self, Sub, WriteOpts};
-use crate::cluster::Core;
+use crate::core::Core;
 use crate::deletion::{self, DeleteOptions, Deleted};
 use crate::discovery;
 use crate::error::ApiError;
+use crate::key::{Key, key_for};
 use crate::patch::PatchType;
-use crate::resources::{self, ResId};
+use crate::registry::Registry;
+use crate::resources::{self, ResourceDef};
 use crate::scale;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::table;
@@ -97,74 +99,23 @@ async fn route(
     body: Bytes,
 ) -> Result<Response<Body>, ApiError> {
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let ok = |v: Value| Ok(json_response(StatusCode::OK, &v));
-    if *method == Method::GET {
-        match segs.as_slice() {
-            ["version"] => return ok(discovery::version()),
-            [probe, ..] if matches!(*probe, "healthz" | "readyz" | "livez") => {
-                let mut r = Response::new(Body::from("ok"));
-                r.headers_mut()
-                    .insert(header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
-                return Ok(r);
-            }
-            ["api"] => return ok(discovery::api_versions(&format!("127.0.0.1:{}", core.port()))),
-            ["apis"] => return ok(discovery::api_group_list()),
-            ["openapi", "v3"] => return ok(discovery::openapi_index()),
-            ["openapi", "v3", "api", v] => {
-                return discovery::openapi_doc("", v).map_or_else(|| Err(not_found_path()), ok);
-            }
-            ["openapi", "v3", "apis", g, v] => {
-                return discovery::openapi_doc(g, v).map_or_else(|| Err(not_found_path()), ok);
-            }
-            ["api", v] => return discovery::resource_list("", v).map_or_else(|| Err(not_found_path()), ok),
-            ["apis", g] => return discovery::api_group(g).map_or_else(|| Err(not_found_path()), ok),
-            ["apis", g, v] => return discovery::resource_list(g, v).map_or_else(|| Err(not_found_path()), ok),
-            _ => {}
-        }
+    if *method == Method::GET
+        && let Some(resp) = meta_get(core, &segs)
+    {
+        return resp;
     }
-    let (group, version, rest) = match segs.as_slice() {
-        ["api", v, rest @ ..] if !rest.is_empty() => ("", *v, rest),
-        ["apis", g, v, rest @ ..] if !rest.is_empty() => (*g, *v, rest),
-        _ => return Err(not_found_path()),
+    let target = ResourcePath::parse(core.store.read().registry(), &segs)?;
+    refuse_binary_bodies(headers)?;
+    let req = ResourceRequest {
+        core,
+        def: target.def,
+        ns: target.ns,
+        name: target.name,
+        sub: target.sub,
+        query,
+        headers,
+        watch_path: target.watch,
     };
-    let (watch_path, rest) = match rest {
-        ["watch", rest @ ..] => (true, rest),
-        _ => (false, rest),
-    };
-    let namespaced_form = rest.len() >= 3
-        && rest[0] == "namespaces"
-        && resources::by_plural(group, version, rest[2]).is_some_and(|r| resources::def(r).namespaced);
-    let (ns, rest) = if namespaced_form { (Some(rest[1].to_string()), &rest[2..]) } else { (None, rest) };
-    let (plural, name, sub) = match rest {
-        [p] => (*p, None, None),
-        [p, n] => (*p, Some(n.to_string()), None),
-        [p, n, s] => (*p, Some(n.to_string()), Some(*s)),
-        _ => return Err(not_found_path()),
-    };
-    let res = resources::by_plural(group, version, plural).ok_or_else(not_found_path)?;
-    let def = resources::def(res);
-    if def.namespaced && ns.is_none() && name.is_some() {
-        return Err(not_found_path());
-    }
-    let sub = match sub {
-        None => Sub::Main,
-        Some("status") if def.status => Sub::Status,
-        Some("finalize") if res == resources::NAMESPACES => Sub::Finalize,
-        Some("scale") if def.scale => Sub::Scale,
-        Some(_) => return Err(not_found_path()),
-    };
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if content_type.contains("protobuf") || content_type.contains("cbor") {
-        // Not decoded (see `discovery::GIT_VERSION`); say so clearly instead of a parse error.
-        return Err(ApiError::new(
-            415,
-            "UnsupportedMediaType",
-            format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {content_type})"
-            ),
-        ));
-    }
-    let req = ResourceRequest { core, res, ns, name, sub, query, headers, watch_path };
     match *method {
         Method::GET => req.get(),
         Method::POST => req.create(&body),
@@ -175,9 +126,103 @@ async fn route(
     }
 }
 
+/// GETs outside the resource paths: version, health probes, discovery and OpenAPI.
+/// `None` when the path is a resource path.
+fn meta_get(core: &Core, segs: &[&str]) -> Option<Result<Response<Body>, ApiError>> {
+    let found = |v: Option<Value>| Some(v.map(|v| json_response(StatusCode::OK, &v)).ok_or_else(not_found_path));
+    let g = core.store.read();
+    let reg = g.registry();
+    match segs {
+        ["version"] => found(Some(discovery::version())),
+        [probe, ..] if matches!(*probe, "healthz" | "readyz" | "livez") => {
+            let mut r = Response::new(Body::from("ok"));
+            r.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
+            Some(Ok(r))
+        }
+        ["api"] => found(Some(discovery::api_versions(&format!("127.0.0.1:{}", core.port())))),
+        ["apis"] => found(Some(discovery::api_group_list(reg))),
+        ["openapi", "v3"] => found(Some(discovery::openapi_index(reg))),
+        ["openapi", "v3", "api", v] => found(discovery::openapi_doc(reg, "", v)),
+        ["openapi", "v3", "apis", grp, v] => found(discovery::openapi_doc(reg, grp, v)),
+        ["api", v] => found(discovery::resource_list(reg, "", v)),
+        ["apis", grp] => found(discovery::api_group(reg, grp)),
+        ["apis", grp, v] => found(discovery::resource_list(reg, grp, v)),
+        _ => None,
+    }
+}
+
+/// What a resource path addresses: `/api/v1/…` or `/apis/<group>/<version>/…`, then
+/// optionally `watch/`, then `namespaces/<ns>/` for namespaced resources, then
+/// `<plural>[/<name>[/<subresource>]]`.
+struct ResourcePath {
+    def: Arc<ResourceDef>,
+    ns: Option<String>,
+    name: Option<String>,
+    sub: Sub,
+    /// The deprecated `/watch/` prefix.
+    watch: bool,
+}
+
+impl ResourcePath {
+    fn parse(reg: &Registry, segs: &[&str]) -> Result<Self, ApiError> {
+        let (group, version, rest) = match segs {
+            ["api", v, rest @ ..] if !rest.is_empty() => ("", *v, rest),
+            ["apis", g, v, rest @ ..] if !rest.is_empty() => (*g, *v, rest),
+            _ => return Err(not_found_path()),
+        };
+        let (watch, rest) = match rest {
+            ["watch", rest @ ..] => (true, rest),
+            _ => (false, rest),
+        };
+        let namespaced_form = rest.len() >= 3
+            && rest[0] == "namespaces"
+            && reg.by_plural(group, version, rest[2]).is_some_and(|r| r.namespaced);
+        let (ns, rest) = if namespaced_form { (Some(rest[1].to_string()), &rest[2..]) } else { (None, rest) };
+        let (plural, name, sub) = match rest {
+            [p] => (*p, None, None),
+            [p, n] => (*p, Some(n.to_string()), None),
+            [p, n, s] => (*p, Some(n.to_string()), Some(*s)),
+            _ => return Err(not_found_path()),
+        };
+        let def = reg.by_plural(group, version, plural).ok_or_else(not_found_path)?;
+        if def.namespaced && ns.is_none() && name.is_some() {
+            return Err(not_found_path());
+        }
+        Ok(Self { sub: subresource(&def, sub)?, def, ns, name, watch })
+    }
+}
+
+/// The subresource a path names, if `res` has it.
+fn subresource(def: &ResourceDef, sub: Option<&str>) -> Result<Sub, ApiError> {
+    match sub {
+        None => Ok(Sub::Main),
+        Some("status") if def.status => Ok(Sub::Status),
+        Some("finalize") if def.id == resources::NAMESPACES => Ok(Sub::Finalize),
+        Some("scale") if def.scale => Ok(Sub::Scale),
+        Some(_) => Err(not_found_path()),
+    }
+}
+
+/// 415 for protobuf and CBOR bodies, which are not decoded (see `discovery::GIT_VERSION`):
+/// clearer than a parse error.
+fn refuse_binary_bodies(headers: &HeaderMap) -> Result<(), ApiError> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if content_type.contains("protobuf") || content_type.contains("cbor") {
+        return Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {content_type})"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 struct ResourceRequest<'a> {
     core: &'a Arc<Core>,
-    res: ResId,
+    /// The resource at the version the path names.
+    def: Arc<ResourceDef>,
     ns: Option<String>,
     name: Option<String>,
     sub: Sub,
@@ -205,7 +250,16 @@ struct ListOut<'a> {
     kind: String,
     api_version: String,
     metadata: Value,
-    items: Vec<&'a Value>,
+    items: Vec<std::borrow::Cow<'a, Value>>,
+}
+
+/// One page of a list.
+struct Page {
+    items: Vec<Arc<Value>>,
+    /// The list's resourceVersion (a continued list keeps the first page's).
+    rv: u64,
+    /// Where the next page starts, when more remain.
+    next: Option<ContinueToken>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -251,15 +305,15 @@ impl ResourceRequest<'_> {
 
     fn object_response(&self, code: StatusCode, obj: &Value) -> Response<Body> {
         match self.render() {
-            Render::Table(full) => json_response(code, &table::table(self.res, [obj], json!({}), true, full)),
+            Render::Table(full) => json_response(code, &table::table(&self.def, [obj], json!({}), true, full)),
             Render::Meta => json_response(code, &table::partial(obj)),
-            Render::Object => json_response(code, obj),
+            Render::Object => json_response(code, &self.def.view(obj)),
         }
     }
 
     fn get(&self) -> Result<Response<Body>, ApiError> {
         if let (Sub::Scale, Some(name)) = (self.sub, &self.name) {
-            let s = scale::get(&self.core.store, self.res, self.ns.as_deref(), name)?;
+            let s = scale::get(&self.core.store, &self.def, self.ns.as_deref(), name)?;
             return Ok(json_response(StatusCode::OK, &s));
         }
         let labels = LabelSelector::parse(self.q("labelSelector").unwrap_or(""))?;
@@ -268,87 +322,88 @@ impl ResourceRequest<'_> {
             return self.watch(labels, fields);
         }
         if let Some(name) = &self.name {
-            let key = (self.res, self.ns.clone().unwrap_or_default(), name.clone());
-            let obj = self.core.store.get(&key).ok_or_else(|| {
-                let def = resources::def(self.res);
-                let what =
-                    if def.group.is_empty() { def.plural.to_string() } else { format!("{}.{}", def.plural, def.group) };
-                ApiError::new(404, "NotFound", format!("{what} \"{name}\" not found"))
-                    .with_details(json!({"name": name, "group": def.group, "kind": def.plural}))
-            })?;
+            let key = key_for(&self.def, self.ns.as_deref(), name);
+            let obj = self.core.store.get(&key).ok_or_else(|| self.def.not_found(name))?;
             return Ok(self.object_response(StatusCode::OK, &obj));
         }
         self.list(labels, fields)
     }
 
     fn list(&self, labels: LabelSelector, fields: FieldSelector) -> Result<Response<Body>, ApiError> {
-        let def = resources::def(self.res);
         let limit = self.q("limit").and_then(|l| l.parse::<usize>().ok()).filter(|l| *l > 0);
         let token = match self.q("continue").filter(|c| !c.is_empty()) {
             Some(c) => Some(decode_continue(c)?),
             None => None,
         };
-        let (items, rv, next) = {
-            let g = self.core.store.read();
-            let (rv, after) = match &token {
-                Some(t) => {
-                    g.check_not_compacted(t.rv).map_err(|_| {
-                        ApiError::gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.")
-                    })?;
-                    (t.rv, Some((self.res, t.ns.clone(), t.name.clone())))
-                }
-                None => (g.rv(), None),
-            };
-            let mut items = Vec::new();
-            let mut next = None;
-            let pinned = fields.pinned_name().map(String::from);
-            for (k, obj) in g.range(self.res, self.ns.as_deref(), after.as_ref()) {
-                if pinned.as_deref().is_some_and(|p| p != k.2) || !labels.matches(obj) || !fields.matches(obj) {
-                    continue;
-                }
-                if limit.is_some_and(|l| items.len() >= l) {
-                    // More remain: resume after the last returned key.
-                    if let Some((ns, name)) =
-                        items.last().map(|(k, _): &(crate::store::Key, _)| (k.1.clone(), k.2.clone()))
-                    {
-                        next = Some(ContinueToken { v: "meta.k8s.io/v1".into(), rv, ns, name });
-                    }
-                    break;
-                }
-                items.push((k.clone(), obj.clone()));
-            }
-            (items, rv, next)
-        };
+        let Page { items, rv, next } = self.page(&labels, &fields, limit, token.as_ref())?;
         let mut meta = json!({"resourceVersion": rv.to_string()});
         if let Some(t) = next {
             let raw = serde_json::to_vec(&t).unwrap_or_default();
             meta["continue"] = json!(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw));
         }
-        let objs: Vec<&Value> = items.iter().map(|(_, o)| o.as_ref()).collect();
-        match self.render() {
-            Render::Table(full) => Ok(json_response(StatusCode::OK, &table::table(self.res, objs, meta, true, full))),
+        let objs: Vec<&Value> = items.iter().map(|o| o.as_ref()).collect();
+        let body = match self.render() {
+            Render::Table(full) => table::table(&self.def, objs, meta, true, full),
             Render::Meta => {
                 let partials: Vec<Value> = objs.iter().map(|o| table::partial(o)).collect();
-                Ok(json_response(
-                    StatusCode::OK,
-                    &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": partials}),
-                ))
+                json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": partials})
             }
             Render::Object => {
                 let out = ListOut {
-                    kind: format!("{}List", def.kind),
-                    api_version: def.api_version(),
+                    kind: self.def.list_kind(),
+                    api_version: self.def.api_version(),
                     metadata: meta,
-                    items: objs,
+                    items: objs.iter().map(|o| self.def.view(o)).collect(),
                 };
-                Ok(bytes_response(StatusCode::OK, serde_json::to_vec(&out).unwrap_or_default()))
+                return Ok(bytes_response(StatusCode::OK, serde_json::to_vec(&out).unwrap_or_default()));
             }
+        };
+        Ok(json_response(StatusCode::OK, &body))
+    }
+
+    /// One page of the list, from the latest state or where a continue token left off:
+    /// the objects, the list's resourceVersion and the token for the next page.
+    fn page(
+        &self,
+        labels: &LabelSelector,
+        fields: &FieldSelector,
+        limit: Option<usize>,
+        token: Option<&ContinueToken>,
+    ) -> Result<Page, ApiError> {
+        let g = self.core.store.read();
+        let (rv, after) = match token {
+            Some(t) => {
+                g.check_not_compacted(t.rv).map_err(|_| {
+                    ApiError::gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.")
+                })?;
+                (t.rv, Some((self.def.id, t.ns.clone(), t.name.clone())))
+            }
+            None => (g.rv(), None),
+        };
+        let mut items: Vec<(&Key, Arc<Value>)> = Vec::new();
+        let pinned = fields.pinned_name();
+        for (k, obj) in g.range(self.def.id, self.ns.as_deref(), after.as_ref()) {
+            if pinned.is_some_and(|p| p != k.2) || !labels.matches(obj) || !fields.matches(obj) {
+                continue;
+            }
+            if limit.is_some_and(|l| items.len() >= l) {
+                // More remain: resume after the last returned key.
+                let next = items.last().map(|(k, _)| ContinueToken {
+                    v: "meta.k8s.io/v1".into(),
+                    rv,
+                    ns: k.1.clone(),
+                    name: k.2.clone(),
+                });
+                return Ok(Page { items: items.into_iter().map(|(_, o)| o).collect(), rv, next });
+            }
+            items.push((k, obj.clone()));
         }
+        Ok(Page { items: items.into_iter().map(|(_, o)| o).collect(), rv, next: None })
     }
 
     fn watch(&self, labels: LabelSelector, fields: FieldSelector) -> Result<Response<Body>, ApiError> {
         let spec = WatchSpec {
-            res: self.res,
+            def: self.def.clone(),
             ns: self.ns.clone(),
             name: self.name.clone(),
             labels,
@@ -385,7 +440,7 @@ impl ResourceRequest<'_> {
             return Err(ApiError::method_not_allowed("the scale subresource supports get, update and patch"));
         }
         let obj = parse_body(body)?;
-        let created = api::create(&self.core.store, self.res, self.ns.as_deref(), obj, &self.write_opts())?;
+        let created = api::create(&self.core.store, &self.def, self.ns.as_deref(), obj, &self.write_opts())?;
         Ok(self.object_response(StatusCode::CREATED, &created))
     }
 
@@ -393,11 +448,11 @@ impl ResourceRequest<'_> {
         let name = self.name.as_deref().ok_or_else(|| ApiError::method_not_allowed("PUT needs an object name"))?;
         let obj = parse_body(body)?;
         if self.sub == Sub::Scale {
-            let s = scale::replace(&self.core.store, self.res, self.ns.as_deref(), name, &obj, &self.write_opts())?;
+            let s = scale::replace(&self.core.store, &self.def, self.ns.as_deref(), name, &obj, &self.write_opts())?;
             return Ok(json_response(StatusCode::OK, &s));
         }
         let updated =
-            api::replace(&self.core.store, self.res, self.ns.as_deref(), name, obj, self.sub, &self.write_opts())?;
+            api::replace(&self.core.store, &self.def, self.ns.as_deref(), name, obj, self.sub, &self.write_opts())?;
         Ok(self.object_response(StatusCode::OK, &updated))
     }
 
@@ -414,11 +469,11 @@ impl ResourceRequest<'_> {
         }
         let patch = parse_body(body)?;
         if self.sub == Sub::Scale {
-            let s = scale::patch(&self.core.store, self.res, self.ns.as_deref(), name, ptype, &patch, &opts)?;
+            let s = scale::patch(&self.core.store, &self.def, self.ns.as_deref(), name, ptype, &patch, &opts)?;
             return Ok(json_response(StatusCode::OK, &s));
         }
         let (obj, created) =
-            api::patch(&self.core.store, self.res, self.ns.as_deref(), name, ptype, &patch, self.sub, &opts)?;
+            api::patch(&self.core.store, &self.def, self.ns.as_deref(), name, ptype, &patch, self.sub, &opts)?;
         Ok(self.object_response(if created { StatusCode::CREATED } else { StatusCode::OK }, &obj))
     }
 
@@ -450,11 +505,11 @@ impl ResourceRequest<'_> {
         let dry_run = self.q("dryRun") == Some("All")
             || raw.get("dryRun").and_then(Value::as_array).is_some_and(|a| a.iter().any(|d| d == "All"));
         let opts = DeleteOptions::parse(&raw, dry_run)?;
-        let def = resources::def(self.res);
+        let def = &self.def;
         let Some(name) = &self.name else {
             return self.delete_collection(&opts);
         };
-        match deletion::delete(&self.core.store, self.res, self.ns.as_deref(), name, &opts)? {
+        match deletion::delete(&self.core.store, &self.def, self.ns.as_deref(), name, &opts)? {
             Deleted::Gone(last) => Ok(json_response(
                 StatusCode::OK,
                 &json!({
@@ -474,14 +529,14 @@ impl ResourceRequest<'_> {
         let fields = FieldSelector::parse(self.q("fieldSelector").unwrap_or(""))?;
         let names: Vec<(String, String)> = {
             let g = self.core.store.read();
-            g.range(self.res, self.ns.as_deref(), None)
+            g.range(self.def.id, self.ns.as_deref(), None)
                 .filter(|(_, o)| labels.matches(o) && fields.matches(o))
                 .map(|(k, _)| (k.1.clone(), k.2.clone()))
                 .collect()
         };
         for (ns, name) in names {
             // Objects removed concurrently are fine to skip.
-            let _ = deletion::delete(&self.core.store, self.res, Some(&ns), &name, opts);
+            let _ = deletion::delete(&self.core.store, &self.def, Some(&ns), &name, opts);
         }
         Ok(json_response(
             StatusCode::OK,

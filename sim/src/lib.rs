@@ -8,13 +8,22 @@
 //! that do what a cluster and its cloud provider would: Services of type LoadBalancer get
 //! a loopback address (127.x.y.z) with real HTTP servers behind it, EndpointSlices and
 //! Endpoints appear for Services, workloads report ready replicas, the garbage collector
-//! and the namespace controller finish deletions.
+//! and the namespace controller finish deletions. CustomResourceDefinitions add resources
+//! at run time; every cluster has the Multi-Cluster Services CRDs (ServiceExport,
+//! ServiceImport) installed.
 //!
 //! # Layout
 //! - `lib.rs`: [`Simulator`], [`SimOptions`], [`ClusterSpec`], [`run_standalone`], state files.
 //! - `cluster`: [`SimCluster`] — listener start/stop, the Rust seeding API, state restore.
+//! - `core`: `Core`, what one cluster's handlers, watches and controllers share.
 //! - `store`: objects, the resourceVersion counter, the bounded event history, the owner
-//!   index, and which keys the controllers must look at after a change.
+//!   index, and which keys the controllers must look at after a change. `key`: store keys.
+//!   `service_alloc`: Service clusterIP and nodePort allocation, kept beside the objects.
+//! - `resources`: resource definitions (`ResourceDef`: one resource at one version) and
+//!   the built-in table. `registry`: what a cluster serves — the built-ins and every
+//!   established CRD's versions, kept in the store beside the CRD objects.
+//! - `crd`: CustomResourceDefinitions — defaulting, validation, the status the naming and
+//!   establishing controllers keep, the resources a CRD serves, the MCS CRDs.
 //! - `http`: path routing, query parsing, content negotiation (JSON, Table, metadata).
 //! - `api`: writes — type checks, metadata bookkeeping, optimistic concurrency, status and
 //!   finalize subresources, patches. `admission`: per-type decoding, defaulting, validation.
@@ -23,10 +32,11 @@
 //! - `patch`, `strategic`, `schema`: patch flavours; merge keys and list types.
 //! - `scale`: the `/scale` subresource. `watch`: watch streams, bookmarks, 410 Gone.
 //! - `discovery`: `/version`, `/api`, `/apis`, OpenAPI v3 documents for `kubectl apply`.
-//! - `table`: `meta.k8s.io/v1 Table` rendering for kubectl's human output. `selectors`.
-//! - `controllers`: allocation (clusterIP, nodePort, healthCheckNodePort, LB and pod IPs),
-//!   Service, Ingress, workload, namespace and garbage-collector controllers. `backends`:
-//!   the HTTP servers behind LB addresses. `kubeconfig`.
+//! - `table`: `meta.k8s.io/v1 Table` rendering for kubectl's human output (custom
+//!   resources by their printer columns, evaluated by `jsonpath`). `selectors`.
+//! - `controllers`: Service, Ingress, workload, namespace, CRD finalizer and
+//!   garbage-collector controllers. `pools`: the load-balancer and pod IP pools they draw
+//!   from. `backends`: the HTTP servers behind LB addresses. `kubeconfig`.
 //!
 //! # Implemented as kube-apiserver does it
 //! - Deletion: `orphan`/`foregroundDeletion` finalizers from `propagationPolicy` or
@@ -42,6 +52,27 @@
 //! - `/scale` (autoscaling/v1) on Deployments, ReplicaSets, StatefulSets; Secret
 //!   `stringData` and base64 `data`; strategic merge by the types' merge keys; Service
 //!   clusterIP, nodePort and healthCheckNodePort allocation.
+//! - CustomResourceDefinitions (`apiextensions.k8s.io/v1`, cluster-scoped): validation
+//!   (name `<plural>.<group>`, group, scope, names, one storage version, a schema per
+//!   version, approval annotation of protected groups, immutable scope and kind, stored
+//!   versions kept) answered 422 Invalid with one cause per field; defaulting (singular,
+//!   listKind, conversion `None`); `status.acceptedNames`, NamesAccepted (names another
+//!   CRD of the group holds are refused, the last conflict reported), Established,
+//!   `storedVersions`. An established CRD's served versions appear in `/apis`,
+//!   `/apis/<group>` (preferred version by version priority), `/apis/<group>/<version>`
+//!   (scope, short names, categories, verbs, `<plural>/status`) and the OpenAPI index.
+//! - Custom objects go through the same writes, store, watches, lists, selectors,
+//!   pagination, field management, finalizers and garbage collection as built-in ones.
+//!   They are stored once, at the storage version, and served at every served version
+//!   with `apiVersion` rewritten (conversion `None`). With a status subresource, create
+//!   drops `.status`, main-resource writes keep it, `/status` changes nothing else, and
+//!   only non-status changes move `metadata.generation`; without one, `.status` is data and
+//!   moves the generation. Strategic merge patches are refused (415). Tables use the
+//!   version's `additionalPrinterColumns` (Age when none).
+//! - Deleting a CRD marks it (`deletionTimestamp`, `customresourcecleanup.apiextensions.k8s.io`,
+//!   Terminating); creates of its objects are refused (405) while the finalizer controller
+//!   deletes every object (their own finalizers hold them); then the CRD and its resource
+//!   go, and watches of the resource end.
 //!
 //! # Approximated
 //! - Workload status is synthesised (every replica ready); no pods or ReplicaSets behind
@@ -54,10 +85,20 @@
 //! - Lists are always served from the latest state (`resourceVersion`/`resourceVersionMatch`
 //!   on lists are ignored); a `continue` token resumes after its key in the current state.
 //! - Field selectors accept any dotted path, not just the per-type allowed fields.
+//! - A CRD's status is settled on every write of it, where kube-apiserver's controllers
+//!   do it moments later: a CRD is served as soon as its create returns.
+//! - Custom objects are not validated, pruned or defaulted against the CRD's OpenAPI schema
+//!   (schemas are stored, never applied); their list merge types come from `schema`'s
+//!   table like the built-ins', and their OpenAPI documents are the same stubs. Printer
+//!   columns take a JSONPath subset (fields, indices, `[*]`, `==`/`!=` filters).
+//! - An update that stops serving a version leaves open watches of it running.
+//! - The MCS CRDs are installed at every start, so a deleted one is back after a restart.
 //!
 //! # Left out
-//! - Authentication, authorisation, admission webhooks, CRDs, TLS, protobuf, HTTP/2,
+//! - Authentication, authorisation, admission webhooks, TLS, protobuf, HTTP/2,
 //!   aggregated discovery (kubectl falls back to the plain documents).
+//! - For custom resources: conversion webhooks, the `/scale` subresource, `selectableFields`,
+//!   CEL validation rules, version deprecation warnings.
 //!
 //! # Simulator-only annotations
 //! On Services: `sim.meridian.io/endpoints` (count, default 2), `sim.meridian.io/ready`
@@ -76,18 +117,25 @@ mod api;
 mod backends;
 mod cluster;
 mod controllers;
+mod core;
+mod crd;
 mod deletion;
 mod discovery;
 mod error;
 mod fieldpath;
 mod http;
+mod jsonpath;
+mod key;
 mod kubeconfig;
 mod managed;
 mod patch;
+mod pools;
+mod registry;
 mod resources;
 mod scale;
 mod schema;
 mod selectors;
+mod service_alloc;
 mod store;
 mod strategic;
 mod table;

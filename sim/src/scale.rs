@@ -8,17 +8,18 @@ use serde_json::{Value, json};
 
 use crate::api::{self, Change, Sub, WriteOpts};
 use crate::error::ApiError;
+use crate::key::key_for;
 use crate::patch::{self, PatchType};
-use crate::resources::{self, ResId};
+use crate::resources::ResourceDef;
 use crate::store::Store;
 use crate::util;
 
 const SCALE_API_VERSION: &str = "autoscaling/v1";
 
 /// GET: the object's Scale.
-pub(crate) fn get(store: &Store, res: ResId, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
-    let key = api::key_for(res, ns, name);
-    let obj = store.get(&key).ok_or_else(|| api::not_found(resources::def(res), name))?;
+pub(crate) fn get(store: &Store, def: &ResourceDef, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
+    let key = key_for(def, ns, name);
+    let obj = store.get(&key).ok_or_else(|| def.not_found(name))?;
     Ok(scale_of(&obj))
 }
 
@@ -26,27 +27,27 @@ pub(crate) fn get(store: &Store, res: ResId, ns: Option<&str>, name: &str) -> Re
 /// a precondition on the object.
 pub(crate) fn replace(
     store: &Store,
-    res: ResId,
+    def: &ResourceDef,
     ns: Option<&str>,
     name: &str,
     scale: &Value,
     opts: &WriteOpts,
 ) -> Result<Value, ApiError> {
-    write(store, res, ns, name, opts, |_| Ok(scale.clone()))
+    write(store, def, ns, name, opts, |_| Ok(scale.clone()))
 }
 
 /// PATCH: the patch is applied to the current Scale, then written like a PUT.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn patch(
     store: &Store,
-    res: ResId,
+    def: &ResourceDef,
     ns: Option<&str>,
     name: &str,
     ptype: PatchType,
     body: &Value,
     opts: &WriteOpts,
 ) -> Result<Value, ApiError> {
-    write(store, res, ns, name, opts, |current| {
+    write(store, def, ns, name, opts, |current| {
         let mut scale = current.clone();
         match ptype {
             PatchType::Strategic => patch::strategic(&mut scale, body)?,
@@ -60,19 +61,18 @@ pub(crate) fn patch(
 
 fn write(
     store: &Store,
-    res: ResId,
+    def: &ResourceDef,
     ns: Option<&str>,
     name: &str,
     opts: &WriteOpts,
     scale: impl FnOnce(&Value) -> Result<Value, ApiError>,
 ) -> Result<Value, ApiError> {
-    let def = resources::def(res);
-    let key = api::key_for(res, ns, name);
+    let key = key_for(def, ns, name);
     let mut g = store.write();
-    let old = g.get(&key).cloned().ok_or_else(|| api::not_found(def, name))?;
+    let old = g.get(&key).cloned().ok_or_else(|| def.not_found(name))?;
     let scale = scale(&scale_of(&old))?;
     let new = with_replicas(&old, &scale, name)?;
-    let stored: Arc<Value> = api::commit_update(&mut g, &key, &old, new, Change::update(Sub::Scale, opts))?;
+    let stored: Arc<Value> = api::commit_update(&mut g, def, &key, &old, new, Change::update(Sub::Scale, opts))?;
     Ok(scale_of(&stored))
 }
 

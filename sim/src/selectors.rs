@@ -22,6 +22,84 @@ struct Requirement {
     op: Op,
 }
 
+impl Requirement {
+    /// One requirement of `selector` (for error messages).
+    fn parse(part: &str, selector: &str) -> Result<Self, SelectorError> {
+        let key = |k: &str| check_key(k.trim(), selector);
+        if let Some(k) = part.strip_prefix('!') {
+            return Ok(Self { key: key(k)?, op: Op::NotExists });
+        }
+        if let Some(open) = part.find('(') {
+            return Self::parse_set(part, open, selector);
+        }
+        let not_an_integer = |op| SelectorError::NotAnInteger { op, selector: selector.to_string() };
+        let (k, op) = if let Some((k, v)) = part.split_once("!=") {
+            (k, Op::NotEq(v.trim().to_string()))
+        } else if let Some((k, v)) = part.split_once("==") {
+            (k, Op::Eq(v.trim().to_string()))
+        } else if let Some((k, v)) = part.split_once('=') {
+            (k, Op::Eq(v.trim().to_string()))
+        } else if let Some((k, v)) = part.split_once('>') {
+            (k, Op::Gt(v.trim().parse().map_err(|_| not_an_integer('>'))?))
+        } else if let Some((k, v)) = part.split_once('<') {
+            (k, Op::Lt(v.trim().parse().map_err(|_| not_an_integer('<'))?))
+        } else {
+            (part, Op::Exists)
+        };
+        Ok(Self { key: key(k)?, op })
+    }
+
+    /// Set-based: `key in (..)` or `key notin (..)`, with `(` at byte `open`.
+    fn parse_set(part: &str, open: usize, selector: &str) -> Result<Self, SelectorError> {
+        let sel = || selector.to_string();
+        let head = part[..open].trim();
+        let close = part.rfind(')').ok_or_else(|| SelectorError::MissingParen { selector: sel() })?;
+        if close < open {
+            return Err(SelectorError::MisplacedParen { selector: sel() });
+        }
+        let values: Vec<String> =
+            part[open + 1..close].split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect();
+        let (key, op) = if let Some(k) = head.strip_suffix(" notin") {
+            (k, Op::NotIn(values))
+        } else if let Some(k) = head.strip_suffix(" in") {
+            (k, Op::In(values))
+        } else {
+            return Err(SelectorError::ExpectedSetOperator { selector: sel() });
+        };
+        Ok(Self { key: check_key(key.trim(), selector)?, op })
+    }
+}
+
+/// Why a selector does not parse. Answered as 400 BadRequest, like kube-apiserver's
+/// selector parse errors.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum SelectorError {
+    /// A label key that is empty, too long or has characters labels cannot have.
+    #[error("unable to parse requirement: invalid label key {key:?} in {selector:?}")]
+    InvalidKey { key: String, selector: String },
+    /// `key in (a, b` without the closing parenthesis.
+    #[error("unable to parse requirement: missing ')' in {selector:?}")]
+    MissingParen { selector: String },
+    /// A `)` before its `(`.
+    #[error("unable to parse requirement: misplaced ')' in {selector:?}")]
+    MisplacedParen { selector: String },
+    /// A value list after something other than `in` or `notin`.
+    #[error("unable to parse requirement: expected 'in' or 'notin' in {selector:?}")]
+    ExpectedSetOperator { selector: String },
+    /// `key>x` or `key<x` where x is not an integer.
+    #[error("unable to parse requirement: '{op}' needs an integer in {selector:?}")]
+    NotAnInteger { op: char, selector: String },
+    /// A field selector term without `=`, `==` or `!=`.
+    #[error("invalid field selector: {term:?}")]
+    InvalidFieldTerm { term: String },
+}
+
+impl From<SelectorError> for ApiError {
+    fn from(e: SelectorError) -> Self {
+        ApiError::bad_request(e.to_string())
+    }
+}
+
 /// A parsed `labelSelector` (all requirements must hold).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct LabelSelector {
@@ -31,52 +109,13 @@ pub(crate) struct LabelSelector {
 impl LabelSelector {
     /// Parses the Kubernetes label selector grammar: `a=b`, `a==b`, `a!=b`,
     /// `a in (x,y)`, `a notin (x)`, `a`, `!a`, `a>1`, `a<1`, comma-separated.
-    pub(crate) fn parse(s: &str) -> Result<Self, ApiError> {
-        let bad = |why: &str| ApiError::bad_request(format!("unable to parse requirement: {why} in {s:?}"));
-        let mut reqs = Vec::new();
-        for part in split_top_level(s) {
-            let part = part.trim();
-            if part.is_empty() {
-                continue;
-            }
-            if let Some(key) = part.strip_prefix('!') {
-                reqs.push(Requirement { key: check_key(key.trim()).map_err(|e| bad(&e))?, op: Op::NotExists });
-                continue;
-            }
-            // Set-based: `key in (..)` / `key notin (..)`.
-            if let Some(open) = part.find('(') {
-                let head = part[..open].trim();
-                let close = part.rfind(')').ok_or_else(|| bad("missing ')'"))?;
-                if close < open {
-                    return Err(bad("misplaced ')'"));
-                }
-                let values: Vec<String> =
-                    part[open + 1..close].split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect();
-                let (key, op) = if let Some(k) = head.strip_suffix(" notin") {
-                    (k, Op::NotIn(values))
-                } else if let Some(k) = head.strip_suffix(" in") {
-                    (k, Op::In(values))
-                } else {
-                    return Err(bad("expected 'in' or 'notin'"));
-                };
-                reqs.push(Requirement { key: check_key(key.trim()).map_err(|e| bad(&e))?, op });
-                continue;
-            }
-            let (key, op) = if let Some((k, v)) = part.split_once("!=") {
-                (k, Op::NotEq(v.trim().to_string()))
-            } else if let Some((k, v)) = part.split_once("==") {
-                (k, Op::Eq(v.trim().to_string()))
-            } else if let Some((k, v)) = part.split_once('=') {
-                (k, Op::Eq(v.trim().to_string()))
-            } else if let Some((k, v)) = part.split_once('>') {
-                (k, Op::Gt(v.trim().parse().map_err(|_| bad("'>' needs an integer"))?))
-            } else if let Some((k, v)) = part.split_once('<') {
-                (k, Op::Lt(v.trim().parse().map_err(|_| bad("'<' needs an integer"))?))
-            } else {
-                (part, Op::Exists)
-            };
-            reqs.push(Requirement { key: check_key(key.trim()).map_err(|e| bad(&e))?, op });
-        }
+    pub(crate) fn parse(s: &str) -> Result<Self, SelectorError> {
+        let reqs = split_top_level(s)
+            .into_iter()
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .map(|part| Requirement::parse(part, s))
+            .collect::<Result<_, _>>()?;
         Ok(Self { reqs })
     }
 
@@ -106,11 +145,17 @@ impl LabelSelector {
     }
 }
 
-fn check_key(key: &str) -> Result<String, String> {
+/// A label key as a requirement of `selector` may use it: prefix and name of at most
+/// 253 + 1 + 63 characters from the label alphabet.
+fn check_key(key: &str, selector: &str) -> Result<String, SelectorError> {
     let ok = !key.is_empty()
         && key.len() <= 317
         && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
-    if ok { Ok(key.to_string()) } else { Err(format!("invalid label key {key:?}")) }
+    if ok {
+        Ok(key.to_string())
+    } else {
+        Err(SelectorError::InvalidKey { key: key.to_string(), selector: selector.to_string() })
+    }
 }
 
 /// Splits on commas that are not inside parentheses.
@@ -143,7 +188,7 @@ pub(crate) struct FieldSelector {
 }
 
 impl FieldSelector {
-    pub(crate) fn parse(s: &str) -> Result<Self, ApiError> {
+    pub(crate) fn parse(s: &str) -> Result<Self, SelectorError> {
         let mut reqs = Vec::new();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (path, eq, value) = if let Some((k, v)) = part.split_once("!=") {
@@ -153,7 +198,7 @@ impl FieldSelector {
             } else if let Some((k, v)) = part.split_once('=') {
                 (k, true, v)
             } else {
-                return Err(ApiError::bad_request(format!("invalid field selector: {part:?}")));
+                return Err(SelectorError::InvalidFieldTerm { term: part.to_string() });
             };
             reqs.push((path.trim().to_string(), eq, value.trim().to_string()));
         }
@@ -227,6 +272,22 @@ mod tests {
         for sel in ["app in db)", "app foo (x)", "a b=c", "n>x"] {
             assert!(LabelSelector::parse(sel).is_err(), "{sel:?} should not parse");
         }
+    }
+
+    #[test]
+    fn parse_errors_name_the_problem_and_the_selector() {
+        let cases = [
+            ("a b=c", "invalid label key \"a b\" in \"a b=c\""),
+            ("app in (x", "missing ')' in \"app in (x\""),
+            ("app foo (x)", "expected 'in' or 'notin'"),
+            ("n>x", "'>' needs an integer"),
+        ];
+        for (sel, want) in cases {
+            let err = LabelSelector::parse(sel).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(err.starts_with("unable to parse requirement: ") && err.contains(want), "{sel:?}: {err}");
+        }
+        let err = FieldSelector::parse("metadata.name").err().map(ApiError::from);
+        assert_eq!(err.map(|e| (e.code, e.message)), Some((400, "invalid field selector: \"metadata.name\"".into())));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! One cluster's objects, its resourceVersion counter and its bounded event history.
+//! One cluster's objects, its resourceVersion counter, its bounded event history, and the
+//! registry of the resources it serves (which follows the stored CRDs).
 //!
 //! Like etcd behind a real API server there is one monotonic counter per cluster, shared by
 //! all resources. Every write happens under a single write lock and, while still holding it,
@@ -14,12 +15,10 @@ use serde_json::Value;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::error::ApiError;
+use crate::key::{self, Key};
+use crate::registry::Registry;
 use crate::resources::{self, ResId};
 use crate::util;
-
-/// (resource, namespace or "" for cluster-scoped, name). Ordered so one resource, and one
-/// namespace within it, are contiguous ranges.
-pub(crate) type Key = (ResId, String, String);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum EventType {
@@ -57,8 +56,9 @@ pub(crate) struct Event {
 pub(crate) type Resume = (Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>);
 
 /// Resources a built-in controller reconciles on every change.
-const CONTROLLED: [ResId; 8] = [
+const CONTROLLED: [ResId; 9] = [
     resources::NAMESPACES,
+    resources::CRDS,
     resources::SERVICES,
     resources::INGRESSES,
     resources::DEPLOYMENTS,
@@ -101,7 +101,9 @@ pub(crate) struct Inner {
     /// collector (kube-controller-manager keeps the same graph in memory).
     dependents: HashMap<String, BTreeSet<Key>>,
     /// ClusterIP and nodePort allocations, kept beside the objects so they change atomically.
-    pub(crate) alloc: crate::controllers::ServiceAlloc,
+    pub(crate) alloc: crate::service_alloc::ServiceAlloc,
+    /// The resources served, which follow the stored CRDs.
+    registry: Registry,
 }
 
 impl Store {
@@ -117,7 +119,8 @@ impl Store {
                 events,
                 changes,
                 dependents: HashMap::new(),
-                alloc: crate::controllers::ServiceAlloc::default(),
+                alloc: crate::service_alloc::ServiceAlloc::default(),
+                registry: Registry::default(),
             }),
         }
     }
@@ -154,6 +157,10 @@ impl Inner {
         self.objects.get(key)
     }
 
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// Objects of one resource, optionally one namespace, starting after `after` (name key).
     pub(crate) fn range<'a>(
         &'a self,
@@ -170,23 +177,27 @@ impl Inner {
             .take_while(move |(k, _)| k.0 == res && ns.is_none_or(|n| k.1 == n))
     }
 
+    /// Store ids of the namespaced resources, custom ones included.
+    fn namespaced_ids(&self) -> Vec<ResId> {
+        self.registry.ids().filter(|id| self.registry.stored(*id).is_some_and(|d| d.namespaced)).collect()
+    }
+
     /// Whether any namespaced object lives in `ns`.
     pub(crate) fn namespace_is_empty(&self, ns: &str) -> bool {
-        resources::RESOURCES
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.namespaced)
-            .all(|(id, _)| self.range(id, Some(ns), None).next().is_none())
+        self.namespaced_ids().into_iter().all(|id| self.range(id, Some(ns), None).next().is_none())
     }
 
     /// Keys of every namespaced object in `ns`.
     pub(crate) fn keys_in_namespace(&self, ns: &str) -> Vec<Key> {
-        resources::RESOURCES
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.namespaced)
-            .flat_map(|(id, _)| self.range(id, Some(ns), None).map(|(k, _)| k.clone()).collect::<Vec<_>>())
+        self.namespaced_ids()
+            .into_iter()
+            .flat_map(|id| self.range(id, Some(ns), None).map(|(k, _)| k.clone()).collect::<Vec<_>>())
             .collect()
+    }
+
+    /// Keys of every object of resource `res`, in all namespaces.
+    pub(crate) fn keys_of(&self, res: ResId) -> Vec<Key> {
+        self.range(res, None, None).map(|(k, _)| k.clone()).collect()
     }
 
     /// Whether the namespace exists and is being deleted.
@@ -210,6 +221,9 @@ impl Inner {
         let obj = Arc::new(obj);
         let old = self.objects.insert(key.clone(), obj.clone());
         self.index_owners(&key, old.as_deref(), Some(&obj));
+        if key.0 == resources::CRDS {
+            self.registry.put_crd(&obj);
+        }
         let kind = if old.is_some() { EventType::Modified } else { EventType::Added };
         self.emit(key, kind, obj.clone(), old);
         obj
@@ -244,6 +258,9 @@ impl Inner {
         if key.0 == resources::SERVICES {
             self.alloc.release(&old);
         }
+        if key.0 == resources::CRDS {
+            self.registry.remove_crd(&key.2);
+        }
         let last = Arc::new(last);
         self.emit(key.clone(), EventType::Deleted, last.clone(), Some(old));
         Some(last)
@@ -274,7 +291,7 @@ impl Inner {
     /// Keys the controllers must reconcile after this change: the object itself when a
     /// controller owns its kind or the garbage collector must look at it; on removal, its
     /// dependents (their owner is gone), owners deleting in the foreground that it was
-    /// holding up, and its namespace when that is terminating.
+    /// holding up, its namespace when that is terminating, and its CRD when that is.
     fn follow_ups(&self, key: &Key, kind: EventType, obj: &Value, old: Option<&Value>) -> Vec<Key> {
         let mut out = Vec::new();
         let gone = kind == EventType::Deleted;
@@ -294,6 +311,9 @@ impl Inner {
             if !key.1.is_empty() && self.namespace_terminating(&key.1) {
                 out.push((resources::NAMESPACES, String::new(), key.1.clone()));
             }
+            if let Some(c) = self.registry.stored(key.0).and_then(|d| d.custom.as_ref()).filter(|c| c.terminating) {
+                out.push((resources::CRDS, String::new(), c.crd.clone()));
+            }
         }
         out
     }
@@ -301,7 +321,7 @@ impl Inner {
     /// The key of the owner `r` names (seen from namespace `ns`) if it exists and is
     /// deleting its dependents in the foreground.
     fn foreground_owner(&self, ns: &str, r: &Value) -> Option<Key> {
-        let owner_key = util::owner_key(ns, r)?;
+        let owner_key = key::owner_key(&self.registry, ns, r)?;
         let owner = self.objects.get(&owner_key)?;
         let waiting = util::meta_str(owner, "deletionTimestamp").is_some()
             && util::finalizers(owner).iter().any(|f| f == util::FOREGROUND_FINALIZER);

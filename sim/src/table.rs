@@ -1,4 +1,5 @@
-//! `meta.k8s.io/v1 Table` answers for kubectl's human-readable output.
+//! `meta.k8s.io/v1 Table` answers for kubectl's human-readable output: the built-in
+//! types' columns, and a custom resource's `additionalPrinterColumns`.
 //!
 //! Rows carry the object's metadata as a `PartialObjectMetadata` (the real server's default
 //! `includeObject=Metadata`): kubectl reads the namespace for `-A` and labels for
@@ -6,14 +7,15 @@
 
 use serde_json::{Value, json};
 
-use crate::resources::{self, ResId};
+use crate::jsonpath;
+use crate::resources::{PrinterColumn, ResourceDef};
 use crate::util;
 
 /// (name, type, priority). Priority 1 columns appear only with `-o wide`.
 type Col = (&'static str, &'static str, u8);
 
-fn columns(res: ResId) -> &'static [Col] {
-    match resources::def(res).plural {
+fn columns(def: &ResourceDef) -> &'static [Col] {
+    match def.plural.as_str() {
         "services" => &[
             ("Name", "string", 0),
             ("Type", "string", 0),
@@ -75,12 +77,16 @@ fn columns(res: ResId) -> &'static [Col] {
         ],
         "configmaps" => &[("Name", "string", 0), ("Data", "integer", 0), ("Age", "string", 0)],
         "secrets" => &[("Name", "string", 0), ("Type", "string", 0), ("Data", "integer", 0), ("Age", "string", 0)],
+        "customresourcedefinitions" => &[("Name", "string", 0), ("Created At", "date", 0)],
         _ => &[("Name", "string", 0), ("Age", "string", 0)],
     }
 }
 
-pub(crate) fn column_definitions(res: ResId) -> Value {
-    let cols: Vec<Value> = columns(res)
+fn column_definitions(def: &ResourceDef) -> Value {
+    if let Some(custom) = &def.custom {
+        return custom_column_definitions(&custom.columns);
+    }
+    let cols: Vec<Value> = columns(def)
         .iter()
         .map(|(name, ty, prio)| {
             let format = if *name == "Name" { "name" } else { "" };
@@ -88,6 +94,36 @@ pub(crate) fn column_definitions(res: ResId) -> Value {
         })
         .collect();
     Value::Array(cols)
+}
+
+/// A Name column, then the printer columns.
+fn custom_column_definitions(columns: &[PrinterColumn]) -> Value {
+    let name = json!({"name": "Name", "type": "string", "format": "name",
+        "description": "Name must be unique within a namespace.", "priority": 0});
+    let rest = columns.iter().map(|c| {
+        json!({"name": c.name, "type": c.ty, "format": c.format, "description": c.description, "priority": c.priority})
+    });
+    Value::Array(std::iter::once(name).chain(rest).collect())
+}
+
+/// A custom resource's row: its name, then each printer column's value, typed like the
+/// API server's table convertor does (`date` as an age, `string` as text, numbers and
+/// booleans as themselves, null when the path selects nothing).
+fn custom_cells(columns: &[PrinterColumn], o: &Value) -> Vec<Value> {
+    let mut row = vec![json!(s(o, "/metadata/name"))];
+    row.extend(columns.iter().map(|c| {
+        let Some(v) = jsonpath::first(o, &c.json_path) else { return Value::Null };
+        match (c.ty.as_str(), v) {
+            ("string", Value::String(_)) => v.clone(),
+            ("string", other) => json!(other.to_string()),
+            ("date", Value::String(t)) => json!(util::age(Some(t.as_str()))),
+            ("integer", Value::Number(n)) if n.is_i64() || n.is_u64() => v.clone(),
+            ("integer", Value::Number(n)) => n.as_f64().map_or(Value::Null, |f| json!(f as i64)),
+            ("number", Value::Number(_)) | ("boolean", Value::Bool(_)) => v.clone(),
+            _ => Value::Null,
+        }
+    }));
+    row
 }
 
 fn s<'a>(v: &'a Value, ptr: &str) -> &'a str {
@@ -102,156 +138,178 @@ fn or_none(x: String) -> String {
     if x.is_empty() { "<none>".into() } else { x }
 }
 
-fn cells(res: ResId, o: &Value) -> Vec<Value> {
-    let name = json!(s(o, "/metadata/name"));
-    let age = json!(util::age(o.pointer("/metadata/creationTimestamp").and_then(Value::as_str)));
-    let arr = |p: &str| o.pointer(p).and_then(Value::as_array).cloned().unwrap_or_default();
-    match resources::def(res).plural {
-        "services" => {
-            let ty = s(o, "/spec/type");
-            let ext: Vec<String> = arr("/status/loadBalancer/ingress")
-                .iter()
-                .filter_map(|i| i.get("ip").or_else(|| i.get("hostname")).and_then(Value::as_str).map(String::from))
-                .collect();
-            let ext = match (ext.is_empty(), ty) {
-                (false, _) => ext.join(","),
-                (true, "LoadBalancer") => "<pending>".into(),
-                (true, "ExternalName") => s(o, "/spec/externalName").into(),
-                _ => "<none>".into(),
-            };
-            let ports: Vec<String> = arr("/spec/ports")
-                .iter()
-                .map(|p| {
-                    let port = p.get("port").map(Value::to_string).unwrap_or_default();
-                    let proto = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
-                    match p.get("nodePort") {
-                        Some(np) => format!("{port}:{np}/{proto}"),
-                        None => format!("{port}/{proto}"),
-                    }
-                })
-                .collect();
-            let sel: Vec<String> = o
-                .pointer("/spec/selector")
-                .and_then(Value::as_object)
-                .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect())
-                .unwrap_or_default();
-            vec![
-                name,
-                json!(ty),
-                json!(or_none(s(o, "/spec/clusterIP").into())),
-                json!(ext),
-                json!(or_none(ports.join(","))),
-                age,
-                json!(or_none(sel.join(","))),
-            ]
-        }
-        "deployments" => vec![
-            name,
-            json!(format!("{}/{}", n(o, "/status/readyReplicas"), n(o, "/spec/replicas"))),
-            json!(n(o, "/status/updatedReplicas")),
-            json!(n(o, "/status/availableReplicas")),
-            age,
-        ],
-        "statefulsets" => {
-            vec![name, json!(format!("{}/{}", n(o, "/status/readyReplicas"), n(o, "/spec/replicas"))), age]
-        }
-        "replicasets" => vec![
-            name,
-            json!(n(o, "/spec/replicas")),
-            json!(n(o, "/status/replicas")),
-            json!(n(o, "/status/readyReplicas")),
-            age,
-        ],
-        "daemonsets" => vec![
-            name,
-            json!(n(o, "/status/desiredNumberScheduled")),
-            json!(n(o, "/status/currentNumberScheduled")),
-            json!(n(o, "/status/numberReady")),
-            json!(n(o, "/status/updatedNumberScheduled")),
-            json!(n(o, "/status/numberAvailable")),
-            age,
-        ],
-        "nodes" => {
-            let ready = arr("/status/conditions").iter().any(|c| c["type"] == "Ready" && c["status"] == "True");
-            vec![
-                name,
-                json!(if ready { "Ready" } else { "NotReady" }),
-                json!("<none>"),
-                age,
-                json!(s(o, "/status/nodeInfo/kubeletVersion")),
-                json!(s(o, "/metadata/labels/topology.kubernetes.io~1region")),
-                json!(s(o, "/metadata/labels/topology.kubernetes.io~1zone")),
-            ]
-        }
-        "namespaces" => vec![name, json!(s(o, "/status/phase")), age],
-        "endpointslices" => {
-            let ports: Vec<String> =
-                arr("/ports").iter().map(|p| p.get("port").map(Value::to_string).unwrap_or_default()).collect();
-            let addrs: Vec<String> = arr("/endpoints")
-                .iter()
-                .flat_map(|e| e.get("addresses").and_then(Value::as_array).cloned().unwrap_or_default())
-                .filter_map(|a| a.as_str().map(String::from))
-                .collect();
-            vec![
-                name,
-                json!(s(o, "/addressType")),
-                json!(or_none(ports.join(","))),
-                json!(or_none(abbreviate(&addrs))),
-                age,
-            ]
-        }
-        "endpoints" => {
-            let mut addrs = Vec::new();
-            for sub in arr("/subsets") {
-                let ports: Vec<String> = sub
-                    .get("ports")
-                    .and_then(Value::as_array)
-                    .map(|a| a.iter().map(|p| p.get("port").map(Value::to_string).unwrap_or_default()).collect())
-                    .unwrap_or_default();
-                for a in sub.get("addresses").and_then(Value::as_array).cloned().unwrap_or_default() {
-                    let ip = a.get("ip").and_then(Value::as_str).unwrap_or("");
-                    for p in &ports {
-                        addrs.push(format!("{ip}:{p}"));
-                    }
-                }
-            }
-            vec![name, json!(or_none(abbreviate(&addrs))), age]
-        }
-        "ingresses" => {
-            let hosts: Vec<String> = arr("/spec/rules")
-                .iter()
-                .filter_map(|r| r.get("host").and_then(Value::as_str).map(String::from))
-                .collect();
-            let addrs: Vec<String> = arr("/status/loadBalancer/ingress")
-                .iter()
-                .filter_map(|i| i.get("ip").or_else(|| i.get("hostname")).and_then(Value::as_str).map(String::from))
-                .collect();
-            let ports = if arr("/spec/tls").is_empty() { "80" } else { "80, 443" };
-            vec![
-                name,
-                json!(or_none(s(o, "/spec/ingressClassName").into())),
-                json!(if hosts.is_empty() { "*".into() } else { hosts.join(",") }),
-                json!(addrs.join(",")),
-                json!(ports),
-                age,
-            ]
-        }
-        "configmaps" => vec![
-            name,
-            json!(
-                o.get("data").and_then(Value::as_object).map_or(0, |m| m.len())
-                    + o.get("binaryData").and_then(Value::as_object).map_or(0, |m| m.len())
-            ),
-            age,
-        ],
-        "secrets" => vec![
-            name,
-            json!(s(o, "/type")),
-            json!(o.get("data").and_then(Value::as_object).map_or(0, |m| m.len())),
-            age,
-        ],
-        _ => vec![name, age],
+/// One row's cells, in the order of [`columns`]: the name, the kind's own cells, Age, then
+/// the cells of columns after Age (most shown only with `-o wide`).
+fn cells(def: &ResourceDef, o: &Value) -> Vec<Value> {
+    if let Some(custom) = &def.custom {
+        return custom_cells(&custom.columns, o);
     }
+    let name = json!(s(o, "/metadata/name"));
+    if def.plural == "customresourcedefinitions" {
+        return vec![name, json!(s(o, "/metadata/creationTimestamp"))];
+    }
+    let age = json!(util::age(o.pointer("/metadata/creationTimestamp").and_then(Value::as_str)));
+    let (before_age, after_age) = match def.plural.as_str() {
+        "services" => service_cells(o),
+        "nodes" => node_cells(o),
+        "deployments" => (deployment_cells(o), vec![]),
+        "statefulsets" => {
+            (vec![json!(format!("{}/{}", n(o, "/status/readyReplicas"), n(o, "/spec/replicas")))], vec![])
+        }
+        "replicasets" => (replicaset_cells(o), vec![]),
+        "daemonsets" => (daemonset_cells(o), vec![]),
+        "namespaces" => (vec![json!(s(o, "/status/phase"))], vec![]),
+        "endpointslices" => (endpointslice_cells(o), vec![]),
+        "endpoints" => (endpoints_cells(o), vec![]),
+        "ingresses" => (ingress_cells(o), vec![]),
+        "configmaps" => (configmap_cells(o), vec![]),
+        "secrets" => (secret_cells(o), vec![]),
+        _ => (vec![], vec![]),
+    };
+    let mut row = vec![name];
+    row.extend(before_age);
+    row.push(age);
+    row.extend(after_age);
+    row
+}
+
+/// A list field, empty when absent.
+fn arr(o: &Value, ptr: &str) -> Vec<Value> {
+    o.pointer(ptr).and_then(Value::as_array).cloned().unwrap_or_default()
+}
+
+/// The `ip` or `hostname` of each `status.loadBalancer.ingress` entry.
+fn lb_addresses(o: &Value) -> Vec<String> {
+    arr(o, "/status/loadBalancer/ingress")
+        .iter()
+        .filter_map(|i| i.get("ip").or_else(|| i.get("hostname")).and_then(Value::as_str).map(String::from))
+        .collect()
+}
+
+/// Type, Cluster-IP, External-IP, Port(s); after Age, Selector (wide).
+fn service_cells(o: &Value) -> (Vec<Value>, Vec<Value>) {
+    let ty = s(o, "/spec/type");
+    let ext = lb_addresses(o);
+    let ext = match (ext.is_empty(), ty) {
+        (false, _) => ext.join(","),
+        (true, "LoadBalancer") => "<pending>".into(),
+        (true, "ExternalName") => s(o, "/spec/externalName").into(),
+        _ => "<none>".into(),
+    };
+    let ports: Vec<String> = arr(o, "/spec/ports")
+        .iter()
+        .map(|p| {
+            let port = p.get("port").map(Value::to_string).unwrap_or_default();
+            let proto = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
+            match p.get("nodePort") {
+                Some(np) => format!("{port}:{np}/{proto}"),
+                None => format!("{port}/{proto}"),
+            }
+        })
+        .collect();
+    let sel: Vec<String> = o
+        .pointer("/spec/selector")
+        .and_then(Value::as_object)
+        .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect())
+        .unwrap_or_default();
+    let cells =
+        vec![json!(ty), json!(or_none(s(o, "/spec/clusterIP").into())), json!(ext), json!(or_none(ports.join(",")))];
+    (cells, vec![json!(or_none(sel.join(",")))])
+}
+
+/// Ready, Up-to-date, Available.
+fn deployment_cells(o: &Value) -> Vec<Value> {
+    vec![
+        json!(format!("{}/{}", n(o, "/status/readyReplicas"), n(o, "/spec/replicas"))),
+        json!(n(o, "/status/updatedReplicas")),
+        json!(n(o, "/status/availableReplicas")),
+    ]
+}
+
+/// Desired, Current, Ready.
+fn replicaset_cells(o: &Value) -> Vec<Value> {
+    vec![json!(n(o, "/spec/replicas")), json!(n(o, "/status/replicas")), json!(n(o, "/status/readyReplicas"))]
+}
+
+/// Data: the number of keys in `data` and `binaryData`.
+fn configmap_cells(o: &Value) -> Vec<Value> {
+    let len = |f: &str| o.get(f).and_then(Value::as_object).map_or(0, |m| m.len());
+    vec![json!(len("data") + len("binaryData"))]
+}
+
+/// Type, Data.
+fn secret_cells(o: &Value) -> Vec<Value> {
+    vec![json!(s(o, "/type")), json!(o.get("data").and_then(Value::as_object).map_or(0, |m| m.len()))]
+}
+
+/// Desired, Current, Ready, Up-to-date, Available.
+fn daemonset_cells(o: &Value) -> Vec<Value> {
+    [
+        "/status/desiredNumberScheduled",
+        "/status/currentNumberScheduled",
+        "/status/numberReady",
+        "/status/updatedNumberScheduled",
+        "/status/numberAvailable",
+    ]
+    .iter()
+    .map(|p| json!(n(o, p)))
+    .collect()
+}
+
+/// Status, Roles; after Age, Version, Region and Zone (wide).
+fn node_cells(o: &Value) -> (Vec<Value>, Vec<Value>) {
+    let ready = arr(o, "/status/conditions").iter().any(|c| c["type"] == "Ready" && c["status"] == "True");
+    let cells = vec![json!(if ready { "Ready" } else { "NotReady" }), json!("<none>")];
+    let after_age = vec![
+        json!(s(o, "/status/nodeInfo/kubeletVersion")),
+        json!(s(o, "/metadata/labels/topology.kubernetes.io~1region")),
+        json!(s(o, "/metadata/labels/topology.kubernetes.io~1zone")),
+    ];
+    (cells, after_age)
+}
+
+/// AddressType, Ports, Endpoints.
+fn endpointslice_cells(o: &Value) -> Vec<Value> {
+    let ports: Vec<String> =
+        arr(o, "/ports").iter().map(|p| p.get("port").map(Value::to_string).unwrap_or_default()).collect();
+    let addrs: Vec<String> = arr(o, "/endpoints")
+        .iter()
+        .flat_map(|e| e.get("addresses").and_then(Value::as_array).cloned().unwrap_or_default())
+        .filter_map(|a| a.as_str().map(String::from))
+        .collect();
+    vec![json!(s(o, "/addressType")), json!(or_none(ports.join(","))), json!(or_none(abbreviate(&addrs)))]
+}
+
+/// Endpoints: every ready `ip:port`.
+fn endpoints_cells(o: &Value) -> Vec<Value> {
+    let mut addrs = Vec::new();
+    for sub in arr(o, "/subsets") {
+        let ports: Vec<String> = sub
+            .get("ports")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().map(|p| p.get("port").map(Value::to_string).unwrap_or_default()).collect())
+            .unwrap_or_default();
+        for a in sub.get("addresses").and_then(Value::as_array).cloned().unwrap_or_default() {
+            let ip = a.get("ip").and_then(Value::as_str).unwrap_or("");
+            for p in &ports {
+                addrs.push(format!("{ip}:{p}"));
+            }
+        }
+    }
+    vec![json!(or_none(abbreviate(&addrs)))]
+}
+
+/// Class, Hosts, Address, Ports.
+fn ingress_cells(o: &Value) -> Vec<Value> {
+    let hosts: Vec<String> =
+        arr(o, "/spec/rules").iter().filter_map(|r| r.get("host").and_then(Value::as_str).map(String::from)).collect();
+    let ports = if arr(o, "/spec/tls").is_empty() { "80" } else { "80, 443" };
+    vec![
+        json!(or_none(s(o, "/spec/ingressClassName").into())),
+        json!(if hosts.is_empty() { "*".into() } else { hosts.join(",") }),
+        json!(lb_addresses(o).join(",")),
+        json!(ports),
+    ]
 }
 
 fn abbreviate(items: &[String]) -> String {
@@ -267,22 +325,23 @@ pub(crate) fn partial(o: &Value) -> Value {
     json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta})
 }
 
-/// One row; `full_object` answers `includeObject=Object` with the whole object.
-pub(crate) fn row(res: ResId, o: &Value, full_object: bool) -> Value {
-    let object = if full_object { o.clone() } else { partial(o) };
-    json!({"cells": cells(res, o), "object": object})
+/// One row; `full_object` answers `includeObject=Object` with the whole object (as served
+/// at `def`'s version).
+fn row(def: &ResourceDef, o: &Value, full_object: bool) -> Value {
+    let object = if full_object { def.view(o).into_owned() } else { partial(o) };
+    json!({"cells": cells(def, o), "object": object})
 }
 
 /// A Table of `objs`; `with_columns` false leaves out the column definitions (watch events
 /// after the first, as the real server does).
 pub(crate) fn table<'a>(
-    res: ResId,
+    def: &ResourceDef,
     objs: impl IntoIterator<Item = &'a Value>,
     list_meta: Value,
     with_columns: bool,
     full_object: bool,
 ) -> Value {
-    let rows: Vec<Value> = objs.into_iter().map(|o| row(res, o, full_object)).collect();
-    let cols = if with_columns { column_definitions(res) } else { Value::Null };
+    let rows: Vec<Value> = objs.into_iter().map(|o| row(def, o, full_object)).collect();
+    let cols = if with_columns { column_definitions(def) } else { Value::Null };
     json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta, "columnDefinitions": cols, "rows": rows})
 }

@@ -107,31 +107,30 @@ pub(crate) fn owner_uids(obj: &Value) -> Vec<String> {
     owner_refs(obj).iter().filter_map(|r| r.get("uid")?.as_str().map(String::from)).collect()
 }
 
-/// The store key an owner reference points at, seen from a dependent in namespace `ns`
-/// (cluster-scoped owners live outside any namespace). `None` for kinds not served.
-pub(crate) fn owner_key(ns: &str, r: &Value) -> Option<crate::store::Key> {
-    let api_version = r.get("apiVersion")?.as_str()?;
-    let res = crate::resources::by_kind(api_version, r.get("kind")?.as_str()?)?;
-    let ns = if crate::resources::def(res).namespaced { ns } else { "" };
-    Some((res, ns.to_string(), r.get("name")?.as_str()?.to_string()))
-}
-
 /// Parses a `metadata.resourceVersion` string.
 pub(crate) fn parse_rv(s: &str) -> Option<u64> {
     s.parse().ok()
 }
 
-/// The object without `metadata` and `status`: what `metadata.generation` tracks.
-pub(crate) fn spec_part(obj: &Value) -> Value {
+/// The object without the fields named.
+fn without(obj: &Value, skip: &[&str]) -> Value {
     match obj {
         Value::Object(m) => Value::Object(
-            m.iter()
-                .filter(|(k, _)| !matches!(k.as_str(), "metadata" | "status" | "kind" | "apiVersion"))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            m.iter().filter(|(k, _)| !skip.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect(),
         ),
         other => other.clone(),
     }
+}
+
+/// The object without `metadata` and `status`: what `metadata.generation` tracks.
+pub(crate) fn spec_part(obj: &Value) -> Value {
+    without(obj, &["metadata", "status", "kind", "apiVersion"])
+}
+
+/// The object without `metadata`: what the generation of a custom resource without a
+/// status subresource tracks.
+pub(crate) fn without_metadata(obj: &Value) -> Value {
+    without(obj, &["metadata", "kind", "apiVersion"])
 }
 
 #[cfg(test)]

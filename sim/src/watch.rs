@@ -13,9 +13,9 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::cluster::Core;
+use crate::core::Core;
 use crate::error::ApiError;
-use crate::resources::{self, ResId};
+use crate::resources::{self, ResId, ResourceDef};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::store::{Event, EventType};
 use crate::table;
@@ -27,7 +27,8 @@ const BOOKMARK_INTERVAL: Duration = Duration::from_secs(15);
 /// What a watch selects and how it renders.
 #[derive(Debug, Clone)]
 pub(crate) struct WatchSpec {
-    pub(crate) res: ResId,
+    /// The resource at the version the watch was opened for.
+    pub(crate) def: Arc<ResourceDef>,
     pub(crate) ns: Option<String>,
     pub(crate) name: Option<String>,
     pub(crate) labels: LabelSelector,
@@ -58,7 +59,7 @@ pub(crate) enum Start {
 
 impl WatchSpec {
     fn selects(&self, res: ResId, ns: &str, name: &str, obj: &Value) -> bool {
-        res == self.res
+        res == self.def.id
             && self.ns.as_deref().is_none_or(|n| n == ns)
             && self.name.as_deref().is_none_or(|n| n == name)
             && self.labels.matches(obj)
@@ -93,18 +94,18 @@ impl Renderer {
     fn line(&mut self, kind: &str, obj: &Value) -> Bytes {
         let object = match self.spec.render {
             Render::Table(full) => {
-                let t = table::table(self.spec.res, [obj], json!({}), !self.columns_sent, full);
+                let t = table::table(&self.spec.def, [obj], json!({}), !self.columns_sent, full);
                 self.columns_sent = true;
                 t
             }
             Render::Meta => table::partial(obj),
-            Render::Object => obj.clone(),
+            Render::Object => self.spec.def.view(obj).into_owned(),
         };
         encode(&json!({"type": kind, "object": object}))
     }
 
     fn bookmark(&self, rv: u64, initial_end: bool) -> Bytes {
-        let def = resources::def(self.spec.res);
+        let def = &self.spec.def;
         let mut meta = json!({"resourceVersion": rv.to_string()});
         if initial_end {
             meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
@@ -136,49 +137,85 @@ pub(crate) fn start(
     timeout: Duration,
 ) -> mpsc::Receiver<Bytes> {
     let (tx, rx) = mpsc::channel::<Bytes>(256);
-    let mut kill = core.kill_watches.subscribe();
-    let mut r = Renderer { spec, columns_sent: false };
-
-    // Snapshot and subscription are taken under one read lock: nothing is missed or doubled.
-    let mut initial: Vec<Bytes> = Vec::new();
-    let (mut last_rv, mut events) = {
-        let g = core.store.read();
-        match start {
-            Start::Current { initial_end_bookmark } => {
-                let rv = g.rv();
-                let ns = r.spec.ns.clone();
-                for (k, obj) in g.range(r.spec.res, ns.as_deref(), None) {
-                    if r.spec.selects(k.0, &k.1, &k.2, obj) {
-                        initial.push(r.line("ADDED", obj));
-                    }
-                }
-                if initial_end_bookmark {
-                    initial.push(r.bookmark(rv, true));
-                }
-                (rv, g.subscribe())
-            }
-            Start::After(rv) => match g.watch_from(rv) {
-                Ok((replay, rx)) => {
-                    let mut last = rv;
-                    for ev in replay {
-                        last = ev.rv;
-                        if let Some(kind) = r.spec.view(&ev) {
-                            initial.push(r.line(kind.as_str(), &ev.object));
-                        }
-                    }
-                    (last.max(rv), rx)
-                }
-                Err(e) => {
-                    let _ = tx.try_send(error_line(&e));
-                    return rx;
-                }
-            },
+    let kill = core.kill_watches.subscribe();
+    let mut renderer = Renderer { spec, columns_sent: false };
+    let (initial, last_rv, events) = match opening(&core, &mut renderer, start) {
+        Ok(opening) => opening,
+        Err(e) => {
+            let _ = tx.try_send(error_line(&e));
+            return rx;
         }
     };
+    let feed = Feed { core, tx, renderer, last_rv, events };
+    tokio::spawn(feed.run(initial, kill, bookmarks, timeout));
+    rx
+}
 
-    tokio::spawn(async move {
+/// The lines a stream opens with, the resourceVersion they reach and the subscription for
+/// what follows. Snapshot and subscription are taken under one read lock, so nothing is
+/// missed or doubled.
+fn opening(core: &Core, r: &mut Renderer, start: Start) -> Result<(Vec<Bytes>, u64, Events), ApiError> {
+    let g = core.store.read();
+    let mut lines = Vec::new();
+    match start {
+        Start::Current { initial_end_bookmark } => {
+            let rv = g.rv();
+            let ns = r.spec.ns.clone();
+            for (k, obj) in g.range(r.spec.def.id, ns.as_deref(), None) {
+                if r.spec.selects(k.0, &k.1, &k.2, obj) {
+                    lines.push(r.line("ADDED", obj));
+                }
+            }
+            if initial_end_bookmark {
+                lines.push(r.bookmark(rv, true));
+            }
+            Ok((lines, rv, g.subscribe()))
+        }
+        Start::After(rv) => {
+            let (replay, events) = g.watch_from(rv)?;
+            let mut last = rv;
+            for ev in replay {
+                last = ev.rv;
+                if let Some(kind) = r.spec.view(&ev) {
+                    lines.push(r.line(kind.as_str(), &ev.object));
+                }
+            }
+            Ok((lines, last.max(rv), events))
+        }
+    }
+}
+
+type Events = broadcast::Receiver<Arc<Event>>;
+
+/// What woke a running stream up.
+enum Wake {
+    /// Told to stop, the client went away, or the timeout passed.
+    Stop,
+    Event(Result<Arc<Event>, broadcast::error::RecvError>),
+    Bookmark,
+}
+
+/// A running stream: forwards the events its spec selects to the client.
+struct Feed {
+    core: Arc<Core>,
+    tx: mpsc::Sender<Bytes>,
+    renderer: Renderer,
+    /// The last resourceVersion passed: events up to it are never sent again, and it is
+    /// the only safe resume point a bookmark may carry.
+    last_rv: u64,
+    events: Events,
+}
+
+impl Feed {
+    async fn run(
+        mut self,
+        initial: Vec<Bytes>,
+        mut kill: tokio::sync::watch::Receiver<u64>,
+        bookmarks: bool,
+        timeout: Duration,
+    ) {
         for line in initial {
-            if tx.send(line).await.is_err() {
+            if !self.send(line).await {
                 return;
             }
         }
@@ -186,56 +223,82 @@ pub(crate) fn start(
         tokio::pin!(deadline);
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + BOOKMARK_INTERVAL, BOOKMARK_INTERVAL);
         loop {
-            tokio::select! {
+            let wake = tokio::select! {
                 // Biased so a stream told to stop (drop_watches, stop) delivers nothing
                 // written after that call, even if events are already queued.
                 biased;
-                _ = kill.changed() => return,
-                _ = tx.closed() => return,
-                _ = &mut deadline => return,
-                got = events.recv() => match got {
-                    Ok(ev) => {
-                        if ev.rv <= last_rv {
-                            continue;
-                        }
-                        last_rv = ev.rv;
-                        if let Some(kind) = r.spec.view(&ev)
-                            && tx.send(r.line(kind.as_str(), &ev.object)).await.is_err() {
-                                return;
-                            }
-                    }
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        let caught_up = core.store.read().watch_from(last_rv);
-                        match caught_up {
-                            Ok((replay, rx)) => {
-                                events = rx;
-                                for ev in replay {
-                                    last_rv = ev.rv;
-                                    if let Some(kind) = r.spec.view(&ev)
-                                        && tx.send(r.line(kind.as_str(), &ev.object)).await.is_err() {
-                                            return;
-                                        }
-                                }
-                            }
-                            Err(e) => {
-                                let _ = tx.send(error_line(&e)).await;
-                                return;
-                            }
-                        }
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
-                _ = tick.tick(), if bookmarks => {
-                    // Only versions whose events this watcher has already passed are safe
-                    // resume points.
-                    if tx.send(r.bookmark(last_rv, false)).await.is_err() {
-                        return;
-                    }
+                _ = kill.changed() => Wake::Stop,
+                _ = self.tx.closed() => Wake::Stop,
+                _ = &mut deadline => Wake::Stop,
+                got = self.events.recv() => Wake::Event(got),
+                _ = tick.tick(), if bookmarks => Wake::Bookmark,
+            };
+            let go_on = match wake {
+                Wake::Stop => false,
+                Wake::Event(Ok(ev)) => self.forward(&ev).await && !self.resource_removed(&ev),
+                Wake::Event(Err(broadcast::error::RecvError::Lagged(_))) => self.catch_up().await,
+                Wake::Event(Err(broadcast::error::RecvError::Closed)) => false,
+                Wake::Bookmark => {
+                    let line = self.renderer.bookmark(self.last_rv, false);
+                    self.send(line).await
                 }
+            };
+            if !go_on {
+                return;
             }
         }
-    });
-    rx
+    }
+
+    /// Whether `ev` removes the CRD that defines the watched resource. The resource is no
+    /// longer served, so the stream ends (and the client relists into a 404), as
+    /// kube-apiserver ends a deleted CRD's watches; a CRD created again under the name
+    /// is a new resource.
+    fn resource_removed(&self, ev: &Event) -> bool {
+        ev.kind == EventType::Deleted
+            && ev.res == resources::CRDS
+            && self.renderer.spec.def.custom.as_ref().is_some_and(|c| c.crd == ev.name)
+    }
+
+    /// Sends one line; false once the client is gone.
+    async fn send(&self, line: Bytes) -> bool {
+        self.tx.send(line).await.is_ok()
+    }
+
+    /// Sends the event as this watcher sees it, unless already passed.
+    async fn forward(&mut self, ev: &Event) -> bool {
+        if ev.rv <= self.last_rv {
+            return true;
+        }
+        self.last_rv = ev.rv;
+        match self.renderer.spec.view(ev) {
+            Some(kind) => {
+                let line = self.renderer.line(kind.as_str(), &ev.object);
+                self.send(line).await
+            }
+            None => true,
+        }
+    }
+
+    /// After falling behind the broadcast channel: replays from history, or ends the
+    /// stream with 410 when history has moved on too.
+    async fn catch_up(&mut self) -> bool {
+        let caught_up = self.core.store.read().watch_from(self.last_rv);
+        match caught_up {
+            Ok((replay, events)) => {
+                self.events = events;
+                for ev in replay {
+                    if !self.forward(&ev).await || self.resource_removed(&ev) {
+                        return false;
+                    }
+                }
+                true
+            }
+            Err(e) => {
+                let _ = self.tx.send(error_line(&e)).await;
+                false
+            }
+        }
+    }
 }
 
 /// The server-side default watch timeout: random within 5–10 minutes, so many clients
@@ -247,12 +310,12 @@ pub(crate) fn default_timeout() -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Key;
+    use crate::key::Key;
 
     #[test]
     fn selector_transitions_become_added_and_deleted() -> Result<(), ApiError> {
         let spec = WatchSpec {
-            res: resources::SERVICES,
+            def: resources::BUILTINS[resources::SERVICES].clone(),
             ns: None,
             name: None,
             labels: LabelSelector::parse("app=web")?,

@@ -14,7 +14,8 @@
 use serde_json::Value;
 
 use crate::deletion::{self, DeleteOptions, Propagation};
-use crate::store::{Inner, Key};
+use crate::key::{self, Key};
+use crate::store::Inner;
 use crate::util::{self, FOREGROUND_FINALIZER, ORPHAN_FINALIZER};
 
 /// How a dependent's owner reference resolves.
@@ -45,7 +46,7 @@ pub(crate) fn collect(g: &mut Inner, key: &Key) {
 }
 
 fn resolve(g: &Inner, ns: &str, r: &Value) -> Option<Owner> {
-    let owner_key = util::owner_key(ns, r)?;
+    let owner_key = key::owner_key(g.registry(), ns, r)?;
     let uid = r.get("uid").and_then(Value::as_str);
     let Some(owner) = g.get(&owner_key).filter(|o| util::meta_str(o, "uid") == uid) else {
         return Some(Owner::Dangling);

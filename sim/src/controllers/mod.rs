@@ -9,35 +9,28 @@
 //! - Deployments, ReplicaSets, StatefulSets, DaemonSets: status as if every replica were
 //!   ready (unless the cluster's spec turns them off, as for a federation control plane).
 //! - Namespaces (`namespaces`): the namespace controller's termination.
+//! - CustomResourceDefinitions (`crds`): a deleted CRD's objects are deleted first.
 //! - Every object with owners or a GC finalizer (`gc`): the garbage collector.
 
-mod alloc;
+pub(crate) mod crds;
 pub(crate) mod gc;
 pub(crate) mod namespaces;
+mod objects;
 pub(crate) mod services;
 mod workloads;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::mpsc;
 
-pub(crate) use alloc::{Ipv4Pool, ServiceAlloc};
+pub(crate) use objects::put_new;
 
-use crate::cluster::Core;
+use crate::core::Core;
+use crate::key::Key;
 use crate::resources;
-use crate::store::{Inner, Key};
 use crate::util;
-
-/// Allocation state of the asynchronous controllers.
-#[derive(Debug)]
-pub(crate) struct ControllerState {
-    /// Load-balancer addresses for Services and Ingresses, keyed `<res>/<ns>/<name>`.
-    pub(crate) lb: Ipv4Pool,
-    /// Pod IPs handed to simulated endpoints.
-    pub(crate) pods: Ipv4Pool,
-}
 
 /// Drains the queue of changed keys until the sender is dropped. Keys that arrive in a
 /// burst are de-duplicated, so a Service written three times is reconciled once.
@@ -69,6 +62,7 @@ pub(crate) fn reconcile(core: &Core, key: &Key) {
         resources::DAEMONSETS if core.workload_controllers => workloads::reconcile_daemonset(core, key),
         resources::NODES if core.workload_controllers => workloads::reconcile_all_daemonsets(core),
         resources::NAMESPACES => namespaces::finalize(&mut core.store.write(), &key.2),
+        resources::CRDS => crds::finalize(&mut core.store.write(), &key.2),
         _ => {}
     }
     gc::collect(&mut core.store.write(), key);
@@ -115,22 +109,4 @@ pub(crate) fn create_nodes(core: &Core, count: usize) {
         });
         put_new(&mut g, key, node);
     }
-}
-
-/// Names of the cluster's Nodes, for endpoint `nodeName`s and DaemonSet counts.
-pub(crate) fn node_names(g: &Inner) -> Vec<String> {
-    g.range(resources::NODES, None, None).map(|(k, _)| k.2.clone()).collect()
-}
-
-/// Stores a controller-created object with the metadata the API server would add.
-pub(crate) fn put_new(g: &mut Inner, key: Key, mut obj: Value) -> Arc<Value> {
-    if let Some(m) = util::meta_mut(&mut obj) {
-        m.entry("uid").or_insert_with(|| Value::String(util::uid()));
-        m.entry("creationTimestamp").or_insert_with(|| Value::String(util::now_rfc3339()));
-        m.entry("generation").or_insert(json!(1));
-        if !key.1.is_empty() {
-            m.insert("namespace".into(), Value::String(key.1.clone()));
-        }
-    }
-    g.put(key, obj)
 }

@@ -4,8 +4,9 @@
 //! goes once no other spec or metadata finalizer remains.
 
 use crate::deletion::{self, DeleteOptions, NAMESPACE_FINALIZER, Propagation};
+use crate::key::Key;
 use crate::resources;
-use crate::store::{Inner, Key};
+use crate::store::Inner;
 use crate::util;
 
 /// Does the controller's part for namespace `name`.

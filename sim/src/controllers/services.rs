@@ -2,14 +2,16 @@
 //! the HTTP backends behind the load-balancer addresses.
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use serde_json::{Map, Value, json};
 
-use super::{node_names, put_new};
-use crate::cluster::Core;
+use super::objects::{node_names, put_new};
+use crate::core::Core;
+use crate::key::Key;
+use crate::pools::{Ipv4Pool, Pools};
 use crate::resources;
-use crate::store::{Inner, Key};
+use crate::store::Inner;
 use crate::util;
 
 /// Annotations users (and the Rust API) set on Services to steer the simulation.
@@ -42,137 +44,195 @@ pub(crate) fn tcp_ports(spec: &Value) -> Vec<u16> {
         .collect()
 }
 
-pub(super) fn reconcile(core: &Core, ns: &str, name: &str) {
-    let key: Key = (resources::SERVICES, ns.to_string(), name.to_string());
-    let owner = format!("services/{ns}/{name}");
-    let slice_key: Key = (resources::ENDPOINTSLICES, ns.to_string(), format!("{name}-sim"));
-    let ep_key: Key = (resources::ENDPOINTS, ns.to_string(), name.to_string());
-    let mut backends = BTreeSet::new();
-    {
-        let mut st = core.ctrl.lock();
-        let mut g = core.store.write();
-        let Some(svc) = g.get(&key).cloned() else {
-            st.lb.release(&owner);
-            let prev = slice_len(&g, &slice_key);
-            for i in 0..prev {
-                st.pods.release(&pod_owner(ns, name, i));
-            }
-            if g.get(&slice_key).is_some_and(|s| slice_is_ours(s)) {
-                g.remove(&slice_key);
-            }
-            if g.get(&ep_key).is_some_and(|e| endpoints_is_ours(e)) {
-                g.remove(&ep_key);
-            }
-            drop(g);
-            drop(st);
-            core.backends.reconcile(ns, name, backends);
-            return;
-        };
-        let spec = svc.get("spec").cloned().unwrap_or_else(|| json!({}));
-        let ty = spec.get("type").and_then(Value::as_str).unwrap_or("ClusterIP");
-        let is_lb = ty == "LoadBalancer";
+/// The keys and owner names one Service's controller works with.
+struct Names<'a> {
+    ns: &'a str,
+    name: &'a str,
+    svc: Key,
+    slice: Key,
+    endpoints: Key,
+    /// The Service's key in the load-balancer pool.
+    lb_owner: String,
+}
 
-        // Load-balancer status.
-        let desired_lb = if is_lb {
-            let backend_ports: Vec<u16> =
-                if util::annotation(&svc, ANN_BACKEND) == Some("down") { Vec::new() } else { tcp_ports(&spec) };
-            let alloc = st.lb.get_or_alloc_usable(&owner, |ip| {
-                let addrs: Vec<SocketAddr> =
-                    backend_ports.iter().map(|p| SocketAddr::new(IpAddr::V4(ip), *p)).collect();
-                core.backends.prebind(&addrs)
-            });
-            match alloc {
-                Some((ip, off)) => {
-                    let mut ingress = Vec::new();
-                    match util::annotation(&svc, ANN_LB_HOSTNAME).filter(|h| !h.is_empty()) {
-                        Some(host) => ingress.push(json!({"hostname": host})),
-                        None => ingress.push(json!({"ip": ip.to_string(), "ipMode": "VIP"})),
-                    }
-                    let v6 = util::annotation(&svc, ANN_IPV6) == Some("true")
-                        || spec
-                            .get("ipFamilies")
-                            .and_then(Value::as_array)
-                            .is_some_and(|f| f.iter().any(|x| x == "IPv6"));
-                    if v6 {
-                        ingress.push(json!({"ip": ipv6_for(core.index, off).to_string(), "ipMode": "VIP"}));
-                    }
-                    let backend_up = core.backends.enabled() && util::annotation(&svc, ANN_BACKEND) != Some("down");
-                    if backend_up {
-                        backends.extend(tcp_ports(&spec).into_iter().map(|port| SocketAddr::new(IpAddr::V4(ip), port)));
-                    }
-                    json!({"ingress": ingress})
-                }
-                None => {
-                    tracing::warn!(cluster = %core.name, service = %owner, "load-balancer pool exhausted");
-                    json!({})
-                }
-            }
-        } else {
-            st.lb.release(&owner);
-            json!({})
-        };
-        let current_lb = svc.pointer("/status/loadBalancer").cloned().unwrap_or_else(|| json!({}));
-        if current_lb != desired_lb {
-            let mut updated = (*svc).clone();
-            if let Some(m) = updated.as_object_mut() {
-                m.insert("status".into(), json!({"loadBalancer": desired_lb}));
-            }
-            g.put(key.clone(), updated);
-        }
-
-        // EndpointSlice and Endpoints.
-        let has_selector = spec.get("selector").and_then(Value::as_object).is_some_and(|s| !s.is_empty());
-        let wants_endpoints = ty != "ExternalName" && (has_selector || is_lb);
-        let prev = slice_len(&g, &slice_key);
-        let count = if wants_endpoints {
-            util::annotation(&svc, ANN_ENDPOINTS)
-                .and_then(|s| s.parse::<u32>().ok())
-                .unwrap_or(DEFAULT_ENDPOINTS)
-                .min(MAX_ENDPOINTS)
-        } else {
-            0
-        };
-        for i in count..prev.max(count) {
-            st.pods.release(&pod_owner(ns, name, i));
-        }
-        if wants_endpoints {
-            let ready = if util::annotation(&svc, ANN_READY) == Some("false") {
-                0
-            } else {
-                util::annotation(&svc, ANN_READY_ENDPOINTS)
-                    .and_then(|s| s.parse::<u32>().ok())
-                    .unwrap_or(count)
-                    .min(count)
-            };
-            let hostnames = util::annotation(&svc, ANN_HOSTNAMES) == Some("true");
-            let nodes = node_names(&g);
-            let ips: Vec<String> = (0..count)
-                .map(|i| {
-                    st.pods
-                        .get_or_alloc(&pod_owner(ns, name, i))
-                        .map(|(ip, _)| ip.to_string())
-                        .unwrap_or_else(|| "10.255.255.254".into())
-                })
-                .collect();
-            let (slice, endpoints) = build_endpoints(core, &svc, &spec, ns, name, &ips, ready, hostnames, &nodes);
-            upsert_owned(&mut g, slice_key, slice, slice_is_ours);
-            upsert_owned(&mut g, ep_key, endpoints, endpoints_is_ours);
-        } else {
-            if g.get(&slice_key).is_some_and(|s| slice_is_ours(s)) {
-                g.remove(&slice_key);
-            }
-            if g.get(&ep_key).is_some_and(|e| endpoints_is_ours(e)) {
-                g.remove(&ep_key);
-            }
+impl<'a> Names<'a> {
+    fn new(ns: &'a str, name: &'a str) -> Self {
+        Self {
+            ns,
+            name,
+            svc: (resources::SERVICES, ns.to_string(), name.to_string()),
+            slice: (resources::ENDPOINTSLICES, ns.to_string(), format!("{name}-sim")),
+            endpoints: (resources::ENDPOINTS, ns.to_string(), name.to_string()),
+            lb_owner: format!("services/{ns}/{name}"),
         }
     }
+
+    fn pod(&self, i: u32) -> String {
+        pod_owner(self.ns, self.name, i)
+    }
+}
+
+/// Brings a Service's load-balancer status, EndpointSlice, Endpoints and backends in line
+/// with the Service (or removes them when it is gone).
+pub(super) fn reconcile(core: &Core, ns: &str, name: &str) {
+    let names = Names::new(ns, name);
+    let backends = {
+        let mut pools = core.pools.lock();
+        let mut g = core.store.write();
+        match g.get(&names.svc).cloned() {
+            Some(svc) => sync(core, &mut pools, &mut g, &names, &svc),
+            None => {
+                forget(&mut pools, &mut g, &names);
+                BTreeSet::new()
+            }
+        }
+    };
     core.backends.reconcile(ns, name, backends);
+}
+
+/// The Service is gone: its address and pod IPs go back to the pools, its slice and
+/// Endpoints (if ours) are removed.
+fn forget(pools: &mut Pools, g: &mut Inner, names: &Names<'_>) {
+    pools.lb.release(&names.lb_owner);
+    for i in 0..slice_len(g, &names.slice) {
+        pools.pods.release(&names.pod(i));
+    }
+    remove_owned(g, names);
+}
+
+/// Removes the Service's EndpointSlice and Endpoints when this controller made them.
+fn remove_owned(g: &mut Inner, names: &Names<'_>) {
+    if g.get(&names.slice).is_some_and(|s| slice_is_ours(s)) {
+        g.remove(&names.slice);
+    }
+    if g.get(&names.endpoints).is_some_and(|e| endpoints_is_ours(e)) {
+        g.remove(&names.endpoints);
+    }
+}
+
+/// Updates everything derived from `svc`; returns the backend addresses that must serve.
+fn sync(core: &Core, pools: &mut Pools, g: &mut Inner, names: &Names<'_>, svc: &Value) -> BTreeSet<SocketAddr> {
+    let spec = svc.get("spec").cloned().unwrap_or_else(|| json!({}));
+    let ty = spec.get("type").and_then(Value::as_str).unwrap_or("ClusterIP");
+    let (desired_lb, backends) = if ty == "LoadBalancer" {
+        load_balancer(core, &mut pools.lb, &names.lb_owner, svc, &spec)
+    } else {
+        pools.lb.release(&names.lb_owner);
+        (json!({}), BTreeSet::new())
+    };
+    let current_lb = svc.pointer("/status/loadBalancer").cloned().unwrap_or_else(|| json!({}));
+    if current_lb != desired_lb {
+        let mut updated = svc.clone();
+        if let Some(m) = updated.as_object_mut() {
+            m.insert("status".into(), json!({"loadBalancer": desired_lb}));
+        }
+        g.put(names.svc.clone(), updated);
+    }
+    sync_endpoints(core, pools, g, names, svc, &spec);
+    backends
+}
+
+/// `status.loadBalancer` of a LoadBalancer Service and the backend addresses behind it,
+/// allocating an address whose ports can be bound here.
+fn load_balancer(
+    core: &Core,
+    lb: &mut Ipv4Pool,
+    owner: &str,
+    svc: &Value,
+    spec: &Value,
+) -> (Value, BTreeSet<SocketAddr>) {
+    let down = util::annotation(svc, ANN_BACKEND) == Some("down");
+    let backend_ports: Vec<u16> = if down { Vec::new() } else { tcp_ports(spec) };
+    let alloc = lb.get_or_alloc_usable(owner, |ip| {
+        let addrs: Vec<SocketAddr> = backend_ports.iter().map(|p| SocketAddr::new(IpAddr::V4(ip), *p)).collect();
+        core.backends.prebind(&addrs)
+    });
+    let Some((ip, off)) = alloc else {
+        tracing::warn!(cluster = %core.name, service = %owner, "load-balancer pool exhausted");
+        return (json!({}), BTreeSet::new());
+    };
+    let mut backends = BTreeSet::new();
+    if core.backends.enabled() && !down {
+        backends.extend(tcp_ports(spec).into_iter().map(|port| SocketAddr::new(IpAddr::V4(ip), port)));
+    }
+    (json!({"ingress": lb_ingress(core, svc, spec, ip, off)}), backends)
+}
+
+/// The ingress entries for address `ip` (pool offset `off`): the IP or the hostname the
+/// annotation names, plus an IPv6 address when the Service asks for one.
+fn lb_ingress(core: &Core, svc: &Value, spec: &Value, ip: Ipv4Addr, off: u32) -> Vec<Value> {
+    let mut ingress = Vec::new();
+    match util::annotation(svc, ANN_LB_HOSTNAME).filter(|h| !h.is_empty()) {
+        Some(host) => ingress.push(json!({"hostname": host})),
+        None => ingress.push(json!({"ip": ip.to_string(), "ipMode": "VIP"})),
+    }
+    let v6 = util::annotation(svc, ANN_IPV6) == Some("true")
+        || spec.get("ipFamilies").and_then(Value::as_array).is_some_and(|f| f.iter().any(|x| x == "IPv6"));
+    if v6 {
+        ingress.push(json!({"ip": ipv6_for(core.index, off).to_string(), "ipMode": "VIP"}));
+    }
+    ingress
+}
+
+/// The EndpointSlice and Endpoints of a Service with a selector (or of type
+/// LoadBalancer): as many endpoints as the annotation asks, the first `ready` of them ready.
+fn sync_endpoints(core: &Core, pools: &mut Pools, g: &mut Inner, names: &Names<'_>, svc: &Value, spec: &Value) {
+    let ty = spec.get("type").and_then(Value::as_str).unwrap_or("ClusterIP");
+    let has_selector = spec.get("selector").and_then(Value::as_object).is_some_and(|s| !s.is_empty());
+    let wants_endpoints = ty != "ExternalName" && (has_selector || ty == "LoadBalancer");
+    let prev = slice_len(g, &names.slice);
+    let count = if wants_endpoints { endpoint_count(svc) } else { 0 };
+    for i in count..prev.max(count) {
+        pools.pods.release(&names.pod(i));
+    }
+    if !wants_endpoints {
+        remove_owned(g, names);
+        return;
+    }
+    let ips: Vec<String> = (0..count)
+        .map(|i| {
+            pools
+                .pods
+                .get_or_alloc(&names.pod(i))
+                .map(|(ip, _)| ip.to_string())
+                .unwrap_or_else(|| "10.255.255.254".into())
+        })
+        .collect();
+    let pods = Pods {
+        ns: names.ns,
+        name: names.name,
+        ips: &ips,
+        ready: ready_count(svc, count),
+        hostnames: util::annotation(svc, ANN_HOSTNAMES) == Some("true"),
+        nodes: &node_names(g),
+        zone: &core.zone,
+    };
+    let (slice, endpoints) = build_endpoints(svc, spec, &pods);
+    upsert_owned(g, names.slice.clone(), slice, slice_is_ours);
+    upsert_owned(g, names.endpoints.clone(), endpoints, endpoints_is_ours);
+}
+
+/// Endpoints the Service asks for (annotation, default 2, at most [`MAX_ENDPOINTS`]).
+fn endpoint_count(svc: &Value) -> u32 {
+    util::annotation(svc, ANN_ENDPOINTS)
+        .and_then(|s| s.parse::<u32>().ok())
+        .unwrap_or(DEFAULT_ENDPOINTS)
+        .min(MAX_ENDPOINTS)
+}
+
+/// How many of `count` endpoints are ready: none with `ready: "false"`, else the
+/// `ready-endpoints` annotation, else all.
+fn ready_count(svc: &Value, count: u32) -> u32 {
+    if util::annotation(svc, ANN_READY) == Some("false") {
+        return 0;
+    }
+    util::annotation(svc, ANN_READY_ENDPOINTS).and_then(|s| s.parse::<u32>().ok()).unwrap_or(count).min(count)
 }
 
 pub(super) fn reconcile_ingress(core: &Core, ns: &str, name: &str) {
     let key: Key = (resources::INGRESSES, ns.to_string(), name.to_string());
     let owner = format!("ingresses/{ns}/{name}");
-    let mut st = core.ctrl.lock();
+    let mut st = core.pools.lock();
     let mut g = core.store.write();
     let Some(ing) = g.get(&key).cloned() else {
         st.lb.release(&owner);
@@ -218,25 +278,66 @@ fn endpoints_is_ours(e: &Value) -> bool {
     e.pointer("/metadata/labels/sim.meridian.io~1managed-by").and_then(Value::as_str) == Some(MANAGER)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn build_endpoints(
-    core: &Core,
-    svc: &Value,
-    spec: &Value,
-    ns: &str,
-    name: &str,
-    ips: &[String],
+/// The simulated pods behind one Service.
+struct Pods<'a> {
+    ns: &'a str,
+    name: &'a str,
+    ips: &'a [String],
+    /// The first `ready` pods are ready.
     ready: u32,
+    /// Endpoints carry hostnames (`<svc>-<i>`), as a StatefulSet's pods would.
     hostnames: bool,
-    nodes: &[String],
-) -> (Value, Value) {
-    let owner_ref = json!([{
-        "apiVersion": "v1", "kind": "Service", "name": name,
-        "uid": util::meta_str(svc, "uid").unwrap_or(""),
-        "controller": true, "blockOwnerDeletion": true,
-    }]);
-    let svc_ports: Vec<Value> = spec.get("ports").and_then(Value::as_array).cloned().unwrap_or_default();
-    let ports: Vec<Value> = svc_ports
+    /// Nodes the pods are spread over, round-robin.
+    nodes: &'a [String],
+    zone: &'a str,
+}
+
+/// The EndpointSlice and the Endpoints object for the Service's pods.
+fn build_endpoints(svc: &Value, spec: &Value, pods: &Pods<'_>) -> (Value, Value) {
+    let ports = slice_ports(spec);
+    let mut eps = Vec::new();
+    let (mut ready_addrs, mut not_ready_addrs) = (Vec::new(), Vec::new());
+    for (i, ip) in pods.ips.iter().enumerate() {
+        let (ep, addr) = pod_endpoint(pods, i, ip);
+        eps.push(ep);
+        if (i as u32) < pods.ready { ready_addrs.push(addr) } else { not_ready_addrs.push(addr) }
+    }
+    let name = pods.name;
+    let slice = json!({
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": format!("{name}-sim"),
+            "namespace": pods.ns,
+            "labels": {"kubernetes.io/service-name": name, "endpointslice.kubernetes.io/managed-by": MANAGER},
+            "ownerReferences": [{
+                "apiVersion": "v1", "kind": "Service", "name": name,
+                "uid": util::meta_str(svc, "uid").unwrap_or(""),
+                "controller": true, "blockOwnerDeletion": true,
+            }],
+        },
+        "addressType": "IPv4",
+        "endpoints": eps,
+        "ports": ports,
+    });
+    let subsets = if pods.ips.is_empty() { json!([]) } else { json!([subset(&ports, ready_addrs, not_ready_addrs)]) };
+    let endpoints = json!({
+        "apiVersion": "v1",
+        "kind": "Endpoints",
+        "metadata": {
+            "name": name,
+            "namespace": pods.ns,
+            "labels": {ENDPOINTS_OWNED_LABEL: MANAGER, "endpointslice.kubernetes.io/skip-mirror": "true"},
+        },
+        "subsets": subsets,
+    });
+    (slice, endpoints)
+}
+
+/// The slice's ports: the Service's, at their numeric targetPort (else the port).
+fn slice_ports(spec: &Value) -> Vec<Value> {
+    let svc_ports = spec.get("ports").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    svc_ports
         .iter()
         .map(|p| {
             let port =
@@ -250,42 +351,32 @@ fn build_endpoints(
             }
             Value::Object(m)
         })
-        .collect();
-    let mut eps = Vec::new();
-    let (mut ready_addrs, mut not_ready_addrs) = (Vec::new(), Vec::new());
-    for (i, ip) in ips.iter().enumerate() {
-        let is_ready = (i as u32) < ready;
-        let node = nodes.get(i % nodes.len().max(1)).cloned().unwrap_or_default();
-        let pod = format!("{name}-sim-{i}");
-        let target = json!({"kind": "Pod", "namespace": ns, "name": pod});
-        let mut ep = json!({
-            "addresses": [ip],
-            "conditions": {"ready": is_ready, "serving": is_ready, "terminating": false},
-            "nodeName": node,
-            "zone": core.zone,
-            "targetRef": target,
-        });
-        let mut addr = json!({"ip": ip, "nodeName": node, "targetRef": target});
-        if hostnames {
-            ep["hostname"] = json!(format!("{name}-{i}"));
-            addr["hostname"] = json!(format!("{name}-{i}"));
-        }
-        eps.push(ep);
-        if is_ready { ready_addrs.push(addr) } else { not_ready_addrs.push(addr) }
-    }
-    let slice = json!({
-        "apiVersion": "discovery.k8s.io/v1",
-        "kind": "EndpointSlice",
-        "metadata": {
-            "name": format!("{name}-sim"),
-            "namespace": ns,
-            "labels": {"kubernetes.io/service-name": name, "endpointslice.kubernetes.io/managed-by": MANAGER},
-            "ownerReferences": owner_ref,
-        },
-        "addressType": "IPv4",
-        "endpoints": eps,
-        "ports": ports,
+        .collect()
+}
+
+/// Pod `i`'s EndpointSlice endpoint and its Endpoints address.
+fn pod_endpoint(pods: &Pods<'_>, i: usize, ip: &str) -> (Value, Value) {
+    let is_ready = (i as u32) < pods.ready;
+    let node = pods.nodes.get(i % pods.nodes.len().max(1)).cloned().unwrap_or_default();
+    let target = json!({"kind": "Pod", "namespace": pods.ns, "name": format!("{}-sim-{i}", pods.name)});
+    let mut ep = json!({
+        "addresses": [ip],
+        "conditions": {"ready": is_ready, "serving": is_ready, "terminating": false},
+        "nodeName": node,
+        "zone": pods.zone,
+        "targetRef": target,
     });
+    let mut addr = json!({"ip": ip, "nodeName": node, "targetRef": target});
+    if pods.hostnames {
+        ep["hostname"] = json!(format!("{}-{i}", pods.name));
+        addr["hostname"] = json!(format!("{}-{i}", pods.name));
+    }
+    (ep, addr)
+}
+
+/// The Endpoints subset: ready and not-ready addresses and the ports (unnamed ones
+/// without a `name`, as core/v1 EndpointPort omits it).
+fn subset(ports: &[Value], ready: Vec<Value>, not_ready: Vec<Value>) -> Value {
     let core_ports: Vec<Value> = ports
         .iter()
         .map(|p| {
@@ -299,25 +390,14 @@ fn build_endpoints(
         })
         .collect();
     let mut subset = Map::new();
-    if !ready_addrs.is_empty() {
-        subset.insert("addresses".into(), json!(ready_addrs));
+    if !ready.is_empty() {
+        subset.insert("addresses".into(), json!(ready));
     }
-    if !not_ready_addrs.is_empty() {
-        subset.insert("notReadyAddresses".into(), json!(not_ready_addrs));
+    if !not_ready.is_empty() {
+        subset.insert("notReadyAddresses".into(), json!(not_ready));
     }
     subset.insert("ports".into(), json!(core_ports));
-    let subsets = if ips.is_empty() { json!([]) } else { json!([subset]) };
-    let endpoints = json!({
-        "apiVersion": "v1",
-        "kind": "Endpoints",
-        "metadata": {
-            "name": name,
-            "namespace": ns,
-            "labels": {ENDPOINTS_OWNED_LABEL: MANAGER, "endpointslice.kubernetes.io/skip-mirror": "true"},
-        },
-        "subsets": subsets,
-    });
-    (slice, endpoints)
+    Value::Object(subset)
 }
 
 /// Creates `desired`, or rewrites an existing object we own with its content; objects

@@ -4,10 +4,10 @@
 
 use serde_json::{Value, json};
 
-use super::node_names;
-use crate::cluster::Core;
+use super::objects::node_names;
+use crate::core::Core;
+use crate::key::Key;
 use crate::resources;
-use crate::store::Key;
 use crate::util;
 
 fn write_status(core: &Core, key: &Key, status: impl FnOnce(&Value, usize) -> Value) {

@@ -6,19 +6,15 @@ use anyhow::{Context as _, Result};
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::api::{ListParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::{reflector, watcher};
-use kube::{Api, Client, Config};
+use kube::{Api, Client};
 use parking_lot::Mutex;
 use serde_json::json;
 
 use crate::support::{Env, eventually, lb_service};
 
 async fn client(env: &Env, context: &str) -> Result<Client> {
-    let kc = Kubeconfig::read_from(&env.kubeconfig)?;
-    let opts = KubeConfigOptions { context: Some(context.into()), ..Default::default() };
-    let cfg = Config::from_custom_kubeconfig(kc, &opts).await?;
-    Ok(Client::try_from(cfg)?)
+    env.client(context).await
 }
 
 /// A reflector over Services sees objects, then after history compaction and dropped

@@ -4,6 +4,7 @@
 mod admission;
 mod apply;
 mod backends;
+mod crd;
 mod deletion;
 mod kube_client;
 mod kubectl;

@@ -47,8 +47,23 @@ impl Env {
 
     fn command(&self, args: &[&str]) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new("kubectl");
-        cmd.args(args).env("KUBECONFIG", &self.kubeconfig).env_remove("KUBERNETES_SERVICE_HOST").kill_on_drop(true);
+        // A discovery cache of its own: kubectl keeps one per server address for hours, and
+        // an earlier run on the same port may have served other resources (CRDs).
+        let cache = self.kubeconfig.with_file_name("kube-cache");
+        cmd.args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("KUBECACHEDIR", cache)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .kill_on_drop(true);
         cmd
+    }
+
+    /// A kube-rs client for one cluster, from the kubeconfig.
+    pub(crate) async fn client(&self, context: &str) -> Result<kube::Client> {
+        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig)?;
+        let opts = kube::config::KubeConfigOptions { context: Some(context.into()), ..Default::default() };
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &opts).await?;
+        Ok(kube::Client::try_from(cfg)?)
     }
 
     /// Runs kubectl to completion; fails the test clearly when kubectl is not installed.
