@@ -38,7 +38,7 @@ pub(crate) async fn run(path: &Path, offline: bool) -> Result<()> {
         let client = match result {
             Ok(client) => client,
             Err(e) => {
-                eprintln!("{}: {e}", path.display());
+                eprintln!("{}: {e:#}", path.display());
                 problems += 1;
                 continue;
             }

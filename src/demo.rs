@@ -90,6 +90,42 @@ fn prepare_state(config: &Config, state_dir: &Path, fresh: bool) -> Result<()> {
     Ok(())
 }
 
+/// Fails naming the flag when one of the demo's addresses is taken (another demo,
+/// mostly). The DNS port is tried without `SO_REUSEPORT`, so a running server's
+/// reuse-port sockets count as taken.
+fn check_addresses_free(args: &DemoArgs) -> Result<()> {
+    let tcp = [
+        ("--admin", "admin.listen", args.admin),
+        ("--dns", "dns.listen", args.dns),
+        ("--proxy", "lb.listen", args.proxy),
+        ("--proxy-tls", "lb.listen_tls", args.proxy_tls),
+    ];
+    let taken = |flag: &str, setting: &str, addr: SocketAddr, e: std::io::Error| {
+        anyhow::anyhow!(
+            "{flag} {addr} ({setting}) is not free: {e}; is another `meridian demo` running? Pick another with {flag}"
+        )
+    };
+    for (flag, setting, addr) in tcp {
+        std::net::TcpListener::bind(addr).map_err(|e| taken(flag, setting, addr, e))?;
+    }
+    std::net::UdpSocket::bind(args.dns).map_err(|e| taken("--dns", "dns.listen, UDP", args.dns, e))?;
+    Ok(())
+}
+
+/// How to run this binary again from the current directory: `meridian` when that is
+/// what the shell finds, else its path (after `cargo run`, `target/debug/meridian`).
+fn this_binary() -> String {
+    let Ok(exe) = std::env::current_exe() else { return "meridian".into() };
+    let on_path = std::env::var_os("PATH").is_some_and(|p| {
+        std::env::split_paths(&p).any(|d| d.join("meridian").canonicalize().ok() == exe.canonicalize().ok())
+    });
+    if on_path {
+        return "meridian".into();
+    }
+    let shown = std::env::current_dir().ok().and_then(|cwd| exe.strip_prefix(cwd).ok().map(Path::to_path_buf));
+    shown.unwrap_or(exe).display().to_string()
+}
+
 /// Creates the demo's objects in every simulated member cluster.
 pub(crate) fn seed(sim: &Simulator, config: &Config) -> Result<()> {
     for c in &config.clusters {
@@ -108,9 +144,13 @@ pub(crate) async fn run(args: DemoArgs, log_override: Option<LogFormat>) -> Resu
     config.lb.listen = vec![args.proxy];
     config.lb.listen_tls = vec![args.proxy_tls];
     server::start_logging(&config, log_override);
-    let state_dir = args.state_dir.unwrap_or_else(|| server::default_state_dir("demo"));
+    let state_dir = args.state_dir.clone().unwrap_or_else(|| server::default_state_dir("demo"));
+    // Nothing of a running demo's is touched before its ports and its state directory
+    // are known to be free.
+    check_addresses_free(&args)?;
+    let lock = server::StateLock::acquire(&state_dir)?;
     prepare_state(&config, &state_dir, args.fresh)?;
-    let server = Server::start(config, None, state_dir.clone()).await?;
+    let server = Server::start(config, None, state_dir.clone(), Some(lock)).await?;
     let sim = server.sim.clone().context("the demo runs simulated clusters")?;
     seed(&sim, &server.config)?;
     let kubeconfig = state_dir.join("kubeconfig");
@@ -128,7 +168,7 @@ pub(crate) async fn run(args: DemoArgs, log_override: Option<LogFormat>) -> Resu
     println!();
     println!("Try:");
     println!("  kubectl --kubeconfig {k} --context eu-west get svc -A");
-    println!("  meridian status --admin {}", args.admin);
+    println!("  {} status --admin {}", this_binary(), args.admin);
     println!("  dig @{} -p {} web.default.demo.svc.meridian.test", dns.ip(), dns.port());
     println!("  dig @{} -p {} web.default.demo.svc.asia-south1-a.asia-south1.meridian.test", dns.ip(), dns.port());
     println!("  curl -H 'Host: www.meridian.test' http://{}/", args.proxy);

@@ -52,14 +52,16 @@ enum CliLogFormat {
 enum Command {
     /// Run the server from a configuration file (reloaded on change and on SIGHUP).
     Serve {
+        /// The configuration file (TOML).
         #[arg(long, short)]
         config: PathBuf,
-        /// Where simulated clusters keep their kubeconfig.
+        /// Where simulated clusters keep their kubeconfig and objects.
         #[arg(long)]
         state_dir: Option<PathBuf>,
     },
     /// Validate a configuration file; prints every error with its field and line.
     Check {
+        /// The configuration file (TOML).
         #[arg(long, short)]
         config: PathBuf,
         /// Do not try to reach the clusters; check the file and kubeconfigs only.
@@ -71,6 +73,7 @@ enum Command {
         /// Cluster names (default: the demo's clusters).
         #[arg(long, value_delimiter = ',')]
         clusters: Vec<String>,
+        /// Where the clusters' kubeconfig is written and their objects kept.
         #[arg(long)]
         state_dir: Option<PathBuf>,
     },
@@ -81,20 +84,27 @@ enum Command {
     Join {
         /// Cluster name (a DNS label).
         name: String,
+        /// The configuration file to add it to.
         #[arg(long, short)]
         config: PathBuf,
+        /// The kubeconfig that reaches the cluster.
         #[arg(long)]
         kubeconfig: PathBuf,
+        /// The kubeconfig context (default: its current context).
         #[arg(long)]
         context: Option<String>,
+        /// The cluster's region, for geo ranking and failover order.
         #[arg(long)]
         region: Option<String>,
+        /// The cluster's zone.
         #[arg(long)]
         zone: Option<String>,
     },
     /// Remove a member cluster from a configuration file.
     Unjoin {
+        /// Cluster name.
         name: String,
+        /// The configuration file to remove it from.
         #[arg(long, short)]
         config: PathBuf,
     },
@@ -114,7 +124,10 @@ fn init_logging(format: LogFormat, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!("{level},kube_client=warn,kube_runtime=warn,hyper=warn"))
     });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colour only for a person at a terminal: escape codes in a log file or a journal
+    // are noise.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),

@@ -14,7 +14,7 @@ use meridian_discovery::{Discovery, Metrics, SimulatorLink};
 use meridian_dns::DnsServer;
 use meridian_lb::Proxy;
 use meridian_sim::{ClusterSpec, SimOptions, Simulator};
-use meridian_sync::Sync as SyncModule;
+use meridian_sync::ResourceSync as SyncModule;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -42,10 +42,52 @@ pub(crate) struct Server {
     dns: Option<Arc<DnsServer>>,
     proxy: Option<Arc<Proxy>>,
     sync: Option<Arc<SyncModule>>,
+    /// Held while simulated clusters use the state directory.
+    _state_lock: Option<StateLock>,
     /// Cancelled once at shutdown; every part that takes a token gets a child of it.
     shutdown: CancellationToken,
+    /// The admin endpoint's, cancelled first.
+    admin_stop: CancellationToken,
     admin_task: Option<tokio::task::JoinHandle<()>>,
     reloads: Family<ReloadLabels, Counter>,
+}
+
+/// Exclusive use of a state directory for as long as it is held: a second Meridian
+/// with simulated clusters in the same directory would overwrite the first one's
+/// kubeconfig and saved objects.
+pub(crate) struct StateLock {
+    _file: std::fs::File,
+}
+
+impl StateLock {
+    /// Takes the directory's lock (creating the directory), or says who holds it.
+    pub(crate) fn acquire(dir: &Path) -> Result<StateLock> {
+        use std::io::{Read, Seek, Write};
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create the state directory {}", dir.display()))?;
+        let path = dir.join("meridian.lock");
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        if file.try_lock().is_err() {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let pid = holder.trim();
+            let who = if pid.is_empty() { String::new() } else { format!(" (pid {pid})") };
+            anyhow::bail!(
+                "the state directory {} is in use by another Meridian{who}: stop it, or give this one \
+                 another directory with --state-dir",
+                dir.display()
+            );
+        }
+        file.set_len(0)?;
+        file.rewind()?;
+        writeln!(file, "{}", std::process::id())?;
+        Ok(StateLock { _file: file })
+    }
 }
 
 /// Default place for simulated clusters' kubeconfig.
@@ -77,40 +119,30 @@ fn spec(config: &Config, c: &ClusterConfig) -> ClusterSpec {
 impl Server {
     /// Starts every part. Errors here are fatal and name what failed (a port in use, an
     /// unwritable state directory); a cluster that cannot be reached is not fatal.
-    pub(crate) async fn start(config: Config, path: Option<PathBuf>, state_dir: PathBuf) -> Result<Self> {
+    /// `lock` is the state directory's, when the caller took it already (the demo takes
+    /// it before touching the directory).
+    pub(crate) async fn start(
+        config: Config,
+        path: Option<PathBuf>,
+        state_dir: PathBuf,
+        lock: Option<StateLock>,
+    ) -> Result<Self> {
         let mut registry = Registry::default();
         let shutdown = CancellationToken::new();
         let reloads = Family::<ReloadLabels, Counter>::default();
         registry.register("meridian_config_reloads", "Configuration reloads, by result", reloads.clone());
 
-        let mut sim = None;
-        let mut sim_link = SimulatorLink::default();
-        let wanted = simulated(&config);
-        if !wanted.is_empty() {
-            std::fs::create_dir_all(&state_dir)
-                .with_context(|| format!("cannot create the state directory {}", state_dir.display()))?;
-            let s =
-                Arc::new(Simulator::new(SimOptions { state_dir: Some(state_dir.clone()), ..SimOptions::default() }));
-            for c in wanted {
-                s.add_cluster(spec(&config, c))
-                    .await
-                    .with_context(|| format!("cannot start simulated cluster {}", c.name))?;
-            }
-            let kubeconfig = state_dir.join("kubeconfig");
-            s.write_kubeconfig(&kubeconfig).with_context(|| format!("cannot write {}", kubeconfig.display()))?;
-            sim_link.kubeconfig = Some(kubeconfig);
-            sim = Some(s);
-        }
+        let (sim, sim_link, state_lock) = start_simulator(&config, &state_dir, lock).await?;
 
         let metrics = Metrics::register(&mut registry);
         let discovery = Discovery::new(metrics, sim_link.clone());
         for e in discovery.apply(&config).await {
-            error!("{e}");
+            error!("{}", e.with_causes());
         }
-        let health = health::spawn(&config, discovery.table(), discovery.updates(), &mut registry);
+        let health = health::spawn(&config, discovery.table(), discovery.updates(), &mut registry, &shutdown);
 
         let dns = if config.dns.enabled {
-            let d = DnsServer::start(&config, discovery.table(), &mut registry).await?;
+            let d = DnsServer::start(&config, discovery.table(), &mut registry, shutdown.child_token()).await?;
             info!(addresses = ?d.local_addrs(), "DNS server listening");
             Some(Arc::new(d))
         } else {
@@ -129,42 +161,23 @@ impl Server {
             Some(host) if config.sync.enabled => {
                 let (kubeconfig, context) = registry::endpoint(&config, host, &sim_link)?;
                 let client = registry::connect(&host.name, &kubeconfig, context.as_deref()).await?;
-                Some(Arc::new(SyncModule::start(&config, client, discovery.clone(), &mut registry).await?))
+                Some(Arc::new(
+                    SyncModule::start(&config, client, discovery.clone(), &mut registry, shutdown.child_token())
+                        .await?,
+                ))
             }
             _ => None,
         };
 
         let listener = admin::bind(config.admin.listen).await?;
         info!(address = %config.admin.listen, "admin endpoint listening");
-        let mut sections: Vec<(&'static str, Section)> = Vec::new();
-        if let Some(d) = dns.clone() {
-            sections.push((
-                "dns",
-                Box::new(move || {
-                    serde_json::json!({
-                        "names": d.names(),
-                        "geoip": d.geo_status().to_string(),
-                        "ranking_problems": d.ranking_problems(),
-                    })
-                }),
-            ));
-        }
-        let checks = health.view();
-        sections.push((
-            "health",
-            Box::new(move || serde_json::json!({"targets": checks.targets(), "problems": checks.problems()})),
-        ));
-        if let Some(p) = proxy.clone() {
-            sections.push(("lb", Box::new(move || p.status())));
-        }
-        if let Some(s) = sync.clone() {
-            sections.push(("sync", Box::new(move || s.status())));
-        }
+        let sections = admin_sections(dns.as_ref(), &health, proxy.as_ref(), sync.as_ref());
         let proxy_ready = proxy.clone().map(|p| Box::new(move || p.ready()) as Box<dyn Fn() -> bool + Send + Sync>);
         let state = Arc::new(AdminState { discovery: discovery.clone(), registry, sections, proxy_ready });
         let admin_stop = shutdown.child_token();
+        let stopped = admin_stop.clone();
         let admin_task = tokio::spawn(async move {
-            if let Err(e) = admin::serve(listener, state, admin_stop.cancelled_owned()).await {
+            if let Err(e) = admin::serve(listener, state, stopped.cancelled_owned()).await {
                 error!("admin endpoint failed: {e}");
             }
         });
@@ -179,7 +192,9 @@ impl Server {
             dns,
             proxy,
             sync,
+            _state_lock: state_lock,
             shutdown,
+            admin_stop,
             admin_task: Some(admin_task),
             reloads,
         })
@@ -234,7 +249,7 @@ impl Server {
         }
         let errors = self.discovery.apply(&new).await;
         for e in &errors {
-            error!("{e}");
+            error!("{}", e.with_causes());
         }
         let mut ok = errors.is_empty();
         if let Some(h) = &self.health {
@@ -303,34 +318,92 @@ impl Server {
 
     pub(crate) async fn shutdown(mut self) {
         info!("shutting down");
-        self.shutdown.cancel();
+        // In order: the admin endpoint, sync (releasing its Lease), the proxy's drain
+        // (DNS keeps answering meanwhile), DNS, health checks; then whatever else holds
+        // a child of the server's token.
+        self.admin_stop.cancel();
         if let Some(task) = self.admin_task.take() {
             let _ = task.await;
         }
-        if let Some(sync) = self.sync.take() {
-            match Arc::try_unwrap(sync) {
-                Ok(s) => s.shutdown().await,
-                Err(_) => warn!("sync module still referenced at shutdown"),
-            }
+        if let Some(sync) = &self.sync {
+            sync.shutdown().await;
         }
         if let Some(proxy) = &self.proxy {
-            proxy.stopped().await;
+            proxy.shutdown().await;
         }
-        if let Some(dns) = self.dns.take() {
-            match Arc::try_unwrap(dns) {
-                Ok(d) => d.shutdown().await,
-                Err(_) => warn!("DNS server still referenced at shutdown"),
-            }
+        if let Some(dns) = &self.dns {
+            dns.shutdown().await;
         }
         if let Some(h) = self.health.take() {
             h.shutdown().await;
         }
+        self.shutdown.cancel();
         self.discovery.shutdown();
         if let Some(sim) = &self.sim {
             sim.shutdown().await;
         }
         info!("stopped");
     }
+}
+
+/// Starts the simulated clusters the configuration names, if any, and writes their
+/// kubeconfig into the state directory.
+async fn start_simulator(
+    config: &Config,
+    state_dir: &Path,
+    lock: Option<StateLock>,
+) -> Result<(Option<Arc<Simulator>>, SimulatorLink, Option<StateLock>)> {
+    let mut sim_link = SimulatorLink::default();
+    let wanted = simulated(config);
+    if wanted.is_empty() {
+        return Ok((None, sim_link, lock));
+    }
+    let lock = match lock {
+        Some(l) => l,
+        None => StateLock::acquire(state_dir)?,
+    };
+    let sim = Arc::new(Simulator::new(SimOptions { state_dir: Some(state_dir.to_owned()), ..SimOptions::default() }));
+    for c in wanted {
+        sim.add_cluster(spec(config, c)).await.with_context(|| format!("cannot start simulated cluster {}", c.name))?;
+    }
+    let kubeconfig = state_dir.join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig).with_context(|| format!("cannot write {}", kubeconfig.display()))?;
+    sim_link.kubeconfig = Some(kubeconfig);
+    Ok((Some(sim), sim_link, Some(lock)))
+}
+
+/// The status sections of the running parts, for the admin endpoint.
+fn admin_sections(
+    dns: Option<&Arc<DnsServer>>,
+    health: &HealthChecker,
+    proxy: Option<&Arc<Proxy>>,
+    sync: Option<&Arc<SyncModule>>,
+) -> Vec<(&'static str, Section)> {
+    let mut sections: Vec<(&'static str, Section)> = Vec::new();
+    if let Some(d) = dns.cloned() {
+        sections.push((
+            "dns",
+            Box::new(move || {
+                serde_json::json!({
+                    "names": d.names(),
+                    "geoip": d.geo_status().to_string(),
+                    "ranking_problems": d.ranking_problems(),
+                })
+            }),
+        ));
+    }
+    let checks = health.view();
+    sections.push((
+        "health",
+        Box::new(move || serde_json::json!({"targets": checks.targets(), "problems": checks.problems()})),
+    ));
+    if let Some(p) = proxy.cloned() {
+        sections.push(("lb", Box::new(move || p.status())));
+    }
+    if let Some(s) = sync.cloned() {
+        sections.push(("sync", Box::new(move || s.status())));
+    }
+    sections
 }
 
 fn log_settings(config: &Config, log_override: Option<LogFormat>) -> (LogFormat, String) {
@@ -343,7 +416,7 @@ pub(crate) async fn serve(path: PathBuf, state_dir: Option<PathBuf>, log_overrid
     let (format, level) = log_settings(&config, log_override);
     crate::init_logging(format, &level);
     let state_dir = state_dir.unwrap_or_else(|| default_state_dir("serve"));
-    let server = Server::start(config, Some(path), state_dir).await?;
+    let server = Server::start(config, Some(path), state_dir, None).await?;
     server.run().await
 }
 
@@ -385,7 +458,7 @@ pub(crate) async fn sim_only(names: Vec<String>, state_dir: Option<PathBuf>) -> 
         }
     }
     let state_dir = state_dir.unwrap_or_else(|| default_state_dir("sim"));
-    std::fs::create_dir_all(&state_dir).with_context(|| format!("cannot create {}", state_dir.display()))?;
+    let _lock = StateLock::acquire(&state_dir)?;
     let sim = Simulator::new(SimOptions { state_dir: Some(state_dir.clone()), ..SimOptions::default() });
     for s in specs {
         let name = s.name.clone();

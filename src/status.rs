@@ -71,10 +71,26 @@ pub(crate) async fn run(admin: SocketAddr, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&all)?);
         return Ok(());
     }
-    let empty = Vec::new();
-    let rows: Vec<Vec<String>> = clusters
-        .as_array()
-        .unwrap_or(&empty)
+    print_clusters(&clusters);
+    print_services(&services);
+    print_ingresses(&ingresses);
+    if let Some(dns) = &dns {
+        print_dns(dns);
+    }
+    if let Some(health) = &health {
+        print_health(health);
+    }
+    if let Some(lb) = &lb {
+        print_proxy(lb);
+    }
+    if let Some(sync) = sync.filter(|s| s["enabled"].as_bool() == Some(true)) {
+        print_sync(&sync);
+    }
+    Ok(())
+}
+
+fn print_clusters(clusters: &Value) {
+    let rows: Vec<Vec<String>> = items(clusters)
         .iter()
         .map(|c| {
             let state = match c.get("reason").and_then(Value::as_str) {
@@ -95,10 +111,13 @@ pub(crate) async fn run(admin: SocketAddr, json: bool) -> Result<()> {
     println!("CLUSTERS");
     print!("{}", render(&["NAME", "STATE", "REGION", "ZONE", "WEIGHT", "SHARDS", "EVENTS"], &rows));
     println!();
+}
+
+fn print_services(services: &Value) {
     let mut rows = Vec::new();
-    for svc in services.as_array().unwrap_or(&empty) {
+    for svc in items(services) {
         let name = format!("{}/{}", s(&svc["namespace"]), s(&svc["name"]));
-        for sh in svc["shards"].as_array().unwrap_or(&empty) {
+        for sh in items(&svc["shards"]) {
             let mut health = if sh["healthy"].as_bool() == Some(true) { "healthy" } else { "unhealthy" }.to_owned();
             if sh["stale"].as_bool() == Some(true) {
                 health.push_str(",stale");
@@ -118,18 +137,16 @@ pub(crate) async fn run(admin: SocketAddr, json: bool) -> Result<()> {
     }
     println!("SERVICES");
     print!("{}", render(&["SERVICE", "CLUSTER", "ADDRESSES", "PORTS", "READY", "HEALTH"], &rows));
-    let rows: Vec<Vec<String>> = ingresses
-        .as_array()
-        .unwrap_or(&empty)
+}
+
+fn print_ingresses(ingresses: &Value) {
+    let rows: Vec<Vec<String>> = items(ingresses)
         .iter()
         .flat_map(|ing| {
             let name = format!("{}/{}", s(&ing["namespace"]), s(&ing["name"]));
             let hosts = s(&ing["hosts"]);
-            ing["shards"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
+            items(&ing["shards"])
+                .iter()
                 .map(move |sh| vec![name.clone(), hosts.clone(), s(&sh["cluster"]), s(&sh["addresses"])])
         })
         .collect();
@@ -138,72 +155,68 @@ pub(crate) async fn run(admin: SocketAddr, json: bool) -> Result<()> {
         println!("INGRESSES");
         print!("{}", render(&["INGRESS", "HOSTS", "CLUSTER", "ADDRESSES"], &rows));
     }
-    if let Some(dns) = &dns {
-        let names = items(&dns["names"]);
-        let rows: Vec<Vec<String>> = names
-            .iter()
-            .take(MAX_NAMES)
-            .map(|n| vec![s(&n["name"]), s(&n["kind"]), s(&n["object"]), s(&n["answer"])])
-            .collect();
+}
+
+fn print_dns(dns: &Value) {
+    let names = items(&dns["names"]);
+    let rows: Vec<Vec<String>> = names
+        .iter()
+        .take(MAX_NAMES)
+        .map(|n| vec![s(&n["name"]), s(&n["kind"]), s(&n["object"]), s(&n["answer"])])
+        .collect();
+    println!();
+    println!("DNS NAMES (GeoIP: {})", s(&dns["geoip"]));
+    print!("{}", render(&["NAME", "KIND", "OBJECT", "ANSWER"], &rows));
+    if names.len() > MAX_NAMES {
+        println!("... and {} more (all of them: meridian status --json)", names.len() - MAX_NAMES);
+    }
+    print_problems(&dns["ranking_problems"]);
+}
+
+fn print_health(health: &Value) {
+    let rows: Vec<Vec<String>> = items(&health["targets"])
+        .iter()
+        .map(|t| {
+            let rtt = t["rtt_ms"].as_f64().map_or("-".to_owned(), |v| format!("{v:.2}"));
+            vec![
+                s(&t["service"]),
+                s(&t["cluster"]),
+                s(&t["address"]),
+                s(&t["kind"]),
+                s(&t["state"]),
+                rtt,
+                s(&t["last_error"]),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
         println!();
-        println!("DNS NAMES (GeoIP: {})", s(&dns["geoip"]));
-        print!("{}", render(&["NAME", "KIND", "OBJECT", "ANSWER"], &rows));
-        if names.len() > MAX_NAMES {
-            println!("... and {} more (all of them: meridian status --json)", names.len() - MAX_NAMES);
-        }
-        print_problems(&dns["ranking_problems"]);
+        println!("HEALTH CHECKS");
+        print!("{}", render(&["SERVICE", "CLUSTER", "ADDRESS", "CHECK", "STATE", "RTT-MS", "LAST ERROR"], &rows));
     }
-    if let Some(health) = &health {
-        let rows: Vec<Vec<String>> = items(&health["targets"])
-            .iter()
-            .map(|t| {
-                let rtt = t["rtt_ms"].as_f64().map_or("-".to_owned(), |v| format!("{v:.2}"));
-                vec![
-                    s(&t["service"]),
-                    s(&t["cluster"]),
-                    s(&t["address"]),
-                    s(&t["kind"]),
-                    s(&t["state"]),
-                    rtt,
-                    s(&t["last_error"]),
-                ]
-            })
-            .collect();
-        if !rows.is_empty() {
-            println!();
-            println!("HEALTH CHECKS");
-            print!("{}", render(&["SERVICE", "CLUSTER", "ADDRESS", "CHECK", "STATE", "RTT-MS", "LAST ERROR"], &rows));
-        }
-        print_problems(&health["problems"]);
+    print_problems(&health["problems"]);
+}
+
+fn print_proxy(lb: &Value) {
+    println!();
+    println!("PROXY (ready: {}, region: {})", s(&lb["ready"]), s(&lb["region"]));
+    let header = ["ROUTE", "UPSTREAM", "LEVEL", "LOAD%", "BACKEND", "CLUSTER", "STATE", "OUTSTANDING", "EWMA-MS"];
+    print!("{}", render(&header, &proxy_rows(lb)));
+}
+
+fn print_sync(sync: &Value) {
+    println!();
+    println!(
+        "SYNC (leader: {}, identity: {}, queued: {})",
+        s(&sync["leader"]),
+        s(&sync["identity"]),
+        s(&sync["queued"])
+    );
+    print!("{}", render(&["KIND", "OBJECT", "CLUSTER", "STATE", "MESSAGE"], &sync_rows(sync)));
+    let leftovers = sync["leftovers"].as_array().map_or(0, Vec::len);
+    if leftovers > 0 {
+        println!("leftovers (deletions that could not reach a member): {}", s(&sync["leftovers"]));
     }
-    if let Some(lb) = lb {
-        println!();
-        println!("PROXY (ready: {}, region: {})", s(&lb["ready"]), s(&lb["region"]));
-        print!(
-            "{}",
-            render(
-                &["ROUTE", "UPSTREAM", "LEVEL", "LOAD%", "BACKEND", "CLUSTER", "STATE", "OUTSTANDING", "EWMA-MS"],
-                &proxy_rows(&lb)
-            )
-        );
-    }
-    if let Some(sync) = sync
-        && sync["enabled"].as_bool() == Some(true)
-    {
-        println!();
-        println!(
-            "SYNC (leader: {}, identity: {}, queued: {})",
-            s(&sync["leader"]),
-            s(&sync["identity"]),
-            s(&sync["queued"])
-        );
-        print!("{}", render(&["KIND", "OBJECT", "CLUSTER", "STATE", "MESSAGE"], &sync_rows(&sync)));
-        let leftovers = sync["leftovers"].as_array().map_or(0, Vec::len);
-        if leftovers > 0 {
-            println!("leftovers (deletions that could not reach a member): {}", s(&sync["leftovers"]));
-        }
-    }
-    Ok(())
 }
 
 /// Malformed annotations: reported, and the defaults apply.

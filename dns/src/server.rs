@@ -58,16 +58,31 @@ pub struct DnsServer {
     shutdown: CancellationToken,
     _stop_on_drop: DropGuard,
     tasks: Vec<JoinHandle<()>>,
+    /// The tasks and threads, handed to the first [`DnsServer::stopped`] once serving.
+    stopping: std::sync::Mutex<Option<Stopping>>,
     /// The UDP fast path's threads (sockets with `SO_REUSEPORT`); stopped when dropped.
     #[cfg(target_os = "linux")]
     udp_threads: crate::udp_batch::Workers,
 }
 
+/// What shutdown waits for.
+struct Stopping {
+    tasks: Vec<JoinHandle<()>>,
+    #[cfg(target_os = "linux")]
+    udp_threads: crate::udp_batch::Workers,
+}
+
 impl DnsServer {
-    /// Binds every configured listener (UDP and TCP each) and starts serving.
-    pub async fn start(config: &Config, table: Table, registry: &mut Registry) -> Result<DnsServer> {
+    /// Binds every configured listener (UDP and TCP each) and serves until `shutdown` is
+    /// cancelled.
+    pub async fn start(
+        config: &Config,
+        table: Table,
+        registry: &mut Registry,
+        shutdown: CancellationToken,
+    ) -> Result<DnsServer> {
         let sockets = Sockets::bind(&config.dns.listen).await?;
-        Self::serve(config, table, sockets, registry, CancellationToken::new())
+        Self::serve(config, table, sockets, registry, shutdown)
     }
 
     /// Serves on already bound sockets (tests bind `127.0.0.1:0`).
@@ -99,6 +114,7 @@ impl DnsServer {
             _stop_on_drop: shutdown.clone().drop_guard(),
             shutdown,
             tasks: Vec::new(),
+            stopping: std::sync::Mutex::new(None),
             #[cfg(target_os = "linux")]
             udp_threads: crate::udp_batch::Workers::default(),
         };
@@ -107,6 +123,12 @@ impl DnsServer {
         let token = server.shutdown.clone();
         server.tasks.push(tokio::spawn(async move { follower.run(&mut feed, &token).await }));
         tracing::info!(listen = ?server.addrs, "dns: serving");
+        let stopping = Stopping {
+            tasks: std::mem::take(&mut server.tasks),
+            #[cfg(target_os = "linux")]
+            udp_threads: std::mem::take(&mut server.udp_threads),
+        };
+        server.stopping = std::sync::Mutex::new(Some(stopping));
         Ok(server)
     }
 
@@ -210,11 +232,20 @@ impl DnsServer {
     }
 
     /// Stops every listener and waits (briefly) for the workers.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
         self.shutdown.cancel();
+        self.stopped().await;
+    }
+
+    /// Waits (briefly) for the workers once the shutdown token was cancelled; returns at
+    /// once when another call already waited.
+    pub async fn stopped(&self) {
+        let stopping = self.stopping.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Some(stopping) = stopping else { return };
+        self.shutdown.cancelled().await;
         #[cfg(target_os = "linux")]
-        self.udp_threads.shutdown(SHUTDOWN_GRACE).await;
-        for t in self.tasks {
+        stopping.udp_threads.shutdown(SHUTDOWN_GRACE).await;
+        for t in stopping.tasks {
             if tokio::time::timeout(SHUTDOWN_GRACE, t).await.is_err() {
                 tracing::warn!("dns: a worker did not stop in time");
             }

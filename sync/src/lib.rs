@@ -63,22 +63,24 @@ pub struct ResourceSync {
     running: Option<Running>,
 }
 
-
 struct Running {
     shared: Arc<controller::Shared>,
     identity: String,
     shutdown: CancellationToken,
-    tasks: Vec<JoinHandle<()>>,
+    /// Taken by the first [`ResourceSync::stopped`].
+    tasks: parking_lot::Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl ResourceSync {
-    /// Starts leader election and, while leading, the sync loops. `host` reaches the
-    /// control-plane cluster; `discovery` gives the members' clients and Ready state.
+    /// Starts leader election and, while leading, the sync loops, until `shutdown` is
+    /// cancelled. `host` reaches the control-plane cluster; `discovery` gives the members'
+    /// clients and Ready state.
     pub async fn start(
         config: &Config,
         host: kube::Client,
         discovery: Arc<Discovery>,
         registry: &mut Registry,
+        shutdown: CancellationToken,
     ) -> Result<ResourceSync> {
         if !config.sync.enabled {
             info!("sync is disabled");
@@ -98,10 +100,11 @@ impl ResourceSync {
         );
         let settings = controller::Settings::from_config(config);
         let shared = Arc::new(controller::Shared::new(host, host_name, discovery, settings, leader, metrics));
-        let shutdown = CancellationToken::new();
+        let shutdown = shutdown.child_token();
         let mut tasks = controller::spawn(shared.clone(), shutdown.clone());
         tasks.push(tokio::spawn(elector.run(shutdown.clone())));
         info!(identity = %identity, "sync started; waiting for the Lease");
+        let tasks = parking_lot::Mutex::new(tasks);
         Ok(ResourceSync { running: Some(Running { shared, identity, shutdown, tasks }) })
     }
 
@@ -136,10 +139,23 @@ impl ResourceSync {
     }
 
     /// Stops every task; a leader releases its Lease so another replica takes over at once.
-    pub async fn shutdown(self) {
-        let Some(r) = self.running else { return };
-        r.shutdown.cancel();
-        for mut t in r.tasks {
+    pub async fn shutdown(&self) {
+        if let Some(r) = &self.running {
+            r.shutdown.cancel();
+        }
+        self.stopped().await;
+    }
+
+    /// Once the shutdown token is cancelled, waits (briefly) for every task; returns at
+    /// once when another call already waited.
+    pub async fn stopped(&self) {
+        let Some(r) = &self.running else { return };
+        let tasks = std::mem::take(&mut *r.tasks.lock());
+        if tasks.is_empty() {
+            return;
+        }
+        r.shutdown.cancelled().await;
+        for mut t in tasks {
             if tokio::time::timeout(SHUTDOWN_GRACE, &mut t).await.is_err() {
                 t.abort();
             }

@@ -135,6 +135,29 @@ fn a_port_in_use_is_a_clear_start_up_error() -> Result<()> {
     Ok(())
 }
 
+/// A second demo on the same state directory stops before touching it: the first one's
+/// kubeconfig still reaches its clusters, and the error says what to change.
+#[test]
+fn a_second_demo_on_the_same_state_directory_leaves_the_first_alone() -> Result<()> {
+    let m = Meridian::demo()?;
+    let before = std::fs::read_to_string(m.kubeconfig())?;
+    let addrs: Vec<String> = (0..4).map(|_| meridian_tests::free_addr().to_string()).collect();
+    let out = std::process::Command::new(binary())
+        .args(["demo", "--admin", &addrs[0], "--dns", &addrs[1], "--proxy", &addrs[2], "--proxy-tls", &addrs[3]])
+        .arg("--fresh")
+        .arg("--state-dir")
+        .arg(m.state_dir.path())
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    assert!(!out.status.success(), "the second demo started");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use by another Meridian") && err.contains("--state-dir"), "{err}");
+    assert_eq!(std::fs::read_to_string(m.kubeconfig())?, before, "the first demo's kubeconfig was rewritten");
+    let svcs = kubectl_ok(&m.kubeconfig(), "eu-west", &["get", "svc", "web", "-o", "name"])?;
+    assert_eq!(svcs.trim(), "service/web", "the first demo's clusters still answer");
+    Ok(())
+}
+
 #[test]
 fn admin_json_lists_clusters_with_their_topology() -> Result<()> {
     let m = Meridian::demo()?;

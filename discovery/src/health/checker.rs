@@ -63,12 +63,14 @@ pub struct HealthChecker {
 }
 
 /// Starts checking every shard of `table`, sending results into `updates` (the table
-/// writer's channel, [`crate::Discovery::updates`]). Must run inside a Tokio runtime.
+/// writer's channel, [`crate::Discovery::updates`]), until `shutdown` is cancelled (or
+/// the checker is shut down or dropped). Must run inside a Tokio runtime.
 pub fn spawn(
     config: &Config,
     table: Table,
     updates: mpsc::UnboundedSender<Update>,
     registry: &mut Registry,
+    shutdown: &CancellationToken,
 ) -> HealthChecker {
     let metrics = Metrics::register(registry);
     let shared = Arc::new(Shared::default());
@@ -79,7 +81,7 @@ pub fn spawn(
     let follower = Follower::new(&table);
     let launcher = Launcher::new(results_tx, config.health.max_in_flight, metrics.in_flight.clone());
     let targets = Targets::new(config.health.clone(), updates, metrics, shared.clone(), launcher);
-    let shutdown = CancellationToken::new();
+    let shutdown = shutdown.child_token();
     let task = tokio::spawn(Manager::new(table, targets).run(follower, results, control_rx, shutdown.clone()));
     HealthChecker { control, shared, shutdown: shutdown.drop_guard(), task }
 }

@@ -262,7 +262,7 @@ async fn targets_follow_the_table() {
     writer.apply([crate::Update::Cluster(sh.cluster.clone())]);
     let (updates, mut sent) = tokio::sync::mpsc::unbounded_channel();
     let mut registry = prometheus_client::registry::Registry::default();
-    let checker = spawn(&meridian_config::Config::demo(), table, updates, &mut registry);
+    let checker = spawn(&meridian_config::Config::demo(), table, updates, &mut registry, &Default::default());
     let key = ObjectKey::new("default", "web");
     let service = |shard| crate::Update::Service { cluster: "eu-west".into(), key: key.clone(), shard };
     writer.apply([service(Some(sh))]);

@@ -175,7 +175,10 @@ async fn port_in_use_names_the_address() {
     let mut c = config();
     c.dns.listen = vec![env.addr];
     let (table, _w) = meridian_model::table::Table::new();
-    let err = meridian_dns::DnsServer::start(&c, table, &mut Default::default()).await.err().expect("bind fails");
+    let err = meridian_dns::DnsServer::start(&c, table, &mut Default::default(), Default::default())
+        .await
+        .err()
+        .expect("bind fails");
     assert!(err.to_string().contains(&env.addr.to_string()), "{err}");
     env.server.shutdown().await;
 }

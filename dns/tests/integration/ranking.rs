@@ -148,8 +148,9 @@ async fn stack() -> Stack {
     let errors = discovery.apply(&config).await;
     assert!(errors.is_empty(), "{errors:?}");
     let mut registry = Registry::default();
-    let health = health::spawn(&config, discovery.table(), discovery.updates(), &mut registry);
-    let dns = DnsServer::start(&config, discovery.table(), &mut registry).await.expect("dns starts");
+    let health = health::spawn(&config, discovery.table(), discovery.updates(), &mut registry, &Default::default());
+    let dns =
+        DnsServer::start(&config, discovery.table(), &mut registry, Default::default()).await.expect("dns starts");
     let addr = dns.local_addrs()[0];
     Stack { sim, discovery, health: Some(health), dns: Some(dns), addr, config, _dir: dir }
 }

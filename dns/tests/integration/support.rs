@@ -81,7 +81,7 @@ pub(crate) async fn start(config: Config, updates: Vec<Update>) -> Env {
     all.extend(updates);
     writer.apply(all);
     let mut registry = Registry::default();
-    let server = DnsServer::start(&config, table, &mut registry).await.expect("server starts");
+    let server = DnsServer::start(&config, table, &mut registry, Default::default()).await.expect("server starts");
     let addr = server.local_addrs()[0];
     Env { server, writer, addr }
 }

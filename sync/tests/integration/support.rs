@@ -181,7 +181,7 @@ impl Env {
 
     async fn start_sync_into(&self, metrics: &mut Registry) -> Result<ResourceSync> {
         let host = registry::connect("host", &self.sync_kubeconfig, Some("host")).await?;
-        Ok(ResourceSync::start(&self.config, host, self.discovery.clone(), metrics).await?)
+        Ok(ResourceSync::start(&self.config, host, self.discovery.clone(), metrics, Default::default()).await?)
     }
 
     /// A client of one cluster, reached directly (as kubectl reaches it).
