@@ -24,8 +24,8 @@ use kube::{Client, ResourceExt};
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, info, warn};
 
+use crate::causes;
 use crate::metrics::Metrics;
-use crate::registry;
 use crate::shard::{self, SERVICE_NAME_LABEL, ServiceInfo, SliceInfo};
 use crate::table::{ClusterMeta, ClusterState, Kind, ObjectKey, Update};
 
@@ -757,7 +757,7 @@ fn short_error(e: &kube::Error) -> String {
     if let kube::Error::Api(s) = e {
         return format!("API error {}: {}", s.code, s.message);
     }
-    registry::first_line(&registry::chain(e))
+    causes::first_line(&causes::chain(e))
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@
 //! Ingresses and Nodes. It does not answer DNS or proxy traffic, and it never writes to
 //! a cluster (health probes dial load-balancer addresses, never cluster APIs).
 
+mod causes;
 mod cluster;
 pub mod health;
 pub mod metrics;

@@ -39,13 +39,13 @@ pub struct AddrState {
 }
 
 impl AddrState {
-    /// Feeds one result, a connect time or the failure as `meridian status` shows it;
-    /// returns whether `state` changed.
-    pub fn record(&mut self, result: &Result<Duration, String>, healthy: u32, unhealthy: u32) -> bool {
+    /// Feeds one result, a connect time or the failure (shown by `meridian status` as it
+    /// displays); returns whether `state` changed.
+    pub fn record(&mut self, result: &Result<Duration, impl std::fmt::Display>, healthy: u32, unhealthy: u32) -> bool {
         let before = self.state;
         match result {
             Ok(rtt) => self.pass(*rtt, healthy),
-            Err(e) => self.fail(e, unhealthy),
+            Err(e) => self.fail(&e.to_string(), unhealthy),
         }
         self.state != before
     }

@@ -137,8 +137,7 @@ impl Targets {
             return; // from a probe task that was replaced
         };
         self.metrics.probe(r.result.is_ok());
-        let result = r.result.map_err(|e| e.to_string());
-        if slot.health.record(&result, sp.spec.healthy_threshold, sp.spec.unhealthy_threshold) {
+        if slot.health.record(&r.result, sp.spec.healthy_threshold, sp.spec.unhealthy_threshold) {
             debug!(addr = %r.addr, state = state_name(slot.health.state), error = ?slot.health.last_error, "health: address changed");
         }
         let probe = combine(sp.addrs.iter().map(|a| &a.health));

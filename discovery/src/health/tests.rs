@@ -101,7 +101,7 @@ fn spec_precedence() {
 #[test]
 fn hysteresis() {
     let mut a = AddrState::default();
-    let ok = |ms| Ok(Duration::from_millis(ms));
+    let ok = |ms| Ok::<_, String>(Duration::from_millis(ms));
     let fail = || Err("refused".to_owned());
     assert!(a.record(&ok(10), 2, 3));
     assert_eq!(a.state, ProbeState::Up);
@@ -123,7 +123,7 @@ fn hysteresis() {
 #[test]
 fn rtt_is_the_windowed_minimum() {
     let mut a = AddrState::default();
-    let ms = |v: u64| Ok(Duration::from_millis(v));
+    let ms = |v: u64| Ok::<_, String>(Duration::from_millis(v));
     let rtt_ms = |a: &AddrState| a.rtt.map(|s| (s * 1000.0).round() as u64);
     assert_eq!(rtt_ms(&a), None);
     a.record(&ms(10), 2, 3);
@@ -131,7 +131,7 @@ fn rtt_is_the_windowed_minimum() {
         a.record(&ms(slow), 2, 3);
         assert_eq!(rtt_ms(&a), Some(10), "after {slow} ms");
     }
-    a.record(&Err("refused".into()), 2, 3);
+    a.record(&Err::<Duration, _>("refused"), 2, 3);
     assert_eq!(rtt_ms(&a), Some(10), "a failure leaves the window alone");
     a.record(&ms(4), 2, 3);
     assert_eq!(rtt_ms(&a), Some(4), "faster shows at once");
