@@ -35,7 +35,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
     about = "Global DNS and load-balancing discovery for services in many Kubernetes clusters"
 )]
 struct Cli {
-    /// Log format (overrides the config file's [log] format).
+    /// Log format (overrides the config file's `[log]` format).
     #[arg(long, global = true, value_enum)]
     log_format: Option<CliLogFormat>,
     #[command(subcommand)]

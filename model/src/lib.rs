@@ -4,7 +4,7 @@
 //! - [`table`]: the service table — [`TableWriter`] (the only writer) applies batches of
 //!   [`Update`]s and publishes immutable [`Snapshot`]s that [`Table`] readers load without
 //!   locks, with a version watch and a change feed for incremental readers.
-//! - [`follow`]: the one way a reader follows the feed — a [`Projection`] of the table
+//! - [`follow`](mod@follow): the one way a reader follows the feed — a [`Projection`] of the table
 //!   that [`follow()`] rebuilds or updates in batches until shutdown.
 //! - [`rank`]: the ranking policies (roundrobin, weighted, failover, geo, latency) and
 //!   their annotations.

@@ -5,7 +5,8 @@
 //!   `[ranking]` configuration once, and turns each shard into a [`Candidate`] (location
 //!   as a unit vector, weight, failover group, probe RTT). `failover` and `latency` do not
 //!   depend on the client, so their order is fixed here ([`Ranking::static_order`]);
-//! - per query, [`Ranking::order`] does only what depends on the client or on chance:
+//! - per query, [`geo_order`] and [`weighted_order`] do only what depends on the client or
+//!   on chance:
 //!   `geo` sorts a few indices by a dot product, `weighted` draws a random order.
 //!
 //! Annotations on a Service (any shard's; the first in cluster order that sets one wins):

@@ -30,7 +30,7 @@ pub struct AddrState {
     pub state: ProbeState,
     pub passes: u32,
     pub failures: u32,
-    /// Lowest connect time of the last [`RTT_WINDOW`] passes, seconds.
+    /// Lowest connect time of the last `RTT_WINDOW` passes, seconds.
     pub rtt: Option<f64>,
     pub last_error: Option<String>,
     /// The last passes' connect times (ring), and how many were recorded.
