@@ -119,12 +119,12 @@ impl<'a> Locator<'a> {
     }
 }
 
-enum Step<'p> {
+pub(crate) enum Step<'p> {
     Key(&'p str),
     Index(usize),
 }
 
-fn steps(path: &str) -> Vec<Step<'_>> {
+pub(crate) fn steps(path: &str) -> Vec<Step<'_>> {
     let mut out = Vec::new();
     for part in path.split('.') {
         let (key, rest) = part.split_once('[').map_or((part, ""), |(k, r)| (k, r));
@@ -185,7 +185,7 @@ fn span_of(root: &Table, path: &str) -> Option<Range<usize>> {
 }
 
 /// The dotted path of the deepest key whose key or value covers `offset`.
-fn path_at(table: &Table, offset: usize, prefix: String) -> Option<String> {
+pub(crate) fn path_at(table: &Table, offset: usize, prefix: String) -> Option<String> {
     for (key, item) in table.iter() {
         let here = if prefix.is_empty() { key.to_owned() } else { format!("{prefix}.{key}") };
         let key_span = table.key(key).and_then(|k| k.span());

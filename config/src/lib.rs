@@ -14,6 +14,7 @@
 //! never holds running state: a reload builds a new [`Config`] and the caller swaps it in.
 
 pub mod admin;
+mod collect;
 pub mod dns;
 pub mod duration;
 pub mod error;
@@ -196,7 +197,7 @@ impl Config {
     /// relative paths.
     pub fn parse(text: &str, origin: &Path, base_dir: &Path) -> Result<Self> {
         let located = error::Locator::new(origin, text);
-        let mut config: Config = toml::from_str(text).map_err(|e| ConfigErrors::single(located.toml_error(&e)))?;
+        let mut config: Config = collect::parse_all(text, &located).map_err(ConfigErrors)?;
         config.base_dir = base_dir.to_path_buf();
         let problems = config.validate();
         if problems.is_empty() {

@@ -94,6 +94,17 @@ fn errors_name_the_field_and_line() {
         ),
         // Syntax error.
         ("name = \"f\"\ndns_zone = \n", &[("", 2)]),
+        // Several type errors: all of them in one run, in file order.
+        (
+            "name = \"f\"\ndns_zone = \"x.com\"\n[admin]\nlisten = 5\n[dns]\ntcp_idle_timeout = \"ten\"\n[lb]\nenabled = \"yes\"\n",
+            &[("admin.listen", 4), ("dns.tcp_idle_timeout", 6), ("lb.enabled", 8)],
+        ),
+        // A required key of the wrong type: the search goes on past the cluster that then
+        // misses it (no second error for the missing name), to the unknown key after it.
+        (
+            "name = \"f\"\ndns_zone = \"x.com\"\n[[clusters]]\nname = 7\nsimulated = true\n[dns]\nbogus = 1\n",
+            &[("clusters[0].name", 4), ("dns.bogus", 7)],
+        ),
         (
             "name = \"f\"\ndns_zone = \"x.com\"\n[discovery]\nprobe_interval = \"fast\"\n",
             &[("discovery.probe_interval", 4)],
