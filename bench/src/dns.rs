@@ -25,7 +25,8 @@ use crate::harness::{self, Args, SERVER_CORE, Server};
 use crate::simhost::{self, MeridianConf, Seeded, Sims};
 
 const USAGE: &str = "meridian-bench dns [--rounds 3] [--seconds 10] [--services 1000] \
-[--only knot,nsd,powerdns-lua,meridian,meridian-rrl] [--clients 8] [--threads 2] [--outstanding 500] [--no-health] [--no-record]";
+[--only knot,nsd,powerdns-lua,meridian,meridian-rrl,meridian-baseline] [--clients 8] [--threads 2] [--outstanding 500] \
+[--no-health] [--no-record] [--baseline PATH-TO-AN-EARLIER-MERIDIAN]";
 
 /// Three clusters: each name has three shards.
 const CLUSTERS: usize = 3;
@@ -88,7 +89,7 @@ pub(crate) fn run(raw: &[String]) -> Result<()> {
     }
     let mut meridian_health = String::new();
     if wanted("meridian") {
-        let (c, health) = start_meridian(dir, &meridian, &sims, &seeded, !args.flag("no-health"), None)?;
+        let (c, health) = start_meridian(dir, &meridian, "meridian", &sims, &seeded, !args.flag("no-health"), None)?;
         meridian_health = health;
         contenders.push(c);
     }
@@ -96,7 +97,15 @@ pub(crate) fn run(raw: &[String]) -> Result<()> {
         // Response-rate limiting on, at a rate no load reaches: every answer is counted
         // and checked, none is limited — what RRL costs a server at full load.
         let rrl = "[dns.rrl]\nenabled = true\nresponses_per_second = 4000000000\n";
-        let (c, _) = start_meridian(dir, &meridian, &sims, &seeded, !args.flag("no-health"), Some(rrl))?;
+        let (c, _) =
+            start_meridian(dir, &meridian, "meridian-rrl", &sims, &seeded, !args.flag("no-health"), Some(rrl))?;
+        contenders.push(c);
+    }
+    // An earlier build of Meridian in the same run: a change's cost, measured against
+    // the same peers on the same machine at the same time.
+    if let Some(baseline) = args.value("baseline").filter(|_| wanted("meridian-baseline")) {
+        let bin = PathBuf::from(baseline);
+        let (c, _) = start_meridian(dir, &bin, "meridian-baseline", &sims, &seeded, !args.flag("no-health"), None)?;
         contenders.push(c);
     }
     if contenders.is_empty() {
@@ -451,6 +460,7 @@ fn start_powerdns(dir: &Path, seeded: &[Seeded]) -> Result<Contender> {
 fn start_meridian(
     dir: &Path,
     bin: &Path,
+    name: &'static str,
     sims: &Sims,
     seeded: &[Seeded],
     active_checks: bool,
@@ -458,7 +468,6 @@ fn start_meridian(
 ) -> Result<(Contender, String)> {
     let port = harness::free_port()?;
     let admin_port = harness::free_port()?;
-    let name = if extra.is_some() { "meridian-rrl" } else { "meridian" };
     let d = dir.join(name);
     std::fs::create_dir_all(&d)?;
     let health = if active_checks { "kind = \"tcp\"\ninterval = \"5s\"" } else { "kind = \"off\"" };

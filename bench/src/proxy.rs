@@ -26,7 +26,8 @@ use crate::harness::{self, Args, LOAD_CORE, SERVER_CORE, Server};
 use crate::simhost::{self, MeridianConf, Sims};
 
 const USAGE: &str = "meridian-bench proxy [--rounds 3] [--seconds 10] [--connections 32] [--streams 10] \
-[--only direct,nginx,haproxy,meridian] [--modes h1,h1-tls,h2-tls] [--no-record]";
+[--only direct,nginx,haproxy,meridian,meridian-baseline] [--modes h1,h1-tls,h2-tls] [--no-record] \
+[--baseline PATH-TO-AN-EARLIER-MERIDIAN]";
 
 /// The `Host` every client sends (Meridian routes by it; the peers ignore it).
 const HOST: &str = "bench.test";
@@ -145,10 +146,18 @@ pub(crate) fn run(raw: &[String]) -> Result<()> {
         contenders.push(start_haproxy(dir, &cert, upstream)?);
     }
     let mut sims = None;
-    if wanted("meridian") {
+    // An earlier build of Meridian beside this one (`--baseline`): a change's cost,
+    // measured against the same peers on the same machine at the same time.
+    let baseline = args.value("baseline").filter(|_| wanted("meridian-baseline")).map(PathBuf::from);
+    if wanted("meridian") || baseline.is_some() {
         let s = rt.block_on(Sims::start(1, false, dir))?;
         seed_web(&s, backend_plain)?;
-        contenders.push(start_meridian(&meridian, dir, &s, &cert, None)?);
+        if wanted("meridian") {
+            contenders.push(start_meridian(&meridian, "meridian", dir, &s, &cert, None)?);
+        }
+        if let Some(bin) = &baseline {
+            contenders.push(start_meridian(bin, "meridian-baseline", dir, &s, &cert, None)?);
+        }
         sims = Some(s);
     }
     if contenders.iter().all(|c| c.server.is_none()) && contenders.len() < 2 {
@@ -625,8 +634,15 @@ fn seed_web(sims: &Sims, port: u16) -> Result<()> {
 }
 
 /// `meridian serve` with the proxy on and a config route `bench.test` → `default/web`.
-fn start_meridian(bin: &Path, dir: &Path, sims: &Sims, cert: &Cert, health: Option<&str>) -> Result<Contender> {
-    let d = dir.join("meridian");
+fn start_meridian(
+    bin: &Path,
+    name: &'static str,
+    dir: &Path,
+    sims: &Sims,
+    cert: &Cert,
+    health: Option<&str>,
+) -> Result<Contender> {
+    let d = dir.join(name);
     std::fs::create_dir_all(&d)?;
     let (plain, tls) = (harness::free_port()?, harness::free_port()?);
     let mut conf = simhost::meridian_config(&MeridianConf {
@@ -652,7 +668,7 @@ fn start_meridian(bin: &Path, dir: &Path, sims: &Sims, cert: &Cert, health: Opti
         harness::version_of(&bin.display().to_string(), &["--version"]),
         harness::machine_commit()
     );
-    Ok(Contender { name: "meridian", server: Some(server), plain, tls, version })
+    Ok(Contender { name, server: Some(server), plain, tls, version })
 }
 
 /// `GET /` with `Host: bench.test` on a fresh connection: the status code.
@@ -704,7 +720,7 @@ pub(crate) fn failover_row(rt: &tokio::runtime::Runtime, dir: &Path, f: &Failove
     }
     let sims = rt.block_on(Sims::start(BACKEND_IPS.len(), false, &dir))?;
     seed_web(&sims, port)?;
-    let mut c = start_meridian(&meridian, &dir, &sims, &cert, Some(f.health))?;
+    let mut c = start_meridian(&meridian, "meridian", &dir, &sims, &cert, Some(f.health))?;
     let addr = SocketAddr::from(([127, 0, 0, 1], c.plain));
     if let Some(s) = c.server.as_mut() {
         wait_http(s, addr)?;
