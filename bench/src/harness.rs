@@ -4,13 +4,14 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use meridian_testkit::wait::eventually_blocking;
 
 /// The core the server under test runs on.
 pub(crate) const SERVER_CORE: u32 = 0;
@@ -189,17 +190,14 @@ impl Drop for Server {
     fn drop(&mut self) {
         signal_group(self.pid(), "CONT");
         signal_group(self.pid(), "TERM");
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                // The leader is gone; make sure its children are too.
-                signal_group(self.pid(), "KILL");
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let exited = eventually_blocking(Duration::from_secs(3), "the server exited", || {
+            matches!(self.child.try_wait(), Ok(Some(_))).then_some(())
+        });
+        // The leader is gone (make sure its children are too), or is killed now.
         signal_group(self.pid(), "KILL");
-        let _ = self.child.wait();
+        if exited.is_err() {
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -214,16 +212,9 @@ fn status_field(pid: u32, field: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// A free loopback port (for UDP and TCP both, as the DNS servers need).
+/// A free port on 127.0.0.1 (for UDP and TCP both, as the DNS servers need).
 pub(crate) fn free_port() -> Result<u16> {
-    for _ in 0..50 {
-        let udp = UdpSocket::bind("127.0.0.1:0")?;
-        let port = udp.local_addr()?.port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return Ok(port);
-        }
-    }
-    bail!("no free loopback port for both UDP and TCP")
+    Ok(meridian_testkit::addr::free_port())
 }
 
 /// Waits until `ready` holds, checking `server` is alive in between.
@@ -234,14 +225,19 @@ pub(crate) fn wait_until(
     mut ready: impl FnMut() -> bool,
 ) -> Result<Duration> {
     let start = Instant::now();
-    while start.elapsed() < timeout {
-        if ready() {
-            return Ok(start.elapsed());
-        }
-        server.check_running()?;
-        std::thread::sleep(Duration::from_millis(20));
+    // A server that exited ends the wait at once, with its error.
+    let looked =
+        eventually_blocking(
+            timeout,
+            what,
+            || {
+                if ready() { Some(Ok(())) } else { server.check_running().err().map(Err) }
+            },
+        );
+    match looked {
+        Ok(r) => r.map(|()| start.elapsed()),
+        Err(_) => bail!("{} not ready after {timeout:?}: {what}; end of its log:\n{}", server.name, server.log_tail()),
     }
-    bail!("{} not ready after {timeout:?}: {what}; end of its log:\n{}", server.name, server.log_tail())
 }
 
 /// `GET path` over HTTP/1.1 on a fresh connection; the body, or `None` on any error.

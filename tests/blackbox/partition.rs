@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow};
+use meridian_testkit::wait::eventually_blocking;
 use meridian_testkit::{FaultProxy, Mode};
 use meridian_tests::{Meridian, binary, eventually, free_addr, kubectl_ok};
 
@@ -33,16 +34,13 @@ impl Sim {
             .context("run meridian sim")?;
         let kubeconfig = dir.path().join("kubeconfig");
         let mut sim = Sim { child, kubeconfig, _dir: dir };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !sim.kubeconfig.exists() {
-            if let Some(st) = sim.child.try_wait()? {
-                bail!("meridian sim exited with {st}");
+        eventually_blocking(Duration::from_secs(20), "meridian sim wrote its kubeconfig", || {
+            match sim.child.try_wait() {
+                Ok(None) => sim.kubeconfig.exists().then_some(Ok(())),
+                Ok(Some(st)) => Some(Err(anyhow!("meridian sim exited with {st}"))),
+                Err(e) => Some(Err(e.into())),
             }
-            if Instant::now() > deadline {
-                bail!("meridian sim wrote no kubeconfig");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        })??;
         std::thread::sleep(Duration::from_millis(200));
         Ok(sim)
     }
@@ -132,11 +130,9 @@ fn meridian_sim_saves_its_state_on_sigterm() -> Result<()> {
     kubectl_ok(&sim.kubeconfig, "keep", &["create", "configmap", "kept", "--from-literal=a=1"])?;
     let st = Command::new("kill").arg("-TERM").arg(sim.child.id().to_string()).status()?;
     assert!(st.success(), "kill -TERM");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while sim.child.try_wait()?.is_none() {
-        assert!(Instant::now() < deadline, "meridian sim did not exit on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let exited =
+        eventually_blocking(Duration::from_secs(10), "meridian sim exited", || sim.child.try_wait().transpose());
+    exited.expect("meridian sim did not exit on SIGTERM")?;
     let dir = sim._dir.path().to_path_buf();
     let state = dir.join("keep.json");
     assert!(state.exists(), "no state saved in {}", dir.display());

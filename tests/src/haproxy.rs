@@ -4,9 +4,10 @@
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
+use meridian_testkit::wait::eventually_blocking;
 
 use crate::require;
 
@@ -49,17 +50,18 @@ impl Haproxy {
     }
 
     fn wait_listening(&mut self) -> Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Some(st) = self.child.try_wait()? {
-                bail!("haproxy exited with {st}: {}", self.log());
+        let what = format!("haproxy listening on {}", self.addr);
+        let up = eventually_blocking(Duration::from_secs(5), &what, || match self.child.try_wait() {
+            Ok(None) => {
+                std::net::TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).ok().map(|_| Ok(()))
             }
-            if std::net::TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(20));
+            Ok(Some(st)) => Some(Err(anyhow!("haproxy exited with {st}"))),
+            Err(e) => Some(Err(e.into())),
+        });
+        match up {
+            Ok(r) => r.with_context(|| self.log()),
+            Err(timed_out) => bail!("{timed_out}: {}", self.log()),
         }
-        bail!("haproxy did not come up on {}: {}", self.addr, self.log())
     }
 
     /// What HAProxy printed (warnings, alerts).

@@ -5,19 +5,21 @@
 //! every test needs once; the tests themselves live in `blackbox/`.
 //!
 //! # Layout
-//! - `lib.rs`: [`Meridian`] (the process), free addresses, dig/kdig/kubectl/curl.
+//! - `lib.rs`: [`Meridian`] (the process), dig/kdig/kubectl/curl, and free addresses
+//!   and [`eventually`] over `meridian-testkit`'s.
 //! - `dig`: parsed dig answers. `nginx`, `haproxy`: real peers as backends or proxies.
 //! - `front`: [`MeridianProxy`], `meridian serve` proxying to backends the test runs.
 //! - `recorder`: [`RecordingBackend`], an origin that records the exact bytes and
 //!   requests a proxy sent it. `raw`: a raw HTTP/1.x client. `wire`: strict chunked
 //!   decoding and line-ending checks both of them share.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
+use meridian_testkit::wait::eventually_blocking;
 
 pub mod dig;
 pub mod front;
@@ -41,25 +43,9 @@ pub fn binary() -> PathBuf {
     target.join(profile).join("meridian")
 }
 
-/// A loopback address whose port is free for both TCP and UDP (DNS needs both).
-///
-/// Tests run in parallel processes, and a port found free can be taken by another test
-/// before the server binds it. Each address therefore gets its own random IP in
-/// 127.200.0.0–127.249.255.255 (all of 127/8 is loopback), far from the simulator's
-/// load-balancer pools, so two tests practically never race for the same IP and port.
-pub fn free_addr() -> SocketAddr {
-    use std::hash::{BuildHasher, RandomState};
-    for attempt in 0u64..100 {
-        let r = RandomState::new().hash_one((std::process::id(), attempt, Instant::now()));
-        let ip = Ipv4Addr::new(127, 200 + (r % 50) as u8, (r >> 8) as u8, 1 + ((r >> 16) % 250) as u8);
-        let Ok(tcp) = TcpListener::bind((ip, 0)) else { continue };
-        let Ok(addr) = tcp.local_addr() else { continue };
-        if UdpSocket::bind(addr).is_ok() {
-            return addr;
-        }
-    }
-    panic!("no free loopback address for TCP and UDP");
-}
+// Free loopback addresses, from testkit: each on its own random IP, so that parallel test
+// processes do not race for ports.
+pub use meridian_testkit::addr::{free_addr, free_port};
 
 /// The head of a test config: federation `name`, zone `<name>.test`, and the admin and
 /// DNS listen addresses (the `[dns]` table stays open for more keys).
@@ -67,18 +53,6 @@ pub fn config_head(name: &str, admin: SocketAddr, dns: SocketAddr) -> String {
     format!(
         "name = \"{name}\"\ndns_zone = \"{name}.test\"\n[admin]\nlisten = \"{admin}\"\n[dns]\nlisten = [\"{dns}\"]\n"
     )
-}
-
-/// A free port on 127.0.0.1 (for tests that need that exact IP).
-pub fn free_port() -> u16 {
-    for _ in 0..100 {
-        let Ok(tcp) = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)) else { continue };
-        let Ok(addr) = tcp.local_addr() else { continue };
-        if UdpSocket::bind(addr).is_ok() {
-            return addr.port();
-        }
-    }
-    panic!("no free loopback port for TCP and UDP");
 }
 
 /// Fails with the package to install when a client program is missing: tests never skip
@@ -170,20 +144,19 @@ impl Meridian {
         self.wait_for("/readyz", "ready", timeout)
     }
 
+    /// Waits until `path` answers a body starting with `prefix`; fails at once if the
+    /// process exits meanwhile.
     fn wait_for(&mut self, path: &str, prefix: &str, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait()? {
-                bail!("meridian exited with {status} before {path} answered:\n{}", self.log());
-            }
-            if let Ok(body) = self.get(path)
-                && body.starts_with(prefix)
-            {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        let what = format!("meridian's {path} answers {prefix:?}");
+        let answered = eventually_blocking(timeout, &what, || match self.child.try_wait() {
+            Ok(None) => self.get(path).is_ok_and(|body| body.starts_with(prefix)).then_some(Ok(())),
+            Ok(Some(status)) => Some(Err(anyhow!("meridian exited with {status} before {path} answered"))),
+            Err(e) => Some(Err(e.into())),
+        });
+        match answered {
+            Ok(r) => r.with_context(|| self.log()),
+            Err(timed_out) => bail!("{timed_out}:\n{}", self.log()),
         }
-        bail!("meridian's {path} not {prefix:?} after {timeout:?}:\n{}", self.log())
     }
 
     /// GET a path of the admin endpoint (plain HTTP/1.1 over a TCP socket).
@@ -222,16 +195,7 @@ impl Meridian {
 
     /// Waits for the process to exit and returns its exit status.
     pub fn wait_exit(&mut self, timeout: Duration) -> Result<std::process::ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(st) = self.child.try_wait()? {
-                return Ok(st);
-            }
-            if Instant::now() > deadline {
-                bail!("meridian did not exit within {timeout:?}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        Ok(eventually_blocking(timeout, "meridian exited", || self.child.try_wait().transpose())??)
     }
 }
 
@@ -341,18 +305,10 @@ pub fn curl(args: &[&str]) -> Result<(u16, String)> {
     Ok((code, body.to_owned()))
 }
 
-/// Polls `f` until it returns `Some`, or fails after `timeout` with the last value seen.
+/// Polls `f` until it returns `Some`, or fails after `timeout` with the last value seen:
+/// testkit's [`eventually_blocking`], where an error of `f` is an observation (the next
+/// look retries) rather than the end.
 pub fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Result<Option<T>>) -> Result<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let last = match f() {
-            Ok(Some(v)) => return Ok(v),
-            Ok(None) => "condition not met".to_owned(),
-            Err(e) => format!("{e:#}"),
-        };
-        if Instant::now() > deadline {
-            bail!("{what}: not true within {timeout:?} ({last})");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let look = || f().map_err(|e| format!("{e:#}")).and_then(|v| v.ok_or_else(|| "condition not met".to_owned()));
+    Ok(eventually_blocking(timeout, what, look)?)
 }

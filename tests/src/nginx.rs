@@ -5,9 +5,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use meridian_testkit::wait::eventually_blocking;
 
 use crate::require;
 
@@ -82,15 +83,15 @@ impl Nginx {
             .spawn()
             .context("cannot start nginx")?;
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if std::net::TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let what = format!("nginx listening on {}", self.addr);
+        let up = eventually_blocking(Duration::from_secs(5), &what, || {
+            std::net::TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).ok()
+        });
+        if let Err(timed_out) = up {
+            let log = std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default();
+            bail!("{timed_out}: {log}");
         }
-        let log = std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default();
-        bail!("nginx did not come up on {}: {log}", self.addr)
+        Ok(())
     }
 
     /// Kills the process: connections are refused from now on.

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Result;
+use meridian_testkit::addr::shared_port;
 
 use crate::support::*;
 
@@ -90,7 +91,7 @@ async fn local_region_first_then_spill_over() -> Result<()> {
 async fn killing_a_cluster_under_load_fails_no_idempotent_request() -> Result<()> {
     let east = cluster("east", "r-east", 1);
     let west = cluster("west", "r-west", 0);
-    let port = port();
+    let port = shared_port();
     let mut east_nginx = Nginx::start("east", SocketAddr::new(loopback(), port)).await?;
     let west_nginx = Nginx::start("west", SocketAddr::new(loopback(), port)).await?;
     let mut world = World::new(&[east.clone(), west.clone()]);

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
+use meridian_testkit::wait::eventually_sync;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -165,16 +166,10 @@ fn idle_connections(p: &Running) -> u64 {
 }
 
 /// Waits (up to 1 s) until the fast path has put a connection back in its pool: that
-/// happens just after the response's last byte is written.
+/// happens just after the response's last byte is written. 0 if it never does.
 async fn wait_idle(p: &Running) -> u64 {
-    for _ in 0..100 {
-        let n = idle_connections(p);
-        if n > 0 {
-            return n;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    0
+    let idle = || Some(idle_connections(p)).filter(|n| *n > 0);
+    eventually_sync(Duration::from_secs(1), "an idle pooled connection", idle).await.unwrap_or(0)
 }
 
 fn requests_metric(p: &Running, class: &str) -> u64 {

@@ -12,6 +12,7 @@ use anyhow::{Context, Result, ensure};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use meridian_testkit::addr::shared_port;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -310,7 +311,7 @@ async fn response_framing_survives_connection_naming_it() -> Result<()> {
 async fn resets_on_pooled_connections_stay_within_max_retries() -> Result<()> {
     let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
     let reset = Arc::new(AtomicBool::new(false));
-    let port = port();
+    let port = shared_port();
     let (mut counts, mut ips) = (Vec::new(), Vec::new());
     for _ in 0..2 {
         let (addr, count) = raw_backend(reply, reset.clone(), SocketAddr::new(loopback(), port)).await?;
@@ -541,7 +542,7 @@ async fn dying_backend(reply: &'static [u8], at: SocketAddr) -> Result<(SocketAd
 #[tokio::test]
 async fn a_backend_dying_with_pooled_connections_fails_no_request() -> Result<()> {
     let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnear";
-    let port = port();
+    let port = shared_port();
     let (near_addr, die) = dying_backend(reply, SocketAddr::new(loopback(), port)).await?;
     let far = Backend::start("far", SocketAddr::new(loopback(), port)).await?;
     let (near, far_c) = (cluster("near", "r-near", 0), cluster("far", "r-far", 1));

@@ -3,7 +3,7 @@
 //! clients (curl, h2load) run as processes.
 
 use std::convert::Infallible;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -19,6 +19,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use meridian_config::Config;
 use meridian_lb::Proxy;
 use meridian_model::table::{ClusterMeta, ObjectKey, Port, Protocol, Shard, Table, TableWriter, Update};
+use meridian_testkit::addr::shared_port;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
@@ -35,14 +36,7 @@ pub(crate) fn require(tool: &str, package: &str) {
 
 /// A random loopback address in 127.210.0.0/16, unlikely to clash with parallel tests.
 pub(crate) fn loopback() -> IpAddr {
-    let a: u8 = rand::random_range(1..=254);
-    let b: u8 = rand::random_range(1..=254);
-    IpAddr::V4(Ipv4Addr::new(127, 210, a, b))
-}
-
-/// A random high port, for services whose backends must share one port.
-pub(crate) fn port() -> u16 {
-    rand::random_range(20_000..60_000)
+    meridian_testkit::addr::loopback_ip(210).into()
 }
 
 pub(crate) fn cluster(name: &str, region: &str, order: usize) -> Arc<ClusterMeta> {
@@ -235,7 +229,7 @@ async fn answer(name: &str, req: Request<Incoming>) -> Response<Body> {
 /// when one is taken.
 pub(crate) async fn backends(names: &[&str]) -> Result<(Vec<Backend>, u16)> {
     for _ in 0..10 {
-        let p = port();
+        let p = shared_port();
         let mut out = Vec::new();
         for n in names {
             match Backend::start(n, SocketAddr::new(loopback(), p)).await {

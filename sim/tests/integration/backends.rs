@@ -3,9 +3,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
+use meridian_testkit::wait::{eventually, eventually_sync};
 
-use crate::support::{Env, eventually, http_get, lb_service};
+use crate::support::{Env, WAIT, http_get, lb_service};
 
 /// The LB address from kubectl's jsonpath serves the cluster name; `backend=down` refuses
 /// connections and `set_backend(.., true)` brings it back.
@@ -34,16 +35,11 @@ async fn lb_address_serves_http_until_backend_is_marked_down() -> Result<()> {
     assert!(http_get(addr, "/healthz").await?.ends_with("ok\n"));
 
     env.kubectl(&["annotate", "svc", "web", "sim.meridian.io/backend=down"]).await?;
-    let refused = async {
-        for _ in 0..100 {
-            match tokio::net::TcpStream::connect(addr).await {
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return Ok(()),
-                _ => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
-        bail!("backend still accepting connections")
-    };
-    refused.await?;
+    eventually(WAIT, "backend refusing connections", || async {
+        let refused = tokio::net::TcpStream::connect(addr).await;
+        matches!(refused, Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused).then_some(())
+    })
+    .await?;
 
     c.set_backend("default", "web", true)?;
     assert!(http_get(addr, "/").await?.contains("east default/web /"));
@@ -56,7 +52,7 @@ async fn lb_address_serves_http_until_backend_is_marked_down() -> Result<()> {
         .context("ip")?;
     assert_eq!(again, ip.as_str());
     c.delete_json("v1", "Service", Some("default"), "web")?;
-    eventually("backend stopped", || (c.backend_count() == 0).then_some(())).await?;
+    eventually_sync(WAIT, "backend stopped", || (c.backend_count() == 0).then_some(())).await?;
     Ok(())
 }
 

@@ -15,9 +15,10 @@ use kube::api::{
 use kube::discovery::{Discovery, Scope};
 use kube::runtime::watcher;
 use meridian_sim::{ClusterSpec, SimOptions, Simulator};
+use meridian_testkit::wait::eventually_sync;
 use serde_json::{Value, json};
 
-use crate::support::{Env, api_request, eventually};
+use crate::support::{Env, WAIT, api_request};
 
 /// `widgets.example.com`: namespaced, short name `wd`, a status subresource, and printer
 /// columns for `.spec.size` and the Ready condition.
@@ -207,7 +208,7 @@ async fn deleting_a_crd_deletes_its_objects_first() -> Result<()> {
     let crd = |c: &meridian_sim::SimCluster| {
         c.get_json("apiextensions.k8s.io/v1", "CustomResourceDefinition", None, "widgets.example.com")
     };
-    let marked = eventually("the free widget gone", || {
+    let marked = eventually_sync(WAIT, "the free widget gone", || {
         c.get_json("example.com/v1", "Widget", Some("default"), "free").is_none().then(|| crd(&c)).flatten()
     })
     .await?;
@@ -236,7 +237,7 @@ async fn deleting_a_crd_deletes_its_objects_first() -> Result<()> {
         r#"{"metadata":{"finalizers":null}}"#,
     ])
     .await?;
-    eventually("the CRD gone", || crd(&c).is_none().then_some(())).await?;
+    eventually_sync(WAIT, "the CRD gone", || crd(&c).is_none().then_some(())).await?;
     // `api-resources` rereads discovery (and refreshes kubectl's cache of it).
     let resources = env.kubectl(&["api-resources", "--no-headers"]).await?;
     assert!(!resources.contains("example.com"), "{resources}");
@@ -501,7 +502,8 @@ async fn custom_objects_go_with_their_namespace_and_survive_a_restart() -> Resul
     c.apply_json(widget("kept", "default", 7))?;
     c.apply_json(widget("doomed", "tmp", 1))?;
     c.delete_json("v1", "Namespace", None, "tmp")?;
-    eventually("namespace tmp gone", || c.get_json("v1", "Namespace", None, "tmp").is_none().then_some(())).await?;
+    eventually_sync(WAIT, "namespace tmp gone", || c.get_json("v1", "Namespace", None, "tmp").is_none().then_some(()))
+        .await?;
     assert!(c.get_json("example.com/v1", "Widget", Some("tmp"), "doomed").is_none());
     sim.shutdown().await;
 

@@ -3,9 +3,10 @@
 
 use anyhow::{Context as _, Result};
 use meridian_sim::SimCluster;
+use meridian_testkit::wait::eventually_sync;
 use serde_json::{Value, json};
 
-use crate::support::{Env, api_request, eventually, lb_service};
+use crate::support::{Env, WAIT, api_request, lb_service};
 
 fn held_cm(name: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "finalizers": ["example.com/hold"]}})
@@ -88,11 +89,11 @@ async fn background_deletion_collects_dependents_once_the_owner_is_gone() -> Res
     }
     c.apply_json(shared)?;
     c.apply_json(lb_service("web", "default", 80))?;
-    eventually("slice", || get(&c, "discovery.k8s.io/v1", "EndpointSlice", None, "web-sim")).await?;
+    eventually_sync(WAIT, "slice", || get(&c, "discovery.k8s.io/v1", "EndpointSlice", None, "web-sim")).await?;
 
     env.kubectl(&["delete", "rs", "owner"]).await?;
-    eventually("dependent collected", || gone(&c, "v1", "ConfigMap", "only")).await?;
-    let shared = eventually("dangling reference dropped", || {
+    eventually_sync(WAIT, "dependent collected", || gone(&c, "v1", "ConfigMap", "only")).await?;
+    let shared = eventually_sync(WAIT, "dangling reference dropped", || {
         get(&c, "v1", "ConfigMap", None, "shared")
             .filter(|s| s["metadata"]["ownerReferences"].as_array().map(Vec::len) == Some(1))
     })
@@ -100,13 +101,13 @@ async fn background_deletion_collects_dependents_once_the_owner_is_gone() -> Res
     assert_eq!(shared["metadata"]["ownerReferences"][0]["name"], "other");
 
     env.kubectl(&["delete", "svc", "web"]).await?;
-    eventually("slice collected", || gone(&c, "discovery.k8s.io/v1", "EndpointSlice", "web-sim")).await?;
+    eventually_sync(WAIT, "slice collected", || gone(&c, "discovery.k8s.io/v1", "EndpointSlice", "web-sim")).await?;
 
     // An owner that never existed (unknown uid) is a missing owner too.
     let mut ghost = dependent("ghost", &other, false);
     ghost["metadata"]["ownerReferences"][0]["uid"] = json!("00000000-0000-4000-8000-000000000000");
     c.apply_json(ghost)?;
-    eventually("ghost collected", || gone(&c, "v1", "ConfigMap", "ghost")).await?;
+    eventually_sync(WAIT, "ghost collected", || gone(&c, "v1", "ConfigMap", "ghost")).await?;
     assert!(get(&c, "apps/v1", "ReplicaSet", None, "other").is_some());
     Ok(())
 }
@@ -124,8 +125,8 @@ async fn foreground_deletion_waits_for_blocking_dependents() -> Result<()> {
     c.apply_json(dependent("loose", &owner, false))?;
 
     env.kubectl(&["delete", "rs", "owner", "--cascade=foreground", "--wait=false"]).await?;
-    eventually("loose dependent deleted", || gone(&c, "v1", "ConfigMap", "loose")).await?;
-    let held = eventually("blocking dependent marked", || {
+    eventually_sync(WAIT, "loose dependent deleted", || gone(&c, "v1", "ConfigMap", "loose")).await?;
+    let held = eventually_sync(WAIT, "blocking dependent marked", || {
         get(&c, "v1", "ConfigMap", None, "blocking").filter(|b| b["metadata"]["deletionTimestamp"].is_string())
     })
     .await?;
@@ -142,7 +143,7 @@ async fn foreground_deletion_waits_for_blocking_dependents() -> Result<()> {
         r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
     ])
     .await?;
-    eventually("owner deleted after its dependents", || gone(&c, "apps/v1", "ReplicaSet", "owner")).await?;
+    eventually_sync(WAIT, "owner deleted after its dependents", || gone(&c, "apps/v1", "ReplicaSet", "owner")).await?;
     assert!(get(&c, "v1", "ConfigMap", None, "blocking").is_none());
     Ok(())
 }
@@ -180,9 +181,11 @@ async fn namespace_stays_terminating_until_its_finalizers_are_removed() -> Resul
 
     env.kubectl(&["delete", "ns", "tmp", "--wait=false"]).await?;
     assert!(env.kubectl(&["get", "ns", "tmp"]).await?.contains("Terminating"));
-    eventually("plain content deleted", || c.get_json("v1", "Service", Some("tmp"), "plain").is_none().then_some(()))
-        .await?;
-    let marked = eventually("held content marked", || {
+    eventually_sync(WAIT, "plain content deleted", || {
+        c.get_json("v1", "Service", Some("tmp"), "plain").is_none().then_some(())
+    })
+    .await?;
+    let marked = eventually_sync(WAIT, "held content marked", || {
         c.get_json("v1", "ConfigMap", Some("tmp"), "held").filter(|h| h["metadata"]["deletionTimestamp"].is_string())
     })
     .await?;
@@ -193,13 +196,13 @@ async fn namespace_stays_terminating_until_its_finalizers_are_removed() -> Resul
 
     env.kubectl(&["patch", "cm", "held", "-n", "tmp", "--type=merge", "-p", r#"{"metadata":{"finalizers":null}}"#])
         .await?;
-    let finalized = eventually("spec finalizer removed", || {
+    let finalized = eventually_sync(WAIT, "spec finalizer removed", || {
         ns("tmp").filter(|n| n["spec"]["finalizers"].as_array().is_some_and(Vec::is_empty))
     })
     .await?;
     assert_eq!(finalized["status"]["phase"], "Terminating");
     env.kubectl(&["patch", "ns", "tmp", "--type=merge", "-p", r#"{"metadata":{"finalizers":null}}"#]).await?;
-    eventually("namespace gone", || ns("tmp").is_none().then_some(())).await?;
+    eventually_sync(WAIT, "namespace gone", || ns("tmp").is_none().then_some(())).await?;
 
     // Without finalizers of its own, `kubectl delete ns` waits until it is gone.
     c.apply_json(lb_service("inside", "quick", 80))?;

@@ -8,10 +8,11 @@ use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::api::{ListParams, PostParams};
 use kube::runtime::{reflector, watcher};
 use kube::{Api, Client};
+use meridian_testkit::wait::eventually_sync;
 use parking_lot::Mutex;
 use serde_json::json;
 
-use crate::support::{Env, eventually, lb_service};
+use crate::support::{Env, WAIT, lb_service};
 
 async fn client(env: &Env, context: &str) -> Result<Client> {
     env.client(context).await
@@ -42,17 +43,17 @@ async fn watcher_relists_after_410_and_sees_changes() -> Result<()> {
         n.sort();
         n
     };
-    eventually("a in the store", || (names(&reader) == ["a"]).then_some(())).await?;
+    eventually_sync(WAIT, "a in the store", || (names(&reader) == ["a"]).then_some(())).await?;
 
     // A change while watching arrives through the watch.
     west.apply_json(lb_service("b", "default", 80))?;
-    eventually("b in the store", || (names(&reader) == ["a", "b"]).then_some(())).await?;
+    eventually_sync(WAIT, "b in the store", || (names(&reader) == ["a", "b"]).then_some(())).await?;
 
     west.compact_history();
     west.drop_watches();
     west.delete_json("v1", "Service", Some("default"), "a")?;
     west.apply_json(lb_service("c", "default", 80))?;
-    eventually("relisted store", || (names(&reader) == ["b", "c"]).then_some(())).await?;
+    eventually_sync(WAIT, "relisted store", || (names(&reader) == ["b", "c"]).then_some(())).await?;
     let errors = errors.lock().clone();
     assert!(
         errors.iter().any(|e| e.contains("410") || e.contains("Expired") || e.contains("too old")),

@@ -3,10 +3,11 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
+use meridian_testkit::wait::eventually_sync;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
-use crate::support::{Env, eventually, lb_service};
+use crate::support::{Env, WAIT, lb_service};
 
 /// `get` in table, wide, json and yaml forms shows seeded objects with controller results.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,7 +87,7 @@ async fn create_apply_and_server_side_apply_work_with_validation() -> Result<()>
     assert_eq!(d["spec"]["replicas"], 3);
     assert_eq!(d["metadata"]["generation"], 2);
     // The workload controller reports the rollout done.
-    let ready = eventually("readyReplicas=3", || {
+    let ready = eventually_sync(WAIT, "readyReplicas=3", || {
         c.get_json("apps/v1", "Deployment", Some("default"), "api")
             .filter(|d| d.pointer("/status/readyReplicas") == Some(&json!(3)))
     })
@@ -150,7 +151,7 @@ async fn label_annotate_and_patch_modify_services() -> Result<()> {
 
     // Marking endpoints not ready through kubectl reaches the EndpointSlice.
     env.kubectl(&["annotate", "svc", "web", "sim.meridian.io/ready=false", "--overwrite"]).await?;
-    eventually("endpoints not ready", || {
+    eventually_sync(WAIT, "endpoints not ready", || {
         c.get_json("discovery.k8s.io/v1", "EndpointSlice", Some("default"), "web-sim").filter(|s| {
             s["endpoints"]
                 .as_array()

@@ -4,9 +4,10 @@ use anyhow::{Context as _, Result};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
+use meridian_testkit::wait::eventually_sync;
 use serde_json::{Value, json};
 
-use crate::support::{Env, eventually};
+use crate::support::{Env, WAIT};
 
 fn workload(kind: &str, name: &str, replicas: u32) -> Value {
     json!({
@@ -37,7 +38,7 @@ async fn kubectl_scale_sets_replicas_of_every_scalable_workload() -> Result<()> 
         let obj = c.get_json("apps/v1", kind, Some("default"), &name).context("workload")?;
         assert_eq!(obj["spec"]["replicas"], 4, "{kind}");
         assert_eq!(obj["metadata"]["generation"], 2, "{kind}");
-        eventually("status follows", || {
+        eventually_sync(WAIT, "status follows", || {
             c.get_json("apps/v1", kind, Some("default"), &name).filter(|o| o["status"]["replicas"] == 4)
         })
         .await?;

@@ -123,16 +123,10 @@ impl Env {
     }
 }
 
-/// Polls `f` until it yields `Some`, for up to five seconds.
-pub(crate) async fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> Result<T> {
-    for _ in 0..100 {
-        if let Some(v) = f() {
-            return Ok(v);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    bail!("timed out waiting for {what}")
-}
+/// How long a test waits for the simulator to converge (a controller's status, a
+/// garbage collection, a watch event): it acts within milliseconds, five seconds covers
+/// a loaded machine.
+pub(crate) const WAIT: Duration = Duration::from_secs(5);
 
 pub(crate) fn lb_service(name: &str, ns: &str, port: u16) -> Value {
     serde_json::json!({

@@ -6,9 +6,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use meridian_testkit::wait::eventually_sync;
 use serde_json::Value;
 
-use crate::support::{Env, eventually, wait_for};
+use crate::support::{Env, wait_for};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -157,8 +158,8 @@ async fn offline_member_does_not_block_deletion_past_the_timeout() -> Result<()>
     let m3 = env.sim.cluster("m3").ok_or_else(|| anyhow::anyhow!("no m3"))?;
     m3.stop().await;
     let table = env.discovery.table();
-    eventually("m3 Offline", WAIT, || async {
-        table.snapshot().clusters.get("m3").is_some_and(|c| c.state.name() == "Offline")
+    eventually_sync(WAIT, "m3 Offline", || {
+        table.snapshot().clusters.get("m3").is_some_and(|c| c.state.name() == "Offline").then_some(())
     })
     .await?;
     let status = wait_for(

@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
 use meridian_testkit::Mode;
+use meridian_testkit::wait::eventually_sync;
 use serde_json::Value;
 
-use crate::support::{Env, Options, eventually, wait_for};
+use crate::support::{Env, Options, wait_for};
 
 const WAIT: Duration = Duration::from_secs(10);
 /// `[sync] deletion_timeout` in these tests.
@@ -70,8 +71,8 @@ async fn silent_member_holds_up_nobody_and_catches_up() -> Result<()> {
     let described = env.kubectl(&["--context", "host", "describe", "configmap", "fresh"]).await?;
     assert!(described.contains("ClusterNotAnswering"), "{described}");
     let sync = env.sync()?;
-    eventually("m3 listed as not answering", WAIT, || async {
-        sync.status()["not_answering"] == serde_json::json!(["m3"])
+    eventually_sync(WAIT, "m3 listed as not answering", || {
+        (sync.status()["not_answering"] == serde_json::json!(["m3"])).then_some(())
     })
     .await?;
     let timeouts = env.metric("meridian_sync_request_timeouts_total", &[("cluster", "m3")])?;
@@ -141,7 +142,7 @@ async fn leader_steps_down_when_the_control_plane_goes_silent() -> Result<()> {
     env.proxy("host")?.set(Mode::Stall);
     let start = Instant::now();
     let limit = Duration::from_millis(2500);
-    eventually("leader steps down", limit, || async { sync.status()["leader"] == false }).await?;
+    eventually_sync(limit, "leader steps down", || (sync.status()["leader"] == false).then_some(())).await?;
     let took = start.elapsed();
     assert!(took < limit, "still leading {took:?} after the control plane went silent");
 
@@ -151,7 +152,7 @@ async fn leader_steps_down_when_the_control_plane_goes_silent() -> Result<()> {
     assert!(env.get("m1", "configmap", "meanwhile").await?.is_none(), "synced without the Lease");
 
     env.proxy("host")?.set(Mode::Pass);
-    eventually("leads again", WAIT, || async { sync.status()["leader"] == true }).await?;
+    eventually_sync(WAIT, "leads again", || (sync.status()["leader"] == true).then_some(())).await?;
     wait_for("meanwhile synced", WAIT, || env.get("m1", "configmap", "meanwhile"), Option::is_some).await?;
     env.shutdown().await;
     Ok(())

@@ -3,8 +3,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use meridian_testkit::wait::eventually_sync;
 
-use crate::support::{Env, eventually, wait_for};
+use crate::support::{Env, wait_for};
 
 /// Two replicas never both lead, the follower never reconciles, and when the leader
 /// stops the follower takes over and syncs.
@@ -31,7 +32,8 @@ async fn two_replicas_never_both_sync() -> Result<()> {
     if let Some(first) = env.sync.take() {
         first.shutdown().await;
     }
-    eventually("second leads", Duration::from_secs(5), || async { second.status()["leader"] == true }).await?;
+    eventually_sync(Duration::from_secs(5), "second leads", || (second.status()["leader"] == true).then_some(()))
+        .await?;
     env.apply("host", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: two}\ndata: {k: v}\n").await?;
     wait_for("two synced", Duration::from_secs(5), || env.get("m2", "configmap", "two"), Option::is_some).await?;
     env.sync = Some(second);

@@ -8,15 +8,16 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use meridian_config::Config;
-use meridian_discovery::table::ClusterState;
+use meridian_discovery::table::{ClusterState, Snapshot};
 use meridian_discovery::{Discovery, Metrics, SimulatorLink, registry};
 use meridian_sim::{ClusterSpec, SimOptions, Simulator};
 use meridian_sync::ResourceSync;
 use meridian_testkit::FaultProxy;
+use meridian_testkit::wait::{eventually, eventually_sync};
 use prometheus_client::registry::Registry;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
@@ -170,7 +171,8 @@ impl Env {
         env.metrics = metrics;
         env.wait_ready(&["m1", "m2", "m3"]).await?;
         let sync = env.sync()?;
-        eventually("sync leads", Duration::from_secs(10), || async { sync.status()["leader"] == true }).await?;
+        eventually_sync(Duration::from_secs(10), "sync leads", || (sync.status()["leader"] == true).then_some(()))
+            .await?;
         Ok(env)
     }
 
@@ -217,11 +219,10 @@ impl Env {
 
     pub(crate) async fn wait_ready(&self, clusters: &[&str]) -> Result<()> {
         let table = self.discovery.table();
-        eventually("members Ready", Duration::from_secs(10), || async {
-            let snap = table.snapshot();
+        let ready = |snap: &Snapshot| {
             clusters.iter().all(|c| snap.clusters.get(*c).is_some_and(|e| e.state == ClusterState::Ready))
-        })
-        .await
+        };
+        Ok(eventually_sync(Duration::from_secs(10), "members Ready", || ready(&table.snapshot()).then_some(())).await?)
     }
 
     /// Runs kubectl against the simulator's kubeconfig.
@@ -285,25 +286,8 @@ impl Env {
     }
 }
 
-/// Polls `check` every 100 ms until it holds or `timeout` passes.
-pub(crate) async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    loop {
-        if check().await {
-            return Ok(());
-        }
-        if start.elapsed() > timeout {
-            bail!("timed out after {timeout:?} waiting for: {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Polls an async getter until `check` accepts its value; returns the last value read.
+/// Polls an async getter until `check` accepts its value; returns that value. A value
+/// refused, or the getter's error, is the last observation a timeout reports.
 pub(crate) async fn wait_for<T, F, Fut, C>(what: &str, timeout: Duration, mut get: F, check: C) -> Result<T>
 where
     F: FnMut() -> Fut,
@@ -311,19 +295,17 @@ where
     C: Fn(&T) -> bool,
     T: std::fmt::Debug,
 {
-    let start = Instant::now();
-    loop {
-        let v = get().await;
-        match v {
-            Ok(v) if check(&v) => return Ok(v),
-            Ok(v) if start.elapsed() > timeout => bail!("timed out after {timeout:?} waiting for {what}; last: {v:?}"),
-            Err(e) if start.elapsed() > timeout => {
-                bail!("timed out after {timeout:?} waiting for {what}; last error: {e}")
-            }
-            _ => {}
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let check = &check;
+    let seen = |got: Result<T>| match got {
+        Ok(v) if check(&v) => Ok(v),
+        Ok(v) => Err(format!("{v:?}")),
+        Err(e) => Err(format!("error: {e:#}")),
+    };
+    Ok(eventually(timeout, what, || {
+        let got = get();
+        async move { seen(got.await) }
+    })
+    .await?)
 }
 
 fn tracing_init() -> Result<(), Box<dyn std::error::Error + Send + std::marker::Sync>> {
