@@ -49,6 +49,32 @@ pub struct DnsConfig {
     /// resolvers ask for once the parent's glue expires). Empty means `ns1.<zone>` at the
     /// specific (not wildcard) `listen` addresses.
     pub nameservers: Vec<NameServer>,
+    /// This server's identifier, answered to a query that asks for it with an empty NSID
+    /// option (RFC 5001), e.g. the host name: it tells an operator which instance of an
+    /// anycast fleet answered. None (the default, as Knot) answers no NSID.
+    pub nsid: Option<String>,
+    /// File holding the 16-byte server cookie secret as 32 hex digits (RFC 7873, RFC 9018),
+    /// shared by a fleet of instances so that a cookie one issued verifies at the others.
+    /// None: a random secret per process.
+    pub cookie_secret_file: Option<PathBuf>,
+}
+
+/// Longest NSID answered: an identifier, not a payload (Knot and BIND keep it short too).
+pub const MAX_NSID: usize = 128;
+
+/// Reads a server cookie secret: 32 hex digits (surrounding whitespace allowed). The
+/// error never quotes the file's content, which is a secret.
+pub fn parse_cookie_secret(text: &str) -> Result<[u8; 16], &'static str> {
+    let hex = text.trim().as_bytes();
+    if hex.len() != 32 {
+        return Err("the cookie secret must be 32 hex digits (16 bytes)");
+    }
+    let mut out = [0u8; 16];
+    for (o, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+        let digit = |c: u8| (c as char).to_digit(16).ok_or("the cookie secret has a character that is not a hex digit");
+        *o = ((digit(pair[0])? << 4) | digit(pair[1])?) as u8;
+    }
+    Ok(out)
 }
 
 impl Default for DnsConfig {
@@ -69,6 +95,8 @@ impl Default for DnsConfig {
             rrl: RrlConfig::default(),
             udp_nice: -10,
             nameservers: Vec::new(),
+            nsid: None,
+            cookie_secret_file: None,
         }
     }
 }
@@ -274,7 +302,25 @@ impl DnsConfig {
         self.check_other_names(&mut out);
         out.extend(self.unaddressed_nameservers(config));
         self.check_limits(&mut out);
+        self.check_nsid_and_cookies(config, &mut out);
         out
+    }
+
+    /// The NSID's length and the cookie secret file's content (never quoted).
+    fn check_nsid_and_cookies(&self, config: &Config, out: &mut Vec<(String, String)>) {
+        if let Some(nsid) = &self.nsid
+            && (nsid.is_empty() || nsid.len() > MAX_NSID)
+        {
+            out.push(("dns.nsid".into(), format!("nsid must be 1 to {MAX_NSID} bytes, not {}", nsid.len())));
+        }
+        if let Some(f) = &self.cookie_secret_file {
+            let path = config.resolve(f);
+            let problem = match std::fs::read_to_string(&path) {
+                Ok(text) => parse_cookie_secret(&text).err().map(str::to_owned),
+                Err(e) => Some(format!("cannot read {}: {e}", path.display())),
+            };
+            out.extend(problem.map(|p| ("dns.cookie_secret_file".to_owned(), p)));
+        }
     }
 
     fn check_listen_and_ttl(&self, out: &mut Vec<(String, String)>) {
@@ -398,6 +444,40 @@ mod tests {
             ),
         ];
         crate::tests::check_sections(BASE, cases);
+    }
+
+    /// `nsid` is 1 to 128 bytes; the cookie secret file must exist and hold exactly 32
+    /// hex digits, and an error about it never shows what the file holds.
+    #[test]
+    fn nsid_and_cookie_secret_are_checked() {
+        let dir = std::env::temp_dir().join(format!("meridian-config-cookie-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let write = |name: &str, text: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, text).expect("write");
+            p.display().to_string()
+        };
+        let good = write("good", "00112233445566778899aabbccddeeff\n");
+        let short = write("short", "0011223344556677");
+        let bad = write("bad", "zz112233445566778899aabbccddeeff");
+        let long = "x".repeat(129);
+        let cases: Vec<(String, Option<&str>)> = vec![
+            ("nsid = \"ns1.fra\"".into(), None),
+            (format!("nsid = \"{}\"", "x".repeat(128)), None),
+            (format!("nsid = \"{long}\""), Some("dns.nsid: nsid must be 1 to 128 bytes, not 129")),
+            ("nsid = \"\"".into(), Some("dns.nsid")),
+            (format!("cookie_secret_file = {good:?}"), None),
+            (format!("cookie_secret_file = {short:?}"), Some("dns.cookie_secret_file: the cookie secret must be 32")),
+            (format!("cookie_secret_file = {bad:?}"), Some("not a hex digit")),
+            ("cookie_secret_file = \"/nonexistent/secret\"".into(), Some("dns.cookie_secret_file: cannot read")),
+        ];
+        let cases: Vec<(&str, Option<&str>)> = cases.iter().map(|(s, e)| (s.as_str(), *e)).collect();
+        crate::tests::check_sections(BASE, &cases);
+        let text = format!("{BASE}cookie_secret_file = {bad:?}\n");
+        let err = Config::parse(&text, std::path::Path::new("t.toml"), std::path::Path::new(".")).expect_err("bad");
+        assert!(!err.to_string().contains("zz1122"), "the secret is never shown: {err}");
+        assert_eq!(parse_cookie_secret(" 00112233445566778899AABBCCDDEEFF\n").map(|k| k[15]), Ok(0xff));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -14,7 +14,8 @@ use crate::index::{Index, Lookup, ZoneEntry};
 use crate::name::{MAX_NAME, NameBuf};
 use crate::record::{Cname, Node, Rrset};
 use crate::wire::{
-    self, CLASS_ANY, CLASS_IN, Ecs, MAX_MESSAGE, Owner, Parsed, Question, Response, Section, TsigError, rcode, rtype,
+    self, CLASS_ANY, CLASS_IN, Ecs, Edns, MAX_MESSAGE, OptReply, Owner, Parsed, Question, Response, Section, TsigError,
+    ede, rcode, rtype,
 };
 
 /// Longest CNAME chain followed inside a zone (zone → region → global is 2; a zone file may
@@ -90,6 +91,9 @@ pub(crate) struct Outcome {
     pub(crate) zone: Option<Arc<str>>,
     pub(crate) qtype: u16,
     pub(crate) rcode: u16,
+    /// The query carried a server cookie of ours (RFC 7873 §5.2.4): its source address is
+    /// not spoofed, so rate limiting leaves it alone (as Knot does).
+    pub(crate) valid_cookie: bool,
 }
 
 thread_local! {
@@ -134,7 +138,9 @@ pub(crate) fn answer(index: &Index, packet: &[u8], client: &Client, out: &mut Ve
     };
     let mut outcome =
         Outcome { respond: true, qtype: q.question.as_ref().map_or(0, |x| x.qtype), ..Default::default() };
+    let reply = opt_reply(index, q.edns.as_ref(), client, &mut outcome);
     let mut resp = Response::start(out, &q, packet);
+    resp.set_room(limit.saturating_sub(wire::opt_len(q.edns.as_ref(), &reply)));
     let mut asker =
         Asker { client, ecs: q.edns.as_ref().and_then(|e| e.ecs.as_ref()), geo: &index.geo, located: None, scope: 0 };
     // In BIND's order: the message's format, its EDNS version, its signature, then the
@@ -148,14 +154,39 @@ pub(crate) fn answer(index: &Index, packet: &[u8], client: &Client, out: &mut Ve
             tsig = q.tsig.as_ref().map(|t| TsigError { packet, tsig: t, error: wire::TSIG_BADKEY });
             rcode::NOTAUTH
         }
-        (Some(rc), _, _) => *rc,
+        (Some(rc), _, _) => {
+            if *rc == rcode::NOTIMP {
+                resp.set_ede(ede::NOT_SUPPORTED, "unknown opcode");
+            }
+            *rc
+        }
+        // RFC 7873 §5.4: no question but a cookie (parse lets only that through) is a
+        // request for a server cookie.
+        (None, None, Some(e)) if e.cookie.is_some() => rcode::NOERROR,
         (None, None, _) => rcode::FORMERR,
         (None, Some(question), _) => resolve_query(index, question, &mut asker, &mut resp, &mut outcome),
     };
     outcome.rcode = rc;
     let scope = asker.scope;
-    resp.finish(q.edns.as_ref(), rc, limit, scope, tsig);
+    resp.finish(q.edns.as_ref(), rc, limit, scope, &reply, tsig);
     outcome
+}
+
+/// The NSID (when asked for and configured) and the COOKIE (a fresh server cookie for the
+/// client's) of the reply's OPT. A query without those options pays two branches.
+fn opt_reply<'i>(index: &'i Index, edns: Option<&Edns>, client: &Client, outcome: &mut Outcome) -> OptReply<'i> {
+    let Some(e) = edns else { return OptReply::default() };
+    let nsid = if e.nsid { index.identity.nsid.as_deref() } else { None };
+    let cookie = e.cookie.map(|c| {
+        let (secret, ip, now) = (&index.identity.secret, client.addr.map(|a| a.ip()), crate::cookie::now());
+        outcome.valid_cookie = !c.server().is_empty() && secret.verify(&c.client, c.server(), ip, now);
+        let mut data = [0u8; crate::cookie::REPLY_LEN];
+        let (head, tail) = data.split_at_mut(crate::cookie::CLIENT_LEN);
+        head.copy_from_slice(&c.client);
+        tail.copy_from_slice(&secret.server_cookie(&c.client, ip, now));
+        data
+    });
+    OptReply { nsid, cookie }
 }
 
 /// Answers one question from the zone it falls in: a refusal, a referral, or the chase
@@ -167,11 +198,18 @@ fn resolve_query(
     resp: &mut Response<'_>,
     outcome: &mut Outcome,
 ) -> u16 {
-    if let Some(rc) = refusal(q) {
+    if let Some((rc, code, text)) = refusal(q) {
+        resp.set_ede(code, text);
         return rc;
     }
-    let Some(zi) = index.zone_of(&q.name) else { return rcode::REFUSED };
-    let Some(zone) = index.zones.get(zi) else { return rcode::SERVFAIL };
+    let Some(zi) = index.zone_of(&q.name) else {
+        resp.set_ede(ede::NOT_AUTHORITATIVE, "");
+        return rcode::REFUSED;
+    };
+    let Some(zone) = index.zones.get(zi) else {
+        resp.set_ede(ede::OTHER, "zone missing from the index");
+        return rcode::SERVFAIL;
+    };
     outcome.zone = Some(zone.data.name.clone());
     // At or below a zone cut the data belongs to the child zone: a referral, except DS,
     // which lives on the parent side of the cut (RFC 4035 §2.4), and except below a DNAME
@@ -188,16 +226,17 @@ fn resolve_query(
     chase.run(client, resp)
 }
 
-/// The RCODE of a question this server does not answer from its data, if it is one.
-fn refusal(q: &Question) -> Option<u16> {
+/// The RCODE of a question this server does not answer from its data, if it is one, with
+/// the Extended DNS Error that says why (RFC 8914).
+fn refusal(q: &Question) -> Option<(u16, u16, &'static str)> {
     if q.qclass != CLASS_IN && q.qclass != CLASS_ANY {
-        return Some(rcode::REFUSED);
+        return Some((rcode::REFUSED, ede::NOT_SUPPORTED, "only class IN is served"));
     }
     match q.qtype {
         // Zone transfers are not offered: secondaries are other Meridian instances.
-        rtype::AXFR | rtype::IXFR => Some(rcode::REFUSED),
+        rtype::AXFR | rtype::IXFR => Some((rcode::REFUSED, ede::NOT_SUPPORTED, "zone transfers are not offered")),
         // TKEY, TSIG, MAILB, MAILA: meta-types this server does not implement.
-        249 | 250 | 253 | 254 => Some(rcode::NOTIMP),
+        249 | 250 | 253 | 254 => Some((rcode::NOTIMP, ede::NOT_SUPPORTED, "")),
         _ => None,
     }
 }
@@ -274,6 +313,8 @@ impl<'a> Chase<'a> {
                 let at_apex = key == &zone.data.apex[..];
                 if write_data(node, zone, at_apex, q.qtype, self.owner, client, resp) == 0 {
                     negative(zone, self.apex_ptr, resp);
+                } else if q.qtype == rtype::SRV {
+                    srv_addresses(index, node, resp);
                 }
                 return rcode::NOERROR;
             };
@@ -300,7 +341,10 @@ impl<'a> Chase<'a> {
         dname: &'a Rrset,
         resp: &mut Response<'_>,
     ) -> Result<NameBuf, u16> {
-        let Some(target) = dname.rdata.first() else { return Err(rcode::SERVFAIL) };
+        let Some(target) = dname.rdata.first() else {
+            resp.set_ede(ede::OTHER, "DNAME without a target");
+            return Err(rcode::SERVFAIL);
+        };
         // The labels of `key` above the DNAME's owner.
         let prefix = key.len().saturating_sub(dname_owner.len());
         if !self.dnames.get(..self.n_dnames).unwrap_or_default().contains(&dname_owner) {
@@ -414,6 +458,44 @@ fn refer(index: &Index, zone: &ZoneEntry, cut: &[u8], q: &Question, resp: &mut R
         for set in glue.rrsets.iter().filter(|s| s.rtype == rtype::A || s.rtype == rtype::AAAA) {
             for r in &set.rdata {
                 resp.record(Section::Additional, Owner::Wire(target), set.rtype, set.ttl, r);
+            }
+        }
+    }
+}
+
+/// The A and AAAA records of the targets of `node`'s SRV records that this server serves,
+/// in the additional section (RFC 2782, as Knot does), each target once. They are left
+/// out, never truncating the answer, when the message has no room for them (RFC 2181 §9).
+fn srv_addresses(index: &Index, node: &Node, resp: &mut Response<'_>) {
+    let Some(srv) = node.rrsets.iter().find(|s| s.rtype == rtype::SRV) else { return };
+    let mut written = 0;
+    let targets = srv.rdata.iter().filter_map(|r| r.get(6..));
+    for (i, target) in targets.clone().enumerate() {
+        let Some(name) = NameBuf::from_wire(target) else { continue };
+        let repeated = targets.clone().take(i).any(|t| t.eq_ignore_ascii_case(target));
+        if repeated || name.wire() == [0] {
+            continue; // "." means no service (RFC 2782)
+        }
+        let Some(zone) = index.zone_of(&name).and_then(|zi| index.zones.get(zi)) else { continue };
+        if index.cut_of(zone, name.wire()).is_some() || index.dname_of(zone, name.wire()).is_some() {
+            continue; // another server's data
+        }
+        let Lookup::Node(t) = index.lookup(zone, name.wire()) else { continue };
+        let mut write = |rt: u16, ttl: u32, rdata: &[u8]| {
+            let ok = written < MAX_ANSWERS_CEILING && resp.extra(Owner::Wire(target), rt, ttl, rdata);
+            written += usize::from(ok);
+            ok
+        };
+        if let Some(c) = &t.addrs {
+            let a = c.a.iter().map(|r| (rtype::A, &r[..]));
+            let aaaa = c.aaaa.iter().map(|r| (rtype::AAAA, &r[..]));
+            if !a.chain(aaaa).all(|(rt, r)| write(rt, c.ttl, r)) {
+                return;
+            }
+        }
+        for set in t.rrsets.iter().filter(|s| s.rtype == rtype::A || s.rtype == rtype::AAAA) {
+            if !set.rdata.iter().all(|r| write(set.rtype, set.ttl, r)) {
+                return;
             }
         }
     }

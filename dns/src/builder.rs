@@ -9,9 +9,10 @@ use meridian_model::geo::DbStatus;
 use meridian_model::rank;
 use meridian_model::table::{Change, FederatedService, ObjectKey, Snapshot, StalePolicy};
 
+use crate::cookie::Secret;
 use crate::error::{Error, Result};
 use crate::geoip::GeoSource;
-use crate::index::{Index, ZoneEntry, zone_position};
+use crate::index::{Identity, Index, ZoneEntry, zone_position};
 use crate::name::{Key, NameBuf, NameMap, NameSet};
 use crate::problems::{Kind, Problems};
 use crate::record::Node;
@@ -20,6 +21,7 @@ use crate::serial::Serials;
 use crate::settings::Settings;
 use crate::table_names::{self, MapKey, TableNames};
 use crate::{zone, zone_set};
+use meridian_config::dns::parse_cookie_secret;
 
 /// The single writer of the index.
 pub(crate) struct Builder {
@@ -37,6 +39,10 @@ pub(crate) struct Builder {
     extra_ents: Arc<NameSet>,
     geo: GeoSource,
     problems: Problems,
+    identity: Arc<Identity>,
+    /// This process's own cookie secret, used while no `dns.cookie_secret_file` is set
+    /// (kept across reloads, so issued cookies stay valid).
+    own_secret: Secret,
 }
 
 /// Buffers reused from one object to the next while names are recomputed.
@@ -69,8 +75,11 @@ impl Builder {
             extra_ents: Arc::default(),
             geo: GeoSource::open(config),
             problems: Problems::default(),
+            identity: Arc::new(Identity { nsid: None, secret: Secret::random() }),
+            own_secret: Secret::random(),
         };
-        let errors = b.load_zones();
+        let mut errors = b.load_zones();
+        errors.extend(b.set_identity(config).err());
         if errors.is_empty() { Ok(b) } else { Err(Error::many(errors)) }
     }
 
@@ -79,12 +88,32 @@ impl Builder {
     pub(crate) fn set_config(&mut self, config: &Config, snap: &Snapshot) -> Result<()> {
         self.settings = Arc::new(Settings::from_config(config));
         self.geo.update(config);
-        let errors = self.load_zones();
+        let mut errors = self.load_zones();
+        errors.extend(self.set_identity(config).err());
         // Zones (and so the apexes that bound empty non-terminals) may have changed: start
         // from nothing rather than adjust names counted against the old apexes.
         self.clear();
         self.rebuild(snap);
         if errors.is_empty() { Ok(()) } else { Err(Error::many(errors)) }
+    }
+
+    /// Sets the NSID and the cookie secret; a secret file that cannot be read keeps the
+    /// secret in use.
+    fn set_identity(&mut self, config: &Config) -> Result<()> {
+        let nsid = config.dns.nsid.as_ref().map(|n| Box::from(n.as_bytes()));
+        let (secret, result) = match &config.dns.cookie_secret_file {
+            None => (self.own_secret.clone(), Ok(())),
+            Some(f) => {
+                let file = config.resolve(f);
+                let read = std::fs::read_to_string(&file).map_err(|e| e.to_string());
+                match read.and_then(|t| parse_cookie_secret(&t).map_err(str::to_owned)) {
+                    Ok(key) => (Secret::new(key), Ok(())),
+                    Err(reason) => (self.identity.secret.clone(), Err(Error::CookieSecret { file, reason })),
+                }
+            }
+        };
+        self.identity = Arc::new(Identity { nsid, secret });
+        result
     }
 
     fn load_zones(&mut self) -> Vec<Error> {
@@ -251,6 +280,7 @@ impl Builder {
             extras: self.extras.clone(),
             extra_ents: self.extra_ents.clone(),
             geo: self.geo.geo().clone(),
+            identity: self.identity.clone(),
         }
     }
 }

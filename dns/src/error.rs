@@ -23,6 +23,10 @@ pub enum Error {
     /// A zone cannot be built from the configuration.
     #[error("zone {zone}: {reason}")]
     Zone { zone: String, reason: ZoneProblem },
+    /// The cookie secret file cannot be read or does not hold 32 hex digits; the reason
+    /// never quotes the file.
+    #[error("cookie secret {}: {reason}", file.display())]
+    CookieSecret { file: PathBuf, reason: String },
     /// Several of the above, from one reload.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Many(Vec<Error>),
@@ -76,11 +80,11 @@ pub enum ZoneProblem {
 }
 
 impl Error {
-    /// True when the error is in a zone's content (the old zone keeps serving), rather
-    /// than in the server's sockets.
+    /// True when the error is in a zone's content (the old zone keeps serving) or the
+    /// cookie secret (the old secret stays in use), rather than in the server's sockets.
     pub fn is_zone_error(&self) -> bool {
         match self {
-            Error::ZoneFile { .. } | Error::Zone { .. } => true,
+            Error::ZoneFile { .. } | Error::Zone { .. } | Error::CookieSecret { .. } => true,
             Error::Bind { .. } => false,
             Error::Many(v) => v.iter().all(Error::is_zone_error),
         }

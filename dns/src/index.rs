@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use meridian_model::geo::Geo;
 
+use crate::cookie::Secret;
 use crate::name::{self, NameBuf, NameMap, NameSet};
 use crate::record::{Node, Rrset};
 use crate::table_names::TableNames;
@@ -40,6 +41,15 @@ pub(crate) struct Index {
     pub(crate) extra_ents: Arc<NameSet>,
     /// Client location for `geo` names.
     pub(crate) geo: Arc<Geo>,
+    /// What the server says of itself in EDNS options.
+    pub(crate) identity: Arc<Identity>,
+}
+
+/// The server's NSID (RFC 5001) and cookie secret (RFC 7873), set by the configuration.
+#[derive(Debug)]
+pub(crate) struct Identity {
+    pub(crate) nsid: Option<Box<[u8]>>,
+    pub(crate) secret: Secret,
 }
 
 impl Default for Index {
@@ -50,6 +60,7 @@ impl Default for Index {
             extras: Arc::default(),
             extra_ents: Arc::default(),
             geo: Arc::new(Geo::empty()),
+            identity: Arc::new(Identity { nsid: None, secret: Secret::random() }),
         }
     }
 }

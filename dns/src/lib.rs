@@ -33,17 +33,22 @@
 //! - `zone`: master files (hickory's zone-file parser, DNAME included) and synthesised
 //!   SOA/NS; `zone_set`: the served zones, rebuilt on reloads, with `serial` keeping
 //!   each zone's SOA serial; [`DnsServer::check_zones`] builds them for `meridian check`.
+//! - `dump`: a served zone as a master file ([`DnsServer::zone_dump`]).
+//! - `cookie`: server cookies (RFC 7873) in the interoperable RFC 9018 format.
 //! - `name`: wire-format name helpers. `metrics`: counters and latency histogram.
 //!   `error`: [`Error`] and the zone problems it names.
 //!
 //! It does not resolve (no recursion, RA is always clear), does not transfer zones, does
 //! not sign (no DNSSEC), has no TSIG keys (a signed query is answered NOTAUTH with an
-//! unsigned BADKEY TSIG, RFC 8945 §5.2.1) nor server cookies (a query for one gets
-//! FORMERR, RFC 7873 §5.4), and never blocks on I/O or takes a lock while answering.
+//! unsigned BADKEY TSIG, RFC 8945 §5.2.1), does not require cookies (it issues server
+//! cookies, RFC 7873, but never answers BADCOOKIE), and never blocks on I/O or takes a
+//! lock while answering.
 
 mod answer;
 mod builder;
 mod candidates;
+mod cookie;
+mod dump;
 pub mod error;
 mod geoip;
 mod index;

@@ -261,7 +261,7 @@ mod tests {
         let mut registry = Registry::default();
         let m = Metrics::register(&mut registry);
         let mut local = LocalStats::default();
-        let o = Outcome { respond: true, zone: Some("meridian.test".into()), qtype: 1, rcode: 3 };
+        let o = Outcome { respond: true, zone: Some("meridian.test".into()), qtype: 1, rcode: 3, ..Default::default() };
         local.record(&o, Duration::from_micros(3));
         local.record(&Outcome { qtype: 65000, ..o.clone() }, Duration::from_micros(3));
         local.flush(&m);

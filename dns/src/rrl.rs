@@ -64,6 +64,8 @@ pub(crate) struct Counters {
 pub(crate) fn allows(rrl: &Option<Arc<Rrl>>, client: IpAddr, outcome: &Outcome, out: &mut Vec<u8>) -> bool {
     match rrl {
         None => true,
+        // A valid server cookie proves the source address (RFC 7873 §5.2.4).
+        Some(_) if outcome.valid_cookie => true,
         Some(r) => r.limit(client, outcome.rcode, outcome.zone.as_deref(), out),
     }
 }

@@ -208,6 +208,18 @@ impl DnsServer {
         out
     }
 
+    /// The zone `apex` as it is served now, in RFC 1035 master-file format (SOA first,
+    /// then every name with all its records, every candidate address included): for
+    /// `named-checkzone`, `meridian status` and debugging. `None` when no such zone is served.
+    pub fn zone_dump(&self, apex: &str) -> Option<String> {
+        crate::dump::zone(&self.shared.index.load(), apex)
+    }
+
+    /// The apexes of the zones served, without the trailing dot.
+    pub fn zones(&self) -> Vec<String> {
+        self.shared.index.load().zones.iter().map(|z| z.data.name.to_string()).collect()
+    }
+
     /// Malformed ranking annotations (`meridian.io/policy`, `weight`, `failover`,
     /// `max-answers`) in the current table, for `meridian status`; each has its default
     /// applied.

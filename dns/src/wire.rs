@@ -72,10 +72,83 @@ pub(crate) struct Edns {
     pub(crate) options: Range<usize>,
     /// The EDNS Client Subnet option, when the query carried a valid one.
     pub(crate) ecs: Option<Ecs>,
+    /// The query asked for the server's identifier (an NSID option, RFC 5001).
+    pub(crate) nsid: bool,
+    /// The COOKIE option (RFC 7873), when the query carried a well-formed one.
+    pub(crate) cookie: Option<Cookie>,
 }
 
+/// EDNS option code of NSID (RFC 5001).
+pub(crate) const OPTION_NSID: u16 = 3;
 /// EDNS option code of Client Subnet (RFC 7871).
 pub(crate) const OPTION_ECS: u16 = 8;
+/// EDNS option code of COOKIE (RFC 7873).
+pub(crate) const OPTION_COOKIE: u16 = 10;
+/// EDNS option code of Extended DNS Error (RFC 8914).
+pub(crate) const OPTION_EDE: u16 = 15;
+
+/// A query's COOKIE option: the client cookie and, when it sent one, the server cookie
+/// it holds (8 to 32 octets, RFC 7873 §4), kept inline so parsing stays allocation-free.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Cookie {
+    pub(crate) client: [u8; crate::cookie::CLIENT_LEN],
+    server: [u8; 32],
+    server_len: u8,
+}
+
+impl Cookie {
+    /// Reads the option's data; `None` when its length is not 8 or 16 to 40 (RFC 7873
+    /// §5.2.2: FORMERR).
+    pub(crate) fn parse(data: &[u8]) -> Option<Cookie> {
+        let (client, server) = data.split_at_checked(crate::cookie::CLIENT_LEN)?;
+        if !(server.is_empty() || (8..=32).contains(&server.len())) {
+            return None;
+        }
+        let mut c = Cookie { client: client.try_into().ok()?, server: [0; 32], server_len: server.len() as u8 };
+        c.server.get_mut(..server.len())?.copy_from_slice(server);
+        Some(c)
+    }
+
+    /// The server cookie the client sent (empty when it sent only its own).
+    pub(crate) fn server(&self) -> &[u8] {
+        self.server.get(..usize::from(self.server_len)).unwrap_or_default()
+    }
+}
+
+/// An Extended DNS Error (RFC 8914): why an answer is what it is, for the resolver's
+/// operator. Written only into the OPT of a query that had one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ede {
+    pub(crate) code: u16,
+    /// EXTRA-TEXT: fixed text, so setting one never allocates.
+    pub(crate) text: &'static str,
+}
+
+/// INFO-CODEs of RFC 8914 §4 this server sends.
+pub(crate) mod ede {
+    /// An unexpected internal state; the text says which.
+    pub(crate) const OTHER: u16 = 0;
+    /// The name is outside every zone served here (§4.21).
+    pub(crate) const NOT_AUTHORITATIVE: u16 = 20;
+    /// The query asks for something this server does not do (§4.22).
+    pub(crate) const NOT_SUPPORTED: u16 = 21;
+}
+
+/// What the OPT of a reply carries besides Client Subnet, decided before the answer is
+/// written (their length is reserved from the UDP budget).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct OptReply<'a> {
+    /// The server's identifier, when asked for and configured.
+    pub(crate) nsid: Option<&'a [u8]>,
+    /// The COOKIE option's data: the client cookie and a fresh server cookie.
+    pub(crate) cookie: Option<[u8; crate::cookie::REPLY_LEN]>,
+}
+
+impl OptReply<'_> {
+    fn wire_len(&self) -> usize {
+        self.nsid.map_or(0, |n| 4 + n.len()) + self.cookie.map_or(0, |c| 4 + c.len())
+    }
+}
 
 /// An EDNS Client Subnet option (RFC 7871 §6) as sent by the resolver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -412,6 +485,7 @@ pub(crate) fn parse(packet: &[u8]) -> Parsed {
     } else {
         // Zero questions or several: RFC 9619 makes QDCOUNT > 1 a format error. Several
         // are skipped (a later one may point into an earlier one) to find the OPT after.
+        // Zero is answered when the OPT carries a cookie (RFC 7873 §5.4), decided below.
         q.error = Some(malformed);
         for _ in 0..qd {
             if r.skip_name().is_none() || r.skip(4).is_none() {
@@ -422,6 +496,9 @@ pub(crate) fn parse(packet: &[u8]) -> Parsed {
     let extra = read_extra(&mut r, an, ns, ar);
     q.edns = extra.edns;
     q.tsig = extra.tsig;
+    if qd == 0 && opcode == 0 && !extra.malformed && q.edns.as_ref().is_some_and(|e| e.cookie.is_some()) {
+        q.error = None;
+    }
     if extra.malformed {
         q.error = Some(malformed);
     } else if q.error.is_none() {
@@ -473,18 +550,20 @@ fn read_extra(r: &mut Reader<'_>, an: u16, ns: u16, ar: u16) -> Extra {
                     x.malformed = true;
                     return x;
                 };
-                let Ok((ecs, ecs_ok)) = read_ecs(options) else {
+                let Ok(o) = read_options(options) else {
                     x.malformed = true;
                     return x;
                 };
-                x.malformed |= !ecs_ok;
+                x.malformed |= !o.ok;
                 let ttl = record.ttl;
                 x.edns = Some(Edns {
                     payload: record.class,
                     version: (ttl >> 16) as u8,
                     dnssec_ok: ttl & 0x8000 != 0,
                     options: record.data,
-                    ecs,
+                    ecs: o.ecs,
+                    nsid: o.nsid,
+                    cookie: o.cookie,
                 });
             }
             rtype::TSIG => {
@@ -552,31 +631,51 @@ fn read_tsig(buf: &[u8], owner: usize, data: Range<usize>) -> Option<Tsig> {
     })
 }
 
-/// Finds the Client Subnet option among EDNS options. `Err` when the options are not
-/// framed (the OPT is unusable); otherwise the option when valid, and false when it is
-/// malformed or appears twice (RFC 7871 §7.1.1: FORMERR, still with an OPT).
-fn read_ecs(mut opts: &[u8]) -> Result<(Option<Ecs>, bool), ()> {
-    let mut ecs = None;
-    let mut ok = true;
-    let mut seen = false;
+/// The EDNS options this server reads.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Options {
+    ecs: Option<Ecs>,
+    nsid: bool,
+    cookie: Option<Cookie>,
+    /// False when Client Subnet is malformed or appears twice (RFC 7871 §7.1.1), or the
+    /// first COOKIE is malformed (RFC 7873 §5.2.2): FORMERR, still with an OPT.
+    ok: bool,
+}
+
+/// Reads the Client Subnet, NSID and COOKIE options. `Err` when the options are not
+/// framed (the OPT is unusable). Only the first COOKIE counts; later ones are ignored.
+fn read_options(mut opts: &[u8]) -> Result<Options, ()> {
+    let mut o = Options { ok: true, ..Options::default() };
+    let (mut ecs_seen, mut cookie_seen) = (false, false);
     while !opts.is_empty() {
         let (head, rest) = opts.split_at_checked(4).ok_or(())?;
         let code = u16::from_be_bytes([head[0], head[1]]);
         let len = usize::from(u16::from_be_bytes([head[2], head[3]]));
         let (data, rest) = rest.split_at_checked(len).ok_or(())?;
-        if code == OPTION_ECS {
-            match (seen, Ecs::parse(data)) {
-                (false, Some(e)) => ecs = Some(e),
-                _ => ok = false,
+        match code {
+            OPTION_ECS => {
+                match (ecs_seen, Ecs::parse(data)) {
+                    (false, Some(e)) => o.ecs = Some(e),
+                    _ => o.ok = false,
+                }
+                ecs_seen = true;
             }
-            seen = true;
+            // RFC 5001 §2.3: a query's NSID is empty; any data is ignored.
+            OPTION_NSID => o.nsid = true,
+            OPTION_COOKIE if !cookie_seen => {
+                cookie_seen = true;
+                o.cookie = Cookie::parse(data);
+                o.ok &= o.cookie.is_some();
+            }
+            _ => {}
         }
         opts = rest;
     }
-    if !ok {
-        ecs = None;
+    if !o.ok {
+        o.ecs = None;
+        o.cookie = None;
     }
-    Ok((ecs, ok))
+    Ok(o)
 }
 
 /// Where a record's owner name comes from.
@@ -596,6 +695,11 @@ pub(crate) struct Response<'b> {
     question_end: usize,
     /// Set when a record was left out because the message reached 65535 octets.
     pub(crate) overflow: bool,
+    /// The Extended DNS Error to put in the OPT, if any.
+    ede: Option<Ede>,
+    /// Octets the message may reach before its OPT (and TSIG) and still not be truncated:
+    /// optional additional records are written only within it (RFC 2181 §9).
+    room: usize,
 }
 
 /// Sections of a response, in wire order.
@@ -623,7 +727,31 @@ impl<'b> Response<'b> {
             buf.extend_from_slice(raw);
         }
         let question_end = buf.len();
-        Self { buf, counts: [0; 3], question_end, overflow: false }
+        Self { buf, counts: [0; 3], question_end, overflow: false, ede: None, room: MAX_MESSAGE }
+    }
+
+    /// Sets how long the message may grow before its OPT and TSIG (see [`Response::extra`]).
+    pub(crate) fn set_room(&mut self, room: usize) {
+        self.room = room;
+    }
+
+    /// Says why the answer is what it is, when the query had an OPT (RFC 8914).
+    pub(crate) fn set_ede(&mut self, code: u16, text: &'static str) {
+        self.ede = Some(Ede { code, text });
+    }
+
+    /// Appends an additional record the answer is complete without (the address of an SRV
+    /// target): only when it fits the room left, so it is left out rather than making
+    /// the answer truncated (RFC 2181 §9). False when it was left out.
+    pub(crate) fn extra(&mut self, owner: Owner<'_>, rtype: u16, ttl: u32, rdata: &[u8]) -> bool {
+        let owner_len = match owner {
+            Owner::Ptr(_) => 2,
+            Owner::Wire(w) => w.len(),
+        };
+        if self.buf.len() + owner_len + 10 + rdata.len() > self.room {
+            return false;
+        }
+        self.record(Section::Additional, owner, rtype, ttl, rdata).is_some()
     }
 
     pub(crate) fn set_rcode(&mut self, rcode: u16) {
@@ -687,6 +815,7 @@ impl<'b> Response<'b> {
         rcode: u16,
         limit: usize,
         ecs_scope: u8,
+        reply: &OptReply<'_>,
         tsig: Option<TsigError<'_>>,
     ) {
         self.set_rcode(rcode);
@@ -698,7 +827,9 @@ impl<'b> Response<'b> {
             }
         };
         let ecs = edns.and_then(|e| e.ecs.as_ref());
-        let opt_len = if edns.is_some() { 11 + ecs.map_or(0, Ecs::wire_len) } else { 0 };
+        let ede = self.ede.filter(|_| edns.is_some());
+        let options_len = ecs.map_or(0, Ecs::wire_len) + reply.wire_len() + ede.map_or(0, |e| 6 + e.text.len());
+        let opt_len = if edns.is_some() { 11 + options_len } else { 0 };
         let tsig_len = tsig.as_ref().map_or(0, |t| t.tsig.reply_len());
         let truncated = self.overflow || self.buf.len() + opt_len + tsig_len > limit;
         if truncated {
@@ -713,12 +844,24 @@ impl<'b> Response<'b> {
             self.buf.extend_from_slice(&rtype::OPT.to_be_bytes());
             self.buf.extend_from_slice(&EDNS_PAYLOAD.to_be_bytes());
             self.buf.extend_from_slice(&ttl.to_be_bytes());
-            match ecs {
-                Some(ecs) => {
-                    self.buf.extend_from_slice(&(ecs.wire_len() as u16).to_be_bytes());
-                    ecs.write(ecs_scope, self.buf);
-                }
-                None => self.buf.extend_from_slice(&[0, 0]),
+            self.buf.extend_from_slice(&(options_len as u16).to_be_bytes());
+            if let Some(ecs) = ecs {
+                ecs.write(ecs_scope, self.buf);
+            }
+            let mut option = |code: u16, parts: &[&[u8]]| {
+                let len: usize = parts.iter().map(|p| p.len()).sum();
+                self.buf.extend_from_slice(&code.to_be_bytes());
+                self.buf.extend_from_slice(&(len as u16).to_be_bytes());
+                parts.iter().for_each(|p| self.buf.extend_from_slice(p));
+            };
+            if let Some(nsid) = reply.nsid {
+                option(OPTION_NSID, &[nsid]);
+            }
+            if let Some(cookie) = &reply.cookie {
+                option(OPTION_COOKIE, &[cookie]);
+            }
+            if let Some(e) = ede {
+                option(OPTION_EDE, &[&e.code.to_be_bytes(), e.text.as_bytes()]);
             }
             ar += 1;
         }
@@ -830,6 +973,11 @@ fn opt_record(msg: &[u8], from: usize) -> Option<&[u8]> {
         }
     }
     last
+}
+
+/// Octets the OPT record of a reply takes (none without EDNS), before any EDE.
+pub(crate) fn opt_len(edns: Option<&Edns>, reply: &OptReply<'_>) -> usize {
+    edns.map_or(0, |e| 11 + e.ecs.as_ref().map_or(0, Ecs::wire_len) + reply.wire_len())
 }
 
 /// The most a UDP answer to this client may carry.

@@ -218,8 +218,8 @@ fn header_opt_and_tsig_cases() {
         ("a query with RD and CD", packet(RD | CD, [1, 0, 0, 1], &[Q_SOA, OPT]), ok(0, true, true, true)),
         ("no question, OPT", packet(0, [0, 0, 0, 1], &[OPT]), ok(1, true, false, false)),
         ("no question, no OPT", packet(0, [0, 0, 0, 0], &[]), ok(1, false, false, false)),
-        // RFC 7873 §5.4: a server without cookies answers such a query FORMERR, with OPT.
-        ("no question, a client cookie", packet(RD, [0, 0, 0, 1], &[OPT_COOKIE]), ok(1, true, true, false)),
+        // RFC 7873 §5.4: a request for a server cookie, answered NOERROR with one.
+        ("no question, a client cookie", packet(RD, [0, 0, 0, 1], &[OPT_COOKIE]), ok(0, true, true, false)),
         ("two questions, OPT", packet(0, [2, 0, 0, 1], &[Q_SOA, Q_SOA, OPT]), ok(1, true, false, false)),
         ("qtype OPT, OPT", packet(0, [1, 0, 0, 1], &[Q_OPT, OPT]), ok(1, true, false, false)),
         ("malformed Client Subnet", packet(0, [1, 0, 0, 1], &[Q_SOA, OPT_BAD_ECS]), ok(1, true, false, false)),
@@ -247,7 +247,13 @@ fn header_opt_and_tsig_cases() {
         assert_eq!(r.rcode, want.rcode, "{what}: rcode");
         assert_eq!(r.opt().is_some(), want.opt, "{what}: OPT");
         if let Some(opt) = r.opt() {
-            assert!(opt.rdata.is_empty(), "{what}: no option echoed (no cookie without server cookies)");
+            let codes: Vec<u16> = options(&opt.rdata).into_iter().map(|(c, _)| c).collect();
+            let want: &[u16] = match what {
+                "no question, a client cookie" => &[10],
+                "opcode 2 with RD and CD" => &[15],
+                _ => &[],
+            };
+            assert_eq!(codes, want, "{what}: options of the reply");
         }
         assert_eq!(r.flags & RD != 0, want.rd, "{what}: RD");
         assert_eq!(r.flags & CD != 0, want.cd, "{what}: CD");
@@ -326,4 +332,232 @@ fn client_subnet_scope_counts_bits_of_its_family() {
         assert_eq!(opt.rdata.get(4..7), Some(&[0, family as u8, source][..]), "family {family} /{source}");
         assert_eq!(opt.rdata.get(7).copied(), Some(want), "family {family} /{source}: scope");
     }
+}
+
+/// The options of an OPT's RDATA as (code, data).
+fn options(mut rdata: &[u8]) -> Vec<(u16, Vec<u8>)> {
+    let mut out = Vec::new();
+    while rdata.len() >= 4 {
+        let code = u16::from_be_bytes([rdata[0], rdata[1]]);
+        let len = usize::from(u16::from_be_bytes([rdata[2], rdata[3]]));
+        out.push((code, rdata[4..4 + len].to_vec()));
+        rdata = &rdata[4 + len..];
+    }
+    out
+}
+
+/// The option `code` of a reply, if its OPT has it.
+fn option(reply: &[u8], code: u16) -> Option<Vec<u8>> {
+    let opt = decode(reply).opt().cloned()?;
+    options(&opt.rdata).into_iter().find(|(c, _)| *c == code).map(|(_, d)| d)
+}
+
+const COOKIE_SECRET: &str = "e5e973e5a6b2a43f48e7dc849e37bfcf";
+
+/// The sample index with an NSID and a cookie secret from a file; the file is removed
+/// once read.
+fn identity_index(extra: Vec<meridian_model::table::Update>) -> crate::index::Index {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = dir.path().join("cookie.key");
+    std::fs::write(&secret, format!("{COOKIE_SECRET}\n")).expect("write");
+    let mut config = meridian_config::Config::demo();
+    config.dns.clusterset.export = meridian_config::dns::ExportMode::All;
+    config.dns.nsid = Some("ns1.fra".into());
+    config.dns.cookie_secret_file = Some(secret);
+    let (table, mut writer) = meridian_model::table::Table::new();
+    let mut updates = crate::fuzzing::sample_updates();
+    updates.extend(extra);
+    writer.apply(updates);
+    let mut b = crate::builder::Builder::new(&config).expect("index builds");
+    b.rebuild(&table.snapshot());
+    b.index()
+}
+
+/// A query for `meridian.test SOA` with an OPT carrying `opts` (code, data).
+fn with_options(qd: u16, opts: &[(u16, &[u8])]) -> Vec<u8> {
+    let mut rdata = Vec::new();
+    for (code, data) in opts {
+        rdata.extend_from_slice(&code.to_be_bytes());
+        rdata.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        rdata.extend_from_slice(data);
+    }
+    let mut opt = b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00".to_vec();
+    opt.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    opt.extend_from_slice(&rdata);
+    let question: &[u8] = if qd == 1 { Q_SOA } else { &[] };
+    packet(RD, [qd, 0, 0, 1], &[question, &opt])
+}
+
+fn answer_from(index: &crate::index::Index, p: &[u8], ip: &str) -> (crate::answer::Outcome, Vec<u8>) {
+    use crate::answer::{Client, Transport, answer};
+    let addr = std::net::SocketAddr::new(ip.parse().expect("ip"), 5353);
+    let client = Client { transport: Transport::Udp, addr: Some(addr) };
+    let mut out = Vec::new();
+    let outcome = answer(index, p, &client, &mut out);
+    (outcome, out)
+}
+
+/// RFC 5001: an empty NSID option is answered with the configured identifier; no NSID
+/// is sent unasked, nor by a server that has none configured.
+#[test]
+fn nsid_is_answered_when_asked_and_configured() {
+    let index = identity_index(vec![]);
+    let (_, reply) = answer_from(&index, &with_options(1, &[(3, b"")]), "192.0.2.7");
+    assert_eq!(option(&reply, 3).as_deref(), Some(&b"ns1.fra"[..]));
+    let (_, reply) = answer_from(&index, &with_options(1, &[]), "192.0.2.7");
+    assert_eq!(option(&reply, 3), None, "not asked");
+    let reply = answer_bytes(&with_options(1, &[(3, b"")]), false).expect("answered");
+    assert_eq!(option(&reply, 3), None, "none configured");
+    assert!(decode(&reply).opt().is_some());
+}
+
+/// RFC 7873 with RFC 9018 cookies, as data: (case, COOKIE data sent, QDCOUNT) → RCODE,
+/// whether the reply's cookie is a fresh one of ours for the client cookie sent, and
+/// whether the query's server cookie verified.
+#[test]
+fn cookie_cases() {
+    let index = identity_index(vec![]);
+    let ip = "192.0.2.7";
+    let client = *b"clientck";
+    let secret = crate::cookie::Secret::new(meridian_config::dns::parse_cookie_secret(COOKIE_SECRET).expect("secret"));
+    let ours = secret.server_cookie(&client, Some(ip.parse().expect("ip")), crate::cookie::now());
+    let for_other_ip = secret.server_cookie(&client, Some("192.0.2.8".parse().expect("ip")), crate::cookie::now());
+    let stale = secret.server_cookie(&client, Some(ip.parse().expect("ip")), crate::cookie::now() - 3700);
+    let with = |server: &[u8]| [&client[..], server].concat();
+    type Case = (&'static str, Vec<u8>, u16, u16, bool, bool);
+    let cases: Vec<Case> = vec![
+        ("client cookie only", client.to_vec(), 1, 0, true, false),
+        ("our server cookie", with(&ours), 1, 0, true, true),
+        ("a cookie made for another address", with(&for_other_ip), 1, 0, true, false),
+        ("an expired cookie", with(&stale), 1, 0, true, false),
+        ("a foreign 8-octet server cookie", with(b"12345678"), 1, 0, true, false),
+        ("a 32-octet server cookie", with(&[7; 32]), 1, 0, true, false),
+        ("no question, a client cookie", client.to_vec(), 0, 0, true, false),
+        ("empty", vec![], 1, 1, false, false),
+        ("7 octets", client[..7].to_vec(), 1, 1, false, false),
+        ("9 octets", with(b"1"), 1, 1, false, false),
+        ("15 octets", with(b"1234567"), 1, 1, false, false),
+        ("41 octets", with(&[7; 33]), 1, 1, false, false),
+        ("no question, a malformed cookie", client[..7].to_vec(), 0, 1, false, false),
+    ];
+    for (what, data, qd, rcode, cookie, valid) in cases {
+        let (outcome, reply) = answer_from(&index, &with_options(qd, &[(10, &data)]), ip);
+        let r = decode(&reply);
+        assert_eq!(r.rcode, rcode, "{what}: rcode");
+        assert!(r.opt().is_some(), "{what}: OPT");
+        assert_eq!(outcome.valid_cookie, valid, "{what}: verified");
+        let got = option(&reply, 10);
+        assert_eq!(got.is_some(), cookie, "{what}: cookie");
+        if let Some(got) = got {
+            assert_eq!(got.len(), 24, "{what}");
+            assert_eq!(got[..8], client, "{what}: client cookie echoed");
+            assert_eq!(got[8..12], [1, 0, 0, 0], "{what}: version 1, reserved");
+            let now = crate::cookie::now();
+            assert!(secret.verify(&client, &got[8..], Some(ip.parse().expect("ip")), now), "{what}: ours, fresh");
+        }
+        if rcode == 0 && qd == 1 {
+            assert_eq!(r.sections[0].len(), 1, "{what}: answered");
+        }
+    }
+    // A second COOKIE option is ignored (the first counts), even malformed.
+    let (_, reply) = answer_from(&index, &with_options(1, &[(10, &client), (10, b"x")]), ip);
+    assert_eq!((decode(&reply).rcode, option(&reply, 10).map(|c| c.len())), (0, Some(24)));
+    // NSID, Client Subnet and COOKIE together.
+    let ecs: &[u8] = &[0, 1, 24, 0, 192, 0, 2];
+    let (_, reply) = answer_from(&index, &with_options(1, &[(3, b""), (8, ecs), (10, &client)]), ip);
+    let opt = decode(&reply).opt().cloned().expect("OPT");
+    let codes: Vec<u16> = options(&opt.rdata).into_iter().map(|(c, _)| c).collect();
+    assert_eq!(codes, [8, 3, 10]);
+}
+
+/// RFC 8914: refusals and NOTIMP say why in an Extended DNS Error — only to a query
+/// with an OPT.
+#[test]
+fn extended_errors_say_why() {
+    let q = |name: &str, qtype: u16, class: u16, edns: bool| {
+        let mut p = query(name, qtype, edns);
+        let at = 12 + name.len() + 2 + 2;
+        p[at..at + 2].copy_from_slice(&class.to_be_bytes());
+        p
+    };
+    let cases: &[(&str, Vec<u8>, u16, Option<u16>)] = &[
+        ("outside the zones", q("example.org", 1, 1, true), 5, Some(20)),
+        ("AXFR", q("meridian.test", 252, 1, true), 5, Some(21)),
+        ("IXFR", q("meridian.test", 251, 1, true), 5, Some(21)),
+        ("class CH", q("meridian.test", 16, 3, true), 5, Some(21)),
+        ("meta type MAILA", q("meridian.test", 254, 1, true), 4, Some(21)),
+        ("an answer", q("meridian.test", 6, 1, true), 0, None),
+        ("NXDOMAIN", q("nothing.meridian.test", 1, 1, true), 3, None),
+        ("outside the zones, no OPT", q("example.org", 1, 1, false), 5, None),
+    ];
+    for (what, p, rcode, ede) in cases {
+        let reply = answer_bytes(p, false).expect("answered");
+        assert_eq!(decode(&reply).rcode, *rcode, "{what}");
+        let got = option(&reply, 15);
+        assert_eq!(got.as_ref().map(|d| u16::from_be_bytes([d[0], d[1]])), *ede, "{what}: EDE");
+        if let Some(d) = got {
+            assert!(std::str::from_utf8(&d[2..]).is_ok(), "{what}: EXTRA-TEXT is UTF-8");
+        }
+    }
+}
+
+/// A headless service with `n` endpoints in us-east, each with a hostname.
+fn headless(name: &str, n: u8) -> meridian_model::table::Update {
+    use meridian_model::table::{ClusterMeta, Endpoint, ObjectKey, Port, Protocol, Shard};
+    let port = Port { name: Some("http".into()), port: 80, protocol: Protocol::Tcp };
+    let endpoints = (0..n)
+        .map(|i| Endpoint {
+            addresses: vec![std::net::IpAddr::from([10, 9, 0, i])],
+            hostname: Some(format!("{name}-{i}").into()),
+            ready: true,
+            ports: vec![port.clone()],
+        })
+        .collect();
+    let cluster = std::sync::Arc::new(ClusterMeta::new("us-east", 0));
+    let shard = Shard {
+        headless: true,
+        endpoints,
+        ports: vec![port],
+        ready_endpoints: u32::from(n),
+        total_endpoints: u32::from(n),
+        ..Shard::new(cluster, vec![])
+    };
+    meridian_model::table::Update::Service {
+        cluster: "us-east".into(),
+        key: ObjectKey::new("default", name),
+        shard: Some(shard),
+    }
+}
+
+/// RFC 2782: an SRV answer carries the addresses of its targets (names served here) in
+/// the additional section, each target once; over UDP those that do not fit are left
+/// out, never truncating the answer (RFC 2181 §9); over TCP all are there.
+#[test]
+fn srv_answers_carry_their_targets_addresses() {
+    use crate::answer::{Client, Transport, answer};
+    let index = identity_index(vec![headless("big", 12)]);
+    let srv = |name: &str, edns: bool, transport| {
+        let mut out = Vec::new();
+        let client = Client { transport, addr: None };
+        answer(&index, &query(name, 33, edns), &client, &mut out);
+        decode(&out)
+    };
+    let r = srv("_http._tcp.db.default.svc.clusterset.local", true, Transport::Udp);
+    assert_eq!(r.sections[0].iter().filter(|x| x.rtype == 33).count(), 2, "two SRV");
+    let addrs: Vec<&Rec> = r.sections[2].iter().filter(|x| x.rtype == 1).collect();
+    assert_eq!(addrs.len(), 2, "one A per target: {:?}", r.sections[2]);
+    for a in addrs {
+        let target = r.sections[0].iter().find(|s| s.rdata[6..] == a.owner[..]);
+        assert!(target.is_some(), "the A is at an SRV target: {a:?}");
+    }
+    let big = "_http._tcp.big.default.svc.clusterset.local";
+    let udp = srv(big, true, Transport::Udp);
+    let tcp = srv(big, true, Transport::Tcp);
+    assert_eq!(udp.flags & 0x0200, 0, "not truncated");
+    assert_eq!(udp.sections[0].len(), 12, "every SRV");
+    let (u, t) = (udp.sections[2].iter().filter(|x| x.rtype == 1).count(), tcp.sections[2].len() - 1);
+    assert!(u > 0 && u < 12, "only what fits over UDP: {u}");
+    assert_eq!(t, 12, "all over TCP");
+    let classic = srv(big, false, Transport::Udp);
+    assert_eq!(classic.flags & 0x0200, 0x0200, "12 SRV do not fit 512 octets: TC");
 }

@@ -100,7 +100,8 @@ fn question_lowercased_and_raw_kept() {
 fn truncation_cases() {
     let p = packet(0x0100, 1, 0, QUESTION);
     let Parsed::Query(q) = parse(&p) else { panic!("dropped") };
-    let edns = Edns { payload: 4096, version: 0, dnssec_ok: false, options: 0..0, ecs: None };
+    let edns =
+        Edns { payload: 4096, version: 0, dnssec_ok: false, options: 0..0, ecs: None, nsid: false, cookie: None };
     // (records of 4 octets, EDNS, limit, want TC, want ANCOUNT)
     let cases = [
         (10, None, 512, false, 10),
@@ -114,7 +115,7 @@ fn truncation_cases() {
         for i in 0..n {
             r.record(Section::Answer, Owner::Ptr(12), rtype::A, 30, &[10, 0, 0, i as u8]);
         }
-        r.finish(e, rcode::NOERROR, limit, 0, None);
+        r.finish(e, rcode::NOERROR, limit, 0, &Default::default(), None);
         assert!(buf.len() <= limit, "{n} records: {} octets", buf.len());
         assert_eq!(buf[2] & 0x02 != 0, tc, "{n} records, limit {limit}");
         assert_eq!(u16::from_be_bytes([buf[6], buf[7]]), an);
@@ -126,7 +127,9 @@ fn truncation_cases() {
 
 #[test]
 fn udp_limit_clamps() {
-    let e = |payload| Some(Edns { payload, version: 0, dnssec_ok: false, options: 0..0, ecs: None });
+    let e = |payload| {
+        Some(Edns { payload, version: 0, dnssec_ok: false, options: 0..0, ecs: None, nsid: false, cookie: None })
+    };
     assert_eq!(udp_limit(None), 512);
     assert_eq!(udp_limit(e(100).as_ref()), 512);
     assert_eq!(udp_limit(e(4096).as_ref()), 1232);
@@ -192,7 +195,7 @@ fn client_subnet_is_echoed_with_scope() {
     let Parsed::Query(q) = parse(&p) else { panic!("parsed") };
     let mut out = Vec::new();
     let r = Response::start(&mut out, &q, &p);
-    r.finish(q.edns.as_ref(), rcode::NOERROR, 4096, 16, None);
+    r.finish(q.edns.as_ref(), rcode::NOERROR, 4096, 16, &Default::default(), None);
     let tail = &out[out.len() - 11..];
     assert_eq!(tail, [0, 8, 0, 7, 0, 1, 22, 16, 117, 192, 0], "{out:?}");
 }

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use meridian_model::table::{IngressPath, IngressShard, ObjectKey, Update};
+use meridian_testkit::wait::eventually_sync;
 
 use crate::support::*;
 
@@ -53,20 +54,21 @@ async fn zone_fails_over_to_region_then_global_and_back() {
     let mut env = start(config(), web()).await;
     assert_eq!(answers(&dig(&env, &["A", US_ZONE]), "A"), vec!["192.0.2.1"]);
     env.writer.apply([svc("us-east", "shop", "web", shard("us-east", &["192.0.2.1", "2001:db8::1"], 0))]);
-    let took = eventually(Duration::from_secs(1), || {
+    let took = eventually_sync(Duration::from_secs(1), "zone name fails over", || {
         let out = dig(&env, &["A", US_ZONE]);
-        answers(&out, "CNAME") == vec![format!("{GLOBAL}."), format!("{US_REGION}.")]
-            && answers(&out, "A") == vec!["192.0.2.2"]
+        (answers(&out, "CNAME") == vec![format!("{GLOBAL}."), format!("{US_REGION}.")]
+            && answers(&out, "A") == vec!["192.0.2.2"])
+        .then_some(())
     })
     .await;
-    assert!(took.is_some(), "zone name did not fail over within 1s: {}", dig(&env, &["A", US_ZONE]));
+    assert!(took.is_ok(), "zone name did not fail over within 1s: {}", dig(&env, &["A", US_ZONE]));
     env.writer.apply([svc("us-east", "shop", "web", shard("us-east", &["192.0.2.1", "2001:db8::1"], 3))]);
-    let back = eventually(Duration::from_secs(1), || {
+    let back = eventually_sync(Duration::from_secs(1), "zone name comes back", || {
         let out = dig(&env, &["A", US_ZONE]);
-        answers(&out, "CNAME").is_empty() && answers(&out, "A") == vec!["192.0.2.1"]
+        (answers(&out, "CNAME").is_empty() && answers(&out, "A") == vec!["192.0.2.1"]).then_some(())
     })
     .await;
-    assert!(back.is_some(), "zone name did not come back: {}", dig(&env, &["A", US_ZONE]));
+    assert!(back.is_ok(), "zone name did not come back: {}", dig(&env, &["A", US_ZONE]));
     env.server.shutdown().await;
 }
 

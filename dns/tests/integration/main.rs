@@ -4,6 +4,7 @@
 //! HTTP backends, discovery, the health checker and the server.
 
 mod delegation;
+mod edns_options;
 mod federation;
 mod fuzz;
 mod mcs;

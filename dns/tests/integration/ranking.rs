@@ -14,10 +14,11 @@ use meridian_discovery::table::{ProbeState, Snapshot};
 use meridian_discovery::{Discovery, Metrics, SimulatorLink};
 use meridian_dns::DnsServer;
 use meridian_sim::{ClusterSpec, SimOptions, Simulator};
+use meridian_testkit::wait::{eventually_sync, eventually_timed};
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 
-use crate::support::{dig_at, eventually, geolite2, kdig_at, listen_addr, section};
+use crate::support::{dig_at, geolite2, kdig_at, listen_addr, section};
 
 /// Probe cadence of these tests: a shard is Down after 2 failed probes 1 s apart.
 const INTERVAL: Duration = Duration::from_secs(1);
@@ -265,8 +266,10 @@ async fn a_stopped_backend_leaves_answers_and_comes_back() {
     assert!(answers().contains(&eu));
 
     s.set_backend("eu-west", "web", false);
-    let took = eventually(bound + Duration::from_secs(5), || !answers().contains(&eu)).await;
-    let took = took.expect("eu-west never left the answers");
+    let left = eventually_timed(bound + Duration::from_secs(5), "eu-west left the answers", || async {
+        (!answers().contains(&eu)).then_some(())
+    });
+    let (_, took) = left.await.expect("eu-west never left the answers");
     assert!(took <= bound, "eu-west left after {took:?}, more than {bound:?}");
     assert_eq!(answers().len(), 2, "the others stay");
     let snap = s.snapshot();
@@ -279,8 +282,10 @@ async fn a_stopped_backend_leaves_answers_and_comes_back() {
     assert!(t.last_error.as_deref().is_some_and(|e| e.contains("connect")), "{t:?}");
 
     s.set_backend("eu-west", "web", true);
-    let took = eventually(bound + Duration::from_secs(5), || answers().contains(&eu)).await;
-    let took = took.expect("eu-west never came back");
+    let back = eventually_timed(bound + Duration::from_secs(5), "eu-west back in the answers", || async {
+        answers().contains(&eu).then_some(())
+    });
+    let (_, took) = back.await.expect("eu-west never came back");
     assert!(took <= bound, "eu-west came back after {took:?}, more than {bound:?}");
     s.stop().await;
 }
@@ -330,11 +335,20 @@ async fn failover_moves_to_the_next_group() {
     assert_eq!(answers(), only("eu-west"));
     s.set_backend("eu-west", "fo", false);
     let bound = INTERVAL * THRESHOLD + Duration::from_secs(1);
-    assert!(eventually(bound + Duration::from_secs(5), || answers() == only("us-east")).await.is_some());
+    let alone = eventually_sync(bound + Duration::from_secs(5), "only us-east answers", || {
+        (answers() == only("us-east")).then_some(())
+    });
+    assert!(alone.await.is_ok());
     s.set_backend("us-east", "fo", false);
-    assert!(eventually(bound + Duration::from_secs(5), || answers() == only("ap-south")).await.is_some());
+    let alone = eventually_sync(bound + Duration::from_secs(5), "only ap-south answers", || {
+        (answers() == only("ap-south")).then_some(())
+    });
+    assert!(alone.await.is_ok());
     s.set_backend("eu-west", "fo", true);
-    assert!(eventually(bound + Duration::from_secs(5), || answers() == only("eu-west")).await.is_some());
+    let alone = eventually_sync(bound + Duration::from_secs(5), "only eu-west answers", || {
+        (answers() == only("eu-west")).then_some(())
+    });
+    assert!(alone.await.is_ok());
     s.stop().await;
 }
 

@@ -3,7 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use meridian_config::Config;
 use meridian_dns::DnsServer;
@@ -70,9 +70,7 @@ pub(crate) fn config() -> Config {
 /// no QR flag and no answer — about one query in 28,000. With the server on another
 /// address the query can only reach the server.
 pub(crate) fn listen_addr() -> SocketAddr {
-    use std::hash::{BuildHasher, RandomState};
-    let r = RandomState::new().hash_one((std::process::id(), Instant::now()));
-    SocketAddr::from(([127, 53, (r >> 8) as u8, 1 + (r % 250) as u8], 0))
+    SocketAddr::from((meridian_testkit::addr::loopback_ip(53), 0))
 }
 
 pub(crate) async fn start(config: Config, updates: Vec<Update>) -> Env {
@@ -171,18 +169,6 @@ pub(crate) fn answers(out: &str, rtype: &str) -> Vec<String> {
     let mut v: Vec<String> = section(out, "ANSWER").into_iter().filter(|r| r.2 == rtype).map(|r| r.3).collect();
     v.sort();
     v
-}
-
-/// Polls `f` until it holds or `within` passes; returns how long it took.
-pub(crate) async fn eventually(within: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
-    let t0 = Instant::now();
-    while t0.elapsed() < within {
-        if f() {
-            return Some(t0.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    None
 }
 
 /// A raw query packet (id 0x1234) with optional EDNS payload size.
