@@ -1,19 +1,20 @@
 //! The admin HTTP endpoint: `/healthz`, `/readyz`, Prometheus `/metrics`, and the JSON API
 //! (`/api/v1/clusters`, `/api/v1/services`, `/api/v1/ingresses`, and one document per
-//! running module: `/api/v1/dns`, `/api/v1/lb`, `/api/v1/sync`) that `meridian status`
-//! reads.
+//! running module: `/api/v1/dns`, `/api/v1/lb`, `/api/v1/sync`; `/api/v1/fleet` in a
+//! fleet) that `meridian status` reads.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use meridian_discovery::Discovery;
 use meridian_discovery::table::{ClusterState, IngressShard, ProbeState, Shard};
+use meridian_fleet::Fleet;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 use tokio::net::TcpListener;
@@ -30,6 +31,8 @@ pub(crate) struct AdminState {
     /// The proxy's readiness, when it runs: an anycast VIP must be withdrawn while the
     /// proxy has nowhere to send traffic.
     pub(crate) proxy_ready: Option<Box<dyn Fn() -> bool + Send + Sync>>,
+    /// This instance's fleet, with `[fleet]`.
+    pub(crate) fleet: Option<Fleet>,
 }
 
 /// Binds the admin listener; the error names the address.
@@ -50,6 +53,7 @@ pub(crate) async fn serve(
         .route("/api/v1/clusters", get(clusters))
         .route("/api/v1/services", get(services))
         .route("/api/v1/ingresses", get(ingresses))
+        .route("/api/v1/fleet", get(fleet))
         .route("/api/v1/{section}", get(section))
         .with_state(state);
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
@@ -267,4 +271,38 @@ async fn section(State(s): State<Arc<AdminState>>, Path(name): Path<String>) -> 
         Some((_, f)) => Json(f()).into_response(),
         None => (StatusCode::NOT_FOUND, format!("no module {name:?} is running\n")).into_response(),
     }
+}
+
+#[derive(serde::Deserialize)]
+struct FleetQuery {
+    /// `IP:PORT` of a shard address: adds its verdict and every instance's sighting.
+    addr: Option<String>,
+}
+
+fn json_error(status: StatusCode, message: String) -> Response {
+    (status, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+/// `fleet.status()`, the verdicts behind its disagreements, and with `?addr=` that
+/// address's verdict.
+async fn fleet(State(s): State<Arc<AdminState>>, Query(q): Query<FleetQuery>) -> Response {
+    let Some(fleet) = &s.fleet else {
+        return json_error(StatusCode::NOT_FOUND, "this instance is in no fleet (no [fleet] section)".into());
+    };
+    let addr = match q.addr.as_deref().map(str::parse::<SocketAddr>) {
+        None => None,
+        Some(Ok(a)) => Some(a),
+        Some(Err(e)) => return json_error(StatusCode::BAD_REQUEST, format!("addr must be IP:PORT: {e}")),
+    };
+    let status = fleet.status();
+    let disagreeing: Vec<_> = status.disagreeing.iter().map(|a| fleet.verdict(*a)).collect();
+    let mut doc = match serde_json::to_value(&status) {
+        Ok(v) => v,
+        Err(e) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode the status: {e}")),
+    };
+    doc["disagreeing_verdicts"] = serde_json::to_value(disagreeing).unwrap_or_default();
+    if let Some(addr) = addr {
+        doc["verdict"] = serde_json::to_value(fleet.verdict(addr)).unwrap_or_default();
+    }
+    Json(doc).into_response()
 }

@@ -12,6 +12,7 @@ use meridian_discovery::health::{self, HealthChecker};
 use meridian_discovery::registry;
 use meridian_discovery::{Discovery, Metrics, SimulatorLink};
 use meridian_dns::DnsServer;
+use meridian_fleet::Fleet;
 use meridian_lb::Proxy;
 use meridian_sim::{ClusterSpec, SimOptions, Simulator};
 use meridian_sync::ResourceSync as SyncModule;
@@ -39,6 +40,8 @@ pub(crate) struct Server {
     sim_link: SimulatorLink,
     pub(crate) discovery: Arc<Discovery>,
     health: Option<HealthChecker>,
+    /// This instance's membership of its fleet, with `[fleet]`; stopped by `shutdown`.
+    fleet: Option<Fleet>,
     dns: Option<Arc<DnsServer>>,
     proxy: Option<Arc<Proxy>>,
     sync: Option<Arc<SyncModule>>,
@@ -134,12 +137,26 @@ impl Server {
 
         let (sim, sim_link, state_lock) = start_simulator(&config, &state_dir, lock).await?;
 
+        // Before discovery lists any shard, so a restarted instance's first answers
+        // already follow the fleet's verdicts.
+        let fleet = match &config.fleet {
+            Some(_) => Some(start_fleet(&config, &mut registry, &shutdown).await?),
+            None => None,
+        };
+
         let metrics = Metrics::register(&mut registry);
         let discovery = Discovery::new(metrics, sim_link.clone());
         for e in discovery.apply(&config).await {
             error!("{}", e.with_causes());
         }
-        let health = health::spawn(&config, discovery.table(), discovery.updates(), &mut registry, &shutdown);
+        let health = health::spawn_in_fleet(
+            &config,
+            discovery.table(),
+            discovery.updates(),
+            &mut registry,
+            &shutdown,
+            fleet.clone(),
+        );
 
         let dns = if config.dns.enabled {
             let d = DnsServer::start(&config, discovery.table(), &mut registry, shutdown.child_token()).await?;
@@ -173,7 +190,13 @@ impl Server {
         info!(address = %config.admin.listen, "admin endpoint listening");
         let sections = admin_sections(dns.as_ref(), &health, proxy.as_ref(), sync.as_ref());
         let proxy_ready = proxy.clone().map(|p| Box::new(move || p.ready()) as Box<dyn Fn() -> bool + Send + Sync>);
-        let state = Arc::new(AdminState { discovery: discovery.clone(), registry, sections, proxy_ready });
+        let state = Arc::new(AdminState {
+            discovery: discovery.clone(),
+            registry,
+            sections,
+            proxy_ready,
+            fleet: fleet.clone(),
+        });
         let admin_stop = shutdown.child_token();
         let stopped = admin_stop.clone();
         let admin_task = tokio::spawn(async move {
@@ -189,6 +212,7 @@ impl Server {
             sim_link,
             discovery,
             health: Some(health),
+            fleet,
             dns,
             proxy,
             sync,
@@ -226,6 +250,9 @@ impl Server {
     pub(crate) async fn apply(&mut self, new: Config) {
         if new.admin.listen != self.config.admin.listen {
             warn!("admin.listen changed; it takes effect after a restart");
+        }
+        if new.fleet != self.config.fleet {
+            warn!("[fleet] changed; it takes effect after a restart");
         }
         if new.dns.listen != self.config.dns.listen || new.dns.enabled != self.config.dns.enabled {
             warn!("dns.listen or dns.enabled changed; listeners change after a restart");
@@ -280,20 +307,26 @@ impl Server {
     pub(crate) async fn run(mut self) -> Result<()> {
         let mut hup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
         let mut term = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
-        let (mut watcher, mut changes) = self.watch();
+        let mut files = self.watched_files();
+        let (mut watcher, mut changes) = watch(&files);
         loop {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => break,
                 _ = term.recv() => break,
-                _ = hup.recv() => {
-                    info!("SIGHUP: reloading the configuration");
+                _ = hup.recv() => info!("SIGHUP: reloading the configuration"),
+                Some(()) = changes.recv() => info!("configuration files changed: reloading"),
+            }
+            self.reload().await;
+            // The watcher is replaced only when the set of files changed: replacing it
+            // every time lost an edit made while a reload was running.
+            let now = self.watched_files();
+            if now != files {
+                let (w, c) = watch(&now);
+                let pending = changes.try_recv().is_ok();
+                (watcher, changes, files) = (w, c, now);
+                if pending {
+                    info!("configuration files changed during the reload: reloading again");
                     self.reload().await;
-                    (watcher, changes) = self.watch();
-                }
-                Some(()) = changes.recv() => {
-                    info!("configuration files changed: reloading");
-                    self.reload().await;
-                    (watcher, changes) = self.watch();
                 }
             }
         }
@@ -302,19 +335,6 @@ impl Server {
         Ok(())
     }
 
-    fn watch(&self) -> (Option<FileWatcher>, tokio::sync::mpsc::Receiver<()>) {
-        let files = self.watched_files();
-        if files.is_empty() {
-            return (None, tokio::sync::mpsc::channel(1).1);
-        }
-        match FileWatcher::new(&files) {
-            Ok((w, rx)) => (Some(w), rx),
-            Err(e) => {
-                warn!("cannot watch configuration files ({e}); reload with SIGHUP");
-                (None, tokio::sync::mpsc::channel(1).1)
-            }
-        }
-    }
 
     pub(crate) async fn shutdown(mut self) {
         info!("shutting down");
@@ -338,12 +358,53 @@ impl Server {
             h.shutdown().await;
         }
         self.shutdown.cancel();
+        if let Some(fleet) = &self.fleet
+            && tokio::time::timeout(FLEET_STOP_WAIT, fleet.stopped()).await.is_err()
+        {
+            warn!("fleet: gossip did not stop in time");
+        }
         self.discovery.shutdown();
         if let Some(sim) = &self.sim {
             sim.shutdown().await;
         }
         info!("stopped");
     }
+}
+
+/// How long shutdown waits for the fleet's gossip to stop and its socket to close.
+const FLEET_STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// Longest a starting instance with seeds waits to hear the fleet before it probes and
+/// answers: with the default 500 ms gossip interval a peer answers within a round or
+/// two. A fleet's first instance (no peer up yet) starts after this.
+const FLEET_JOIN_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Joins the fleet `[fleet]` describes (its key file relative to the configuration's
+/// directory), registers its metrics, and waits, at most [`FLEET_JOIN_WAIT`] or
+/// `stale_after`, until a live peer's observations have arrived.
+async fn start_fleet(config: &Config, registry: &mut Registry, shutdown: &CancellationToken) -> Result<Fleet> {
+    let Some(section) = &config.fleet else { anyhow::bail!("no [fleet] section") };
+    let mut section = section.clone();
+    section.key_file = section.key_file.as_deref().map(|p| config.resolve(p));
+    let fleet = Fleet::start(&section, shutdown.child_token()).await.context("cannot join the fleet ([fleet])")?;
+    fleet.register_metrics(registry);
+    info!(id = %section.id, region = %section.region, gossip = %fleet.local_addr(), quorum = %section.quorum, "fleet: gossiping");
+    if section.seeds.is_empty() {
+        return Ok(fleet);
+    }
+    let deadline = tokio::time::Instant::now() + FLEET_JOIN_WAIT.min(section.stale_after);
+    loop {
+        let peers = fleet.instances().iter().filter(|i| i.alive && !i.this_instance).count();
+        if peers > 0 && fleet.caught_up() {
+            info!(peers, "fleet: caught up with the fleet's observations");
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            warn!(peers, "fleet: starting before the fleet's observations arrived (no peer answered yet)");
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Ok(fleet)
 }
 
 /// Starts the simulated clusters the configuration names, if any, and writes their
@@ -404,6 +465,21 @@ fn admin_sections(
         sections.push(("sync", Box::new(move || s.status())));
     }
     sections
+}
+
+/// Watches `files` for changes; without a watcher (none to watch, or inotify refused) the
+/// channel never fires and SIGHUP still reloads.
+fn watch(files: &[PathBuf]) -> (Option<FileWatcher>, tokio::sync::mpsc::Receiver<()>) {
+    if files.is_empty() {
+        return (None, tokio::sync::mpsc::channel(1).1);
+    }
+    match FileWatcher::new(files) {
+        Ok((w, rx)) => (Some(w), rx),
+        Err(e) => {
+            warn!("cannot watch configuration files ({e}); reload with SIGHUP");
+            (None, tokio::sync::mpsc::channel(1).1)
+        }
+    }
 }
 
 fn log_settings(config: &Config, log_override: Option<LogFormat>) -> (LogFormat, String) {

@@ -64,9 +64,11 @@ pub(crate) async fn run(admin: SocketAddr, json: bool) -> Result<()> {
     let health = fetch(&client, admin, "/api/v1/health").await.ok();
     let lb = fetch(&client, admin, "/api/v1/lb").await.ok();
     let sync = fetch(&client, admin, "/api/v1/sync").await.ok();
+    let fleet = fetch(&client, admin, "/api/v1/fleet").await.ok();
     if json {
         let all = serde_json::json!({
-            "clusters": clusters, "services": services, "ingresses": ingresses, "dns": dns, "health": health, "lb": lb, "sync": sync
+            "clusters": clusters, "services": services, "ingresses": ingresses, "dns": dns, "health": health, "lb": lb, "sync": sync,
+            "fleet": fleet
         });
         println!("{}", serde_json::to_string_pretty(&all)?);
         return Ok(());
@@ -85,6 +87,9 @@ pub(crate) async fn run(admin: SocketAddr, json: bool) -> Result<()> {
     }
     if let Some(sync) = sync.filter(|s| s["enabled"].as_bool() == Some(true)) {
         print_sync(&sync);
+    }
+    if let Some(fleet) = &fleet {
+        print_fleet(fleet);
     }
     Ok(())
 }
@@ -217,6 +222,58 @@ fn print_sync(sync: &Value) {
     if leftovers > 0 {
         println!("leftovers (deletions that could not reach a member): {}", s(&sync["leftovers"]));
     }
+}
+
+/// The fleet's instances, and the addresses where the fleet's verdict overrules this
+/// instance's own probes.
+fn print_fleet(fleet: &Value) {
+    println!();
+    println!(
+        "FLEET (this instance: {}, region: {}, quorum: {})",
+        s(&fleet["id"]),
+        s(&fleet["region"]),
+        s(&fleet["quorum"])
+    );
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let rows: Vec<Vec<String>> = items(&fleet["instances"])
+        .iter()
+        .map(|i| {
+            let seen = match i["last_seen"].as_u64() {
+                _ if i["this_instance"].as_bool() == Some(true) => "(this)".to_owned(),
+                Some(t) => format!("{:.1}s ago", now_ms.saturating_sub(t) as f64 / 1000.0),
+                None => "never".to_owned(),
+            };
+            vec![s(&i["id"]), s(&i["region"]), s(&i["alive"]), seen, s(&i["gossip_addr"]), s(&i["observations"])]
+        })
+        .collect();
+    print!("{}", render(&["INSTANCE", "REGION", "ALIVE", "LAST SEEN", "GOSSIP", "OBSERVED"], &rows));
+    let disagreeing = items(&fleet["disagreeing_verdicts"]);
+    println!(
+        "verdicts: {} up, {} down; {} address(es) where instances disagree with this one",
+        s(&fleet["up"]),
+        s(&fleet["down"]),
+        s(&fleet["disagreements"])
+    );
+    if disagreeing.is_empty() {
+        return;
+    }
+    let rows: Vec<Vec<String>> = disagreeing
+        .iter()
+        .map(|v| {
+            let seen: Vec<String> = items(&v["seen_by"])
+                .iter()
+                .map(|b| {
+                    let up = if b["up"].as_bool() == Some(true) { "up" } else { "down" };
+                    let counted = if b["counted"].as_bool() == Some(false) { " (stale)" } else { "" };
+                    format!("{}={up}{counted}", s(&b["instance"]))
+                })
+                .collect();
+            vec![s(&v["addr"]), s(&v["health"]), format!("{}/{}", s(&v["up"]), s(&v["down"])), seen.join(" ")]
+        })
+        .collect();
+    print!("{}", render(&["ADDRESS", "VERDICT", "UP/DOWN", "SEEN BY"], &rows));
 }
 
 /// Malformed annotations: reported, and the defaults apply.

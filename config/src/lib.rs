@@ -3,8 +3,8 @@
 //! Layout:
 //! - `lib.rs`: the top-level [`Config`], the member-cluster entries ([`ClusterConfig`])
 //!   and the name checks every section uses ([`is_dns_label`], [`check_domain`]).
-//! - [`dns`], [`lb`], [`sync`], [`admin`], [`health`], [`ranking`]: one section of the
-//!   file each.
+//! - [`dns`], [`lb`], [`sync`], [`admin`], [`health`], [`ranking`], [`fleet`]: one
+//!   section of the file each.
 //! - [`error`]: validation errors that name the field path and the line/column in the file.
 //! - [`duration`]: human-readable durations (`"5s"`, `"250ms"`).
 //! - [`watch`]: notifies the server when the file (or a file it names) changes, for reloads.
@@ -18,6 +18,7 @@ mod collect;
 pub mod dns;
 pub mod duration;
 pub mod error;
+pub mod fleet;
 pub mod health;
 pub mod lb;
 pub mod ranking;
@@ -62,6 +63,10 @@ pub struct Config {
     pub ranking: ranking::RankingConfig,
     #[serde(default)]
     pub log: LogConfig,
+    /// This instance's place in a fleet of Meridian instances; `None` decides health
+    /// alone, as a single instance does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<fleet::FleetConfig>,
     /// Directory of the file this came from; relative paths inside it resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -239,6 +244,7 @@ impl Config {
         out.extend(self.admin.validate());
         out.extend(self.health.validate(self));
         out.extend(self.ranking.validate(self));
+        out.extend(self.fleet.iter().flat_map(fleet::FleetConfig::problems));
         out
     }
 

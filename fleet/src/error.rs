@@ -2,13 +2,13 @@
 
 use std::net::SocketAddr;
 
-use crate::config::ConfigError;
+use crate::config::FleetConfigError;
 use crate::key::KeyError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("invalid [fleet] configuration: {}", list(.0))]
-    Config(Vec<ConfigError>),
+    Config(Vec<FleetConfigError>),
     #[error(transparent)]
     Key(#[from] KeyError),
     #[error("cannot bind the fleet gossip socket {addr}: {source}")]
@@ -21,7 +21,7 @@ pub enum Error {
     Gossip { addr: SocketAddr, reason: String },
 }
 
-fn list(errors: &[ConfigError]) -> String {
+fn list(errors: &[FleetConfigError]) -> String {
     errors.iter().map(|e| format!("{}: {e}", e.field())).collect::<Vec<_>>().join("; ")
 }
 

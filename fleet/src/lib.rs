@@ -7,7 +7,8 @@
 //! - `fleet`: [`Fleet`], the handle: `start`, `observe`, `verdict`, `instances`,
 //!   `subscribe`, `status`; its task moves state between chitchat and the view.
 //! - `gossip`: chitchat's configuration, start and stop.
-//! - `config`: [`FleetConfig`], the `[fleet]` section, and its validation.
+//! - `config`: [`FleetConfig`], the `[fleet]` section, and its validation: the config
+//!   crate's `fleet` module (`meridian_config::fleet`), re-exported.
 //! - `key`: [`FleetKey`], the shared key, loaded from a file or the environment.
 //! - `quorum`: the rules, pure ([`decide`]).
 //! - `view`: what this instance knows (own and peers' observations, who counts,
@@ -26,8 +27,7 @@
 
 mod absorb;
 mod bridge;
-pub mod config;
-pub mod duration;
+pub use meridian_config::fleet as config;
 mod error;
 mod fleet;
 mod gossip;
@@ -42,7 +42,7 @@ mod transport;
 mod view;
 mod wire;
 
-pub use config::{ConfigError, FleetConfig, Location};
+pub use config::{FleetConfig, FleetConfigError, Location};
 pub use error::{Error, Result};
 pub use fleet::Fleet;
 pub use key::{FleetKey, KeyError};

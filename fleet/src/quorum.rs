@@ -13,75 +13,11 @@
 //! does without a fleet.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
-/// How ballots become a verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub enum Quorum {
-    Any,
-    /// More than half of the ballots say up.
-    #[default]
-    Majority,
-    /// More than this share of the ballots say up; `0 <= F < 1`.
-    Fraction(f64),
-    /// A majority within each region, then a majority of regions.
-    RegionsMajority,
-}
-
-/// Why a `quorum` value is not a rule.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum QuorumParseError {
-    #[error("unknown quorum {0:?} (use any, majority, fraction:F or regions-majority)")]
-    Unknown(String),
-    #[error("quorum {0:?}: the fraction must be a number from 0 up to (not including) 1, as in fraction:0.18")]
-    Fraction(String),
-}
-
-impl FromStr for Quorum {
-    type Err = QuorumParseError;
-
-    fn from_str(s: &str) -> Result<Self, QuorumParseError> {
-        match s.trim() {
-            "any" => Ok(Quorum::Any),
-            "majority" => Ok(Quorum::Majority),
-            "regions-majority" => Ok(Quorum::RegionsMajority),
-            other => {
-                let f = other.strip_prefix("fraction:").ok_or_else(|| QuorumParseError::Unknown(other.to_owned()))?;
-                match f.trim().parse::<f64>() {
-                    Ok(f) if (0.0..1.0).contains(&f) => Ok(Quorum::Fraction(f)),
-                    _ => Err(QuorumParseError::Fraction(other.to_owned())),
-                }
-            }
-        }
-    }
-}
-
-impl fmt::Display for Quorum {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Quorum::Any => f.write_str("any"),
-            Quorum::Majority => f.write_str("majority"),
-            Quorum::Fraction(x) => write!(f, "fraction:{x}"),
-            Quorum::RegionsMajority => f.write_str("regions-majority"),
-        }
-    }
-}
-
-impl Serialize for Quorum {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Quorum {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+/// How ballots become a verdict; spelled in the `[fleet]` section, so it lives with it.
+pub use meridian_config::fleet::{Quorum, QuorumParseError};
 
 /// The fleet's verdict on one address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

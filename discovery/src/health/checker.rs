@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use meridian_config::Config;
+use meridian_fleet::Fleet;
 use meridian_model::follow::Follower;
 use prometheus_client::registry::Registry;
 use tokio::sync::mpsc;
@@ -37,6 +38,9 @@ pub struct TargetStatus {
     pub state: &'static str,
     pub rtt_ms: Option<f64>,
     pub last_error: Option<String>,
+    /// The fleet's verdict on the address (what the table is told), in a fleet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<&'static str>,
 }
 
 /// What the manager shares with the handle, for `meridian status`.
@@ -72,6 +76,20 @@ pub fn spawn(
     registry: &mut Registry,
     shutdown: &CancellationToken,
 ) -> HealthChecker {
+    spawn_in_fleet(config, table, updates, registry, shutdown, None)
+}
+
+/// [`spawn`], in a fleet when `fleet` is given: every address's own state goes to
+/// [`Fleet::observe`] (and [`Fleet::forget`] when no shard holds it any more), and the
+/// table is told the fleet's verdicts, republished as they change.
+pub fn spawn_in_fleet(
+    config: &Config,
+    table: Table,
+    updates: mpsc::UnboundedSender<Update>,
+    registry: &mut Registry,
+    shutdown: &CancellationToken,
+    fleet: Option<Fleet>,
+) -> HealthChecker {
     let metrics = Metrics::register(registry);
     let shared = Arc::new(Shared::default());
     let (control, control_rx) = mpsc::unbounded_channel();
@@ -80,9 +98,12 @@ pub fn spawn(
     // two is missed.
     let follower = Follower::new(&table);
     let launcher = Launcher::new(results_tx, config.health.max_in_flight, metrics.in_flight.clone());
-    let targets = Targets::new(config.health.clone(), updates, metrics, shared.clone(), launcher);
+    // Subscribed before the first build too: a verdict that changes meanwhile is not lost.
+    let verdicts = fleet.as_ref().map(Fleet::changes);
+    let targets = Targets::new(config.health.clone(), updates, metrics, shared.clone(), launcher, fleet);
     let shutdown = shutdown.child_token();
-    let task = tokio::spawn(Manager::new(table, targets).run(follower, results, control_rx, shutdown.clone()));
+    let task =
+        tokio::spawn(Manager::new(table, targets).run(follower, results, control_rx, verdicts, shutdown.clone()));
     HealthChecker { control, shared, shutdown: shutdown.drop_guard(), task }
 }
 

@@ -1,9 +1,12 @@
 //! The manager task: one loop that feeds the targets from the table, hands them probe
-//! results, applies reloads and stops on shutdown.
+//! results and the fleet's verdict changes, applies reloads and stops on shutdown.
+
+use std::sync::Arc;
 
 use meridian_config::health::HealthConfig;
+use meridian_fleet::VerdictChange;
 use meridian_model::follow::{Follower, Projection};
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -34,6 +37,7 @@ impl Manager {
         mut follower: Follower,
         mut results: mpsc::Receiver<ProbeResult>,
         mut control: mpsc::UnboundedReceiver<Control>,
+        mut verdicts: Option<broadcast::Receiver<Arc<VerdictChange>>>,
         shutdown: CancellationToken,
     ) {
         self.targets.rebuild(&self.table.snapshot());
@@ -46,6 +50,12 @@ impl Manager {
                 },
                 Some(r) = results.recv() => self.targets.on_result(r),
                 Some(Control::Reload(health)) = control.recv() => self.reload(*health),
+                change = next_verdicts(&mut verdicts) => match change {
+                    Ok(c) => self.targets.on_verdicts(Some(&c.changes)),
+                    Err(broadcast::error::RecvError::Lagged(_)) => self.targets.on_verdicts(None),
+                    // The fleet is gone (shutting down): its last verdicts stay.
+                    Err(broadcast::error::RecvError::Closed) => verdicts = None,
+                },
             }
         }
         self.targets.stop();
@@ -55,5 +65,15 @@ impl Manager {
         self.targets.reconfigure(health);
         self.targets.rebuild(&self.table.snapshot());
         info!("health: configuration reloaded");
+    }
+}
+
+/// The next batch of verdict changes; never resolves without a fleet.
+async fn next_verdicts(
+    rx: &mut Option<broadcast::Receiver<Arc<VerdictChange>>>,
+) -> Result<Arc<VerdictChange>, broadcast::error::RecvError> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }

@@ -24,6 +24,12 @@
 //! of its last five probes: connect time is one network round trip, free of the
 //! backend's processing time, and the minimum leaves out the delays a busy host adds.
 //!
+//! In a fleet ([`spawn_in_fleet`]), each address's own state after its hysteresis is
+//! this instance's ballot (`meridian_fleet::Fleet::observe`), and the table is told the
+//! fleet's verdict per address instead (the own state while no live instance has one),
+//! republished whenever the fleet's verdict changes; a restarted instance publishes the
+//! fleet's verdicts before its own first probes.
+//!
 //! Layout:
 //! - `annotation`: the `meridian.io/health-check` annotation ([`parse_annotation`]).
 //! - `spec`: the check a shard gets ([`CheckSpec`], [`spec_for`]).
@@ -48,7 +54,7 @@ mod tls;
 use std::sync::Arc;
 
 pub use annotation::{AnnotationCheck, AnnotationError, HEALTH_CHECK_ANNOTATION, parse_annotation};
-pub use checker::{HealthChecker, HealthView, TargetStatus, spawn};
+pub use checker::{HealthChecker, HealthView, TargetStatus, spawn, spawn_in_fleet};
 pub use probe::{ProbeError, parse_status_line, probe};
 pub use spec::{CheckSpec, spec_for};
 pub use state::AddrState;

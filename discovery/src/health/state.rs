@@ -76,19 +76,19 @@ impl AddrState {
     }
 }
 
-/// A shard's probe from its addresses' states: Up when any is Up, Down when all are
-/// Down; its RTT is the lowest among the Up ones.
-pub(super) fn combine<'a>(addrs: impl Iterator<Item = &'a AddrState> + Clone) -> Probe {
-    let up = addrs.clone().filter(|a| a.state == ProbeState::Up);
+/// A shard's probe from its addresses' (state, RTT in seconds): Up when any is Up, Down
+/// when all are Down; its RTT is the lowest among the Up ones.
+pub(super) fn combine(addrs: impl Iterator<Item = (ProbeState, Option<f64>)> + Clone) -> Probe {
+    let up = addrs.clone().filter(|a| a.0 == ProbeState::Up);
     let mut all = addrs.peekable();
     let state = if up.clone().next().is_some() {
         ProbeState::Up
-    } else if all.peek().is_some() && all.all(|a| a.state == ProbeState::Down) {
+    } else if all.peek().is_some() && all.all(|a| a.0 == ProbeState::Down) {
         ProbeState::Down
     } else {
         ProbeState::Unknown
     };
-    let rtt = up.filter_map(|a| a.rtt).min_by(f64::total_cmp).map(Duration::from_secs_f64);
+    let rtt = up.filter_map(|a| a.1).min_by(f64::total_cmp).map(Duration::from_secs_f64);
     Probe { state, rtt }
 }
 

@@ -1,11 +1,18 @@
 //! The set of health targets: one probe task per (shard, address), kept in line with the
 //! table as a [`Projection`], and the probe results that go back into it.
+//!
+//! In a fleet, each address's own state (after its hysteresis) goes to the fleet, and
+//! what the table is told per address is the fleet's verdict (this instance's own
+//! state while no live instance has observed it); a verdict that changes republishes
+//! the shards holding the address. Without a fleet, the own state is the verdict.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use meridian_config::health::HealthConfig;
+use meridian_fleet::{Fleet, Health};
 use meridian_model::follow::Projection;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -44,7 +51,24 @@ struct ShardProbe {
     published_at: Option<Instant>,
 }
 
+impl AddrSlot {
+    /// What the table is told of this address: the fleet's verdict, else its own state.
+    fn verdict(&self, fleet: Option<&Fleet>) -> (ProbeState, Option<f64>) {
+        let state = match fleet.map(|f| f.health(self.addr)) {
+            Some(Health::Up) => ProbeState::Up,
+            Some(Health::Down) => ProbeState::Down,
+            Some(Health::Unknown) | None => self.health.state,
+        };
+        (state, self.health.rtt)
+    }
+}
+
 impl ShardProbe {
+    /// The shard's probe from its addresses' verdicts.
+    fn probe(&self, fleet: Option<&Fleet>) -> Probe {
+        combine(self.addrs.iter().map(|a| a.verdict(fleet)))
+    }
+
     /// Tells the table about `probe` when its state changed or its RTT moved enough.
     fn publish(&mut self, sk: &ShardKey, probe: Probe, metrics: &Metrics, updates: &mpsc::UnboundedSender<Update>) {
         let now = Instant::now();
@@ -78,6 +102,15 @@ pub(super) struct Targets {
     /// The clusters each service has probes in, so one service's sync does not scan all.
     by_service: HashMap<ObjectKey, Vec<Arc<str>>>,
     launcher: Launcher,
+    /// Where this instance's observations go and its verdicts come from, in a fleet.
+    fleet: Option<Fleet>,
+    /// The shards probing each address: the fleet's verdicts name addresses, and an
+    /// address is withdrawn from the fleet only when no shard probes it any more.
+    /// Kept only in a fleet.
+    by_addr: HashMap<SocketAddr, Vec<ShardKey>>,
+    /// Addresses dropped by [`Targets::clear`]: withdrawn from the fleet after the
+    /// rebuild that follows unless it probes them again (no withdraw-and-republish flap).
+    cleared: Vec<SocketAddr>,
 }
 
 impl Projection for Targets {
@@ -89,6 +122,13 @@ impl Projection for Targets {
         lock(&self.shared.problems).retain(|k, _| snap.services.contains_key(&k.1));
         for key in snap.services.keys() {
             self.sync_key(snap, key);
+        }
+        for addr in std::mem::take(&mut self.cleared) {
+            if !self.by_addr.contains_key(&addr)
+                && let Some(f) = &self.fleet
+            {
+                f.forget(addr);
+            }
         }
         self.count();
     }
@@ -111,8 +151,20 @@ impl Targets {
         metrics: Metrics,
         shared: Arc<Shared>,
         launcher: Launcher,
+        fleet: Option<Fleet>,
     ) -> Self {
-        Self { health, updates, metrics, shared, shards: HashMap::new(), by_service: HashMap::new(), launcher }
+        Self {
+            health,
+            updates,
+            metrics,
+            shared,
+            shards: HashMap::new(),
+            by_service: HashMap::new(),
+            launcher,
+            fleet,
+            by_addr: HashMap::new(),
+            cleared: Vec::new(),
+        }
     }
 
     /// Takes a new `[health]` section; the caller rebuilds. A new in-flight bound
@@ -140,9 +192,42 @@ impl Targets {
         if slot.health.record(&r.result, sp.spec.healthy_threshold, sp.spec.unhealthy_threshold) {
             debug!(addr = %r.addr, state = state_name(slot.health.state), error = ?slot.health.last_error, "health: address changed");
         }
-        let probe = combine(sp.addrs.iter().map(|a| &a.health));
+        // The fleet hears every known state (cheap when unchanged, so its RTT stays
+        // fresh); an address not yet decided here casts no ballot.
+        if let Some(f) = &self.fleet
+            && slot.health.state != ProbeState::Unknown
+        {
+            f.observe(r.addr, slot.health.state == ProbeState::Up, slot.health.rtt.map(Duration::from_secs_f64));
+        }
+        let probe = sp.probe(self.fleet.as_ref());
         sp.publish(&r.shard, probe, &self.metrics, &self.updates);
         self.refresh_targets(&r.shard);
+    }
+
+    /// The fleet's verdicts on these addresses changed: republishes the shards holding
+    /// them. `None` (the feed lagged): every shard.
+    pub(super) fn on_verdicts(&mut self, changed: Option<&[(SocketAddr, Health)]>) {
+        let shards: Vec<ShardKey> = match changed {
+            Some(changed) => {
+                let mut keys: Vec<ShardKey> =
+                    changed.iter().filter_map(|(a, _)| self.by_addr.get(a)).flatten().cloned().collect();
+                keys.sort();
+                keys.dedup();
+                keys
+            }
+            None => self.shards.keys().cloned().collect(),
+        };
+        for sk in shards {
+            self.republish(&sk);
+        }
+    }
+
+    /// Publishes a shard's probe from its addresses' verdicts, if that changed it.
+    fn republish(&mut self, sk: &ShardKey) {
+        let Some(sp) = self.shards.get_mut(sk) else { return };
+        let probe = sp.probe(self.fleet.as_ref());
+        sp.publish(sk, probe, &self.metrics, &self.updates);
+        self.refresh_targets(sk);
     }
 
     fn clear(&mut self) {
@@ -150,6 +235,7 @@ impl Targets {
             self.metrics.shard_state(sp.published.state, -1);
         }
         self.by_service.clear();
+        self.cleared.extend(self.by_addr.drain().map(|(addr, _)| addr));
         lock(&self.shared.targets).clear();
         self.metrics.targets.set(0);
     }
@@ -216,6 +302,11 @@ impl Targets {
             let same_check = old.as_ref().filter(|o| o.spec == spec);
             same_check.and_then(|o| o.addrs.iter().find(|a| a.addr == addr)).map(|a| a.health.clone())
         };
+        self.index(&sk, &wanted);
+        if let Some(o) = &old {
+            let left: Vec<SocketAddr> = o.addrs.iter().map(|a| a.addr).filter(|a| !wanted.contains(a)).collect();
+            self.unindex(&sk, &left);
+        }
         let mut addrs = Vec::with_capacity(wanted.len());
         for addr in wanted {
             let health = kept(addr).unwrap_or_default();
@@ -230,8 +321,48 @@ impl Targets {
         if !clusters.contains(&sk.0) {
             clusters.push(sk.0.clone());
         }
+        // A new shard (or one restarted, as after this instance's own restart) tells the
+        // table the fleet's verdict at once rather than waiting for its own first probes.
+        if self.fleet.is_some() {
+            self.republish_known(&sk);
+        }
         self.refresh_targets(&sk);
         debug!(cluster = %sk.0, service = %sk.1, "health: probing");
+    }
+
+    /// Publishes the shard's probe if the fleet's verdicts make it Up or Down: a shard
+    /// nobody has decided on yet keeps what the table holds.
+    fn republish_known(&mut self, sk: &ShardKey) {
+        let known = self.shards.get(sk).is_some_and(|sp| sp.probe(self.fleet.as_ref()).state != ProbeState::Unknown);
+        if known {
+            self.republish(sk);
+        }
+    }
+
+    /// Records that `sk` probes `addrs` (in a fleet).
+    fn index(&mut self, sk: &ShardKey, addrs: &[SocketAddr]) {
+        if self.fleet.is_none() {
+            return;
+        }
+        for addr in addrs {
+            let shards = self.by_addr.entry(*addr).or_default();
+            if !shards.contains(sk) {
+                shards.push(sk.clone());
+            }
+        }
+    }
+
+    /// `sk` no longer probes `addrs`; those no shard probes leave the fleet.
+    fn unindex(&mut self, sk: &ShardKey, addrs: &[SocketAddr]) {
+        let Some(fleet) = &self.fleet else { return };
+        for addr in addrs {
+            let Some(shards) = self.by_addr.get_mut(addr) else { continue };
+            shards.retain(|k| k != sk);
+            if shards.is_empty() {
+                self.by_addr.remove(addr);
+                fleet.forget(*addr);
+            }
+        }
     }
 
     /// Keeps the shard's annotation problems for `meridian status`, logging new ones.
@@ -254,6 +385,8 @@ impl Targets {
         if let Some(sp) = self.shards.remove(sk) {
             self.metrics.shard_state(sp.published.state, -1);
             self.forget_targets(sk, &sp.addrs);
+            let addrs: Vec<SocketAddr> = sp.addrs.iter().map(|a| a.addr).collect();
+            self.unindex(sk, &addrs);
         }
         if let Some(clusters) = self.by_service.get_mut(&sk.1) {
             clusters.retain(|c| *c != sk.0);
@@ -290,8 +423,18 @@ impl Targets {
                     state: state_name(a.health.state),
                     rtt_ms: a.health.rtt.map(|s| s * 1000.0),
                     last_error: a.health.last_error.clone(),
+                    fleet: self.fleet.as_ref().map(|f| health_name(f.health(a.addr))),
                 },
             );
         }
+    }
+}
+
+/// The name `meridian status` shows for a fleet verdict.
+fn health_name(h: Health) -> &'static str {
+    match h {
+        Health::Up => "up",
+        Health::Down => "down",
+        Health::Unknown => "unknown",
     }
 }

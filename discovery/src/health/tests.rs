@@ -279,3 +279,80 @@ async fn targets_follow_the_table() {
     wait_targets(&checker, "the shard's address is no longer probed", <[TargetStatus]>::is_empty).await;
     tokio::time::timeout(Duration::from_secs(5), checker.shutdown()).await.expect("shutdown in time");
 }
+
+/// A fleet of one peer and this instance, gossiping on loopback with quorum `any`.
+async fn fleet_pair(
+    key: &std::path::Path,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> (meridian_fleet::Fleet, meridian_fleet::Fleet) {
+    use meridian_config::fleet::{FleetConfig, Quorum};
+    let config = |id: &str, seeds: Vec<String>| FleetConfig {
+        key_file: Some(key.to_path_buf()),
+        seeds,
+        quorum: Quorum::Any,
+        gossip_interval: Duration::from_millis(100),
+        stale_after: Duration::from_secs(1),
+        ..FleetConfig::new(id, "r", "127.0.0.1:0".parse().expect("addr"))
+    };
+    let peer = meridian_fleet::Fleet::start(&config("peer", vec![]), cancel.clone()).await.expect("peer starts");
+    let here = meridian_fleet::Fleet::start(&config("here", vec![peer.local_addr().to_string()]), cancel.clone())
+        .await
+        .expect("this instance starts");
+    (peer, here)
+}
+
+/// The next probe the writer is told of, within five seconds.
+async fn next_probe(sent: &mut tokio::sync::mpsc::UnboundedReceiver<crate::Update>) -> Option<ProbeState> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), sent.recv()).await.ok().flatten()? {
+            crate::Update::Probe { probe, .. } => return Some(probe.state),
+            _ => continue,
+        }
+    }
+}
+
+/// In a fleet the table is told the fleet's verdict: a peer's "up" is published before
+/// this instance's own first probe and holds while its own probes fail (quorum `any`),
+/// its own "down" reaches the fleet, and the peer's change to "down" is republished.
+#[tokio::test]
+async fn in_a_fleet_the_table_gets_the_fleet_verdict() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("fleet.key");
+    std::fs::write(&key, "discovery-health-fleet-test-key-0123456789").expect("key");
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let (peer, here) = fleet_pair(&key, &cancel).await;
+    // A port nobody listens on: every probe from here fails.
+    let closed = TcpListener::bind("127.0.0.1:0").await.expect("bind").local_addr().expect("addr");
+    peer.observe(closed, true, None);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while here.health(closed) != meridian_fleet::Health::Up {
+        assert!(tokio::time::Instant::now() < deadline, "the peer's ballot never arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (table, mut writer) = crate::table::Table::new();
+    let mut sh = shard(&[]);
+    sh.ports = vec![Port { name: None, port: closed.port(), protocol: Protocol::Tcp }];
+    writer.apply([crate::Update::Cluster(sh.cluster.clone())]);
+    let (updates, mut sent) = tokio::sync::mpsc::unbounded_channel();
+    let mut registry = prometheus_client::registry::Registry::default();
+    let mut config = meridian_config::Config::demo();
+    config.health.interval = meridian_config::Duration::from_secs(1);
+    config.health.jitter = meridian_config::Duration::from_millis(0);
+    config.health.unhealthy_threshold = 1;
+    let checker = spawn_in_fleet(&config, table, updates, &mut registry, &cancel, Some(here.clone()));
+    writer.apply([crate::Update::Service {
+        cluster: "eu-west".into(),
+        key: ObjectKey::new("default", "web"),
+        shard: Some(sh),
+    }]);
+    assert_eq!(next_probe(&mut sent).await, Some(ProbeState::Up), "the fleet's verdict, before any probe");
+    wait_targets(&checker, "this instance's own probes fail", |t| {
+        t.len() == 1 && t[0].state == "down" && t[0].fleet == Some("up")
+    })
+    .await;
+    assert_eq!(here.verdict(closed).by("here").map(|s| s.up), Some(false), "its own ballot is down");
+    peer.observe(closed, false, None);
+    assert_eq!(next_probe(&mut sent).await, Some(ProbeState::Down), "the peer's change is republished");
+    checker.shutdown().await;
+    cancel.cancel();
+}

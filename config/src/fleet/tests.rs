@@ -96,3 +96,32 @@ fn inline_key_is_redacted_everywhere() {
     let env = FleetConfig { key: Some("$FLEET_KEY".into()), ..c };
     assert!(format!("{env:?}").contains("$FLEET_KEY"), "an environment reference is not a secret");
 }
+
+/// `[fleet]` in a whole file: absent by default, read when present, and its problems
+/// reported like every other section's, with the field path and the line.
+#[test]
+fn fleet_section_in_the_file() {
+    let base = "name = \"f\"\ndns_zone = \"example.com\"\n[[clusters]]\nname = \"a\"\nsimulated = true\n";
+    let none = crate::Config::parse(base, std::path::Path::new("t.toml"), std::path::Path::new(".")).expect("valid");
+    assert_eq!(none.fleet, None);
+    let cases: &[(&str, Option<&str>)] = &[
+        ("[fleet]\nid = \"a\"\nregion = \"r\"\nlisten = \"127.0.0.1:7946\"\nkey = \"$K\"\nquorum = \"any\"", None),
+        (
+            "[fleet]\nid = \"a b\"\nregion = \"r\"\nlisten = \"127.0.0.1:7946\"\nkey = \"$K\"",
+            Some("t.toml:7:6: fleet.id"),
+        ),
+        ("[fleet]\nid = \"a\"\nregion = \"r\"\nlisten = \"127.0.0.1:7946\"", Some("fleet.key")),
+        (
+            "[fleet]\nid = \"a\"\nregion = \"r\"\nlisten = \"127.0.0.1:7946\"\nkey = \"$K\"\nstale_after = \"1s\"",
+            Some("t.toml:11:15: fleet.stale_after"),
+        ),
+        (
+            "[fleet]\nid = \"a\"\nregion = \"r\"\nlisten = \"127.0.0.1:7946\"\nkey = \"$K\"\nquorum = \"most\"",
+            Some("most"),
+        ),
+    ];
+    crate::tests::check_sections(base, cases);
+    let text = format!("{base}{}\n", cases[0].0);
+    let c = crate::Config::parse(&text, std::path::Path::new("t.toml"), std::path::Path::new(".")).expect("valid");
+    assert_eq!(c.fleet.map(|f| f.quorum), Some(Quorum::Any));
+}

@@ -18,16 +18,20 @@
 //! The shared key itself never appears in the file: `key_file` names a file holding it,
 //! `key` names an environment variable (`"$NAME"`). `Debug` and `Serialize` print only
 //! those references, and redact anything else written in `key`.
+//!
+//! The `meridian-fleet` crate runs the fleet from this section; the quorum rules
+//! themselves ([`Quorum`]) are spelled here, since the file names them, and applied
+//! there.
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::duration;
-use crate::quorum::Quorum;
+pub use crate::Location;
 
 /// Default time after which a peer whose heartbeat has not advanced stops counting.
 pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(5);
@@ -43,12 +47,71 @@ pub const GOSSIP_INTERVAL_RANGE: (Duration, Duration) = (Duration::from_millis(1
 /// Longest `id` or `region`: they travel in every digest and label every metric.
 pub const MAX_NAME_LEN: usize = 63;
 
-/// Where this instance is, for `meridian status` and geo-aware consumers.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Location {
-    pub lat: f64,
-    pub lon: f64,
+/// How the instances' ballots on an address become the fleet's verdict (applied by
+/// `meridian_fleet::decide`).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Quorum {
+    /// One counted ballot saying up is enough.
+    Any,
+    /// More than half of the ballots say up.
+    #[default]
+    Majority,
+    /// More than this share of the ballots say up; `0 <= F < 1`.
+    Fraction(f64),
+    /// A majority within each region, then a majority of regions.
+    RegionsMajority,
+}
+
+/// Why a `quorum` value is not a rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QuorumParseError {
+    #[error("unknown quorum {0:?} (use any, majority, fraction:F or regions-majority)")]
+    Unknown(String),
+    #[error("quorum {0:?}: the fraction must be a number from 0 up to (not including) 1, as in fraction:0.18")]
+    Fraction(String),
+}
+
+impl FromStr for Quorum {
+    type Err = QuorumParseError;
+
+    fn from_str(s: &str) -> Result<Self, QuorumParseError> {
+        match s.trim() {
+            "any" => Ok(Quorum::Any),
+            "majority" => Ok(Quorum::Majority),
+            "regions-majority" => Ok(Quorum::RegionsMajority),
+            other => {
+                let f = other.strip_prefix("fraction:").ok_or_else(|| QuorumParseError::Unknown(other.to_owned()))?;
+                match f.trim().parse::<f64>() {
+                    Ok(f) if (0.0..1.0).contains(&f) => Ok(Quorum::Fraction(f)),
+                    _ => Err(QuorumParseError::Fraction(other.to_owned())),
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for Quorum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Quorum::Any => f.write_str("any"),
+            Quorum::Majority => f.write_str("majority"),
+            Quorum::Fraction(x) => write!(f, "fraction:{x}"),
+            Quorum::RegionsMajority => f.write_str("regions-majority"),
+        }
+    }
+}
+
+impl Serialize for Quorum {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Quorum {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// The `[fleet]` section.
@@ -82,9 +145,9 @@ pub struct FleetConfig {
     #[serde(default)]
     pub quorum: Quorum,
     /// A peer whose heartbeat has not advanced for this long is left out of verdicts.
-    #[serde(default = "default_stale_after", with = "duration")]
+    #[serde(default = "default_stale_after", with = "std_duration")]
     pub stale_after: Duration,
-    #[serde(default = "default_gossip_interval", with = "duration")]
+    #[serde(default = "default_gossip_interval", with = "std_duration")]
     pub gossip_interval: Duration,
 }
 
@@ -132,9 +195,9 @@ impl fmt::Debug for FleetConfig {
     }
 }
 
-/// One problem in `[fleet]`; [`ConfigError::field`] names the setting.
+/// One problem in `[fleet]`; [`FleetConfigError::field`] names the setting.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ConfigError {
+pub enum FleetConfigError {
     #[error("id {0:?} must be 1 to 63 characters of letters, digits, '-', '_' and '.'")]
     BadId(String),
     #[error("region {0:?} must be 1 to 63 characters of letters, digits, '-', '_' and '.'")]
@@ -161,20 +224,20 @@ pub enum ConfigError {
     GossipInterval(Duration),
 }
 
-impl ConfigError {
+impl FleetConfigError {
     /// The field path, as the config crate reports it (`fleet.seeds[2]`).
     pub fn field(&self) -> String {
         let name = match self {
-            ConfigError::BadId(_) => "id",
-            ConfigError::BadRegion(_) => "region",
-            ConfigError::Latitude(_) => "location.lat",
-            ConfigError::Longitude(_) => "location.lon",
-            ConfigError::Unreachable(_) => "advertise",
-            ConfigError::BadSeed { index, .. } => return format!("fleet.seeds[{index}]"),
-            ConfigError::NoKey | ConfigError::InlineKey => "key",
-            ConfigError::BothKeys => "key_file",
-            ConfigError::StaleTooShort { .. } => "stale_after",
-            ConfigError::GossipInterval(_) => "gossip_interval",
+            FleetConfigError::BadId(_) => "id",
+            FleetConfigError::BadRegion(_) => "region",
+            FleetConfigError::Latitude(_) => "location.lat",
+            FleetConfigError::Longitude(_) => "location.lon",
+            FleetConfigError::Unreachable(_) => "advertise",
+            FleetConfigError::BadSeed { index, .. } => return format!("fleet.seeds[{index}]"),
+            FleetConfigError::NoKey | FleetConfigError::InlineKey => "key",
+            FleetConfigError::BothKeys => "key_file",
+            FleetConfigError::StaleTooShort { .. } => "stale_after",
+            FleetConfigError::GossipInterval(_) => "gossip_interval",
         };
         format!("fleet.{name}")
     }
@@ -201,13 +264,13 @@ impl FleetConfig {
     }
 
     /// Every problem at once, so a file is fixed in one pass.
-    pub fn validate(&self) -> Result<(), Vec<ConfigError>> {
+    pub fn validate(&self) -> Result<(), Vec<FleetConfigError>> {
         let mut out = Vec::new();
         if !valid_name(&self.id) {
-            out.push(ConfigError::BadId(self.id.clone()));
+            out.push(FleetConfigError::BadId(self.id.clone()));
         }
         if !valid_name(&self.region) {
-            out.push(ConfigError::BadRegion(self.region.clone()));
+            out.push(FleetConfigError::BadRegion(self.region.clone()));
         }
         self.validate_location(&mut out);
         self.validate_addresses(&mut out);
@@ -216,57 +279,63 @@ impl FleetConfig {
         if out.is_empty() { Ok(()) } else { Err(out) }
     }
 
+    /// Every problem as (field path, message), the way [`crate::Config::validate`]
+    /// reports them so `meridian check` shows their file and line.
+    pub(crate) fn problems(&self) -> Vec<(String, String)> {
+        self.validate().err().unwrap_or_default().into_iter().map(|e| (e.field(), e.to_string())).collect()
+    }
+
     /// The address peers gossip to: `advertise`, else `listen`.
     pub fn advertised(&self) -> SocketAddr {
         self.advertise.unwrap_or(self.listen)
     }
 
-    fn validate_location(&self, out: &mut Vec<ConfigError>) {
+    fn validate_location(&self, out: &mut Vec<FleetConfigError>) {
         let Some(loc) = self.location else { return };
         if !(-90.0..=90.0).contains(&loc.lat) {
-            out.push(ConfigError::Latitude(loc.lat));
+            out.push(FleetConfigError::Latitude(loc.lat));
         }
         if !(-180.0..=180.0).contains(&loc.lon) {
-            out.push(ConfigError::Longitude(loc.lon));
+            out.push(FleetConfigError::Longitude(loc.lon));
         }
     }
 
-    fn validate_addresses(&self, out: &mut Vec<ConfigError>) {
+    fn validate_addresses(&self, out: &mut Vec<FleetConfigError>) {
         let adv = self.advertised();
         // Port 0 is allowed: `Fleet::start` advertises the port it was given.
         if adv.ip().is_unspecified() || adv.ip().is_multicast() {
-            out.push(ConfigError::Unreachable(adv));
+            out.push(FleetConfigError::Unreachable(adv));
         }
         for (index, seed) in self.seeds.iter().enumerate() {
             if !valid_seed(seed) {
-                out.push(ConfigError::BadSeed { index, value: seed.clone() });
+                out.push(FleetConfigError::BadSeed { index, value: seed.clone() });
             }
         }
     }
 
-    fn validate_key(&self, out: &mut Vec<ConfigError>) {
+    fn validate_key(&self, out: &mut Vec<FleetConfigError>) {
         match (&self.key, &self.key_file) {
-            (None, None) => out.push(ConfigError::NoKey),
-            (Some(_), Some(_)) => out.push(ConfigError::BothKeys),
-            (Some(k), None) if !is_env_reference(k) => out.push(ConfigError::InlineKey),
+            (None, None) => out.push(FleetConfigError::NoKey),
+            (Some(_), Some(_)) => out.push(FleetConfigError::BothKeys),
+            (Some(k), None) if !is_env_reference(k) => out.push(FleetConfigError::InlineKey),
             _ => {}
         }
     }
 
-    fn validate_timing(&self, out: &mut Vec<ConfigError>) {
+    fn validate_timing(&self, out: &mut Vec<FleetConfigError>) {
         let (lo, hi) = GOSSIP_INTERVAL_RANGE;
         if self.gossip_interval < lo || self.gossip_interval > hi {
-            out.push(ConfigError::GossipInterval(self.gossip_interval));
+            out.push(FleetConfigError::GossipInterval(self.gossip_interval));
         }
         let min = self.gossip_interval * MIN_ROUNDS_BEFORE_STALE;
         if self.stale_after < min {
-            out.push(ConfigError::StaleTooShort { stale_after: self.stale_after, min });
+            out.push(FleetConfigError::StaleTooShort { stale_after: self.stale_after, min });
         }
     }
 }
 
 /// `$NAME` with a POSIX-style variable name.
-pub(crate) fn is_env_reference(key: &str) -> bool {
+pub fn is_env_reference(key: &str) -> bool {
     let Some(name) = key.strip_prefix('$') else { return false };
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
@@ -292,6 +361,19 @@ fn valid_seed(s: &str) -> bool {
     port_ok && host_ok
 }
 
+/// `stale_after` and `gossip_interval` are `std::time::Duration`s (the fleet computes
+/// with them), written in the file as every other duration is ([`crate::Duration`]).
+mod std_duration {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+        crate::Duration::from(*d).serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+        crate::Duration::deserialize(d).map(crate::Duration::as_std)
+    }
+}
+
 #[cfg(test)]
-#[path = "config/tests.rs"]
 mod tests;
