@@ -335,7 +335,6 @@ impl Server {
         Ok(())
     }
 
-
     pub(crate) async fn shutdown(mut self) {
         info!("shutting down");
         // In order: the admin endpoint, sync (releasing its Lease), the proxy's drain
