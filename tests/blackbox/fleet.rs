@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use meridian_tests::{Reply, binary, dig, http_get, kubectl_ok};
+use meridian_tests::{Reply, SimProcess, binary, dig, http_get, kubectl_ok};
 use serde_json::Value;
 
 /// The key every instance shares (at least 32 bytes).
@@ -222,45 +222,6 @@ fn relayed_kubeconfig(kubeconfig: &Path, ip: &str, out: &Path) -> Result<Vec<Rel
     Ok(relays)
 }
 
-/// `meridian sim` with clusters `a` and `b`, killed when dropped.
-struct Sim {
-    child: Child,
-    kubeconfig: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Sim {
-    fn start() -> Result<Sim> {
-        let dir = tempfile::tempdir()?;
-        let log = std::fs::File::create(dir.path().join("sim.log"))?;
-        let child = Command::new(binary())
-            .args(["sim", "--clusters", "a,b", "--state-dir"])
-            .arg(dir.path())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .context("run meridian sim")?;
-        let kubeconfig = dir.path().join("kubeconfig");
-        let mut sim = Sim { child, kubeconfig, _dir: dir };
-        wait_for(Duration::from_secs(20), "meridian sim writes its kubeconfig", || {
-            if let Some(st) = sim.child.try_wait()? {
-                bail!("meridian sim exited with {st}");
-            }
-            Ok(sim.kubeconfig.exists().then_some(()))
-        })?;
-        std::thread::sleep(Duration::from_millis(200));
-        Ok(sim)
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// One `meridian serve` inside its namespace, killed when dropped.
 struct Instance {
     id: String,
@@ -358,7 +319,7 @@ impl Drop for Instance {
 struct Fleet {
     instances: Vec<Instance>,
     _relays: Vec<Relay>,
-    sim: Sim,
+    sim: SimProcess,
     /// Cluster a's load-balancer address of `web`, and its probed `IP:PORT`.
     a_ip: String,
     a_target: String,
@@ -369,7 +330,7 @@ struct Fleet {
 impl Fleet {
     fn start() -> Result<Fleet> {
         let net = Net::new(3)?;
-        let sim = Sim::start()?;
+        let sim = SimProcess::start("a,b")?;
         let dir = tempfile::tempdir()?;
         let key = dir.path().join("fleet.key");
         std::fs::write(&key, format!("{KEY}\n"))?;

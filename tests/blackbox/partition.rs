@@ -4,54 +4,14 @@
 //! dead. A Service created after the heal must resolve, and one deleted must stop
 //! resolving, within 10 s. Also: `meridian sim` keeps its state across a SIGTERM.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result};
 use meridian_testkit::wait::eventually_blocking;
 use meridian_testkit::{FaultProxy, Mode};
-use meridian_tests::{Meridian, binary, eventually, free_addr, kubectl_ok};
-
-/// `meridian sim` with one cluster, killed when dropped.
-struct Sim {
-    child: Child,
-    kubeconfig: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Sim {
-    fn start(cluster: &str) -> Result<Sim> {
-        let dir = tempfile::tempdir()?;
-        let log = std::fs::File::create(dir.path().join("sim.log"))?;
-        let child = Command::new(binary())
-            .args(["sim", "--clusters", cluster, "--state-dir"])
-            .arg(dir.path())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .context("run meridian sim")?;
-        let kubeconfig = dir.path().join("kubeconfig");
-        let mut sim = Sim { child, kubeconfig, _dir: dir };
-        eventually_blocking(Duration::from_secs(20), "meridian sim wrote its kubeconfig", || {
-            match sim.child.try_wait() {
-                Ok(None) => sim.kubeconfig.exists().then_some(Ok(())),
-                Ok(Some(st)) => Some(Err(anyhow!("meridian sim exited with {st}"))),
-                Err(e) => Some(Err(e.into())),
-            }
-        })??;
-        std::thread::sleep(Duration::from_millis(200));
-        Ok(sim)
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use meridian_tests::{Meridian, SimProcess, binary, eventually, free_addr, kubectl_ok};
 
 /// The `server:` URL of the one cluster in a kubeconfig.
 fn server_of(kubeconfig: &Path) -> Result<String> {
@@ -68,7 +28,7 @@ fn addresses(m: &Meridian, name: &str) -> Result<Vec<String>> {
 #[test]
 fn after_a_silent_partition_heals_dns_follows_the_cluster_within_ten_seconds() -> Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
-    let sim = Sim::start("far")?;
+    let sim = SimProcess::start("far")?;
     let direct = server_of(&sim.kubeconfig)?;
     let upstream = direct.trim_start_matches("http://").parse().context("the simulator's address")?;
     let proxy = runtime.block_on(FaultProxy::start(upstream))?;
@@ -126,14 +86,14 @@ fn after_a_silent_partition_heals_dns_follows_the_cluster_within_ten_seconds() -
 /// state, and the next start in the same state directory serves it again.
 #[test]
 fn meridian_sim_saves_its_state_on_sigterm() -> Result<()> {
-    let mut sim = Sim::start("keep")?;
+    let mut sim = SimProcess::start("keep")?;
     kubectl_ok(&sim.kubeconfig, "keep", &["create", "configmap", "kept", "--from-literal=a=1"])?;
     let st = Command::new("kill").arg("-TERM").arg(sim.child.id().to_string()).status()?;
     assert!(st.success(), "kill -TERM");
     let exited =
         eventually_blocking(Duration::from_secs(10), "meridian sim exited", || sim.child.try_wait().transpose());
     exited.expect("meridian sim did not exit on SIGTERM")?;
-    let dir = sim._dir.path().to_path_buf();
+    let dir = sim.dir.path().to_path_buf();
     let state = dir.join("keep.json");
     assert!(state.exists(), "no state saved in {}", dir.display());
     let again = Command::new(binary())
@@ -142,7 +102,7 @@ fn meridian_sim_saves_its_state_on_sigterm() -> Result<()> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
-    let mut again = Sim { child: again, kubeconfig: sim.kubeconfig.clone(), _dir: tempfile::tempdir()? };
+    let mut again = SimProcess { child: again, kubeconfig: sim.kubeconfig.clone(), dir: tempfile::tempdir()? };
     let got = eventually(Duration::from_secs(10), "the restored ConfigMap", || {
         Ok(kubectl_ok(&again.kubeconfig, "keep", &["get", "configmap", "kept", "-o", "jsonpath={.data.a}"]).ok())
     })?;

@@ -27,12 +27,14 @@ pub mod haproxy;
 pub mod nginx;
 pub mod raw;
 pub mod recorder;
+pub mod sim;
 pub mod wire;
 pub use dig::{Record, Reply};
 pub use front::MeridianProxy;
 pub use haproxy::Haproxy;
 pub use nginx::Nginx;
 pub use recorder::RecordingBackend;
+pub use sim::SimProcess;
 
 /// The `meridian` binary built by `cargo build` (scripts/test builds it first).
 pub fn binary() -> PathBuf {
