@@ -249,6 +249,20 @@ async fn h2_cookie_crumbs_are_joined() -> Result<()> {
     Ok(())
 }
 
+/// Reads until `buf` holds a whole request head and takes it out (the test backends'
+/// requests have no body); false when the connection ends first.
+async fn next_head(s: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
+    loop {
+        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            buf.drain(..at + 4);
+            return true;
+        }
+        if !matches!(s.read_buf(buf).await, Ok(n) if n > 0) {
+            return false;
+        }
+    }
+}
+
 /// A raw backend answering every request it reads with `reply` (after reading the head;
 /// requests here have no body). With `reset` set, it resets instead. Counts requests.
 async fn raw_backend(
@@ -266,13 +280,9 @@ async fn raw_backend(
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 loop {
-                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                        if !matches!(s.read_buf(&mut buf).await, Ok(n) if n > 0) {
-                            return;
-                        }
+                    if !next_head(&mut s, &mut buf).await {
+                        return;
                     }
-                    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0) + 4;
-                    buf.drain(..end);
                     seen.fetch_add(1, Ordering::SeqCst);
                     if reset.load(Ordering::SeqCst) {
                         let _ = s.set_zero_linger();
@@ -518,13 +528,9 @@ async fn dying_backend(reply: &'static [u8], at: SocketAddr) -> Result<(SocketAd
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 loop {
-                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                        if !matches!(s.read_buf(&mut buf).await, Ok(n) if n > 0) {
-                            return;
-                        }
+                    if !next_head(&mut s, &mut buf).await {
+                        return;
                     }
-                    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0) + 4;
-                    buf.drain(..end);
                     if gone.load(Ordering::SeqCst) || s.write_all(reply).await.is_err() {
                         return;
                     }
