@@ -174,36 +174,13 @@ impl Server {
             None
         };
 
-        let sync = match &config.sync.host {
-            Some(host) if config.sync.enabled => {
-                let (kubeconfig, context) = registry::endpoint(&config, host, &sim_link)?;
-                let client = registry::connect(&host.name, &kubeconfig, context.as_deref()).await?;
-                Some(Arc::new(
-                    SyncModule::start(&config, client, discovery.clone(), &mut registry, shutdown.child_token())
-                        .await?,
-                ))
-            }
-            _ => None,
-        };
+        let sync = start_sync(&config, &sim_link, &discovery, &mut registry, &shutdown).await?;
 
-        let listener = admin::bind(config.admin.listen).await?;
-        info!(address = %config.admin.listen, "admin endpoint listening");
         let sections = admin_sections(dns.as_ref(), &health, proxy.as_ref(), sync.as_ref());
         let proxy_ready = proxy.clone().map(|p| Box::new(move || p.ready()) as Box<dyn Fn() -> bool + Send + Sync>);
-        let state = Arc::new(AdminState {
-            discovery: discovery.clone(),
-            registry,
-            sections,
-            proxy_ready,
-            fleet: fleet.clone(),
-        });
+        let state = AdminState { discovery: discovery.clone(), registry, sections, proxy_ready, fleet: fleet.clone() };
         let admin_stop = shutdown.child_token();
-        let stopped = admin_stop.clone();
-        let admin_task = tokio::spawn(async move {
-            if let Err(e) = admin::serve(listener, state, stopped.cancelled_owned()).await {
-                error!("admin endpoint failed: {e}");
-            }
-        });
+        let admin_task = start_admin(&config, state, admin_stop.clone()).await?;
 
         Ok(Self {
             config,
@@ -368,6 +345,38 @@ impl Server {
         }
         info!("stopped");
     }
+}
+
+/// Resource sync, when `[sync]` names a host cluster: its client and the module, stopped
+/// by a child of `shutdown`.
+async fn start_sync(
+    config: &Config,
+    sim_link: &SimulatorLink,
+    discovery: &Arc<Discovery>,
+    registry: &mut Registry,
+    shutdown: &CancellationToken,
+) -> Result<Option<Arc<SyncModule>>> {
+    let Some(host) = config.sync.host.as_ref().filter(|_| config.sync.enabled) else { return Ok(None) };
+    let (kubeconfig, context) = registry::endpoint(config, host, sim_link)?;
+    let client = registry::connect(&host.name, &kubeconfig, context.as_deref()).await?;
+    let sync = SyncModule::start(config, client, discovery.clone(), registry, shutdown.child_token()).await?;
+    Ok(Some(Arc::new(sync)))
+}
+
+/// Binds the admin endpoint and serves `state` on it until `stop`.
+async fn start_admin(
+    config: &Config,
+    state: AdminState,
+    stop: CancellationToken,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let listener = admin::bind(config.admin.listen).await?;
+    info!(address = %config.admin.listen, "admin endpoint listening");
+    let state = Arc::new(state);
+    Ok(tokio::spawn(async move {
+        if let Err(e) = admin::serve(listener, state, stop.cancelled_owned()).await {
+            error!("admin endpoint failed: {e}");
+        }
+    }))
 }
 
 /// How long shutdown waits for the fleet's gossip to stop and its socket to close.
