@@ -289,8 +289,9 @@ impl Builder {
 /// changed: the same clusters in the same order, and every changed shard kept its
 /// cluster's metadata, its annotations (which set the TTL of every name), ports and
 /// export. `None` when all names must be recomputed — also when no shard changed (what
-/// changed is elsewhere, e.g. the exports) and when the `fallback` stale policy may let
-/// one cluster's change decide whether another region serves stale shards.
+/// changed is elsewhere, e.g. the exports), when a changed shard is headless, and when
+/// the `fallback` stale policy may let one cluster's change decide whether another region
+/// serves stale shards.
 fn changed_regions(snap: &Snapshot, old: &FederatedService, new: &FederatedService) -> Option<HashSet<Arc<str>>> {
     if old.shards.len() != new.shards.len() {
         return None;
@@ -310,6 +311,12 @@ fn changed_regions(snap: &Snapshot, old: &FederatedService, new: &FederatedServi
         }
         if a.annotations != b.annotations || a.headless != b.headless || a.ports != b.ports || a.exported != b.exported
         {
+            return None;
+        }
+        // A headless shard's endpoints each have a clusterset name of their own: an
+        // endpoint that stops being ready must take its name away, which a patch of the
+        // names still published cannot do.
+        if b.headless {
             return None;
         }
         any = true;
@@ -376,6 +383,10 @@ mod tests {
         assert_eq!(changed_regions(&snap, &old, &svc(vec![sa.clone()])), None);
         let mut annotated = (*sb).clone();
         annotated.annotations.insert("meridian.io/ttl".into(), "5".into());
-        assert_eq!(changed_regions(&snap, &old, &svc(vec![sa, Arc::new(annotated)])), None);
+        assert_eq!(changed_regions(&snap, &old, &svc(vec![sa.clone(), Arc::new(annotated)])), None);
+        // A headless shard's endpoints changed: its per-endpoint names may have to go.
+        let headless = |ready| Arc::new(Shard { headless: true, ..(*shard(&b, ready)).clone() });
+        let old = svc(vec![sa.clone(), headless(2)]);
+        assert_eq!(changed_regions(&snap, &old, &svc(vec![sa, headless(1)])), None);
     }
 }

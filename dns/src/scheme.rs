@@ -2,7 +2,8 @@
 //!
 //! - Federation v1: `<svc>.<ns>.<fed>.svc.<dns-zone>` (global), `….svc.<region>.<dns-zone>`
 //!   and `….svc.<zone>.<region>.<dns-zone>`, each with the healthy shards at that level or
-//!   a CNAME one level up; the same under `ing` for Ingresses.
+//!   a CNAME one level up; the same under `ing` for Ingresses. A headless shard answers
+//!   with its ready endpoints, as its clusterset name does.
 //! - Multi-Cluster Services (KEP-1645): `<svc>.<ns>.svc.<clusterset>`, SRV per named port,
 //!   and per-endpoint names of headless services.
 //! - Ingress hosts and configured custom names inside a served zone.
@@ -45,7 +46,9 @@ pub(crate) fn ttl_override<'a>(annotations: impl IntoIterator<Item = &'a BTreeMa
 /// healthy).
 fn service_pools<'a>(snap: &Snapshot, s: &Settings, svc: &'a FederatedService) -> (Members<'a>, Members<'a>) {
     let members = |v: Vec<&'a Arc<Shard>>| -> Members<'a> {
-        v.into_iter().filter(|sh| !sh.addresses.is_empty()).map(|sh| shard_member(sh, &sh.addresses)).collect()
+        let mut out = Vec::with_capacity(v.len());
+        v.into_iter().for_each(|sh| shard_members(sh, &mut out));
+        out
     };
     let healthy = members(snap.usable_shards(&svc.shards, false));
     let global = if !healthy.is_empty() || !s.fail_open {
@@ -73,6 +76,19 @@ fn ingress_members<'a>(snap: &Snapshot, shards: &'a [Arc<IngressShard>]) -> Memb
         .into_iter()
         .map(|sh| MemberInput { cluster: &sh.cluster, addrs: &sh.addresses, annotations: &sh.annotations, rtt: None })
         .collect()
+}
+
+/// What one shard answers with: its load-balancer or external addresses; a headless shard
+/// without those (an exported `clusterIP: None` Service), its ready endpoints. Each
+/// endpoint is a member of its own, as in the clusterset name, so the ranking orders
+/// endpoints and the answer cap counts them.
+fn shard_members<'a>(sh: &'a Shard, out: &mut Members<'a>) {
+    if !sh.addresses.is_empty() {
+        out.push(shard_member(sh, &sh.addresses));
+    } else if sh.headless {
+        let ready = sh.endpoints.iter().filter(|ep| ep.ready && !ep.addresses.is_empty());
+        out.extend(ready.map(|ep| shard_member(sh, &ep.addresses)));
+    }
 }
 
 fn shard_member<'a>(sh: &'a Shard, addrs: &'a [IpAddr]) -> MemberInput<'a> {
@@ -333,3 +349,6 @@ pub(crate) fn extras(snap: &Snapshot, s: &Settings, in_zone: impl Fn(&[u8]) -> b
     }
     out
 }
+
+#[cfg(test)]
+mod tests;

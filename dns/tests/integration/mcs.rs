@@ -1,6 +1,9 @@
 //! Multi-Cluster Services names (KEP-1645).
 
+use std::time::Duration;
+
 use meridian_model::table::{ObjectKey, Update};
+use meridian_testkit::wait::eventually_sync;
 
 use crate::support::*;
 
@@ -89,5 +92,77 @@ async fn large_headless_services_are_capped() {
     assert_eq!(answers(&a, "A").len(), 8, "{a}");
     let srv = dig(&env, &["SRV", "_http._tcp.big.shop.svc.clusterset.local", "+tcp"]);
     assert_eq!(answers(&srv, "SRV").len(), 100, "{srv}");
+    env.server.shutdown().await;
+}
+
+/// An exported headless service's Federation v1 names answer its ready endpoints across
+/// clusters, per region and zone as for load balancers (a region without ready endpoints
+/// is a CNAME up), and the global name is capped like the clusterset name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn federation_names_of_headless_services_answer_their_endpoints() {
+    let big = (0..120).map(|i| endpoint(&format!("10.3.0.{}", 1 + i), None, true));
+    let updates = vec![
+        svc("us-east", "shop", "db", headless("us-east", vec![endpoint("10.0.0.1", Some("db-0"), true)])),
+        svc(
+            "eu-west",
+            "shop",
+            "db",
+            headless("eu-west", vec![endpoint("10.1.0.1", Some("db-1"), true), endpoint("10.1.0.2", None, false)]),
+        ),
+        export("us-east", "shop", "db"),
+        svc("us-east", "shop", "big", headless("us-east", big.collect())),
+        export("us-east", "shop", "big"),
+    ];
+    let env = start(config(), updates).await;
+    let global = "db.shop.demo.svc.meridian.test";
+    // (name, CNAMEs, A records)
+    let cases: &[(&str, &[&str], &[&str])] = &[
+        (global, &[], &["10.0.0.1", "10.1.0.1"]),
+        ("db.shop.demo.svc.us-east1.meridian.test", &[], &["10.0.0.1"]),
+        ("db.shop.demo.svc.us-east1-b.us-east1.meridian.test", &[], &["10.0.0.1"]),
+        ("db.shop.demo.svc.europe-west1.meridian.test", &[], &["10.1.0.1"]),
+        ("db.shop.demo.svc.asia-south1.meridian.test", &["db.shop.demo.svc.meridian.test."], &["10.0.0.1", "10.1.0.1"]),
+        ("db.shop.svc.clusterset.local", &[], &["10.0.0.1", "10.1.0.1"]),
+    ];
+    for (name, cnames, addrs) in cases {
+        let out = dig(&env, &["A", name]);
+        assert_eq!(status(&out), "NOERROR", "{name}: {out}");
+        assert!(flags(&out).contains(&"aa".to_owned()), "{name}: {out}");
+        assert_eq!(answers(&out, "CNAME"), cnames.to_vec(), "{name}: {out}");
+        assert_eq!(answers(&out, "A"), addrs.to_vec(), "{name}: {out}");
+    }
+    for name in ["big.shop.demo.svc.meridian.test", "big.shop.demo.svc.us-east1.meridian.test"] {
+        let out = dig(&env, &["A", name, "+tcp"]);
+        assert_eq!(answers(&out, "A").len(), 8, "{name}: {out}");
+    }
+    env.server.shutdown().await;
+}
+
+/// When an endpoint of a headless service stops being ready, its own clusterset name goes
+/// (NXDOMAIN) and it leaves the clusterset and Federation v1 answers, within a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_that_stops_being_ready_leaves_every_name() {
+    let eps = |ready: bool| vec![endpoint("10.0.0.1", Some("db-0"), true), endpoint("10.0.0.2", Some("db-1"), ready)];
+    let updates = vec![
+        svc("us-east", "shop", "db", headless("us-east", eps(true))),
+        svc("eu-west", "shop", "db", headless("eu-west", vec![endpoint("10.1.0.1", Some("db-2"), true)])),
+        export("us-east", "shop", "db"),
+    ];
+    let mut env = start(config(), updates).await;
+    let own = "db-1.us-east.db.shop.svc.clusterset.local";
+    let shared =
+        ["db.shop.svc.clusterset.local", "db.shop.demo.svc.meridian.test", "db.shop.demo.svc.us-east1.meridian.test"];
+    assert_eq!(answers(&dig(&env, &["A", own]), "A"), vec!["10.0.0.2"]);
+    for name in shared {
+        assert!(answers(&dig(&env, &["A", name]), "A").contains(&"10.0.0.2".to_owned()), "{name}");
+    }
+    env.writer.apply([svc("us-east", "shop", "db", headless("us-east", eps(false)))]);
+    let gone = eventually_sync(Duration::from_secs(1), "db-1 leaves every name", || {
+        let own_gone = status(&dig(&env, &["A", own])) == "NXDOMAIN";
+        let left = shared.iter().all(|n| !answers(&dig(&env, &["A", n]), "A").contains(&"10.0.0.2".to_owned()));
+        (own_gone && left).then_some(())
+    })
+    .await;
+    assert!(gone.is_ok(), "{}\n{}", dig(&env, &["A", own]), dig(&env, &["A", shared[1]]));
     env.server.shutdown().await;
 }
