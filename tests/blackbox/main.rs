@@ -4,6 +4,7 @@ mod check;
 mod demo;
 mod differential;
 mod dns;
+mod ednscomp;
 mod fleet;
 mod geo;
 mod partition;
