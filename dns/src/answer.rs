@@ -313,8 +313,8 @@ impl<'a> Chase<'a> {
                 let at_apex = key == &zone.data.apex[..];
                 if write_data(node, zone, at_apex, q.qtype, self.owner, client, resp) == 0 {
                     negative(zone, self.apex_ptr, resp);
-                } else if q.qtype == rtype::SRV {
-                    srv_addresses(index, node, resp);
+                } else if let Some(at) = target_offset(q.qtype) {
+                    target_addresses(index, node, q.qtype, at, resp);
                 }
                 return rcode::NOERROR;
             };
@@ -463,13 +463,26 @@ fn refer(index: &Index, zone: &ZoneEntry, cut: &[u8], q: &Question, resp: &mut R
     }
 }
 
-/// The A and AAAA records of the targets of `node`'s SRV records that this server serves,
-/// in the additional section (RFC 2782, as Knot does), each target once. They are left
-/// out, never truncating the answer, when the message has no room for them (RFC 2181 §9).
-fn srv_addresses(index: &Index, node: &Node, resp: &mut Response<'_>) {
-    let Some(srv) = node.rrsets.iter().find(|s| s.rtype == rtype::SRV) else { return };
+/// Where the target name starts in the RDATA of a type whose answers carry its targets'
+/// addresses (RFC 1034 §4.3.2 step 6 for NS and MX, RFC 2782 for SRV).
+fn target_offset(qtype: u16) -> Option<usize> {
+    match qtype {
+        rtype::NS => Some(0),
+        rtype::MX => Some(2),
+        rtype::SRV => Some(6),
+        _ => None,
+    }
+}
+
+/// The A and AAAA records of the targets of `node`'s `qtype` records (NS, MX, SRV) that
+/// this server serves, in the additional section (as Knot and BIND do), each target once:
+/// a resolver that asks for a zone's NS set gets its name servers' addresses with it.
+/// They are left out, never truncating the answer, when the message has no room for them
+/// (RFC 2181 §9).
+fn target_addresses(index: &Index, node: &Node, qtype: u16, offset: usize, resp: &mut Response<'_>) {
+    let Some(set) = node.rrsets.iter().find(|s| s.rtype == qtype) else { return };
     let mut written = 0;
-    let targets = srv.rdata.iter().filter_map(|r| r.get(6..));
+    let targets = set.rdata.iter().filter_map(|r| r.get(offset..));
     for (i, target) in targets.clone().enumerate() {
         let Some(name) = NameBuf::from_wire(target) else { continue };
         let repeated = targets.clone().take(i).any(|t| t.eq_ignore_ascii_case(target));

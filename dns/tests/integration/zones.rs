@@ -63,6 +63,33 @@ async fn zone_file_records_are_served() {
     env.server.shutdown().await;
 }
 
+/// NS, MX and SRV answers carry the addresses of their targets served here in the
+/// additional section (RFC 1034 §4.3.2, RFC 2782), as Knot and BIND do: a resolver that
+/// asks for the NS set learns its name servers' addresses with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ns_mx_and_srv_answers_carry_their_targets_addresses() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (c, _) = with_zone_file(dir.path());
+    let env = start(c, vec![]).await;
+    // Each additional record other than the OPT, as "owner type data".
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("NS", "meridian.test", &["ns1.meridian.test. A 192.0.2.53"]),
+        ("MX", "meridian.test", &["mail.meridian.test. A 192.0.2.25"]),
+        ("SRV", "_sip._tcp.meridian.test", &["sip.meridian.test. AAAA 2001:db8::5"]),
+        ("TXT", "meridian.test", &[]),
+    ];
+    for (t, name, want) in cases {
+        let out = dig(&env, &[t, name]);
+        let got: Vec<String> = section(&out, "ADDITIONAL")
+            .into_iter()
+            .filter(|r| r.2 != "OPT")
+            .map(|(owner, _, rtype, data)| format!("{owner} {rtype} {data}"))
+            .collect();
+        assert_eq!(got, *want, "{t} {name}: {out}");
+    }
+    env.server.shutdown().await;
+}
+
 /// An edit is served after `reload` and advances the serial; a broken edit is reported
 /// with file and line and the previous zone keeps serving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
