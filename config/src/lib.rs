@@ -138,6 +138,11 @@ pub struct DiscoveryConfig {
     /// silent connection and restarted with a relist. API servers send a bookmark about
     /// once a minute, so the default allows two and a half of them to go missing.
     pub watch_silence: Duration,
+    /// Name servers (`ip:port`) that resolve the hostnames of hostname-only load balancers
+    /// (cloud load balancers that publish a name, as AWS ELB does); empty uses the
+    /// system's (`/etc/resolv.conf`). A reload that changes them applies at once.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lb_name_servers: Vec<std::net::SocketAddr>,
 }
 
 impl Default for DiscoveryConfig {
@@ -150,6 +155,7 @@ impl Default for DiscoveryConfig {
             stale_max_age: Duration::from_secs(3600),
             federate_annotation: "meridian.io/federate".to_owned(),
             watch_silence: Duration::from_secs(150),
+            lb_name_servers: Vec::new(),
         }
     }
 }
@@ -356,6 +362,14 @@ impl DiscoveryConfig {
         }
         if self.offline_after == 0 {
             out.push(("discovery.offline_after".into(), "offline_after must be at least 1".into()));
+        }
+        for (i, ns) in self.lb_name_servers.iter().enumerate() {
+            if ns.ip().is_unspecified() || ns.ip().is_multicast() || ns.port() == 0 {
+                out.push((
+                    format!("discovery.lb_name_servers[{i}]"),
+                    format!("name server {ns} must be a unicast address with a port"),
+                ));
+            }
         }
         out
     }

@@ -67,6 +67,17 @@ fn defaults_fill_missing_sections() {
     assert_eq!(c.discovery.stale_policy, StalePolicy::Serve);
 }
 
+/// Load balancers' name servers are `ip:port` (IPv6 in brackets); none means the system's.
+#[test]
+fn lb_name_servers_are_socket_addresses() {
+    assert!(parse(MINIMAL).expect("valid").discovery.lb_name_servers.is_empty());
+    let text = format!("{MINIMAL}\n[discovery]\nlb_name_servers = [\"127.0.0.53:53\", \"[fd00::1]:5353\"]\n");
+    let c = parse(&text).expect("valid");
+    let got: Vec<String> = c.discovery.lb_name_servers.iter().map(ToString::to_string).collect();
+    assert_eq!(got, ["127.0.0.53:53", "[fd00::1]:5353"]);
+    assert!(parse(&text.replace("127.0.0.53:53", "127.0.0.53")).is_err(), "a port is required");
+}
+
 /// Each case: a file, and the (path, line) every reported error must have, in order.
 #[test]
 fn errors_name_the_field_and_line() {
@@ -108,6 +119,11 @@ fn errors_name_the_field_and_line() {
         (
             "name = \"f\"\ndns_zone = \"x.com\"\n[discovery]\nprobe_interval = \"fast\"\n",
             &[("discovery.probe_interval", 4)],
+        ),
+        // A load balancers' name server that no query can reach.
+        (
+            "name = \"f\"\ndns_zone = \"x.com\"\n[discovery]\nlb_name_servers = [\"10.0.0.2:53\", \"0.0.0.0:53\"]\n",
+            &[("discovery.lb_name_servers[1]", 4)],
         ),
         // A nice value the kernel has no use for.
         (

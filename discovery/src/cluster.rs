@@ -25,6 +25,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, info, warn};
 
 use crate::causes;
+use crate::lb_names::{self, NameUsers, Resolved};
 use crate::metrics::Metrics;
 use crate::shard::{self, SERVICE_NAME_LABEL, ServiceInfo, SliceInfo};
 use crate::table::{ClusterMeta, ClusterState, Kind, ObjectKey, Update};
@@ -288,11 +289,13 @@ struct ClusterView {
     exports: Watched<()>,
     /// Shard keys currently published, to know what a removal must clear.
     published: BTreeSet<ObjectKey>,
+    /// The hostnames of hostname-only load balancers, and what they resolve to.
+    lb_names: NameUsers,
     tx: UnboundedSender<Update>,
 }
 
 impl ClusterView {
-    fn new(meta: Arc<ClusterMeta>, settings: Settings, tx: UnboundedSender<Update>) -> Self {
+    fn new(meta: Arc<ClusterMeta>, settings: Settings, lb_names: NameUsers, tx: UnboundedSender<Update>) -> Self {
         Self {
             meta: meta.clone(),
             configured: meta,
@@ -304,6 +307,7 @@ impl ClusterView {
             nodes: Watched::default(),
             exports: Watched::default(),
             published: BTreeSet::new(),
+            lb_names,
             tx,
         }
     }
@@ -336,7 +340,7 @@ impl ClusterView {
         if !self.live() {
             return;
         }
-        let shard = self.services.objects.get(key).and_then(|svc| {
+        let mut shard = self.services.objects.get(key).and_then(|svc| {
             let slices = self.slices_of(key);
             match shard::shard_of(&self.meta, svc, &slices, self.exported(key)) {
                 Ok(s) => Some(s),
@@ -346,12 +350,35 @@ impl ClusterView {
                 }
             }
         });
+        self.resolve_hostnames(key, shard.as_mut());
         if shard.is_some() {
             self.published.insert(key.clone());
         } else if !self.published.remove(key) {
             return;
         }
         self.send(Update::Service { cluster: self.name(), key: key.clone(), shard });
+    }
+
+    /// A load balancer with hostnames and no IP gets the addresses its names resolve to,
+    /// as if it had published them; the names it uses are recorded either way (a Service
+    /// gone or given an IP uses none).
+    fn resolve_hostnames(&mut self, key: &ObjectKey, shard: Option<&mut crate::table::Shard>) {
+        let hostnames = shard.as_ref().filter(|s| s.addresses.is_empty()).map(|s| s.hostnames.as_slice());
+        let (names, invalid) = lb_names::wanted(hostnames.unwrap_or_default());
+        for e in invalid {
+            debug!(cluster = %self.meta.name, service = %key, error = %e, "load-balancer hostname not resolved");
+        }
+        let addrs = self.lb_names.set(key, names);
+        if let Some(shard) = shard {
+            shard.addresses.extend(addrs);
+        }
+    }
+
+    /// A name's addresses changed: refresh the Services it reaches.
+    fn on_resolved(&mut self, r: Resolved) {
+        for key in self.lb_names.resolved(r) {
+            self.refresh_service(&key);
+        }
     }
 
     fn refresh_ingress(&self, key: &ObjectKey) {
@@ -529,6 +556,7 @@ pub(crate) async fn run(
     client: Client,
     meta: Arc<ClusterMeta>,
     settings: Settings,
+    lb_names: NameUsers,
     tx: UnboundedSender<Update>,
     metrics: Metrics,
     events: Arc<AtomicU64>,
@@ -538,7 +566,7 @@ pub(crate) async fn run(
     // Bumped by the probe each time the cluster turns Ready after being Offline.
     let (back, came_back) = tokio::sync::watch::channel(0u64);
     let probe = probe_loop(client.clone(), name, settings.clone(), tx.clone(), metrics.clone(), back);
-    let view = ClusterView::new(meta, settings, tx);
+    let view = ClusterView::new(meta, settings, lb_names, tx);
     let watch = watch_loop(client, view, came_back, metrics, events);
     // One task for both, so aborting the cluster stops its probe too.
     tokio::join!(probe, watch);
@@ -564,6 +592,7 @@ async fn watch_loop(
                     events.fetch_add(1, Ordering::Relaxed);
                     view.handle(ev, &metrics);
                 }
+                resolved = view.lb_names.next() => view.on_resolved(resolved),
                 changed = came_back.changed() => {
                     if changed.is_err() {
                         return;

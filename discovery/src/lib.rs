@@ -7,6 +7,13 @@
 //!   share).
 //! - [`shard`]: pure translation of Services, EndpointSlices and Ingresses into shards.
 //! - `cluster`: one task per member cluster: watchers and the `/readyz` probe.
+//! - `lb_names`: hostname-only load balancers (AWS ELB publishes a name, not an IP): one
+//!   task resolves their names to A/AAAA (hickory-resolver; the system's resolver or
+//!   `discovery.lb_name_servers`) and their shards get those addresses as if published,
+//!   so DNS answers them and [`health`] probes them. Names are looked up again at nine
+//!   tenths of their TTL (bounded to 5 s – 5 min), each lookup under a deadline and at
+//!   most 16 at once; after failures the last good addresses are kept for four TTLs (at
+//!   least a minute), NXDOMAIN drops them at once.
 //! - [`registry`]: the kube clients of all members ([`Discovery`]), shared with sync.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`health`]: active health checks (TCP, HTTP, HTTPS) of every shard address from this
@@ -14,11 +21,13 @@
 //!
 //! This crate is the only one that reads member clusters' Services, EndpointSlices,
 //! Ingresses and Nodes. It does not answer DNS or proxy traffic, and it never writes to
-//! a cluster (health probes dial load-balancer addresses, never cluster APIs).
+//! a cluster (health probes dial load-balancer addresses, never cluster APIs). Its only
+//! DNS queries are the lookups of load balancers' hostnames.
 
 mod causes;
 mod cluster;
 pub mod health;
+mod lb_names;
 pub mod metrics;
 pub mod registry;
 pub mod shard;

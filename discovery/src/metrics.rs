@@ -26,6 +26,11 @@ struct ClusterLabels {
     cluster: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
 /// Handles to discovery's metrics; cheap to clone.
 #[derive(Clone, Default)]
 pub struct Metrics {
@@ -37,6 +42,8 @@ pub struct Metrics {
     shards: Gauge,
     ingresses: Gauge,
     version: Gauge,
+    lb_name_lookups: Family<ResultLabels, Counter>,
+    lb_names: Gauge,
 }
 
 impl Metrics {
@@ -62,6 +69,16 @@ impl Metrics {
         registry.register("meridian_table_shards", "Service shards in the table, over all clusters", m.shards.clone());
         registry.register("meridian_table_ingresses", "Federated ingresses in the table", m.ingresses.clone());
         registry.register("meridian_table_version", "Version of the published table snapshot", m.version.clone());
+        registry.register(
+            "meridian_lb_name_lookups",
+            "Lookups of hostname-only load balancers' names, by result (ok, nxdomain, nodata, failed)",
+            m.lb_name_lookups.clone(),
+        );
+        registry.register(
+            "meridian_lb_names",
+            "Load-balancer hostnames being resolved (each once, however many Services use it)",
+            m.lb_names.clone(),
+        );
         m
     }
 
@@ -91,6 +108,21 @@ impl Metrics {
         self.shards.set(as_i64(snap.shard_count()));
         self.ingresses.set(as_i64(snap.ingresses.len()));
         self.version.set(i64::try_from(snap.version).unwrap_or(i64::MAX));
+    }
+
+    /// One lookup of a load balancer's hostname (A and AAAA) ended with `result`.
+    pub(crate) fn lb_name_lookup(&self, result: &'static str) {
+        self.lb_name_lookups.get_or_create(&ResultLabels { result }).inc();
+    }
+
+    /// How many load-balancer hostnames are being resolved.
+    pub(crate) fn lb_names(&self, n: usize) {
+        self.lb_names.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Lookups of load-balancer hostnames that ended with `result` so far (tests, status).
+    pub fn lb_name_lookups(&self, result: &'static str) -> u64 {
+        self.lb_name_lookups.get_or_create(&ResultLabels { result }).get()
     }
 
     pub(crate) fn forget_cluster(&self, cluster: &str) {

@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use crate::causes::{chain, first_line};
 
 use crate::cluster::{self, Settings};
+use crate::lb_names::LbNames;
 use crate::metrics::Metrics;
 use crate::table::{ClusterMeta, ClusterState, Table, TableWriter, Update};
 
@@ -136,6 +137,8 @@ pub struct Discovery {
     members: DashMap<String, (Member, JoinHandle<()>)>,
     metrics: Metrics,
     sim: SimulatorLink,
+    /// Resolves hostname-only load balancers for every cluster task.
+    lb_names: LbNames,
 }
 
 impl Discovery {
@@ -144,7 +147,8 @@ impl Discovery {
         let (table, writer) = Table::new();
         let (tx, rx) = unbounded_channel();
         tokio::spawn(run_writer(writer, rx, metrics.clone()));
-        Arc::new(Self { table, tx, members: DashMap::new(), metrics, sim })
+        let lb_names = LbNames::spawn(metrics.clone());
+        Arc::new(Self { table, tx, members: DashMap::new(), metrics, sim, lb_names })
     }
 
     pub fn table(&self) -> Table {
@@ -172,6 +176,8 @@ impl Discovery {
     pub async fn apply(&self, config: &Config) -> Vec<Error> {
         let _ =
             self.tx.send(Update::StalePolicy(config.discovery.stale_policy, config.discovery.stale_max_age.as_std()));
+        // Before any cluster starts, so its first names go to the configured resolver.
+        self.lb_names.configure(&config.discovery);
         let settings = Settings {
             probe_interval: config.discovery.probe_interval.as_std(),
             probe_timeout: config.discovery.probe_timeout.as_std(),
@@ -235,6 +241,7 @@ impl Discovery {
             client.clone(),
             meta.clone(),
             settings,
+            self.lb_names.subscribe(),
             self.tx.clone(),
             self.metrics.clone(),
             events.clone(),
@@ -261,11 +268,12 @@ impl Discovery {
         self.members.get(cluster).map_or(0, |e| e.value().0.events.load(Ordering::Relaxed))
     }
 
-    /// Stops every cluster task.
+    /// Stops every cluster task and the resolver of load-balancer hostnames.
     pub fn shutdown(&self) {
         for e in self.members.iter() {
             e.value().1.abort();
         }
+        self.lb_names.shutdown();
     }
 }
 

@@ -149,9 +149,12 @@ pub struct Probe {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Shard {
     pub cluster: Arc<ClusterMeta>,
-    /// Load-balancer IPs (IPv4 and IPv6), or external IPs.
+    /// Load-balancer IPs (IPv4 and IPv6), or external IPs; for a load balancer that
+    /// publishes only hostnames, the addresses discovery resolved them to (empty until
+    /// the first answer).
     pub addresses: Vec<IpAddr>,
-    /// Load-balancer hostnames (e.g. AWS ELB names) that have no IP in the status.
+    /// Load-balancer hostnames (e.g. AWS ELB names) from the status; they are resolved
+    /// into `addresses` only when the status has no IP.
     pub hostnames: Vec<Arc<str>>,
     pub ports: Vec<Port>,
     /// `clusterIP: None`.

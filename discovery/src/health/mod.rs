@@ -15,8 +15,11 @@
 //!   apply;
 //! - `[health.clusters.<name>]`, then `[health]`.
 //!
-//! The port is the annotation's, else the Service's first TCP port. Shards without an IP
-//! address (hostname-only load balancers) and headless shards are not probed.
+//! The port is the annotation's, else the Service's first TCP port. A hostname-only load
+//! balancer's shard carries the addresses its names resolve to (discovery's `lb_names`),
+//! so those are probed like published IPs, and an address that goes away with a new
+//! answer stops being probed; a shard whose names resolve to nothing yet, and headless
+//! shards, are not probed.
 //!
 //! A shard is Up when any of its addresses is Up, Down when all are Down (a dual-stack
 //! shard whose IPv6 path is broken from here still serves IPv4 clients). Its RTT is the
