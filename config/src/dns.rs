@@ -303,7 +303,34 @@ impl DnsConfig {
         out.extend(self.unaddressed_nameservers(config));
         self.check_limits(&mut out);
         self.check_nsid_and_cookies(config, &mut out);
+        self.check_fleet_nameservers(config, &mut out);
         out
+    }
+
+    /// In a fleet every instance must publish the same NS set (the parent's delegation
+    /// names them all), so the default, `ns1.<zone>` at this instance's own listen
+    /// addresses, which differs from instance to instance, is refused.
+    fn check_fleet_nameservers(&self, config: &Config, out: &mut Vec<(String, String)>) {
+        if config.fleet.is_none() || !self.enabled || !self.nameservers.is_empty() {
+            return;
+        }
+        let defaulted: Vec<String> = self
+            .served_zones(config)
+            .into_iter()
+            .filter(|(_, zone)| zone.is_none_or(|z| z.file.is_none() && z.nameservers.is_empty()))
+            .map(|(apex, _)| apex)
+            .collect();
+        if !defaulted.is_empty() {
+            out.push((
+                "dns.nameservers".into(),
+                format!(
+                    "with [fleet], list every instance's name server with its addresses, the same on each \
+                     instance: the default (ns1.<zone> at this instance's listen addresses) names only this \
+                     one (zones without a master file or their own nameservers: {})",
+                    defaulted.join(", ")
+                ),
+            ));
+        }
     }
 
     /// The NSID's length and the cookie secret file's content (never quoted).
@@ -444,6 +471,35 @@ mod tests {
             ),
         ];
         crate::tests::check_sections(BASE, cases);
+    }
+
+    /// In a fleet the NS set must be given: the default names only this instance, at its
+    /// own addresses, so two instances would answer different NS sets. Zones with their
+    /// own name servers or a master file need nothing more; `[dns]` off needs nothing.
+    #[test]
+    fn a_fleet_needs_its_name_servers_listed() {
+        let fleet = "[fleet]\nid = \"a\"\nregion = \"r1\"\nlisten = \"127.0.0.1:7946\"\nkey_file = \"fleet.key\"";
+        let cases: Vec<(String, Option<&str>)> = vec![
+            (
+                format!("listen = [\"127.0.0.1:53\"]\n{fleet}"),
+                Some("dns.nameservers: with [fleet], list every instance"),
+            ),
+            (
+                format!("listen = [\"127.0.0.1:53\"]\nclusterset = {{ enabled = false }}\n{fleet}"),
+                Some("(zones without a master file or their own nameservers: example.com)"),
+            ),
+            (
+                format!(
+                    "listen = [\"127.0.0.1:53\"]\nnameservers = [{{ name = \"ns1.example.com\", addresses = \
+                     [\"192.0.2.1\"] }}, {{ name = \"ns2.example.com\", addresses = [\"192.0.2.2\"] }}]\n{fleet}"
+                ),
+                None,
+            ),
+            (format!("enabled = false\n{fleet}"), None),
+            ("listen = [\"127.0.0.1:53\"]".into(), None),
+        ];
+        let cases: Vec<(&str, Option<&str>)> = cases.iter().map(|(s, e)| (s.as_str(), *e)).collect();
+        crate::tests::check_sections(BASE, &cases);
     }
 
     /// `nsid` is 1 to 128 bytes; the cookie secret file must exist and hold exactly 32

@@ -131,6 +131,13 @@ impl Net {
         format!("10.213.{}.{}", self.subnet, 10 + i)
     }
 
+    /// `dns.nameservers` naming every instance (`ns<i>.fl.test` at its address), the
+    /// same on each, as the parent's delegation would.
+    fn nameservers(&self) -> String {
+        let one = |i: u8| format!("{{ name = \"ns{i}.fl.test\", addresses = [\"{}\"] }}", self.host(i));
+        (1..=3u8).map(one).collect::<Vec<_>>().join(", ")
+    }
+
     fn ns(&self, i: u8) -> &str {
         self.namespaces.get(usize::from(i) - 1).map_or("", String::as_str)
     }
@@ -344,13 +351,14 @@ impl Fleet {
             let seeds: Vec<String> = (1..=3u8).filter(|j| *j != i).map(|j| format!("\"{}\"", gossip(j))).collect();
             let id = format!("i{i}");
             let config = format!(
-                "{head}\
+                "{head}nameservers = [{nameservers}]\n\
                  [health]\ninterval = \"1s\"\ntimeout = \"500ms\"\nunhealthy_threshold = 2\nhealthy_threshold = 1\n\
                  [fleet]\nid = \"{id}\"\nregion = \"r{i}\"\nlisten = \"{listen}\"\nseeds = [{seeds}]\n\
                  key_file = \"{key}\"\nquorum = \"majority\"\ngossip_interval = \"{GOSSIP_INTERVAL}\"\nstale_after = \"{stale}s\"\n\
                  [[clusters]]\nname = \"a\"\nkubeconfig = \"{kc}\"\ncontext = \"a\"\nregion = \"ra\"\n\
                  [[clusters]]\nname = \"b\"\nkubeconfig = \"{kc}\"\ncontext = \"b\"\nregion = \"rb\"\n",
                 head = meridian_tests::config_head("fl", admin, dns),
+                nameservers = net.nameservers(),
                 listen = gossip(i),
                 seeds = seeds.join(", "),
                 key = key.display(),
@@ -399,6 +407,26 @@ impl Fleet {
         Ok(())
     }
 
+    /// Every instance answers the zone's NS set naming all three, with each one's
+    /// address as glue, and the same A record for each name server.
+    fn same_name_servers_everywhere(&self) -> Result<()> {
+        let names: Vec<String> = (1..=3u8).map(|i| format!("ns{i}.fl.test.")).collect();
+        for m in &self.instances {
+            let r = Reply::new(dig(m.dns, &["NS", "fl.test"])?);
+            assert_eq!(r.answers("NS"), names, "{}: NS set", m.id);
+            let mut glue: Vec<(String, String)> =
+                r.section("ADDITIONAL").into_iter().filter(|g| g.rtype == "A").map(|g| (g.name, g.data)).collect();
+            glue.sort();
+            let want: Vec<(String, String)> =
+                (1..=3u8).map(|i| (format!("ns{i}.fl.test."), self.net.host(i))).collect();
+            assert_eq!(glue, want, "{}: glue in the additional section", m.id);
+            for (name, addr) in &want {
+                assert_eq!(m.addresses(name)?, vec![addr.clone()], "{}: A of {name}", m.id);
+            }
+        }
+        Ok(())
+    }
+
     fn instance(&self, i: usize) -> &Instance {
         &self.instances[i - 1]
     }
@@ -412,6 +440,7 @@ impl Fleet {
 fn fleet_converges_and_one_cut_path_keeps_the_backend_in_every_answer() -> Result<()> {
     let fleet = Fleet::start()?;
     fleet.converged()?;
+    fleet.same_name_servers_everywhere()?;
     let cut = fleet.instance(1);
     fleet.net.cut(1, &fleet.a_ip)?;
     let in_every_answer = || -> Result<()> {

@@ -101,19 +101,21 @@ fn inline_key_is_redacted_everywhere() {
 /// reported like every other section's, with the field path and the line.
 #[test]
 fn fleet_section_in_the_file() {
-    let base = "name = \"f\"\ndns_zone = \"example.com\"\n[[clusters]]\nname = \"a\"\nsimulated = true\n";
+    // A fleet lists its name servers (every instance's), as `dns.nameservers` requires.
+    let base = "name = \"f\"\ndns_zone = \"example.com\"\n[dns]\nnameservers = [\"ns.provider.example\"]\n\
+                [[clusters]]\nname = \"a\"\nsimulated = true\n";
     let none = crate::Config::parse(base, std::path::Path::new("t.toml"), std::path::Path::new(".")).expect("valid");
     assert_eq!(none.fleet, None);
     let cases: &[(&str, Option<&str>)] = &[
         ("[fleet]\nid = \"a\"\nregion = \"r\"\nlisten = \"127.0.0.1:7946\"\nkey = \"$K\"\nquorum = \"any\"", None),
         (
             "[fleet]\nid = \"a b\"\nregion = \"r\"\nlisten = \"127.0.0.1:7946\"\nkey = \"$K\"",
-            Some("t.toml:7:6: fleet.id"),
+            Some("t.toml:9:6: fleet.id"),
         ),
         ("[fleet]\nid = \"a\"\nregion = \"r\"\nlisten = \"127.0.0.1:7946\"", Some("fleet.key")),
         (
             "[fleet]\nid = \"a\"\nregion = \"r\"\nlisten = \"127.0.0.1:7946\"\nkey = \"$K\"\nstale_after = \"1s\"",
-            Some("t.toml:11:15: fleet.stale_after"),
+            Some("t.toml:13:15: fleet.stale_after"),
         ),
         (
             "[fleet]\nid = \"a\"\nregion = \"r\"\nlisten = \"127.0.0.1:7946\"\nkey = \"$K\"\nquorum = \"most\"",
