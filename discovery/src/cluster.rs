@@ -9,6 +9,7 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -25,7 +26,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, info, warn};
 
 use crate::causes;
-use crate::lb_names::{self, NameUsers, Resolved};
+use crate::lb_names::{self, NameUsers, Resolved, User, Via};
 use crate::metrics::Metrics;
 use crate::shard::{self, SERVICE_NAME_LABEL, ServiceInfo, SliceInfo};
 use crate::table::{ClusterMeta, ClusterState, Kind, ObjectKey, Update};
@@ -350,7 +351,11 @@ impl ClusterView {
                 }
             }
         });
-        self.resolve_hostnames(key, shard.as_mut());
+        let names = shard.as_ref().filter(|s| s.addresses.is_empty()).map(|s| s.hostnames.clone());
+        let resolved = self.lb_addresses(&(Via::Service, key.clone()), names.as_deref());
+        if let Some(s) = shard.as_mut() {
+            s.addresses.extend(resolved);
+        }
         if shard.is_some() {
             self.published.insert(key.clone());
         } else if !self.published.remove(key) {
@@ -359,34 +364,38 @@ impl ClusterView {
         self.send(Update::Service { cluster: self.name(), key: key.clone(), shard });
     }
 
-    /// A load balancer with hostnames and no IP gets the addresses its names resolve to,
-    /// as if it had published them; the names it uses are recorded either way (a Service
-    /// gone or given an IP uses none).
-    fn resolve_hostnames(&mut self, key: &ObjectKey, shard: Option<&mut crate::table::Shard>) {
-        let hostnames = shard.as_ref().filter(|s| s.addresses.is_empty()).map(|s| s.hostnames.as_slice());
+    /// The addresses a load balancer's `hostnames` resolve to now, when it publishes names
+    /// and no IP (`None`: it uses no names: gone, given an IP, or publishing none); the
+    /// names it uses are recorded either way, so a change of theirs refreshes it.
+    fn lb_addresses(&mut self, user: &User, hostnames: Option<&[Arc<str>]>) -> Vec<IpAddr> {
         let (names, invalid) = lb_names::wanted(hostnames.unwrap_or_default());
         for e in invalid {
-            debug!(cluster = %self.meta.name, service = %key, error = %e, "load-balancer hostname not resolved");
+            debug!(cluster = %self.meta.name, object = %user.1, error = %e, "load-balancer hostname not resolved");
         }
-        let addrs = self.lb_names.set(key, names);
-        if let Some(shard) = shard {
-            shard.addresses.extend(addrs);
-        }
+        self.lb_names.set(user, names)
     }
 
-    /// A name's addresses changed: refresh the Services it reaches.
+    /// A name's addresses changed: refresh the Services and Ingresses it reaches.
     fn on_resolved(&mut self, r: Resolved) {
-        for key in self.lb_names.resolved(r) {
-            self.refresh_service(&key);
+        for (via, key) in self.lb_names.resolved(r) {
+            match via {
+                Via::Service => self.refresh_service(&key),
+                Via::Ingress => self.refresh_ingress(&key),
+            }
         }
     }
 
-    fn refresh_ingress(&self, key: &ObjectKey) {
-        let shard = self
+    fn refresh_ingress(&mut self, key: &ObjectKey) {
+        let mut shard = self
             .ingresses
             .objects
             .get(key)
             .and_then(|ing| shard::ingress_shard(&self.meta, ing, &self.settings.federate_annotation).ok());
+        let names = shard.as_ref().filter(|s| s.addresses.is_empty()).map(|s| s.hostnames.clone());
+        let resolved = self.lb_addresses(&(Via::Ingress, key.clone()), names.as_deref());
+        if let Some(s) = shard.as_mut() {
+            s.addresses.extend(resolved);
+        }
         self.send(Update::Ingress { cluster: self.name(), key: key.clone(), shard });
     }
 

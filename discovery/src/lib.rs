@@ -7,7 +7,8 @@
 //!   share).
 //! - [`shard`]: pure translation of Services, EndpointSlices and Ingresses into shards.
 //! - `cluster`: one task per member cluster: watchers and the `/readyz` probe.
-//! - `lb_names`: hostname-only load balancers (AWS ELB publishes a name, not an IP): one
+//! - `lb_names`: hostname-only load balancers of Services and Ingresses (AWS ELB
+//!   and ALB publish a name, not an IP): one
 //!   task resolves their names to A/AAAA (hickory-resolver; the system's resolver or
 //!   `discovery.lb_name_servers`) and their shards get those addresses as if published,
 //!   so DNS answers them and [`health`] probes them. Names are looked up again at nine

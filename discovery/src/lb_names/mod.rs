@@ -4,11 +4,11 @@
 //! health checker probes them like any other.
 //!
 //! One resolver task per [`crate::Discovery`] ([`LbNames`]) resolves every name that some
-//! cluster task wants; each cluster task holds a [`NameUsers`] (which of its Services use
-//! which names), tells the task which names it needs, and re-publishes a Service's shard
-//! when one of its names resolves differently.
+//! cluster task wants; each cluster task holds a [`NameUsers`] (which of its Services and
+//! Ingresses use which names), tells the task which names it needs, and re-publishes a
+//! shard when one of its names resolves differently.
 //!
-//! - Only Services whose load balancer has no IP are resolved: a valid host name (see
+//! - Only Services and Ingresses whose load balancer has no IP are resolved: a valid host name (see
 //!   `name::check`; cluster input is hostile), queried fully qualified, at most
 //!   [`name::MAX_NAMES_PER_SERVICE`] per Service and [`state::MAX_ADDRS`] addresses per
 //!   family.
@@ -43,7 +43,7 @@ use tokio::task::JoinHandle;
 
 pub(crate) use name::wanted;
 pub(crate) use task::Resolved;
-pub(crate) use users::NameUsers;
+pub(crate) use users::{NameUsers, User, Via};
 
 use crate::metrics::Metrics;
 use lookup::ResolverSettings;

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 use super::name::{InvalidName, MAX_NAMES_PER_SERVICE, check, wanted};
 use super::state::{Answer, MAX_ADDRS, NameState, Outcome, keep_for, refresh_in, retry_in};
 use super::task::{Command, Resolved};
-use super::users::NameUsers;
+use super::users::{NameUsers, Via};
 use crate::table::ObjectKey;
 
 fn secs(n: u64) -> Duration {
@@ -186,7 +186,9 @@ fn names_are_wanted_once_and_released_with_their_last_user() {
     let (tx, mut commands) = unbounded_channel();
     let (results_tx, results) = unbounded_channel();
     let mut users = NameUsers::new(7, tx, results);
-    let (web, api) = (ObjectKey::new("default", "web"), ObjectKey::new("default", "api"));
+    // A Service and an Ingress of the same name are two users.
+    let (web, api) =
+        ((Via::Service, ObjectKey::new("default", "web")), (Via::Ingress, ObjectKey::new("default", "web")));
     let lb: Arc<str> = "lb.example.com".into();
     assert!(users.set(&web, vec![lb.clone()]).is_empty());
     assert!(users.set(&api, vec![lb.clone()]).is_empty());
@@ -198,7 +200,7 @@ fn names_are_wanted_once_and_released_with_their_last_user() {
     let r = users.results_now().expect("a result");
     let mut touched = users.resolved(r);
     touched.sort();
-    assert_eq!(touched, [api.clone(), web.clone()]);
+    assert_eq!(touched, [web.clone(), api.clone()]);
     assert_eq!(users.set(&web, vec![lb.clone()]), [ip("192.0.2.1")]);
 
     assert!(users.set(&web, Vec::new()).is_empty());

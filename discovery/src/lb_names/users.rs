@@ -1,5 +1,5 @@
-//! A cluster task's side of the resolver: which of its Services are reached through
-//! which hostnames, and what those resolve to now.
+//! A cluster task's side of the resolver: which of its Services and Ingresses are
+//! reached through which hostnames, and what those resolve to now.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -10,16 +10,27 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use super::task::{Command, Resolved};
 use crate::table::ObjectKey;
 
+/// What kind of object publishes a load-balancer status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Via {
+    Service,
+    Ingress,
+}
+
+/// An object reached through hostnames: its kind and key (a Service and an Ingress may
+/// share a name).
+pub(crate) type User = (Via, ObjectKey);
+
 /// One cluster task's names. Dropping it (the task stops) is enough for the resolver to
 /// forget the names only it wanted.
 pub(crate) struct NameUsers {
     id: u64,
     commands: UnboundedSender<Command>,
     results: UnboundedReceiver<Resolved>,
-    /// Services by hostname.
-    users: HashMap<Arc<str>, BTreeSet<ObjectKey>>,
-    /// Hostnames by Service: what `users` holds for it, to undo on a change.
-    names_of: HashMap<ObjectKey, Vec<Arc<str>>>,
+    /// Services and Ingresses by hostname.
+    users: HashMap<Arc<str>, BTreeSet<User>>,
+    /// Hostnames by object: what `users` holds for it, to undo on a change.
+    names_of: HashMap<User, Vec<Arc<str>>>,
     /// The latest addresses of each wanted name that has any.
     addrs: HashMap<Arc<str>, Arc<[IpAddr]>>,
 }
@@ -32,7 +43,7 @@ impl NameUsers {
     /// Records that `key` is reached through `names` (checked ones; empty for none),
     /// telling the resolver about each name that gains its first user or loses its last,
     /// and returns the addresses they resolve to now (sorted, once each).
-    pub(crate) fn set(&mut self, key: &ObjectKey, names: Vec<Arc<str>>) -> Vec<IpAddr> {
+    pub(crate) fn set(&mut self, key: &User, names: Vec<Arc<str>>) -> Vec<IpAddr> {
         let old = if names.is_empty() {
             self.names_of.remove(key).unwrap_or_default()
         } else {
@@ -55,7 +66,7 @@ impl NameUsers {
         out
     }
 
-    fn release(&mut self, key: &ObjectKey, name: &Arc<str>) {
+    fn release(&mut self, key: &User, name: &Arc<str>) {
         let Some(users) = self.users.get_mut(name) else { return };
         users.remove(key);
         if users.is_empty() {
@@ -80,8 +91,8 @@ impl NameUsers {
         self.results.try_recv().ok()
     }
 
-    /// Takes in a change; returns the Services whose shards it changes.
-    pub(crate) fn resolved(&mut self, r: Resolved) -> Vec<ObjectKey> {
+    /// Takes in a change; returns the objects whose shards it changes.
+    pub(crate) fn resolved(&mut self, r: Resolved) -> Vec<User> {
         let Some(users) = self.users.get(&r.name) else { return Vec::new() };
         let users = users.iter().cloned().collect();
         if r.addrs.is_empty() {

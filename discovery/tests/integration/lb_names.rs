@@ -283,3 +283,42 @@ async fn a_silent_resolver_does_not_hold_up_other_shards() {
     .await
     .unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// An Ingress whose load balancer publishes only a hostname (an AWS ALB) gets the name's
+/// addresses too, kept apart from a Service of the same name that publishes an IP.
+#[tokio::test]
+async fn a_hostname_only_ingress_gets_its_names_addresses() {
+    let (first, second) = (loopback_ip(BLOCK), loopback_ip(BLOCK));
+    let knot = Knot::start(&format!("web IN A {first}\nweb IN A {second}\n")).await;
+    let f = fixture(&[knot.addr]).await;
+    let a = f.cluster();
+    a.apply_json(json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"type": "LoadBalancer", "selector": {"app": "web"}, "ports": [{"name": "http", "port": 80}]}
+    }))
+    .expect("create the Service");
+    a.apply_json(json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": "web", "namespace": "default", "annotations": {"sim.meridian.io/lb-hostname": LB_NAME}},
+        "spec": {"rules": [{"host": "shop.example", "http": {"paths": [{"path": "/", "pathType": "Prefix",
+            "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}
+    }))
+    .expect("create the Ingress");
+    let mut want = vec![ip(first), ip(second)];
+    want.sort();
+    let ingress = || {
+        let snap: Arc<Snapshot> = f.discovery.table().snapshot();
+        snap.ingress("default", "web")
+            .and_then(|i| i.shards.first().map(|s| (s.addresses.clone(), s.hostnames.clone())))
+    };
+    eventually_sync(Duration::from_secs(10), "the Ingress has the name's addresses", || match ingress() {
+        Some((addrs, _)) if addrs == want => Ok(()),
+        other => Err(format!("{other:?}")),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ingress().map(|(_, h)| h), Some(vec![Arc::<str>::from(LB_NAME)]), "the hostname stays");
+    let service = f.addresses("web").expect("the Service's shard");
+    assert!(service.len() == 1 && !want.contains(&service[0]), "the Service keeps its own IP: {service:?}");
+}
