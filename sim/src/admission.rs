@@ -1,19 +1,21 @@
 //! What kube-apiserver does to a body before storing it, per type: decoding rules (Secret
-//! `stringData` folded into base64 `data`), defaulting, the strategies' create and update
-//! preparation (Namespace phase and `spec.finalizers`), and the update validations the
-//! simulator enforces.
-//!
-//! Defaulting covers only what Meridian, kubectl and the controllers read; everything
-//! else is stored as sent.
+//! `stringData` folded into base64 `data`), defaulting (workloads and pods in `defaults`),
+//! and the strategies' create and update preparation (Namespace phase, name label and
+//! `spec.finalizers`). Update validations are in `validation`.
 
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
 use crate::crd;
+use crate::defaults;
 use crate::deletion::NAMESPACE_FINALIZER;
 use crate::error::ApiError;
 use crate::resources::{self, ResId};
 use crate::util;
+
+/// The label every Namespace carries with its own name (SetDefaults_Namespace), so
+/// selectors can pick namespaces by name.
+pub(crate) const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 
 /// Conversion and defaulting of a body on every write (create, update, patch result).
 pub(crate) fn decode(res: ResId, obj: &mut Value) -> Result<(), ApiError> {
@@ -25,34 +27,27 @@ pub(crate) fn decode(res: ResId, obj: &mut Value) -> Result<(), ApiError> {
             }
             fold_string_data(obj)
         }
-        resources::DEPLOYMENTS | resources::REPLICASETS => {
-            default_spec(obj, &[("replicas", json!(1))]);
-            Ok(())
-        }
         resources::CRDS => {
             crd::set_defaults(obj);
             Ok(())
         }
-        resources::STATEFULSETS => {
-            default_spec(
-                obj,
-                &[
-                    ("replicas", json!(1)),
-                    ("podManagementPolicy", json!("OrderedReady")),
-                    ("updateStrategy", json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})),
-                ],
-            );
+        _ => {
+            defaults::apply(res, obj);
             Ok(())
         }
-        _ => Ok(()),
     }
 }
 
-fn default_spec(obj: &mut Value, defaults: &[(&str, Value)]) {
-    if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
-        for (k, v) in defaults {
-            spec.entry(*k).or_insert_with(|| v.clone());
-        }
+/// Sets [`NAMESPACE_NAME_LABEL`] to the namespace's name, whatever the client sent.
+fn name_label(obj: &mut Value) {
+    let Some(name) = util::meta_str(obj, "name").filter(|n| !n.is_empty()).map(String::from) else { return };
+    let Some(meta) = util::meta_mut(obj) else { return };
+    let labels = meta.entry("labels").or_insert_with(|| json!({}));
+    if !labels.is_object() {
+        *labels = json!({});
+    }
+    if let Some(l) = labels.as_object_mut() {
+        l.insert(NAMESPACE_NAME_LABEL.into(), json!(name));
     }
 }
 
@@ -106,12 +101,13 @@ fn base64_error(e: &base64::DecodeError) -> String {
     }
 }
 
-/// Namespace strategy `PrepareForCreate`: phase Active, and the `kubernetes` finalizer
-/// added to `spec.finalizers` whatever else the client put there.
+/// Namespace strategy `PrepareForCreate`: phase Active, the name label, and the
+/// `kubernetes` finalizer added to `spec.finalizers` whatever else the client put there.
 pub(crate) fn prepare_create(res: ResId, obj: &mut Value) {
     if res != resources::NAMESPACES {
         return;
     }
+    name_label(obj);
     let Some(m) = obj.as_object_mut() else { return };
     let spec = m.entry("spec").or_insert_with(|| json!({}));
     if !spec.is_object() {
@@ -131,10 +127,14 @@ pub(crate) fn prepare_create(res: ResId, obj: &mut Value) {
     m.insert("status".into(), json!({"phase": "Active"}));
 }
 
-/// Namespace strategy `PrepareForUpdate`: `spec.finalizers` change only through
-/// `/finalize` (`finalize` true), never through the main resource.
+/// Namespace strategy `PrepareForUpdate`: the name label stays, and `spec.finalizers`
+/// change only through `/finalize` (`finalize` true), never through the main resource.
 pub(crate) fn prepare_update(res: ResId, old: &Value, new: &mut Value, finalize: bool) {
-    if res != resources::NAMESPACES || finalize {
+    if res != resources::NAMESPACES {
+        return;
+    }
+    name_label(new);
+    if finalize {
         return;
     }
     if let Some(m) = new.as_object_mut() {
@@ -143,25 +143,6 @@ pub(crate) fn prepare_update(res: ResId, old: &Value, new: &mut Value, finalize:
             None => m.remove("spec"),
         };
     }
-}
-
-/// `ValidateObjectMetaUpdate`: an object being deleted takes no new finalizers.
-pub(crate) fn validate_update(kind: &str, name: &str, old: &Value, new: &Value) -> Result<(), ApiError> {
-    if util::meta_str(old, "deletionTimestamp").is_none() {
-        return Ok(());
-    }
-    let before = util::finalizers(old);
-    let added: Vec<String> = util::finalizers(new).into_iter().filter(|f| !before.contains(f)).collect();
-    if added.is_empty() {
-        return Ok(());
-    }
-    Err(ApiError::invalid(
-        kind,
-        name,
-        format!(
-            "metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"
-        ),
-    ))
 }
 
 #[cfg(test)]
@@ -186,17 +167,10 @@ mod tests {
         let mut ns = json!({"metadata": {"name": "x"}, "spec": {"finalizers": ["example.com/a"]}});
         prepare_create(resources::NAMESPACES, &mut ns);
         assert_eq!(ns["spec"]["finalizers"], json!(["example.com/a", "kubernetes"]));
+        assert_eq!(ns["metadata"]["labels"][NAMESPACE_NAME_LABEL], "x");
         assert_eq!(ns["status"]["phase"], "Active");
         let mut upd = json!({"metadata": {"name": "x"}, "spec": {"finalizers": []}});
         prepare_update(resources::NAMESPACES, &ns, &mut upd, false);
         assert_eq!(upd["spec"], ns["spec"]);
-    }
-
-    #[test]
-    fn objects_being_deleted_take_no_new_finalizers() {
-        let old = json!({"metadata": {"deletionTimestamp": "t", "finalizers": ["a"]}});
-        assert!(validate_update("ConfigMap", "x", &old, &json!({"metadata": {"finalizers": []}})).is_ok());
-        let err = validate_update("ConfigMap", "x", &old, &json!({"metadata": {"finalizers": ["a", "b"]}}));
-        assert_eq!(err.err().map(|e| e.code), Some(422));
     }
 }

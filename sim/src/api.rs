@@ -21,6 +21,7 @@ use crate::patch::{self, PatchType};
 use crate::resources::{self, ResourceDef};
 use crate::store::{Inner, Store};
 use crate::util;
+use crate::validation;
 
 /// Which part of the object a write addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,7 +212,10 @@ fn new_metadata(def: &ResourceDef, obj: &mut Value, ns: Option<&str>) -> Result<
     }
     meta.insert("uid".into(), Value::String(util::uid()));
     meta.insert("creationTimestamp".into(), Value::String(util::now_rfc3339()));
-    meta.insert("generation".into(), json!(1));
+    meta.remove("generation");
+    if resources::tracks_generation(def.id) {
+        meta.insert("generation".into(), json!(1));
+    }
     Ok((ns, name))
 }
 
@@ -293,6 +297,7 @@ pub(crate) fn replace(
     let key = key_for(def, ns, name);
     let mut g = store.write();
     let old = g.get(&key).cloned().ok_or_else(|| def.not_found(name))?;
+    validation::uid_precondition(def, name, &obj, &old)?;
     commit_update(&mut g, def, &key, &old, obj, Change::update(sub, opts))
 }
 
@@ -396,11 +401,12 @@ pub(crate) fn commit_update(
     {
         return Err(def.stale(&key.2));
     }
+    validation::uid_unchanged(def, &key.2, old, &new)?;
     admission::decode(key.0, &mut new)?;
     let requested = new.pointer("/metadata/managedFields").cloned();
     new = keep_reserved(def, old, new, change.sub, change.opts);
     admission::prepare_update(key.0, old, &mut new, change.sub == Sub::Finalize);
-    admission::validate_update(&def.kind, &key.2, old, &new)?;
+    validation::validate_update(def, &key.2, old, &new)?;
     if key.0 == resources::SERVICES {
         g.alloc.default_service(&mut new, Some(old), &key.2)?;
     }
@@ -462,15 +468,28 @@ fn keep_reserved(def: &ResourceDef, old: &Value, mut new: Value, sub: Sub, opts:
     new
 }
 
-/// `metadata.generation` moves with every change outside metadata and status. A custom
-/// resource without a status subresource has no such split: a change of its status moves
-/// the generation too (the custom resource strategy compares everything but metadata).
+/// `metadata.generation`, on the kinds that have one, moves with every change outside
+/// metadata and status. A custom resource without a status subresource has no such split:
+/// a change of its status moves the generation too (the custom resource strategy compares
+/// everything but metadata). A Deployment's annotations move it too (they are copied to its
+/// ReplicaSets), and so do an EndpointSlice's labels (their strategies say so).
 fn bump_generation(def: &ResourceDef, old: &Value, new: &mut Value) {
-    let changed = if def.is_custom() && !def.status {
-        util::without_metadata(new) != util::without_metadata(old)
-    } else {
-        util::spec_part(new) != util::spec_part(old)
+    if !resources::tracks_generation(def.id) {
+        return;
+    }
+    let meta_field = match def.id {
+        resources::DEPLOYMENTS => Some("annotations"),
+        resources::ENDPOINTSLICES => Some("labels"),
+        _ => None,
     };
+    let meta_changed =
+        meta_field.is_some_and(|f| old.pointer(&format!("/metadata/{f}")) != new.pointer(&format!("/metadata/{f}")));
+    let changed = meta_changed
+        || if def.is_custom() && !def.status {
+            util::without_metadata(new) != util::without_metadata(old)
+        } else {
+            util::spec_part(new) != util::spec_part(old)
+        };
     if !changed {
         return;
     }
@@ -512,7 +531,8 @@ mod tests {
     fn create_assigns_metadata_and_rejects_duplicates_and_missing_names() -> Result<(), ApiError> {
         let s = store();
         let o = create(&s, cm_def(), Some("default"), cm("a"), &WriteOpts::default())?;
-        assert_eq!(o["metadata"]["generation"], 1);
+        // ConfigMaps have no spec to track.
+        assert!(o["metadata"].get("generation").is_none());
         assert!(util::meta_str(&o, "uid").is_some());
         assert_eq!(
             create(&s, cm_def(), Some("default"), cm("a"), &WriteOpts::default()).err().map(|e| e.code),
@@ -537,23 +557,23 @@ mod tests {
         let mut upd = (*o).clone();
         upd["data"]["a"] = json!("2");
         let o2 = replace(&s, cm_def(), Some("default"), "a", upd.clone(), Sub::Main, &WriteOpts::default())?;
-        assert_eq!(o2["metadata"]["generation"], 2);
+        assert!(o2["metadata"].get("generation").is_none());
         assert_eq!(
             replace(&s, cm_def(), Some("default"), "a", upd, Sub::Main, &WriteOpts::default()).err().map(|e| e.code),
             Some(409)
         );
-        // A label-only change keeps the generation.
-        let (o3, _) = patch(
-            &s,
-            cm_def(),
-            Some("default"),
-            "a",
-            PatchType::Merge,
-            &json!({"metadata": {"labels": {"x": "y"}}}),
-            Sub::Main,
-            &WriteOpts::default(),
-        )?;
-        assert_eq!(o3["metadata"]["generation"], 2);
+        let deploys = &resources::BUILTINS[resources::DEPLOYMENTS];
+        let d =
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {"replicas": 1}});
+        create(&s, deploys, Some("default"), d, &WriteOpts::default())?;
+        let merge = |body: Value| {
+            patch(&s, deploys, Some("default"), "d", PatchType::Merge, &body, Sub::Main, &WriteOpts::default())
+                .map(|(o, _)| o["metadata"]["generation"].clone())
+        };
+        assert_eq!(merge(json!({"spec": {"replicas": 2}}))?, 2);
+        // A label change keeps it; an annotation change of a Deployment moves it.
+        assert_eq!(merge(json!({"metadata": {"labels": {"x": "y"}}}))?, 2);
+        assert_eq!(merge(json!({"metadata": {"annotations": {"x": "y"}}}))?, 3);
         Ok(())
     }
 

@@ -237,7 +237,9 @@ impl SimCluster {
         let stored = if !name.is_empty() && self.core.store.get(&key).is_some() {
             let mut obj = obj;
             if let Some(m) = util::meta_mut(&mut obj) {
+                // Seeding replaces whatever is there, even an object created anew since.
                 m.remove("resourceVersion");
+                m.remove("uid");
             }
             api::replace(&self.core.store, &def, ns.as_deref(), &name, obj, Sub::Main, &opts)?
         } else {

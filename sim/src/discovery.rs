@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 
 use crate::registry::Registry;
 use crate::resources::ResourceDef;
+use crate::reviews::REVIEWS;
 
 /// Version reported on `/version` (the kubectl dispatcher picks its kubectl from it) and by
 /// nodes. 1.31 because kubectl 1.32+ sends protobuf request bodies from its typed commands
@@ -77,8 +78,21 @@ fn group_versions(reg: &Registry) -> Vec<(String, String)> {
     out
 }
 
+/// What discovery lists: the registry's group-versions, then those of the review
+/// resources (which are served but never stored, and have no OpenAPI document here).
+fn discovered_group_versions(reg: &Registry) -> Vec<(String, String)> {
+    let mut out = group_versions(reg);
+    for r in REVIEWS {
+        let gv = (r.group.to_string(), r.version.to_string());
+        if !out.contains(&gv) {
+            out.push(gv);
+        }
+    }
+    out
+}
+
 fn group_json(reg: &Registry, group: &str) -> Value {
-    let versions: Vec<Value> = group_versions(reg)
+    let versions: Vec<Value> = discovered_group_versions(reg)
         .into_iter()
         .filter(|(g, _)| g == group)
         .map(|(g, v)| json!({"groupVersion": format!("{g}/{v}"), "version": v}))
@@ -89,7 +103,7 @@ fn group_json(reg: &Registry, group: &str) -> Value {
 
 pub(crate) fn api_group_list(reg: &Registry) -> Value {
     let mut groups: Vec<String> = Vec::new();
-    for (g, _) in group_versions(reg) {
+    for (g, _) in discovered_group_versions(reg) {
         if !g.is_empty() && !groups.contains(&g) {
             groups.push(g);
         }
@@ -103,7 +117,7 @@ pub(crate) fn api_group_list(reg: &Registry) -> Value {
 
 /// `/apis/<group>`; `None` for unknown groups.
 pub(crate) fn api_group(reg: &Registry, group: &str) -> Option<Value> {
-    if group.is_empty() || !reg.served().any(|r| r.group == group) {
+    if group.is_empty() || !discovered_group_versions(reg).iter().any(|(g, _)| g == group) {
         return None;
     }
     let mut g = group_json(reg, group);
@@ -159,10 +173,17 @@ fn api_resources(r: &ResourceDef) -> Vec<Value> {
 /// `/api/v1` or `/apis/<group>/<version>`; `None` for unknown group-versions.
 pub(crate) fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value> {
     let defs = defs_at(reg, group, version);
-    if defs.is_empty() {
+    let reviews: Vec<Value> = REVIEWS
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+        .map(|r| {
+            json!({"name": r.plural, "singularName": r.singular, "namespaced": false, "kind": r.kind, "verbs": ["create"]})
+        })
+        .collect();
+    if defs.is_empty() && reviews.is_empty() {
         return None;
     }
-    let list: Vec<Value> = defs.into_iter().flat_map(api_resources).collect();
+    let list: Vec<Value> = defs.into_iter().flat_map(api_resources).chain(reviews).collect();
     let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
     Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": list}))
 }

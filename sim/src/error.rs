@@ -86,6 +86,19 @@ impl FieldCause {
         Self { field: field.into(), reason: "FieldValueNotSupported", message }
     }
 
+    pub(crate) fn forbidden(field: impl Into<String>, why: &str) -> Self {
+        Self { field: field.into(), reason: "FieldValueForbidden", message: format!("Forbidden: {why}") }
+    }
+
+    /// `ValidateImmutableField`: `value` as Go prints the new value (`%#v`-like).
+    pub(crate) fn immutable(field: impl Into<String>, value: &str) -> Self {
+        Self {
+            field: field.into(),
+            reason: "FieldValueInvalid",
+            message: format!("Invalid value: {value}: field is immutable"),
+        }
+    }
+
     pub(crate) fn duplicate(field: impl Into<String>, value: &str) -> Self {
         Self { field: field.into(), reason: "FieldValueDuplicate", message: format!("Duplicate value: {value:?}") }
     }

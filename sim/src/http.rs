@@ -23,10 +23,12 @@ use crate::core::Core;
 use crate::deletion::{self, DeleteOptions, Deleted};
 use crate::discovery;
 use crate::error::ApiError;
+use crate::field_labels;
 use crate::key::{Key, key_for};
 use crate::patch::PatchType;
 use crate::registry::Registry;
 use crate::resources::{self, ResourceDef};
+use crate::reviews;
 use crate::scale;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::table;
@@ -103,6 +105,13 @@ async fn route(
         && let Some(resp) = meta_get(core, &segs)
     {
         return resp;
+    }
+    if *method == Method::POST
+        && let Some(review) = reviews::find(&segs)
+    {
+        refuse_binary_bodies(headers)?;
+        let answered = reviews::answer(review, parse_body(&body)?)?;
+        return Ok(json_response(StatusCode::CREATED, &answered));
     }
     let target = ResourcePath::parse(core.store.read().registry(), &segs)?;
     refuse_binary_bodies(headers)?;
@@ -260,6 +269,9 @@ struct Page {
     rv: u64,
     /// Where the next page starts, when more remain.
     next: Option<ContinueToken>,
+    /// How many objects follow this page, when known: without selectors, as etcd counts
+    /// the keys left in the range.
+    remaining: Option<usize>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -299,6 +311,11 @@ impl ResourceRequest<'_> {
         }
     }
 
+    /// The `fieldSelector` parameter, limited to the fields the resource supports.
+    fn field_selector(&self) -> Result<FieldSelector, ApiError> {
+        FieldSelector::parse(self.q("fieldSelector").unwrap_or(""))?.resolve(|l| field_labels::source(&self.def, l))
+    }
+
     fn render(&self) -> Render {
         render_of(self.headers, self.query)
     }
@@ -317,7 +334,7 @@ impl ResourceRequest<'_> {
             return Ok(json_response(StatusCode::OK, &s));
         }
         let labels = LabelSelector::parse(self.q("labelSelector").unwrap_or(""))?;
-        let fields = FieldSelector::parse(self.q("fieldSelector").unwrap_or(""))?;
+        let fields = self.field_selector()?;
         if self.watch_path || self.q_bool("watch") {
             return self.watch(labels, fields);
         }
@@ -335,11 +352,14 @@ impl ResourceRequest<'_> {
             Some(c) => Some(decode_continue(c)?),
             None => None,
         };
-        let Page { items, rv, next } = self.page(&labels, &fields, limit, token.as_ref())?;
+        let Page { items, rv, next, remaining } = self.page(&labels, &fields, limit, token.as_ref())?;
         let mut meta = json!({"resourceVersion": rv.to_string()});
         if let Some(t) = next {
             let raw = serde_json::to_vec(&t).unwrap_or_default();
             meta["continue"] = json!(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw));
+        }
+        if let Some(n) = remaining {
+            meta["remainingItemCount"] = json!(n);
         }
         let objs: Vec<&Value> = items.iter().map(|o| o.as_ref()).collect();
         let body = match self.render() {
@@ -394,11 +414,18 @@ impl ResourceRequest<'_> {
                     ns: k.1.clone(),
                     name: k.2.clone(),
                 });
-                return Ok(Page { items: items.into_iter().map(|(_, o)| o).collect(), rv, next });
+                let unfiltered = labels.is_empty() && fields.is_empty();
+                let remaining = match items.last() {
+                    Some((last, _)) if unfiltered => {
+                        Some(g.range(self.def.id, self.ns.as_deref(), Some(*last)).count())
+                    }
+                    _ => None,
+                };
+                return Ok(Page { items: items.into_iter().map(|(_, o)| o).collect(), rv, next, remaining });
             }
             items.push((k, obj.clone()));
         }
-        Ok(Page { items: items.into_iter().map(|(_, o)| o).collect(), rv, next: None })
+        Ok(Page { items: items.into_iter().map(|(_, o)| o).collect(), rv, next: None, remaining: None })
     }
 
     fn watch(&self, labels: LabelSelector, fields: FieldSelector) -> Result<Response<Body>, ApiError> {
@@ -526,7 +553,7 @@ impl ResourceRequest<'_> {
 
     fn delete_collection(&self, opts: &DeleteOptions) -> Result<Response<Body>, ApiError> {
         let labels = LabelSelector::parse(self.q("labelSelector").unwrap_or(""))?;
-        let fields = FieldSelector::parse(self.q("fieldSelector").unwrap_or(""))?;
+        let fields = self.field_selector()?;
         let names: Vec<(String, String)> = {
             let g = self.core.store.read();
             g.range(self.def.id, self.ns.as_deref(), None)

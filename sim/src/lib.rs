@@ -26,17 +26,21 @@
 //!   establishing controllers keep, the resources a CRD serves, the MCS CRDs.
 //! - `http`: path routing, query parsing, content negotiation (JSON, Table, metadata).
 //! - `api`: writes — type checks, metadata bookkeeping, optimistic concurrency, status and
-//!   finalize subresources, patches. `admission`: per-type decoding, defaulting, validation.
+//!   finalize subresources, patches. `admission`: per-type decoding and preparation;
+//!   `defaults`: workload and pod defaulting; `validation`: update validation.
 //! - `deletion`: DELETE — preconditions, propagation finalizers, marking, namespaces.
 //! - `managed`, `fieldpath`: field management (managedFields, server-side apply).
 //! - `patch`, `strategic`, `schema`: patch flavours; merge keys and list types.
 //! - `scale`: the `/scale` subresource. `watch`: watch streams, bookmarks, 410 Gone.
 //! - `discovery`: `/version`, `/api`, `/apis`, OpenAPI v3 documents for `kubectl apply`.
 //! - `table`: `meta.k8s.io/v1 Table` rendering for kubectl's human output (custom
-//!   resources by their printer columns, evaluated by `jsonpath`). `selectors`.
-//! - `controllers`: Service, Ingress, workload, namespace, CRD finalizer and
-//!   garbage-collector controllers. `pools`: the load-balancer and pod IP pools they draw
-//!   from. `backends`: the HTTP servers behind LB addresses. `kubeconfig`.
+//!   resources by their printer columns, evaluated by `jsonpath`). `selectors`, and
+//!   `field_labels`: the fields each kind's field selectors may name.
+//! - `reviews`: the self-review resources behind `kubectl auth can-i` and `auth whoami`.
+//! - `controllers`: Service, Ingress, workload, Deployment rollout, namespace (termination
+//!   and the objects each namespace holds, named in `seeded`), CRD finalizer and
+//!   garbage-collector controllers. `pools`: the load-balancer and pod IP pools they draw from. `backends`:
+//!   the HTTP servers behind LB addresses. `kubeconfig`.
 //!
 //! # Implemented as kube-apiserver does it
 //! - Deletion: `orphan`/`foregroundDeletion` finalizers from `propagationPolicy` or
@@ -52,6 +56,30 @@
 //! - `/scale` (autoscaling/v1) on Deployments, ReplicaSets, StatefulSets; Secret
 //!   `stringData` and base64 `data`; strategic merge by the types' merge keys; Service
 //!   clusterIP, nodePort and healthCheckNodePort allocation.
+//! - Defaulting on every write: Deployment strategy (RollingUpdate 25%/25%), history and
+//!   progress limits; StatefulSet and DaemonSet update strategies; pod spec and container
+//!   fields of templates and Pods (`imagePullPolicy` from the tag, termination message,
+//!   restart and DNS policy, scheduler, grace period); Secret `type`; Service type,
+//!   session affinity, port protocol and targetPort; the Namespace name label.
+//! - Update validation: a PUT naming another uid fails its precondition (409), a patch
+//!   changing it is 422; immutable ConfigMaps and Secrets, a Secret's type, the selectors
+//!   of Deployments, ReplicaSets and DaemonSets, a StatefulSet's fixed spec fields.
+//! - `metadata.generation` only on the kinds whose strategies keep one (workloads,
+//!   Ingresses, EndpointSlices, CRDs, custom resources); Deployment annotations and
+//!   EndpointSlice labels move it too.
+//! - Field selectors take only each kind's fields (kube-apiserver's field label
+//!   conversions), else 400 in the same words. A watch sends an object leaving its
+//!   selector as DELETED with its last matching state. Lists cut by `limit` without a
+//!   selector carry `remainingItemCount`.
+//! - Every active namespace gets the `default` ServiceAccount and `kube-root-ca.crt`, put
+//!   back when deleted; `default` holds the `kubernetes` Service (10.96.0.1, https 443)
+//!   whose Endpoints and EndpointSlice lead to the API itself.
+//! - Deployments own a ReplicaSet per pod template (`<name>-<pod-template-hash>`, the
+//!   `deployment.kubernetes.io/revision` annotation, `revisionHistoryLimit`, `paused`), so
+//!   `kubectl rollout history` and `rollout undo` work.
+//! - Tables carry the columns of kube-apiserver's printers for the built-in kinds but Events
+//!   and Leases, the `-o wide` ones included (a workload's containers, images, selector;
+//!   a node's addresses and runtime; a pod's IP and node).
 //! - CustomResourceDefinitions (`apiextensions.k8s.io/v1`, cluster-scoped): validation
 //!   (name `<plural>.<group>`, group, scope, names, one storage version, a schema per
 //!   version, approval annotation of protected groups, immutable scope and kind, stored
@@ -75,16 +103,17 @@
 //!   go, and watches of the resource end.
 //!
 //! # Approximated
-//! - Workload status is synthesised (every replica ready); no pods or ReplicaSets behind
-//!   Deployments. Graceful deletion (pods) is immediate.
-//! - Defaulting covers what clients here read (replicas, StatefulSet strategy, Secret
-//!   type, Service fields); OpenAPI schemas are stubs that preserve unknown fields, so
-//!   there is no field validation and list types come from `schema`'s table.
+//! - Workload status is synthesised (every replica ready) and rollouts are immediate; no
+//!   pods behind ReplicaSets. Pod-template hashes have the real shape, not the real
+//!   values. Graceful deletion (pods) is immediate.
+//! - Defaulting covers the fields above, not every `SetDefaults_` function (probes,
+//!   volumes, resource requests are stored as sent); OpenAPI schemas are stubs that
+//!   preserve unknown fields, so there is no field validation (`kubectl explain` finds
+//!   no fields) and list types come from `schema`'s table.
 //! - `$setElementOrder` is ignored; foreground deletion cycles are not unblocked; owners of
 //!   kinds not served are never missing.
 //! - Lists are always served from the latest state (`resourceVersion`/`resourceVersionMatch`
 //!   on lists are ignored); a `continue` token resumes after its key in the current state.
-//! - Field selectors accept any dotted path, not just the per-type allowed fields.
 //! - A CRD's status is settled on every write of it, where kube-apiserver's controllers
 //!   do it moments later: a CRD is served as soon as its create returns.
 //! - Custom objects are not validated, pruned or defaulted against the CRD's OpenAPI schema
@@ -95,7 +124,8 @@
 //! - The MCS CRDs are installed at every start, so a deleted one is back after a restart.
 //!
 //! # Left out
-//! - Authentication, authorisation, admission webhooks, TLS, protobuf, HTTP/2,
+//! - Authentication, authorisation (the self-review resources answer "allowed" for
+//!   kubeadm's `kubernetes-admin`), admission webhooks, TLS, protobuf, HTTP/2,
 //!   aggregated discovery (kubectl falls back to the plain documents).
 //! - For custom resources: conversion webhooks, the `/scale` subresource, `selectableFields`,
 //!   CEL validation rules, version deprecation warnings.
@@ -119,9 +149,11 @@ mod cluster;
 mod controllers;
 mod core;
 mod crd;
+mod defaults;
 mod deletion;
 mod discovery;
 mod error;
+mod field_labels;
 mod fieldpath;
 mod http;
 mod jsonpath;
@@ -132,14 +164,17 @@ mod patch;
 mod pools;
 mod registry;
 mod resources;
+mod reviews;
 mod scale;
 mod schema;
+mod seeded;
 mod selectors;
 mod service_alloc;
 mod store;
 mod strategic;
 mod table;
 mod util;
+mod validation;
 mod watch;
 
 use std::future::Future;

@@ -288,13 +288,18 @@ static TABLE: &[Builtin] = &[
 pub(crate) const NAMESPACES: ResId = 0;
 pub(crate) const SERVICES: ResId = 1;
 pub(crate) const ENDPOINTS: ResId = 2;
+pub(crate) const CONFIGMAPS: ResId = 3;
 pub(crate) const SECRETS: ResId = 4;
+pub(crate) const EVENTS: ResId = 5;
 pub(crate) const NODES: ResId = 6;
+pub(crate) const PODS: ResId = 7;
+pub(crate) const SERVICEACCOUNTS: ResId = 8;
 pub(crate) const DEPLOYMENTS: ResId = 9;
 pub(crate) const REPLICASETS: ResId = 10;
 pub(crate) const DAEMONSETS: ResId = 11;
 pub(crate) const INGRESSES: ResId = 12;
 pub(crate) const ENDPOINTSLICES: ResId = 13;
+pub(crate) const EVENTS_V1: ResId = 15;
 pub(crate) const CRDS: ResId = 16;
 pub(crate) const STATEFULSETS: ResId = 17;
 
@@ -327,6 +332,14 @@ pub(crate) static BUILTINS: LazyLock<Vec<Arc<ResourceDef>>> = LazyLock::new(|| {
         .collect()
 });
 
+/// Whether objects of resource `id` carry `metadata.generation`: the kinds whose
+/// strategies set it on create (workloads, Ingresses, EndpointSlices, CRDs) and every
+/// custom resource. ConfigMaps, Secrets, Services, Namespaces and the rest have none.
+pub(crate) fn tracks_generation(id: ResId) -> bool {
+    id >= TABLE.len()
+        || matches!(id, DEPLOYMENTS | REPLICASETS | STATEFULSETS | DAEMONSETS | INGRESSES | ENDPOINTSLICES | CRDS)
+}
+
 /// `apps/v1` → (`apps`, `v1`); `v1` → (``, `v1`).
 pub(crate) fn split_api_version(api_version: &str) -> (&str, &str) {
     match api_version.split_once('/') {
@@ -346,13 +359,18 @@ mod tests {
             (NAMESPACES, "namespaces"),
             (SERVICES, "services"),
             (ENDPOINTS, "endpoints"),
+            (CONFIGMAPS, "configmaps"),
             (SECRETS, "secrets"),
+            (EVENTS, "events"),
             (NODES, "nodes"),
+            (PODS, "pods"),
+            (SERVICEACCOUNTS, "serviceaccounts"),
             (DEPLOYMENTS, "deployments"),
             (REPLICASETS, "replicasets"),
             (DAEMONSETS, "daemonsets"),
             (INGRESSES, "ingresses"),
             (ENDPOINTSLICES, "endpointslices"),
+            (EVENTS_V1, "events"),
             (CRDS, "customresourcedefinitions"),
             (STATEFULSETS, "statefulsets"),
         ];

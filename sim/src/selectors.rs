@@ -177,21 +177,60 @@ fn split_top_level(s: &str) -> Vec<&str> {
     out
 }
 
-/// A parsed `fieldSelector`: `path=value`, `path==value`, `path!=value`, comma-separated.
-///
-/// Paths are dotted JSON paths. The real server allows only a per-type list of fields
-/// (`metadata.name`, `metadata.namespace`, a few more); we accept any path, which is a
-/// superset of valid requests.
+/// Where a field selector's label reads its value from an object.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum FieldSource {
+    /// A dotted path; absent reads as `default` (Go's zero value of the field).
+    Path(String, &'static str),
+    /// A pod's `status.podIPs`, every `ip` joined with commas.
+    PodIps,
+}
+
+impl FieldSource {
+    fn read(&self, obj: &Value) -> String {
+        match self {
+            FieldSource::Path(path, default) => {
+                let mut cur = Some(obj);
+                for seg in path.split('.') {
+                    cur = cur.and_then(|c| c.get(seg));
+                }
+                match cur {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(Value::Bool(b)) => b.to_string(),
+                    Some(Value::Number(n)) => n.to_string(),
+                    _ => (*default).to_string(),
+                }
+            }
+            FieldSource::PodIps => obj
+                .pointer("/status/podIPs")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(|p| p.get("ip")?.as_str()).collect::<Vec<_>>().join(","))
+                .unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct FieldReq {
+    label: String,
+    eq: bool,
+    value: String,
+    source: FieldSource,
+}
+
+/// A parsed `fieldSelector`: `label=value`, `label==value`, `label!=value`, comma-separated.
+/// Parsed, each label reads the dotted path it names; [`FieldSelector::resolve`] then
+/// keeps only the labels the resource supports, as kube-apiserver does.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct FieldSelector {
-    reqs: Vec<(String, bool, String)>,
+    reqs: Vec<FieldReq>,
 }
 
 impl FieldSelector {
     pub(crate) fn parse(s: &str) -> Result<Self, SelectorError> {
         let mut reqs = Vec::new();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (path, eq, value) = if let Some((k, v)) = part.split_once("!=") {
+            let (label, eq, value) = if let Some((k, v)) = part.split_once("!=") {
                 (k, false, v)
             } else if let Some((k, v)) = part.split_once("==") {
                 (k, true, v)
@@ -200,30 +239,33 @@ impl FieldSelector {
             } else {
                 return Err(SelectorError::InvalidFieldTerm { term: part.to_string() });
             };
-            reqs.push((path.trim().to_string(), eq, value.trim().to_string()));
+            let label = label.trim().to_string();
+            let source = FieldSource::Path(label.clone(), "");
+            reqs.push(FieldReq { label, eq, value: value.trim().to_string(), source });
         }
         Ok(Self { reqs })
     }
 
+    /// Maps every label through `support` (the resource's field label conversion),
+    /// failing on the first label it refuses.
+    pub(crate) fn resolve<E>(mut self, support: impl Fn(&str) -> Result<FieldSource, E>) -> Result<Self, E> {
+        for r in &mut self.reqs {
+            r.source = support(&r.label)?;
+        }
+        Ok(self)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.reqs.is_empty()
+    }
+
     /// The `metadata.name` an equality requirement pins, so a list can look one key up.
     pub(crate) fn pinned_name(&self) -> Option<&str> {
-        self.reqs.iter().find(|(p, eq, _)| *eq && p == "metadata.name").map(|(_, _, v)| v.as_str())
+        self.reqs.iter().find(|r| r.eq && r.label == "metadata.name").map(|r| r.value.as_str())
     }
 
     pub(crate) fn matches(&self, obj: &Value) -> bool {
-        self.reqs.iter().all(|(path, eq, want)| {
-            let mut cur = Some(obj);
-            for seg in path.split('.') {
-                cur = cur.and_then(|c| c.get(seg));
-            }
-            let have = match cur {
-                Some(Value::String(s)) => s.clone(),
-                Some(Value::Bool(b)) => b.to_string(),
-                Some(Value::Number(n)) => n.to_string(),
-                _ => String::new(),
-            };
-            (have == *want) == *eq
-        })
+        self.reqs.iter().all(|r| (r.source.read(obj) == r.value) == r.eq)
     }
 }
 

@@ -298,6 +298,10 @@ impl Inner {
         if CONTROLLED.contains(&key.0) || (!gone && gc_interest(obj)) {
             out.push(key.clone());
         }
+        if crate::seeded::is_seeded(key) {
+            // One of the objects every namespace gets: its namespace puts it back.
+            out.push((resources::NAMESPACES, String::new(), key.1.clone()));
+        }
         let refs_changed =
             old.is_some_and(|o| o.pointer("/metadata/ownerReferences") != obj.pointer("/metadata/ownerReferences"));
         if gone || refs_changed {

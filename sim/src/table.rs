@@ -14,6 +14,8 @@ use crate::util;
 /// (name, type, priority). Priority 1 columns appear only with `-o wide`.
 type Col = (&'static str, &'static str, u8);
 
+/// The columns kube-apiserver's printers give each built-in kind. Long because it is
+/// data: one arm per kind, each its column list.
 fn columns(def: &ResourceDef) -> &'static [Col] {
     match def.plural.as_str() {
         "services" => &[
@@ -31,6 +33,9 @@ fn columns(def: &ResourceDef) -> &'static [Col] {
             ("Up-to-date", "integer", 0),
             ("Available", "integer", 0),
             ("Age", "string", 0),
+            ("Containers", "string", 1),
+            ("Images", "string", 1),
+            ("Selector", "string", 1),
         ],
         "replicasets" => &[
             ("Name", "string", 0),
@@ -38,8 +43,17 @@ fn columns(def: &ResourceDef) -> &'static [Col] {
             ("Current", "integer", 0),
             ("Ready", "integer", 0),
             ("Age", "string", 0),
+            ("Containers", "string", 1),
+            ("Images", "string", 1),
+            ("Selector", "string", 1),
         ],
-        "statefulsets" => &[("Name", "string", 0), ("Ready", "string", 0), ("Age", "string", 0)],
+        "statefulsets" => &[
+            ("Name", "string", 0),
+            ("Ready", "string", 0),
+            ("Age", "string", 0),
+            ("Containers", "string", 1),
+            ("Images", "string", 1),
+        ],
         "daemonsets" => &[
             ("Name", "string", 0),
             ("Desired", "integer", 0),
@@ -47,16 +61,35 @@ fn columns(def: &ResourceDef) -> &'static [Col] {
             ("Ready", "integer", 0),
             ("Up-to-date", "integer", 0),
             ("Available", "integer", 0),
+            ("Node Selector", "string", 0),
             ("Age", "string", 0),
+            ("Containers", "string", 1),
+            ("Images", "string", 1),
+            ("Selector", "string", 1),
         ],
+        "pods" => &[
+            ("Name", "string", 0),
+            ("Ready", "string", 0),
+            ("Status", "string", 0),
+            ("Restarts", "string", 0),
+            ("Age", "string", 0),
+            ("IP", "string", 1),
+            ("Node", "string", 1),
+            ("Nominated Node", "string", 1),
+            ("Readiness Gates", "string", 1),
+        ],
+        "serviceaccounts" => &[("Name", "string", 0), ("Secrets", "string", 0), ("Age", "string", 0)],
         "nodes" => &[
             ("Name", "string", 0),
             ("Status", "string", 0),
             ("Roles", "string", 0),
             ("Age", "string", 0),
             ("Version", "string", 0),
-            ("Region", "string", 1),
-            ("Zone", "string", 1),
+            ("Internal-IP", "string", 1),
+            ("External-IP", "string", 1),
+            ("OS-Image", "string", 1),
+            ("Kernel-Version", "string", 1),
+            ("Container-Runtime", "string", 1),
         ],
         "namespaces" => &[("Name", "string", 0), ("Status", "string", 0), ("Age", "string", 0)],
         "endpointslices" => &[
@@ -152,12 +185,15 @@ fn cells(def: &ResourceDef, o: &Value) -> Vec<Value> {
     let (before_age, after_age) = match def.plural.as_str() {
         "services" => service_cells(o),
         "nodes" => node_cells(o),
-        "deployments" => (deployment_cells(o), vec![]),
-        "statefulsets" => {
-            (vec![json!(format!("{}/{}", n(o, "/status/readyReplicas"), n(o, "/spec/replicas")))], vec![])
-        }
-        "replicasets" => (replicaset_cells(o), vec![]),
-        "daemonsets" => (daemonset_cells(o), vec![]),
+        "deployments" => (deployment_cells(o), workload_wide(o, true)),
+        "statefulsets" => (
+            vec![json!(format!("{}/{}", n(o, "/status/readyReplicas"), n(o, "/spec/replicas")))],
+            workload_wide(o, false),
+        ),
+        "replicasets" => (replicaset_cells(o), workload_wide(o, true)),
+        "daemonsets" => (daemonset_cells(o), workload_wide(o, true)),
+        "pods" => pod_cells(o),
+        "serviceaccounts" => (vec![json!(arr(o, "/secrets").len())], vec![]),
         "namespaces" => (vec![json!(s(o, "/status/phase"))], vec![]),
         "endpointslices" => (endpointslice_cells(o), vec![]),
         "endpoints" => (endpoints_cells(o), vec![]),
@@ -242,9 +278,9 @@ fn secret_cells(o: &Value) -> Vec<Value> {
     vec![json!(s(o, "/type")), json!(o.get("data").and_then(Value::as_object).map_or(0, |m| m.len()))]
 }
 
-/// Desired, Current, Ready, Up-to-date, Available.
+/// Desired, Current, Ready, Up-to-date, Available, Node Selector.
 fn daemonset_cells(o: &Value) -> Vec<Value> {
-    [
+    let mut cells: Vec<Value> = [
         "/status/desiredNumberScheduled",
         "/status/currentNumberScheduled",
         "/status/numberReady",
@@ -253,17 +289,96 @@ fn daemonset_cells(o: &Value) -> Vec<Value> {
     ]
     .iter()
     .map(|p| json!(n(o, p)))
-    .collect()
+    .collect();
+    cells.push(json!(or_none(pairs(o.pointer("/spec/template/spec/nodeSelector")))));
+    cells
 }
 
-/// Status, Roles; after Age, Version, Region and Zone (wide).
+/// `k=v,k2=v2` of a string map.
+fn pairs(map: Option<&Value>) -> String {
+    let pairs: Vec<String> = map
+        .and_then(Value::as_object)
+        .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect())
+        .unwrap_or_default();
+    pairs.join(",")
+}
+
+/// A label selector as `metav1.FormatLabelSelector` prints it (`<none>` when empty).
+fn selector_text(sel: Option<&Value>) -> String {
+    let mut parts = vec![pairs(sel.and_then(|s| s.get("matchLabels")))];
+    for e in sel.map(|s| arr(s, "/matchExpressions")).unwrap_or_default() {
+        let key = e.get("key").and_then(Value::as_str).unwrap_or("");
+        let values: Vec<&str> = e
+            .get("values")
+            .and_then(Value::as_array)
+            .map(|v| v.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        parts.push(match e.get("operator").and_then(Value::as_str).unwrap_or("") {
+            "In" => format!("{key} in ({})", values.join(",")),
+            "NotIn" => format!("{key} notin ({})", values.join(",")),
+            "Exists" => key.to_string(),
+            "DoesNotExist" => format!("!{key}"),
+            other => format!("{key} {other}"),
+        });
+    }
+    parts.retain(|p| !p.is_empty());
+    or_none(parts.join(","))
+}
+
+/// The wide cells of a workload: its template's container names and images, and (with
+/// `selector`) its selector.
+fn workload_wide(o: &Value, selector: bool) -> Vec<Value> {
+    let containers = arr(o, "/spec/template/spec/containers");
+    let field = |f: &str| containers.iter().filter_map(|c| c.get(f)?.as_str()).collect::<Vec<_>>().join(",");
+    let mut cells = vec![json!(field("name")), json!(field("image"))];
+    if selector {
+        cells.push(json!(selector_text(o.pointer("/spec/selector"))));
+    }
+    cells
+}
+
+/// Ready, Status, Restarts; after Age, IP, Node, Nominated Node, Readiness Gates (wide).
+fn pod_cells(o: &Value) -> (Vec<Value>, Vec<Value>) {
+    let statuses = arr(o, "/status/containerStatuses");
+    let ready = statuses.iter().filter(|c| c["ready"] == true).count();
+    let restarts: u64 = statuses.iter().filter_map(|c| c.get("restartCount")?.as_u64()).sum();
+    let phase = s(o, "/status/reason");
+    let phase = if phase.is_empty() { s(o, "/status/phase") } else { phase };
+    let total = arr(o, "/spec/containers").len();
+    let cells = vec![json!(format!("{ready}/{total}")), json!(phase), json!(restarts.to_string())];
+    let wide = vec![
+        json!(or_none(s(o, "/status/podIP").into())),
+        json!(or_none(s(o, "/spec/nodeName").into())),
+        json!(or_none(s(o, "/status/nominatedNodeName").into())),
+        json!("<none>"),
+    ];
+    (cells, wide)
+}
+
+/// Status, Roles; after Age, Version, and (wide) Internal-IP, External-IP, OS-Image,
+/// Kernel-Version, Container-Runtime.
 fn node_cells(o: &Value) -> (Vec<Value>, Vec<Value>) {
     let ready = arr(o, "/status/conditions").iter().any(|c| c["type"] == "Ready" && c["status"] == "True");
-    let cells = vec![json!(if ready { "Ready" } else { "NotReady" }), json!("<none>")];
+    let roles: Vec<String> = o
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .map(|m| m.keys().filter_map(|k| k.strip_prefix("node-role.kubernetes.io/")).map(String::from).collect())
+        .unwrap_or_default();
+    let cells = vec![json!(if ready { "Ready" } else { "NotReady" }), json!(or_none(roles.join(",")))];
+    let address = |ty: &str| {
+        arr(o, "/status/addresses")
+            .iter()
+            .find(|a| a["type"] == ty)
+            .and_then(|a| a.get("address")?.as_str().map(String::from))
+            .unwrap_or_default()
+    };
     let after_age = vec![
         json!(s(o, "/status/nodeInfo/kubeletVersion")),
-        json!(s(o, "/metadata/labels/topology.kubernetes.io~1region")),
-        json!(s(o, "/metadata/labels/topology.kubernetes.io~1zone")),
+        json!(or_none(address("InternalIP"))),
+        json!(or_none(address("ExternalIP"))),
+        json!(or_none(s(o, "/status/nodeInfo/osImage").into())),
+        json!(or_none(s(o, "/status/nodeInfo/kernelVersion").into())),
+        json!(or_none(s(o, "/status/nodeInfo/containerRuntimeVersion").into())),
     ];
     (cells, after_age)
 }

@@ -6,6 +6,7 @@
 //! 410 Expired Status, as the real server does. A watcher that falls behind the broadcast
 //! channel catches up from history (or gets 410 if that, too, has moved on).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -82,6 +83,21 @@ impl WatchSpec {
             },
             _ => None,
         }
+    }
+
+    /// The event as this watcher sees it: its type and the object to send. An object
+    /// leaving the selector goes out as DELETED carrying its last state that matched,
+    /// stamped with the event's resourceVersion, as the watch cache's `cacheWatcher`
+    /// sends it.
+    fn seen<'e>(&self, ev: &'e Event) -> Option<(EventType, Cow<'e, Value>)> {
+        let kind = self.view(ev)?;
+        let left = ev.kind == EventType::Modified && kind == EventType::Deleted;
+        let Some(old) = ev.old.as_deref().filter(|_| left) else { return Some((kind, Cow::Borrowed(&*ev.object))) };
+        let mut last = old.clone();
+        if let Some(m) = crate::util::meta_mut(&mut last) {
+            m.insert("resourceVersion".into(), Value::String(ev.rv.to_string()));
+        }
+        Some((kind, Cow::Owned(last)))
     }
 }
 
@@ -176,8 +192,8 @@ fn opening(core: &Core, r: &mut Renderer, start: Start) -> Result<(Vec<Bytes>, u
             let mut last = rv;
             for ev in replay {
                 last = ev.rv;
-                if let Some(kind) = r.spec.view(&ev) {
-                    lines.push(r.line(kind.as_str(), &ev.object));
+                if let Some((kind, obj)) = r.spec.seen(&ev) {
+                    lines.push(r.line(kind.as_str(), &obj));
                 }
             }
             Ok((lines, last.max(rv), events))
@@ -270,13 +286,11 @@ impl Feed {
             return true;
         }
         self.last_rv = ev.rv;
-        match self.renderer.spec.view(ev) {
-            Some(kind) => {
-                let line = self.renderer.line(kind.as_str(), &ev.object);
-                self.send(line).await
-            }
-            None => true,
-        }
+        let line = match self.renderer.spec.seen(ev) {
+            Some((kind, obj)) => self.renderer.line(kind.as_str(), &obj),
+            None => return true,
+        };
+        self.send(line).await
     }
 
     /// After falling behind the broadcast channel: replays from history, or ends the
@@ -336,6 +350,10 @@ mod tests {
         let db = json!({"metadata": {"labels": {"app": "db"}}});
         assert_eq!(spec.view(&ev(EventType::Modified, web.clone(), Some(db.clone()))), Some(EventType::Added));
         assert_eq!(spec.view(&ev(EventType::Modified, db.clone(), Some(web.clone()))), Some(EventType::Deleted));
+        // Leaving the selector: DELETED with the last matching state at the event's version.
+        let left = ev(EventType::Modified, db.clone(), Some(web.clone()));
+        let sent = spec.seen(&left).map(|(_, o)| o.into_owned());
+        assert_eq!(sent, Some(json!({"metadata": {"labels": {"app": "web"}, "resourceVersion": "1"}})));
         assert_eq!(spec.view(&ev(EventType::Modified, db.clone(), Some(db.clone()))), None);
         assert_eq!(spec.view(&ev(EventType::Added, web.clone(), None)), Some(EventType::Added));
         assert_eq!(spec.view(&ev(EventType::Deleted, web, None)), Some(EventType::Deleted));

@@ -8,7 +8,9 @@
 //! - Ingresses: a load-balancer address from the same pool.
 //! - Deployments, ReplicaSets, StatefulSets, DaemonSets: status as if every replica were
 //!   ready (unless the cluster's spec turns them off, as for a federation control plane).
-//! - Namespaces (`namespaces`): the namespace controller's termination.
+//! - Namespaces (`namespaces`): the namespace controller's termination; (`seed`) the
+//!   `default` ServiceAccount and `kube-root-ca.crt` in each, the `kubernetes` Service.
+//! - Deployments (`rollout`): a ReplicaSet per pod template, revisions, history limit.
 //! - CustomResourceDefinitions (`crds`): a deleted CRD's objects are deleted first.
 //! - Every object with owners or a GC finalizer (`gc`): the garbage collector.
 
@@ -16,6 +18,8 @@ pub(crate) mod crds;
 pub(crate) mod gc;
 pub(crate) mod namespaces;
 mod objects;
+mod rollout;
+pub(crate) mod seed;
 pub(crate) mod services;
 mod workloads;
 
@@ -56,12 +60,19 @@ pub(crate) fn reconcile(core: &Core, key: &Key) {
     match key.0 {
         resources::SERVICES => services::reconcile(core, &key.1, &key.2),
         resources::INGRESSES => services::reconcile_ingress(core, &key.1, &key.2),
-        resources::DEPLOYMENTS | resources::REPLICASETS | resources::STATEFULSETS if core.workload_controllers => {
+        resources::DEPLOYMENTS if core.workload_controllers => {
+            rollout::reconcile(&mut core.store.write(), key);
+            workloads::reconcile_replicas(core, key);
+        }
+        resources::REPLICASETS | resources::STATEFULSETS if core.workload_controllers => {
             workloads::reconcile_replicas(core, key);
         }
         resources::DAEMONSETS if core.workload_controllers => workloads::reconcile_daemonset(core, key),
         resources::NODES if core.workload_controllers => workloads::reconcile_all_daemonsets(core),
-        resources::NAMESPACES => namespaces::finalize(&mut core.store.write(), &key.2),
+        resources::NAMESPACES => {
+            namespaces::finalize(&mut core.store.write(), &key.2);
+            seed::reconcile(core, &key.2);
+        }
         resources::CRDS => crds::finalize(&mut core.store.write(), &key.2),
         _ => {}
     }

@@ -19,7 +19,9 @@ pub(crate) fn put_new(g: &mut Inner, key: Key, mut obj: Value) -> Arc<Value> {
     if let Some(m) = util::meta_mut(&mut obj) {
         m.entry("uid").or_insert_with(|| Value::String(util::uid()));
         m.entry("creationTimestamp").or_insert_with(|| Value::String(util::now_rfc3339()));
-        m.entry("generation").or_insert(json!(1));
+        if resources::tracks_generation(key.0) {
+            m.entry("generation").or_insert(json!(1));
+        }
         if !key.1.is_empty() {
             m.insert("namespace".into(), Value::String(key.1.clone()));
         }

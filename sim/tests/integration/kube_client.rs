@@ -43,17 +43,18 @@ async fn watcher_relists_after_410_and_sees_changes() -> Result<()> {
         n.sort();
         n
     };
-    eventually_sync(WAIT, "a in the store", || (names(&reader) == ["a"]).then_some(())).await?;
+    // `kubernetes` is the API server's own Service in `default`.
+    eventually_sync(WAIT, "a in the store", || (names(&reader) == ["a", "kubernetes"]).then_some(())).await?;
 
     // A change while watching arrives through the watch.
     west.apply_json(lb_service("b", "default", 80))?;
-    eventually_sync(WAIT, "b in the store", || (names(&reader) == ["a", "b"]).then_some(())).await?;
+    eventually_sync(WAIT, "b in the store", || (names(&reader) == ["a", "b", "kubernetes"]).then_some(())).await?;
 
     west.compact_history();
     west.drop_watches();
     west.delete_json("v1", "Service", Some("default"), "a")?;
     west.apply_json(lb_service("c", "default", 80))?;
-    eventually_sync(WAIT, "relisted store", || (names(&reader) == ["b", "c"]).then_some(())).await?;
+    eventually_sync(WAIT, "relisted store", || (names(&reader) == ["b", "c", "kubernetes"]).then_some(())).await?;
     let errors = errors.lock().clone();
     assert!(
         errors.iter().any(|e| e.contains("410") || e.contains("Expired") || e.contains("too old")),
@@ -83,7 +84,8 @@ async fn list_pagination_and_expired_continue_tokens() -> Result<()> {
         .await?;
     let all: Vec<String> =
         first.items.iter().chain(&second.items).chain(&third.items).filter_map(|c| c.metadata.name.clone()).collect();
-    assert_eq!(all, ["cm0", "cm1", "cm2", "cm3", "cm4"]);
+    // Every namespace holds the root CA bundle ConfigMap too.
+    assert_eq!(all, ["cm0", "cm1", "cm2", "cm3", "cm4", "kube-root-ca.crt"]);
     assert!(third.metadata.continue_.as_deref().unwrap_or("").is_empty());
 
     let labelled = api.list(&ListParams::default().fields("metadata.name=cm3")).await?;

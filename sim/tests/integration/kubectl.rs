@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use meridian_testkit::wait::eventually_sync;
+use meridian_testkit::wait::{eventually, eventually_sync};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
@@ -45,7 +45,8 @@ async fn get_shows_services_across_namespaces_in_every_output_format() -> Result
         .iter()
         .filter_map(|i| i.pointer("/metadata/name").and_then(Value::as_str))
         .collect();
-    assert_eq!(names, vec!["web", "api"]);
+    // `kubernetes` is the API server's own Service in `default`.
+    assert_eq!(names, vec!["kubernetes", "web", "api"]);
 
     let yaml = env.kubectl(&["get", "svc", "api", "-n", "prod", "-o", "yaml"]).await?;
     assert!(yaml.contains("kind: Service") && yaml.contains(&format!("ip: {ip}")), "{yaml}");
@@ -192,5 +193,34 @@ async fn get_watch_prints_new_services() -> Result<()> {
     child.kill().await?;
     assert!(seen[0].contains("NAME") && seen[0].contains("EXTERNAL-IP"), "{seen:?}");
     assert!(seen.iter().any(|l| l.starts_with("second") && l.contains("LoadBalancer")), "{seen:?}");
+    Ok(())
+}
+
+/// `get -o wide` shows the priority-1 columns of kube-apiserver's table printers:
+/// a workload's containers, images and selector, a node's addresses and runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_wide_shows_the_printer_columns_of_a_real_server() -> Result<()> {
+    let env = Env::start(&["east"]).await?;
+    env.kubectl(&["create", "deployment", "web", "--image=nginx:1.27"]).await?;
+    let wide = env.kubectl(&["get", "deploy", "-o", "wide"]).await?;
+    let header: Vec<&str> = wide.lines().next().unwrap_or("").split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"],
+        "{wide}"
+    );
+    let row: Vec<&str> = wide.lines().nth(1).unwrap_or("").split_whitespace().collect();
+    assert_eq!(row.get(5..), Some(&["nginx", "nginx:1.27", "app=web"][..]), "{wide}");
+    let rs = eventually(WAIT, "the ReplicaSet", || async {
+        env.kubectl(&["get", "rs", "-o", "wide"]).await.ok().filter(|o| o.contains("pod-template-hash="))
+    })
+    .await?;
+    assert!(rs.lines().next().unwrap_or("").contains("SELECTOR") && rs.contains("app=web,pod-template-hash="), "{rs}");
+    let nodes = env.kubectl(&["get", "nodes", "-o", "wide"]).await?;
+    let header = nodes.lines().next().unwrap_or("");
+    for col in ["INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"] {
+        assert!(header.contains(col), "{col}: {nodes}");
+    }
+    assert!(nodes.contains("172.18.") && nodes.contains("sim://1.0"), "{nodes}");
     Ok(())
 }

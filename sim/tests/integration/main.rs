@@ -3,12 +3,18 @@
 
 mod admission;
 mod apply;
+mod auth;
 mod backends;
 mod crd;
+mod defaulting;
 mod deletion;
 mod kube_client;
 mod kubectl;
+mod namespaces;
 mod patch;
+mod rollout;
 mod scale;
+mod selectors;
 mod state;
 mod support;
+mod validation;
