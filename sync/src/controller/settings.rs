@@ -43,14 +43,56 @@ impl Settings {
         }
     }
 
-    /// Objects that are not federated: those of excluded namespaces, and the `default`
+    /// Objects that are not federated: those of excluded namespaces, the `default`
     /// Namespace object itself, which every cluster has from birth and nobody manages
-    /// (objects inside `default` are federated as usual).
+    /// (objects inside `default` are federated as usual), and the objects each cluster's
+    /// own control plane makes ([`cluster_owned`]).
     pub(super) fn excluded(&self, key: &ObjKey) -> bool {
-        if key.kind == kinds::NAMESPACE && key.name == BUILT_IN_NAMESPACE {
+        if key.kind == kinds::NAMESPACE && key.name == BUILT_IN_NAMESPACE || cluster_owned(key) {
             return true;
         }
         let ns = if key.kind == kinds::NAMESPACE { &key.name } else { &key.namespace };
         self.exclude.iter().any(|e| e == ns)
+    }
+}
+
+/// Objects of the synced kinds that every cluster's own control plane creates and keeps
+/// for itself: the `kube-root-ca.crt` ConfigMap of each namespace (published by
+/// kube-controller-manager with that cluster's CA) and the `default/kubernetes` Service
+/// (kube-apiserver's own). A member has its own; a copy would replace its CA bundle or
+/// its API Service with the control plane's.
+fn cluster_owned(key: &ObjKey) -> bool {
+    match kinds::get(key.kind).kind {
+        "ConfigMap" => key.name == "kube-root-ca.crt",
+        "Service" => key.namespace == BUILT_IN_NAMESPACE && key.name == "kubernetes",
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What each cluster makes for itself is never federated; look-alikes elsewhere are.
+    #[test]
+    fn objects_a_cluster_makes_for_itself_are_not_federated() {
+        let settings = Settings::from_config(&meridian_config::Config::demo());
+        let key = |kind: &str, ns: &str, name: &str| ObjKey {
+            kind: kinds::by_name(kind).unwrap_or(kinds::NAMESPACE),
+            namespace: ns.into(),
+            name: name.into(),
+        };
+        let cases = [
+            (key("ConfigMap", "shop", "kube-root-ca.crt"), true),
+            (key("ConfigMap", "default", "kube-root-ca.crt"), true),
+            (key("Service", "default", "kubernetes"), true),
+            (key("Namespace", "", "default"), true),
+            (key("Service", "shop", "kubernetes"), false),
+            (key("ConfigMap", "shop", "settings"), false),
+            (key("Secret", "shop", "kube-root-ca.crt"), false),
+        ];
+        for (k, want) in cases {
+            assert_eq!(settings.excluded(&k), want, "{k:?}");
+        }
     }
 }
