@@ -10,6 +10,7 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::openapi_schemas;
 use crate::registry::Registry;
 use crate::resources::ResourceDef;
 use crate::reviews::REVIEWS;
@@ -260,15 +261,24 @@ pub(crate) fn openapi_doc(reg: &Registry, group: &str, version: &str) -> Option<
     for r in defs {
         let schema_name = format!("{}.{}", r.schema_pkg, r.kind);
         openapi_paths(r, &base, &schema_name, &mut paths);
-        schemas.insert(
-            schema_name,
-            json!({
+        let schema = match openapi_schemas::all().get(&schema_name) {
+            Some(real) => {
+                with_references(real, &mut schemas);
+                let mut real = real.clone();
+                if let Some(m) = real.as_object_mut() {
+                    m.insert("x-kubernetes-group-version-kind".into(), json!([r.gvk_json()]));
+                }
+                real
+            }
+            // Custom resources: their CRD's schema is not translated here.
+            None => json!({
                 "type": "object",
                 "description": format!("{} (schema elided by the Meridian simulator)", r.kind),
                 "x-kubernetes-group-version-kind": [r.gvk_json()],
                 "x-kubernetes-preserve-unknown-fields": true,
             }),
-        );
+        };
+        schemas.insert(schema_name, schema);
     }
     Some(json!({
         "openapi": "3.0.0",
@@ -276,6 +286,28 @@ pub(crate) fn openapi_doc(reg: &Registry, group: &str, version: &str) -> Option<
         "paths": paths,
         "components": {"schemas": schemas},
     }))
+}
+
+/// Adds every schema `schema` refers to, directly or through others, to `out`.
+fn with_references(schema: &Value, out: &mut Map<String, Value>) {
+    let mut pending = vec![schema];
+    while let Some(v) = pending.pop() {
+        match v {
+            Value::Object(m) => {
+                let target =
+                    m.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/components/schemas/"));
+                if let Some(name) = target.filter(|n| !out.contains_key(*n))
+                    && let Some(found) = openapi_schemas::all().get(name)
+                {
+                    out.insert(name.to_owned(), found.clone());
+                    pending.push(found);
+                }
+                pending.extend(m.values());
+            }
+            Value::Array(items) => pending.extend(items),
+            _ => {}
+        }
+    }
 }
 
 #[cfg(test)]

@@ -32,7 +32,8 @@
 //! - `managed`, `fieldpath`: field management (managedFields, server-side apply).
 //! - `patch`, `strategic`, `schema`: patch flavours; merge keys and list types.
 //! - `scale`: the `/scale` subresource. `watch`: watch streams, bookmarks, 410 Gone.
-//! - `discovery`: `/version`, `/api`, `/apis`, OpenAPI v3 documents for `kubectl apply`.
+//! - `discovery`: `/version`, `/api`, `/apis`, OpenAPI v3 documents for `kubectl apply`
+//!   and `kubectl explain` (`openapi_schemas`: the built-in kinds' schemas).
 //! - `table`: `meta.k8s.io/v1 Table` rendering for kubectl's human output (custom
 //!   resources by their printer columns, evaluated by `jsonpath`). `selectors`, and
 //!   `field_labels`: the fields each kind's field selectors may name.
@@ -107,9 +108,10 @@
 //!   pods behind ReplicaSets. Pod-template hashes have the real shape, not the real
 //!   values. Graceful deletion (pods) is immediate.
 //! - Defaulting covers the fields above, not every `SetDefaults_` function (probes,
-//!   volumes, resource requests are stored as sent); OpenAPI schemas are stubs that
-//!   preserve unknown fields, so there is no field validation (`kubectl explain` finds
-//!   no fields) and list types come from `schema`'s table.
+//!   volumes, resource requests are stored as sent). The OpenAPI documents carry the
+//!   built-in kinds' real schemas (k8s-openapi's, so `kubectl explain` shows every field)
+//!   but not the `x-kubernetes-patch-*` extensions; the server checks no field against
+//!   them, and list types come from `schema`'s table.
 //! - `$setElementOrder` is ignored; foreground deletion cycles are not unblocked; owners of
 //!   kinds not served are never missing.
 //! - Lists are always served from the latest state (`resourceVersion`/`resourceVersionMatch`
@@ -118,7 +120,8 @@
 //!   do it moments later: a CRD is served as soon as its create returns.
 //! - Custom objects are not validated, pruned or defaulted against the CRD's OpenAPI schema
 //!   (schemas are stored, never applied); their list merge types come from `schema`'s
-//!   table like the built-ins', and their OpenAPI documents are the same stubs. Printer
+//!   table like the built-ins', and their OpenAPI schemas are stubs that preserve unknown
+//!   fields. Printer
 //!   columns take a JSONPath subset (fields, indices, `[*]`, `==`/`!=` filters).
 //! - An update that stops serving a version leaves open watches of it running.
 //! - The MCS CRDs are installed at every start, so a deleted one is back after a restart.
@@ -160,6 +163,7 @@ mod jsonpath;
 mod key;
 mod kubeconfig;
 mod managed;
+mod openapi_schemas;
 mod patch;
 mod pools;
 mod registry;

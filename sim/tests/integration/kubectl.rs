@@ -224,3 +224,24 @@ async fn get_wide_shows_the_printer_columns_of_a_real_server() -> Result<()> {
     assert!(nodes.contains("172.18.") && nodes.contains("sim://1.0"), "{nodes}");
     Ok(())
 }
+
+/// `kubectl explain` reads the fields and descriptions of the built-in kinds from the
+/// server's OpenAPI v3 documents, as from kube-apiserver's: nested fields, their types,
+/// and a field that is not there named as such.
+#[tokio::test]
+async fn explain_finds_the_fields_of_built_in_kinds() -> Result<()> {
+    let env = Env::start(&["east"]).await?;
+    let ports = env.kubectl(&["explain", "service.spec.ports"]).await?;
+    assert!(ports.contains("KIND:") && ports.contains("Service"), "{ports}");
+    assert!(ports.contains("FIELD: ports <[]ServicePort>"), "{ports}");
+    assert!(ports.contains("targetPort") && ports.contains("nodePort"), "{ports}");
+    let strategy = env.kubectl(&["explain", "deployment.spec.strategy.rollingUpdate.maxSurge"]).await?;
+    assert!(strategy.contains("GROUP:") && strategy.contains("apps"), "{strategy}");
+    assert!(strategy.contains("maxSurge <IntOrString>"), "{strategy}");
+    let recursive = env.kubectl(&["explain", "ingress.spec", "--recursive"]).await?;
+    assert!(recursive.contains("pathType") && recursive.contains("ingressClassName"), "{recursive}");
+    let missing = env.kubectl_output(&["explain", "service.spec.nonsense"]).await?;
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(!missing.status.success() && err.contains("nonsense"), "{err}");
+    Ok(())
+}
