@@ -52,6 +52,35 @@ async fn member_side_edit_is_reverted_and_deleted_copy_recreated() -> Result<()>
     Ok(())
 }
 
+/// The rule for keys: Meridian owns what it sends (server-side apply). A label or data
+/// key taken out of the control-plane object goes from the members; one a member's own
+/// writer added stays, through edits and resyncs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn keys_removed_upstream_go_and_keys_added_in_a_member_stay() -> Result<()> {
+    let env = Env::start().await?;
+    let cm = |labels: &str, data: &str| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: keys, labels: {{{labels}}}}}\ndata: {{{data}}}\n")
+    };
+    env.apply("host", &cm("tier: web, team: shop", "a: '1', b: '2'")).await?;
+    let copy = || env.get("m1", "configmap", "keys");
+    wait_for("m1 copy", Duration::from_secs(10), copy, |o| o.as_ref().is_some_and(|o| o["data"]["b"] == "2")).await?;
+    env.kubectl(&["--context", "m1", "label", "configmap", "keys", "local=yes"]).await?;
+    env.kubectl(&["--context", "m1", "patch", "configmap", "keys", "--type=merge", "-p", r#"{"data":{"own":"x"}}"#])
+        .await?;
+    env.apply("host", &cm("tier: web", "a: '1'")).await?;
+    let o = wait_for("team and b gone from m1", Duration::from_secs(10), copy, |o| {
+        o.as_ref().is_some_and(|o| o["metadata"]["labels"].get("team").is_none() && o["data"].get("b").is_none())
+    })
+    .await?
+    .unwrap_or_default();
+    assert_eq!(o["metadata"]["labels"]["tier"], "web", "{o}");
+    assert_eq!(o["metadata"]["labels"]["local"], "yes", "the member's own label stays: {o}");
+    assert_eq!(o["data"]["own"], "x", "the member's own key stays: {o}");
+    assert_eq!(o["data"]["a"], "1", "{o}");
+    env.shutdown().await;
+    Ok(())
+}
+
 /// A member-side scale of a Deployment is reverted to the planned replicas.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn member_side_scale_is_reverted() -> Result<()> {
