@@ -206,6 +206,8 @@ impl Server {
         let mut files: Vec<PathBuf> = self.path.iter().cloned().collect();
         files.extend(DnsServer::watched_files(&self.config));
         files.extend(Proxy::watched_files(&self.config));
+        // A rotated credential or a moved API server in a kubeconfig reconnects its clusters.
+        files.extend(registry::kubeconfig_files(&self.config));
         files
     }
 

@@ -56,6 +56,10 @@ pub struct Member {
     pub client: Client,
     /// The configuration entry, to tell a reload that changes how to reach the cluster.
     pub config: ClusterConfig,
+    /// What the kubeconfig file held when the client was built ([`kubeconfig_digest`]):
+    /// a reload after the file changed (a rotated token or certificate, a moved API
+    /// server) reconnects even though the configuration names the same file.
+    pub kubeconfig: Option<u64>,
     /// Watch events received from this cluster.
     pub events: Arc<AtomicU64>,
 }
@@ -115,6 +119,38 @@ pub fn endpoint(config: &Config, c: &ClusterConfig, sim: &SimulatorLink) -> Resu
         Some(p) => Ok((config.resolve(p), c.context.clone())),
         None => Err(Error::NoKubeconfig { cluster: c.name.clone() }),
     }
+}
+
+/// A digest of a kubeconfig file's content (never logged: it may hold credentials), to
+/// tell whether it changed; `None` when it cannot be read.
+pub fn kubeconfig_digest(path: &std::path::Path) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let bytes = std::fs::read(path).ok()?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    Some(h.finish())
+}
+
+/// The digest of the kubeconfig file that reaches `c`, when it is an operator's file (a
+/// simulated cluster's is Meridian's own, rewritten whenever a simulated cluster is
+/// added, which must not reconnect the others).
+fn file_digest(config: &Config, c: &ClusterConfig, sim: &SimulatorLink) -> Option<u64> {
+    let (path, _) = endpoint(config, c, sim).ok().filter(|_| !c.simulated)?;
+    kubeconfig_digest(&path)
+}
+
+/// The kubeconfig files of the configured clusters that are not simulated, to watch for
+/// changes.
+pub fn kubeconfig_files(config: &Config) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = config
+        .clusters
+        .iter()
+        .filter(|c| !c.simulated)
+        .filter_map(|c| c.kubeconfig.as_ref().map(|p| config.resolve(p)))
+        .collect();
+    files.sort();
+    files.dedup();
+    files
 }
 
 /// Builds the table metadata of a configured cluster.
@@ -199,9 +235,11 @@ impl Discovery {
             let meta = meta_of(c, order);
             if let Some(existing) = self.members.get(name) {
                 let (m, _) = existing.value();
+                let same_file = file_digest(config, c, &self.sim);
                 let same_conn = m.config.kubeconfig == c.kubeconfig
                     && m.config.context == c.context
-                    && m.config.simulated == c.simulated;
+                    && m.config.simulated == c.simulated
+                    && m.kubeconfig == same_file;
                 if same_conn && m.meta == meta {
                     continue;
                 }
@@ -235,6 +273,7 @@ impl Discovery {
         settings: Settings,
     ) -> Result<()> {
         let (path, context) = endpoint(config, c, &self.sim)?;
+        let digest = file_digest(config, c, &self.sim);
         let client = connect(&c.name, &path, context.as_deref()).await?;
         let events = Arc::new(AtomicU64::new(0));
         let task = tokio::spawn(cluster::run(
@@ -246,7 +285,7 @@ impl Discovery {
             self.metrics.clone(),
             events.clone(),
         ));
-        let member = Member { meta, client, config: c.clone(), events };
+        let member = Member { meta, client, config: c.clone(), kubeconfig: digest, events };
         self.members.insert(c.name.clone(), (member, task));
         Ok(())
     }

@@ -267,3 +267,46 @@ async fn a_silent_watch_is_restarted_by_its_watchdog() {
     assert!(matches!(state_of(&f.discovery.table().snapshot(), "b"), Some(ClusterState::Ready)), "b stayed Ready");
     assert!(t0.elapsed() >= Duration::from_millis(1500), "arrived in {:?}, before any restart could", t0.elapsed());
 }
+
+/// A kubeconfig for one cluster named `m` whose API is at `server`.
+fn kubeconfig_at(server: &str) -> String {
+    json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "m", "cluster": {"server": server}}],
+        "users": [{"name": "m", "user": {}}],
+        "contexts": [{"name": "m", "context": {"cluster": "m", "user": "m"}}],
+        "current-context": "m",
+    })
+    .to_string()
+}
+
+/// A reload after the kubeconfig file changed (the API server moved, a credential was
+/// rotated) reconnects the cluster, though the configuration names the same file; a
+/// reload with the file unchanged does not.
+#[tokio::test]
+async fn a_changed_kubeconfig_file_reconnects_its_cluster_on_reload() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = Simulator::new(SimOptions { history: 1000, backends: false, state_dir: None });
+    let first = sim.add_cluster(ClusterSpec::new("first")).await.expect("first");
+    let second = sim.add_cluster(ClusterSpec::new("second")).await.expect("second");
+    first.apply_json(lb_service("old-home")).expect("svc");
+    second.apply_json(lb_service("new-home")).expect("svc");
+    let file = dir.path().join("m.yaml");
+    std::fs::write(&file, kubeconfig_at(&first.url())).expect("kubeconfig");
+    let text = "name = \"t\"\ndns_zone = \"t.test\"\n[discovery]\nprobe_interval = \"100ms\"\n\
+                [[clusters]]\nname = \"m\"\nkubeconfig = \"m.yaml\"\n";
+    let config = Config::parse(text, std::path::Path::new("test.toml"), dir.path()).expect("config");
+    let discovery = Discovery::new(Metrics::default(), SimulatorLink::default());
+    assert!(discovery.apply(&config).await.is_empty());
+    let f = Fixture { sim, discovery, _dir: dir };
+    wait(&f, "m is the first cluster", |s| healthy(s, "old-home", "m").is_some()).await;
+    assert!(f.discovery.apply(&config).await.is_empty(), "an unchanged reload");
+    assert!(f.discovery.table().snapshot().service("default", "old-home").is_some(), "still connected");
+
+    std::fs::write(&file, kubeconfig_at(&second.url())).expect("kubeconfig moved");
+    assert!(f.discovery.apply(&config).await.is_empty());
+    wait(&f, "m is now the second cluster", |s| {
+        healthy(s, "new-home", "m").is_some() && s.service("default", "old-home").is_none()
+    })
+    .await;
+}
