@@ -147,6 +147,14 @@ pub fn is_managed(obj: &Value) -> bool {
     label(obj, MANAGED_LABEL) == Some(MANAGED_VALUE)
 }
 
+/// True when the member copy is Meridian's copy of the control-plane object with uid
+/// `origin_uid`: it carries the mark, or its origin annotation names that object. A
+/// label edit in a member does not detach the copy (the next write puts the label
+/// back); a copy is released only when both are gone, as an orphaning deletion leaves it.
+pub fn owned_by(obj: &Value, origin_uid: &str) -> bool {
+    is_managed(obj) || (!origin_uid.is_empty() && annotation(obj, ORIGIN_ANNOTATION) == Some(origin_uid))
+}
+
 /// Reads the steering annotations. Any malformed one fails the whole object, so a typo
 /// never spreads an object to clusters it was meant to avoid.
 pub fn steering(obj: &Value) -> Result<Steering, AnnotationError> {

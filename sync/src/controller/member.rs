@@ -184,7 +184,7 @@ async fn place(
     replicas: Option<i64>,
 ) -> MemberOutcome {
     let existed = existing.is_some();
-    let managed = existing.as_ref().is_some_and(template::is_managed);
+    let managed = existing.as_ref().is_some_and(|e| template::owned_by(e, &d.uid));
     if existed && !managed && !d.settings.adopt {
         let msg = format!("an object of this name exists in cluster {} and is not managed by Meridian", t.name);
         return MemberOutcome::state(State::AlreadyExists, Some(msg), None, true);

@@ -55,7 +55,8 @@ pub(super) async fn delete_in_member(
 ) -> Result<(), Blocked> {
     let member_api = api(client, d.kind, &d.key.namespace);
     let Some(live) = read_copy(sh, d, cluster, &member_api, again).await? else { return Ok(()) };
-    if !template::is_managed(&live) {
+    let uid = template::meta_str(d.obj, "uid").unwrap_or_default();
+    if !template::owned_by(&live, uid) {
         return Ok(());
     }
     let namespace = d.kind.kind == "Namespace";

@@ -16,7 +16,7 @@ use crate::template;
 pub(super) fn plan_replicas(d: &Desired<'_>, targets: &[Target], lives: &[Live]) -> planner::Plan {
     let writable = |live: &Live| match live {
         Live::Absent => true,
-        Live::Present(v) => template::is_managed(v) || d.settings.adopt,
+        Live::Present(v) => template::owned_by(v, &d.uid) || d.settings.adopt,
         Live::Unreachable { .. } => false,
     };
     let names: Vec<&str> =

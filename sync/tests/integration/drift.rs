@@ -81,6 +81,34 @@ async fn keys_removed_upstream_go_and_keys_added_in_a_member_stay() -> Result<()
     Ok(())
 }
 
+/// Removing Meridian's label from a copy in a member does not detach it: ownership is
+/// also recorded by the control-plane object's uid, so the label comes back and later
+/// changes still reach the copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_copy_whose_label_was_removed_in_a_member_stays_managed() -> Result<()> {
+    let env = Env::start().await?;
+    let cm = |v: &str| format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: owned}}\ndata: {{v: '{v}'}}\n");
+    env.apply("host", &cm("1")).await?;
+    let copy = || env.get("m1", "configmap", "owned");
+    wait_for("m1 copy", Duration::from_secs(10), copy, |o| o.as_ref().is_some_and(|o| o["data"]["v"] == "1")).await?;
+    let label = format!("{}-", meridian_sync::template::MANAGED_LABEL);
+    env.kubectl(&["--context", "m1", "label", "configmap", "owned", &label]).await?;
+    let managed = |o: &Option<Value>| {
+        o.as_ref().is_some_and(|o| o["metadata"]["labels"][meridian_sync::template::MANAGED_LABEL] == "meridian")
+    };
+    wait_for("the label is back", DRIFT, copy, managed).await?;
+    env.apply("host", &cm("2")).await?;
+    let o = wait_for("the change reaches m1", Duration::from_secs(10), copy, |o| {
+        o.as_ref().is_some_and(|o| o["data"]["v"] == "2")
+    })
+    .await?;
+    assert!(managed(&o), "{o:?}");
+    let status = env.sync_status("configmap", "owned").await?;
+    assert_ne!(status["clusters"]["m1"]["state"], "AlreadyExists", "{status}");
+    env.shutdown().await;
+    Ok(())
+}
+
 /// A member-side scale of a Deployment is reverted to the planned replicas.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn member_side_scale_is_reverted() -> Result<()> {
