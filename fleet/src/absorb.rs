@@ -31,8 +31,10 @@ pub(crate) fn publish(view: &mut View, chitchat: &mut Chitchat) {
             None => {}
         }
     }
-    // Last, so its version is above the batch's (`set` skips an unchanged value).
-    state.set(obs::COUNT_KEY, obs::count_value(view.own.len()));
+    // Last, so its version is above the batch's; numbered, so it is never unchanged
+    // (`set` would skip it).
+    view.publications += 1;
+    state.set(obs::COUNT_KEY, obs::count_value(view.own.len(), view.publications));
 }
 
 /// Reads every peer's state and re-decides what it changed.

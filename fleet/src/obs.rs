@@ -92,14 +92,23 @@ pub(crate) fn parse_value(v: &str) -> Option<Obs> {
     Some(Obs { up, rtt_us, at: parse_base36(at)? })
 }
 
-pub(crate) fn count_value(n: usize) -> String {
+/// The count key's value: how many observations are published, and after a `.` the
+/// publication's number. The number makes every publication's value new: chitchat skips
+/// a `set` to an unchanged value, and a count key left older than the keys a batch
+/// changed would leave the instance looking unsynced to its peers for good.
+pub(crate) fn count_value(n: usize, publication: u64) -> String {
     let mut out = String::new();
     push_base36(&mut out, u64::try_from(n).unwrap_or(u64::MAX));
+    out.push('.');
+    push_base36(&mut out, publication);
     out
 }
 
+/// The count of a count key's value (an older instance's has no publication number).
 pub(crate) fn parse_count(v: &str) -> Option<usize> {
-    parse_base36(v).and_then(|n| usize::try_from(n).ok())
+    let (n, publication) = v.split_once('.').unwrap_or((v, "0"));
+    parse_base36(publication)?;
+    parse_base36(n).and_then(|n| usize::try_from(n).ok())
 }
 
 pub(crate) fn location_value(loc: &Location) -> String {
@@ -175,9 +184,12 @@ mod tests {
     #[test]
     fn counts_round_trip() {
         for n in [0, 1, 35, 36, 100_000] {
-            assert_eq!(parse_count(&count_value(n)), Some(n));
+            assert_eq!(parse_count(&count_value(n, 7)), Some(n));
         }
+        assert_ne!(count_value(3, 1), count_value(3, 2), "each publication's value is new");
+        assert_eq!(parse_count("z"), Some(35));
         assert_eq!(parse_count("-1"), None);
+        assert_eq!(parse_count("1.-"), None);
     }
 
     /// A location survives the trip; an impossible one is dropped.

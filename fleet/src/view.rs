@@ -79,6 +79,8 @@ pub(crate) struct View {
     /// Own observations changed since the last write into chitchat (absent from `own`:
     /// forgotten, to delete).
     pub(crate) unpublished: HashSet<SocketAddr>,
+    /// Batches written into chitchat so far: numbers the count key's value.
+    pub(crate) publications: u64,
     pub(crate) peers: BTreeMap<ChitchatId, Peer>,
     /// Instance id → the generation whose ballots count.
     counted: BTreeMap<Arc<str>, ChitchatId>,
@@ -98,6 +100,7 @@ impl View {
             stale_after,
             own: HashMap::new(),
             unpublished: HashSet::new(),
+            publications: 0,
             peers: BTreeMap::new(),
             counted: BTreeMap::new(),
             verdicts: HashMap::new(),
