@@ -98,24 +98,35 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    /// Starts `program args…` under `taskset -c core`.
     /// `meridian serve` on `core` with `conf` written to `dir/meridian.toml` and `dir` as
     /// its state directory.
     pub(crate) fn meridian(bin: &Path, core: u32, conf: &str, dir: &Path) -> Result<Server> {
+        Server::meridian_on("meridian", bin, &core.to_string(), conf, dir)
+    }
+
+    /// Starts `program args…` under `taskset -c core`.
+    pub(crate) fn start(name: &str, core: u32, program: &Path, args: &[String], dir: &Path) -> Result<Server> {
+        Server::start_on(name, &core.to_string(), program, args, dir)
+    }
+
+    /// `meridian serve` as [`Server::meridian`], on the `cores` `taskset -c` takes
+    /// (`"0,1"`), named `name` in errors and its log file.
+    pub(crate) fn meridian_on(name: &str, bin: &Path, cores: &str, conf: &str, dir: &Path) -> Result<Server> {
         let path = dir.join("meridian.toml");
         std::fs::write(&path, conf)?;
         let args = ["serve", "--config", &path.display().to_string(), "--state-dir", &dir.display().to_string()]
             .map(str::to_owned);
-        Server::start("meridian", core, bin, &args, dir)
+        Server::start_on(name, cores, bin, &args, dir)
     }
 
-    pub(crate) fn start(name: &str, core: u32, program: &Path, args: &[String], dir: &Path) -> Result<Server> {
+    /// Starts `program args…` under `taskset -c cores`.
+    pub(crate) fn start_on(name: &str, cores: &str, program: &Path, args: &[String], dir: &Path) -> Result<Server> {
         let log = dir.join(format!("{name}.log"));
         let out = std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
         let err = out.try_clone()?;
         let child = Command::new("taskset")
             .arg("-c")
-            .arg(core.to_string())
+            .arg(cores)
             .arg(program)
             .args(args)
             .current_dir(dir)

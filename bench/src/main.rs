@@ -8,14 +8,18 @@
 //! - `failover`: time from a backend dying until DNS stops returning it, and requests failed
 //!   through the proxy while a backend dies.
 //! - `proxy`: HTTP proxy requests/s and added p99 of Meridian, nginx and HAProxy (wrk, h2load).
+//! - `fleet`: five instances judging health together: a backend's death → every
+//!   instance's answers drop it; gossip bytes/s at steady state and under churn, with 3,000
+//!   and 100,000 addresses.
 //!
-//! The comparisons (`dns`, `scale`, `failover`, `proxy`) append their table to `bench/RESULTS.md`.
+//! The comparisons (`dns`, `scale`, `failover`, `proxy`, `fleet`) append their table to `bench/RESULTS.md`.
 
 mod blast;
 mod dns;
 mod dnsclient;
 mod dnsperf;
 mod failover;
+mod fleet;
 mod harness;
 mod proxy;
 mod scale;
@@ -29,7 +33,8 @@ benchmarks:
   dns        DNS throughput/latency: Meridian vs Knot, NSD, PowerDNS-LUA (dnsperf)
   scale      100 clusters x 1,000 services: time to complete table, RSS, propagation delay
   failover   backend dies: time until DNS stops returning it (active health checks)
-  proxy      HTTP proxy throughput/latency: Meridian vs nginx, HAProxy (wrk, h2load)";
+  proxy      HTTP proxy throughput/latency: Meridian vs nginx, HAProxy (wrk, h2load)
+  fleet      5 instances: backend dies -> all drop it; gossip bytes/s (3,000 and 100,000 addresses)";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -40,6 +45,7 @@ fn main() -> anyhow::Result<()> {
         Some("scale") => scale::run(rest),
         Some("failover") => failover::run(rest),
         Some("proxy") => proxy::run(rest),
+        Some("fleet") => fleet::run(rest),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);

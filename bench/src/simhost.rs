@@ -89,9 +89,41 @@ impl Sims {
         Ok(out)
     }
 
+    /// Adds `n` clusters after the existing ones (named, placed and pooled as
+    /// [`Sims::start`] would have) and rewrites the kubeconfig to include them.
+    pub(crate) async fn add(&mut self, n: usize) -> Result<()> {
+        for i in self.clusters.len()..self.clusters.len() + n {
+            let spec = ClusterSpec::new(cluster_name(i)).with_topology(region(i), zone(i));
+            self.clusters.push(self.sim.add_cluster(spec).await.with_context(|| format!("simulated cluster {i}"))?);
+        }
+        self.sim.write_kubeconfig(&self.kubeconfig)?;
+        Ok(())
+    }
+
     pub(crate) async fn shutdown(&self) {
         self.sim.shutdown().await;
     }
+}
+
+/// Applies services `first..first + count` to `cluster`; their load-balancer addresses.
+/// Without `listening`, nothing listens behind them (the simulator's `backend: down`):
+/// probes of them are refused, so each is state (a Down ballot per instance) that costs
+/// no listener.
+pub(crate) fn seed_range(cluster: &SimCluster, first: usize, count: usize, listening: bool) -> Result<Vec<Ipv4Addr>> {
+    let mut addrs = Vec::with_capacity(count);
+    for i in first..first + count {
+        let mut svc = service_json(&service_name(i));
+        if !listening {
+            svc["metadata"]["annotations"] = serde_json::json!({"sim.meridian.io/backend": "down"});
+        }
+        let stored =
+            cluster.apply_json(svc).with_context(|| format!("seeding {} in {}", service_name(i), cluster.name()))?;
+        let ip = stored.pointer("/status/loadBalancer/ingress/0/ip").and_then(|v| v.as_str()?.parse().ok());
+        addrs.push(
+            ip.with_context(|| format!("{} in {} got no load-balancer address", service_name(i), cluster.name()))?,
+        );
+    }
+    Ok(addrs)
 }
 
 fn service_json(name: &str) -> serde_json::Value {
@@ -123,16 +155,7 @@ pub(crate) struct MeridianConf<'a> {
 pub(crate) fn meridian_config(c: &MeridianConf<'_>) -> String {
     let mut t = String::new();
     let _ = writeln!(t, "name = \"{FEDERATION}\"\ndns_zone = \"{ZONE}\"\n");
-    for i in 0..c.clusters {
-        let (lat, lon) = PLACES[i % PLACES.len()];
-        let _ = writeln!(
-            t,
-            "[[clusters]]\nname = \"{}\"\nkubeconfig = \"{}\"\ncontext = \"{}\"\nlocation = {{ lat = {lat}, lon = {lon} }}\n",
-            cluster_name(i),
-            c.kubeconfig.display(),
-            cluster_name(i)
-        );
-    }
+    t.push_str(&clusters_toml(c.kubeconfig, c.clusters));
     let _ = writeln!(t, "[dns]\nlisten = [\"127.0.0.1:{}\"]\n", c.dns_port);
     let _ = writeln!(t, "[admin]\nlisten = \"127.0.0.1:{}\"\n", c.admin_port);
     match c.health {
@@ -150,5 +173,21 @@ pub(crate) fn meridian_config(c: &MeridianConf<'_>) -> String {
         );
     }
     let _ = writeln!(t, "[log]\nlevel = \"warn\"");
+    t
+}
+
+/// The `[[clusters]]` entries of the first `n` simulated clusters.
+pub(crate) fn clusters_toml(kubeconfig: &Path, n: usize) -> String {
+    let mut t = String::new();
+    for i in 0..n {
+        let (lat, lon) = PLACES[i % PLACES.len()];
+        let _ = writeln!(
+            t,
+            "[[clusters]]\nname = \"{}\"\nkubeconfig = \"{}\"\ncontext = \"{}\"\nlocation = {{ lat = {lat}, lon = {lon} }}\n",
+            cluster_name(i),
+            kubeconfig.display(),
+            cluster_name(i)
+        );
+    }
     t
 }
