@@ -72,19 +72,7 @@ impl Secret {
     /// with the secret (RFC 9018 §4.4), as the reference implementation writes it
     /// (little-endian).
     fn hash(&self, client: &[u8; CLIENT_LEN], head: &[u8; 4], stamp: u32, ip: Option<IpAddr>) -> [u8; 8] {
-        // std's SipHasher is SipHash-2-4 and follows the reference for `write` (tested with
-        // RFC 9018's vectors below); it is deprecated only as a `Hasher` for maps, and the
-        // workspace has no SipHash crate.
-        #[allow(deprecated)]
-        let mut h = {
-            let k0 = u64::from_le_bytes([
-                self.0[0], self.0[1], self.0[2], self.0[3], self.0[4], self.0[5], self.0[6], self.0[7],
-            ]);
-            let k1 = u64::from_le_bytes([
-                self.0[8], self.0[9], self.0[10], self.0[11], self.0[12], self.0[13], self.0[14], self.0[15],
-            ]);
-            std::hash::SipHasher::new_with_keys(k0, k1)
-        };
+        let mut h = siphasher::sip::SipHasher24::new_with_key(&self.0);
         use std::hash::Hasher;
         h.write(client);
         h.write(head);
