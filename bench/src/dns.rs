@@ -502,7 +502,7 @@ fn start_meridian(
         format!("`[health] kind = \"tcp\", interval = \"5s\"` ({health_lines} meridian_health_* series)")
     };
     let version = harness::version_of(&bin.display().to_string(), &["--version"]);
-    Ok((Contender { name, server, port, version: format!("{version} ({})", harness::machine_commit()) }, health_note))
+    Ok((Contender { name, server, port, version: format!("{version} ({})", harness::build_of(bin)) }, health_note))
 }
 
 /// Every contender must answer the same: all shards for a name, NXDOMAIN for a missing one.

@@ -285,6 +285,17 @@ pub(crate) fn quantile<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
     sorted.get(i).copied()
 }
 
+/// What a Meridian binary was built from: the workspace's commit for the workspace's
+/// own `target/release/meridian`, else only its path (a `--baseline` build from
+/// elsewhere, whose commit this run cannot know).
+pub(crate) fn build_of(bin: &Path) -> String {
+    let own = meridian_binary().ok().and_then(|p| p.canonicalize().ok());
+    match (own, bin.canonicalize().ok()) {
+        (Some(a), Some(b)) if a == b => machine_commit(),
+        _ => format!("the build at {}", bin.display()),
+    }
+}
+
 /// The workspace's git commit, marked when the tree has uncommitted changes.
 pub(crate) fn machine_commit() -> String {
     let root = workspace_root().display().to_string();

@@ -666,7 +666,7 @@ fn start_meridian(
     let version = format!(
         "{} ({}), one tokio worker (it sizes itself from its affinity), config route to a federated Service",
         harness::version_of(&bin.display().to_string(), &["--version"]),
-        harness::machine_commit()
+        harness::build_of(bin)
     );
     Ok(Contender { name, server: Some(server), plain, tls, version })
 }
