@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use meridian_tests::{Reply, SimProcess, binary, dig, http_get, kubectl_ok};
+use meridian_tests::{Reply, SimProcess, binary, dig, eventually, http_get, kubectl_ok};
 use serde_json::Value;
 
 /// The key every instance shares (at least 32 bytes).
@@ -34,23 +34,6 @@ const GOSSIP_INTERVAL: &str = "200ms";
 const STALE_AFTER: Duration = Duration::from_secs(2);
 /// Generous bound for start-up steps on two shared cores.
 const PATIENCE: Duration = Duration::from_secs(30);
-
-/// Polls `f` every 50 ms until it returns `Some`, failing after `timeout` with the last
-/// reason it gave.
-fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Result<Option<T>>) -> Result<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let last = match f() {
-            Ok(Some(v)) => return Ok(v),
-            Ok(None) => "condition not met".to_owned(),
-            Err(e) => format!("{e:#}"),
-        };
-        if Instant::now() > deadline {
-            bail!("{what}: not true within {timeout:?} ({last})");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// Runs `ip ARGS` (in namespace `ns` when given), failing with its stderr.
 fn ip(ns: Option<&str>, args: &[&str]) -> Result<()> {
@@ -258,7 +241,7 @@ impl Instance {
             .spawn()
             .context("run meridian serve in its namespace")?;
         let mut m = Instance { id: id.to_owned(), child, admin, dns, config, ns: ns.to_owned(), state_dir };
-        wait_for(PATIENCE, &format!("{id} ready"), || {
+        eventually(PATIENCE, &format!("{id} ready"), || {
             if let Some(st) = m.child.try_wait()? {
                 bail!("{id} exited with {st}:\n{}", m.log());
             }
@@ -377,7 +360,7 @@ impl Fleet {
         for ctx in ["a", "b"] {
             kubectl_ok(&sim.kubeconfig, ctx, &["apply", "-f", &svc.to_string_lossy()])?;
         }
-        let a_ip = wait_for(PATIENCE, "cluster a's LB address", || {
+        let a_ip = eventually(PATIENCE, "cluster a's LB address", || {
             let ip = kubectl_ok(
                 &sim.kubeconfig,
                 "a",
@@ -388,7 +371,7 @@ impl Fleet {
         let a_target = format!("{a_ip}:8080");
         let fleet = Fleet { instances, _relays: relays, sim, a_ip, a_target, net, _dir: dir };
         for m in &fleet.instances {
-            wait_for(PATIENCE, &format!("{}: web has two addresses, both probed up", m.id), || {
+            eventually(PATIENCE, &format!("{}: web has two addresses, both probed up", m.id), || {
                 let both = m.addresses(ZONE_NAME)?.len() == 2;
                 Ok((both && m.own_state(&fleet.a_target)?.as_deref() == Some("up")).then_some(()))
             })?;
@@ -399,7 +382,7 @@ impl Fleet {
     /// Every instance lists all three alive.
     fn converged(&self) -> Result<()> {
         for m in &self.instances {
-            wait_for(PATIENCE, &format!("{} sees three alive instances", m.id), || {
+            eventually(PATIENCE, &format!("{} sees three alive instances", m.id), || {
                 let alive = m.alive()?;
                 Ok((alive.len() == 3 && alive.iter().all(|(_, a)| *a)).then_some(()))
             })?;
@@ -453,12 +436,12 @@ fn fleet_converges_and_one_cut_path_keeps_the_backend_in_every_answer() -> Resul
         Ok(())
     };
     // Its own probes fail; the answers never change meanwhile.
-    wait_for(Duration::from_secs(10), "i1's own probes of the cut backend fail", || {
+    eventually(Duration::from_secs(10), "i1's own probes of the cut backend fail", || {
         in_every_answer()?;
         Ok((cut.own_state(&fleet.a_target)?.as_deref() == Some("down")).then_some(()))
     })?;
     let query = format!("/api/v1/fleet?addr={}", fleet.a_target);
-    let verdict = wait_for(Duration::from_secs(5), "i1 shows the disagreement", || {
+    let verdict = eventually(Duration::from_secs(5), "i1 shows the disagreement", || {
         in_every_answer()?;
         let v = cut.json(&query)?;
         let listed = v["disagreeing"].as_array().is_some_and(|d| d.iter().any(|a| a == fleet.a_target.as_str()));
@@ -500,7 +483,7 @@ fn fleet_killing_a_backend_or_an_instance() -> Result<()> {
     let killed = Instant::now();
     let limit = Duration::from_secs(3) + Duration::from_secs(1);
     for m in &fleet.instances {
-        wait_for(limit, &format!("{} drops the dead backend", m.id), || {
+        eventually(limit, &format!("{} drops the dead backend", m.id), || {
             let a = m.addresses(ZONE_NAME)?;
             Ok((a.len() == 1 && !a.contains(&fleet.a_ip)).then_some(()))
         })?;
@@ -512,7 +495,7 @@ fn fleet_killing_a_backend_or_an_instance() -> Result<()> {
     third.kill();
     let stopped = Instant::now();
     for m in &fleet.instances {
-        wait_for(STALE_AFTER + Duration::from_secs(5), &format!("{} marks i3 not alive", m.id), || {
+        eventually(STALE_AFTER + Duration::from_secs(5), &format!("{} marks i3 not alive", m.id), || {
             let alive = m.alive()?;
             Ok(alive.iter().any(|(id, a)| id == "i3" && !a).then_some(()))
         })?;
@@ -524,7 +507,7 @@ fn fleet_killing_a_backend_or_an_instance() -> Result<()> {
     let third = third.restart()?;
     // From its first answer on, the fleet's verdict: the dead backend is not served,
     // although its own probes have not failed twice yet.
-    let first = wait_for(PATIENCE, "the restarted i3 answers", || {
+    let first = eventually(PATIENCE, "the restarted i3 answers", || {
         let a = third.addresses(ZONE_NAME)?;
         Ok((!a.is_empty()).then_some(a))
     })?;
