@@ -194,9 +194,10 @@ fn gv_path(group: &str, version: &str) -> String {
 }
 
 /// The `hash` of a group-version's document: it changes when what is served there does
-/// (a CRD update), so clients that cache documents by URL fetch the new one.
+/// (a CRD update) or the built-in schemas do, so clients that cache documents by URL
+/// fetch the new one.
 fn doc_hash(reg: &Registry, group: &str, version: &str) -> String {
-    let text = format!("{:?}", defs_at(reg, group, version));
+    let text = format!("{}{:?}", openapi_schemas::SOURCE, defs_at(reg, group, version));
     // FNV-1a: stable across runs, unlike the std hasher.
     let h = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
     format!("SIM{}{h:016X}", GIT_VERSION.replace('.', ""))

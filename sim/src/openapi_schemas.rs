@@ -15,6 +15,10 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value};
 
+/// Where the schemas come from, part of every document's `hash`: a client that cached a
+/// document by URL (kubectl, under `~/.kube/cache`) fetches it again when they change.
+pub(crate) const SOURCE: &str = "k8s-openapi 0.29 v1_33 (schemars)";
+
 /// Every schema by its OpenAPI name (`io.k8s.api.core.v1.Service`): the served kinds and
 /// every type their fields refer to.
 pub(crate) fn all() -> &'static Map<String, Value> {
