@@ -218,6 +218,14 @@ fn print_sync(sync: &Value) {
         s(&sync["queued"])
     );
     print!("{}", render(&["KIND", "OBJECT", "CLUSTER", "STATE", "MESSAGE"], &sync_rows(sync)));
+    for k in items(&sync["kinds"]).iter().filter(|k| k["watchError"].is_string()) {
+        println!(
+            "cannot watch {} {} in the control plane: {}",
+            s(&k["apiVersion"]),
+            s(&k["kind"]),
+            s(&k["watchError"])
+        );
+    }
     let leftovers = sync["leftovers"].as_array().map_or(0, Vec::len);
     if leftovers > 0 {
         println!("leftovers (deletions that could not reach a member): {}", s(&sync["leftovers"]));

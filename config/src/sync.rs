@@ -4,6 +4,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{ClusterConfig, Config, Duration};
 
+mod kinds;
+
+pub use kinds::{DEFAULT_KINDS, ExtraKind};
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SyncConfig {
@@ -40,6 +44,10 @@ pub struct SyncConfig {
     /// answer in time is skipped by every reconcile until a probe gets an answer, so one
     /// silent member never holds up the others.
     pub request_timeout: Duration,
+    /// Types federated beyond [`DEFAULT_KINDS`] (ServiceAccounts, Roles, HPAs, custom
+    /// resources), with the same placement, override and deletion rules.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extra_kinds: Vec<ExtraKind>,
 }
 
 impl Default for SyncConfig {
@@ -59,6 +67,7 @@ impl Default for SyncConfig {
             // distant or busy one in well under a second; 10 s is ten times a slow answer,
             // and still short against the 5 min deletion timeout and the 30 s resync.
             request_timeout: Duration::from_secs(10),
+            extra_kinds: Vec::new(),
         }
     }
 }
@@ -120,6 +129,7 @@ impl SyncConfig {
         {
             out.push(("sync.identity".into(), "identity must be 1 to 128 characters".into()));
         }
+        out.extend(kinds::validate(&self.extra_kinds));
         out
     }
 }
@@ -157,6 +167,8 @@ mod tests {
             ("identity = \"\"", "sync.identity"),
             ("request_timeout = \"50ms\"", "sync.request_timeout"),
             ("request_timeout = \"0s\"", "sync.request_timeout"),
+            ("extra_kinds = [{version = \"v1\", kind = \"Endpoints\"}]", "sync.extra_kinds[0].kind"),
+            ("extra_kinds = [{version = \"v1\", kind = \"Role\", scope = \"x\"}]", "sync.extra_kinds"),
         ];
         for (line, path) in cases {
             let errs = with_sync(line);

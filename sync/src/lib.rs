@@ -99,7 +99,8 @@ impl ResourceSync {
             metrics.clone(),
         );
         let settings = controller::Settings::from_config(config);
-        let shared = Arc::new(controller::Shared::new(host, host_name, discovery, settings, leader, metrics));
+        let kinds = kinds::KindSet::from_config(&config.sync.extra_kinds);
+        let shared = Arc::new(controller::Shared::new(host, host_name, discovery, settings, kinds, leader, metrics));
         let shutdown = shutdown.child_token();
         let mut tasks = controller::spawn(shared.clone(), shutdown.clone());
         tasks.push(tokio::spawn(elector.run(shutdown.clone())));
@@ -108,12 +109,24 @@ impl ResourceSync {
         Ok(ResourceSync { running: Some(Running { shared, identity, shutdown, tasks }) })
     }
 
-    /// Applies a new configuration: placement labels, exclusions, adoption, timeouts.
-    /// The control plane, the Lease settings (and the request timeout of the Lease's
-    /// requests) and `enabled` take effect on restart.
+    /// Applies a new configuration: placement labels, exclusions, adoption, timeouts and
+    /// the federated types (the watches start again with the new set; a type taken out
+    /// has Meridian's finalizer taken off its control-plane objects, and its member copies
+    /// are left as they are). The control plane, the Lease
+    /// settings (and the request timeout of the Lease's requests) and `enabled` take
+    /// effect on restart.
     pub fn reload(&self, config: &Config) {
         if let Some(r) = &self.running {
             *r.shared.settings.write() = Arc::new(controller::Settings::from_config(config));
+            let kinds = kinds::KindSet::from_config(&config.sync.extra_kinds);
+            let changed = r.shared.kinds.send_if_modified(|k| {
+                let changed = *k != kinds;
+                *k = kinds;
+                changed
+            });
+            if changed {
+                info!("the federated types changed: the watches start again");
+            }
             if r.shared.is_leader() {
                 r.shared.enqueue_all();
             }
@@ -132,6 +145,7 @@ impl ResourceSync {
                 v["identity"] = json!(r.identity);
                 v["leader"] = json!(r.shared.is_leader());
                 v["queued"] = json!(r.shared.queue.len());
+                v["kinds"] = r.shared.kinds_json();
                 v["not_answering"] = json!(r.shared.gates.shut_members());
                 v
             }

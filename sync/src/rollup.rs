@@ -12,14 +12,14 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::kinds::Kind;
+use crate::kinds::{Builtin, Kind};
 
 /// Status counts of a kind that are summed over the members.
 fn summed(kind: &Kind) -> &'static [&'static str] {
-    match kind.kind {
-        "Deployment" => &["replicas", "updatedReplicas", "readyReplicas", "availableReplicas"],
-        "ReplicaSet" => &["replicas", "fullyLabeledReplicas", "readyReplicas", "availableReplicas"],
-        "DaemonSet" => &[
+    match kind.builtin {
+        Some(Builtin::Deployment) => &["replicas", "updatedReplicas", "readyReplicas", "availableReplicas"],
+        Some(Builtin::ReplicaSet) => &["replicas", "fullyLabeledReplicas", "readyReplicas", "availableReplicas"],
+        Some(Builtin::DaemonSet) => &[
             "desiredNumberScheduled",
             "currentNumberScheduled",
             "updatedNumberScheduled",
@@ -75,7 +75,7 @@ pub(crate) fn roll_up(input: &Input<'_>) -> Value {
         let sum: i64 = input.members.iter().filter_map(|s| s.get(*f).and_then(Value::as_i64)).sum();
         out.insert((*f).to_owned(), json!(sum));
     }
-    if input.kind.kind == "Deployment" {
+    if input.kind.is(Builtin::Deployment) {
         let available = out.get("availableReplicas").and_then(Value::as_i64).unwrap_or(0);
         out.insert("unavailableReplicas".into(), json!((input.desired - available).max(0)));
         out.insert("conditions".into(), json!([available_condition(input, available)]));
@@ -148,7 +148,7 @@ pub(crate) fn decide(rollup: &Value, live: Option<&Value>, written: Option<&Valu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kinds::{self, KINDS};
+    use crate::kinds::{self, DEFAULTS};
 
     fn kind(name: &str) -> &'static Kind {
         kinds::get(kinds::by_name(name).unwrap_or(kinds::NAMESPACE))
@@ -221,7 +221,7 @@ mod tests {
         assert_eq!(got["numberMisscheduled"], 0);
         assert_eq!(got["observedGeneration"], 2);
         assert!(got.get("conditions").is_none() && got.get("replicas").is_none());
-        assert!(KINDS.iter().filter(|k| applies(k)).all(|k| k.kind.ends_with("Set") || k.kind == "Deployment"));
+        assert!(DEFAULTS.iter().filter(|k| applies(k)).all(|k| k.kind.ends_with("Set") || k.kind == "Deployment"));
         assert_eq!(
             member_counts(kind("ReplicaSet"), &json!({"replicas": 2, "readyReplicas": 1, "conditions": []})),
             json!({"replicas": 2, "readyReplicas": 1})

@@ -137,7 +137,9 @@ impl Book {
             .iter()
             .map(|(k, s)| {
                 let mut v = s.annotation();
-                v["kind"] = json!(crate::kinds::get(k.kind).kind);
+                let kind = crate::kinds::get(k.kind);
+                v["apiVersion"] = json!(kind.api_version());
+                v["kind"] = json!(kind.kind);
                 v["name"] = json!(k.name);
                 if !k.namespace.is_empty() {
                     v["namespace"] = json!(k.namespace);

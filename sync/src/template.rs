@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
-use crate::kinds::{Kind, Workload};
+use crate::kinds::{Builtin, Kind, Workload};
 use crate::planner::ReplicaPreferences;
 use crate::selector::Selector;
 
@@ -235,12 +235,12 @@ pub(crate) fn strip(kind: &Kind, obj: &Value) -> Value {
     if let Some(meta) = m.get_mut("metadata").and_then(Value::as_object_mut) {
         strip_metadata(meta);
     }
-    match kind.kind {
+    match kind.builtin {
         // The members' API servers own their namespaces' finalizers.
-        "Namespace" => {
+        Some(Builtin::Namespace) => {
             m.remove("spec");
         }
-        "Service" => {
+        Some(Builtin::Service) => {
             if let Some(spec) = m.get_mut("spec").and_then(Value::as_object_mut) {
                 strip_service(spec);
             }
@@ -479,7 +479,7 @@ fn decode_base64(s: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kinds::{self, KINDS};
+    use crate::kinds::{self, DEFAULTS};
 
     fn kind(name: &str) -> &'static Kind {
         kinds::get(kinds::by_name(name).unwrap_or(kinds::NAMESPACE))
@@ -675,7 +675,7 @@ mod tests {
 
     #[test]
     fn every_kind_has_a_plural_and_namespace_comes_first() {
-        assert_eq!(KINDS.first().map(|k| k.kind), Some("Namespace"));
-        assert!(KINDS.iter().all(|k| !k.plural.is_empty() && k.namespaced == (k.kind != "Namespace")));
+        assert_eq!(DEFAULTS.first().map(|k| k.kind), Some("Namespace"));
+        assert!(DEFAULTS.iter().all(|k| !k.plural.is_empty() && k.namespaced == (k.kind != "Namespace")));
     }
 }

@@ -26,7 +26,7 @@ use super::shared::to_value;
 use super::worker::Next;
 use super::{Settings, Shared};
 use crate::events::Severity;
-use crate::kinds::{self, KINDS, Kind};
+use crate::kinds::{self, Builtin, Kind};
 use crate::queue::ObjKey;
 use crate::status::{Leftover, State};
 use crate::template::{self, DeletePolicy, FINALIZER};
@@ -67,7 +67,7 @@ pub(super) async fn delete(sh: &Shared, settings: &Settings, key: &ObjKey, kind:
     let blocked = delete_in_members(sh, &deletion, &members).await;
     announce_waiting(sh, settings, &deletion, &blocked).await;
     let mut leftovers = removed_members(sh, key, &members);
-    if kind.kind == "Namespace" && namespace_has_federated_objects(sh, key).await {
+    if kind.is(Builtin::Namespace) && namespace_has_federated_objects(sh, key).await {
         // Its objects finish first, each by its own rules; the namespace waits for them.
         return Next::CheckAfter(DELETION_RECHECK);
     }
@@ -236,8 +236,9 @@ async fn report_leftovers(
     }
 }
 
-/// Removes Meridian's finalizer, letting the control plane delete the object.
-async fn release(sh: &Shared, key: &ObjKey, host_api: &Api<DynamicObject>, obj: &Value) -> Next {
+/// Removes Meridian's finalizer, letting the control plane delete the object, and
+/// forgets it.
+pub(super) async fn release(sh: &Shared, key: &ObjKey, host_api: &Api<DynamicObject>, obj: &Value) -> Next {
     let rest: Vec<String> = template::finalizers(obj).into_iter().filter(|f| f != FINALIZER).collect();
     match sh.host("finalizer", key, patch_finalizers(host_api, &key.name, obj, rest)).await {
         Ok(_) => {
@@ -255,7 +256,8 @@ async fn release(sh: &Shared, key: &ObjKey, host_api: &Api<DynamicObject>, obj: 
 /// Whether the namespace `key` names still holds federated objects that carry Meridian's
 /// finalizer (or cannot be listed).
 async fn namespace_has_federated_objects(sh: &Shared, key: &ObjKey) -> bool {
-    for kind in KINDS.iter().filter(|k| k.namespaced) {
+    let kinds = sh.kinds.borrow().clone();
+    for (_, kind) in kinds.iter().filter(|(_, k)| k.namespaced) {
         let lp = ListParams::default().limit(50);
         match sh.host("list", key, sh.host_api(kind, &key.name).list(&lp)).await {
             Ok(list) => {

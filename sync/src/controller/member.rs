@@ -11,7 +11,7 @@ use super::write::MemberWrite;
 use super::{Settings, Shared};
 use crate::events::Severity;
 use crate::gate::RequestError;
-use crate::kinds::{self, Kind, Workload};
+use crate::kinds::{self, Builtin, Kind, Workload};
 use crate::queue::ObjKey;
 use crate::status::{ClusterStatus, State};
 use crate::template::{self, FIELD_MANAGER};
@@ -157,7 +157,7 @@ pub(super) async fn sync_member(
 /// the Namespace removes it from members.
 async fn remove_unplaced(sh: &Shared, d: &Desired<'_>, t: &Target, existing: Option<&Value>) -> MemberOutcome {
     let managed = existing.is_some_and(template::is_managed);
-    if !managed || d.kind.kind == "Namespace" {
+    if !managed || d.kind.is(Builtin::Namespace) {
         return MemberOutcome::none(false, managed);
     }
     let member_api = api(&t.client, d.kind, &d.key.namespace);
@@ -231,7 +231,16 @@ async fn apply(sh: &Shared, d: &Desired<'_>, t: &Target, copy: &Value, existed: 
         Err(e) if e.is_unanswered() => r.report(State::NotAnswering, Some(e.to_string()), existed),
         Err(e) => {
             sh.metrics.write(&t.name, "failed");
-            let msg = template::redact(&e.to_string(), obj);
+            let mut msg = template::redact(&e.to_string(), obj);
+            if e.is_not_found() {
+                // An apply creates what is missing, and the namespace exists by now: what
+                // the member lacks is the type itself.
+                msg = format!(
+                    "{} {} is not served by this cluster (is its CustomResourceDefinition installed?): {msg}",
+                    d.kind.api_version(),
+                    d.kind.kind
+                );
+            }
             warn!(object = %key, cluster = %t.name, error = %msg, "member rejected the object");
             r.report(State::ApplyFailed, Some(msg), existed)
         }

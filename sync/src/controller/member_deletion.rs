@@ -12,7 +12,7 @@ use super::shared::{api, to_value};
 use super::write::MemberWrite;
 use crate::events::Severity;
 use crate::gate::RequestError;
-use crate::kinds::Kind;
+use crate::kinds::{Builtin, Kind};
 use crate::queue::ObjKey;
 use crate::status::State;
 use crate::template::{self, DeletePolicy};
@@ -59,7 +59,7 @@ pub(super) async fn delete_in_member(
     if !template::owned_by(&live, uid) {
         return Ok(());
     }
-    let namespace = d.kind.kind == "Namespace";
+    let namespace = d.kind.is(Builtin::Namespace);
     if d.policy == DeletePolicy::Cascade && template::meta_str(&live, "deletionTimestamp").is_some() {
         // Already being deleted there. A Namespace is done only once its contents are
         // (the member's namespace controller empties it): the control plane's waits.

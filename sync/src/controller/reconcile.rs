@@ -34,6 +34,14 @@ pub(super) async fn reconcile(sh: &Shared, key: &ObjKey) -> Next {
         Ok(obj) => obj,
         Err(next) => return next,
     };
+    if !sh.federates(key.kind) {
+        // Its type was taken out of the configuration: let go of it.
+        if !template::finalizers(&obj).iter().any(|f| f == FINALIZER) {
+            sh.forget(key);
+            return Next::Done;
+        }
+        return deletion::release(sh, key, &host_api, &obj).await;
+    }
     if template::meta_str(&obj, "deletionTimestamp").is_some() {
         return deletion::delete(sh, &settings, key, kind, &obj).await;
     }

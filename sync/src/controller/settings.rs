@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use meridian_config::Config;
 
-use crate::kinds;
+use crate::kinds::{self, Builtin};
 use crate::queue::ObjKey;
 
 /// The namespace every Kubernetes cluster is created with.
@@ -60,11 +60,18 @@ impl Settings {
 /// for itself: the `kube-root-ca.crt` ConfigMap of each namespace (published by
 /// kube-controller-manager with that cluster's CA) and the `default/kubernetes` Service
 /// (kube-apiserver's own). A member has its own; a copy would replace its CA bundle or
-/// its API Service with the control plane's.
+/// its API Service with the control plane's. Of the types a configuration may add: the
+/// `default` ServiceAccount of each namespace (made by each cluster's service-account
+/// controller) and the RBAC objects named `system:…` (each API server bootstraps its own).
 fn cluster_owned(key: &ObjKey) -> bool {
-    match kinds::get(key.kind).kind {
-        "ConfigMap" => key.name == "kube-root-ca.crt",
-        "Service" => key.namespace == BUILT_IN_NAMESPACE && key.name == "kubernetes",
+    let kind = kinds::get(key.kind);
+    match (kind.builtin, kind.group, kind.kind) {
+        (Some(Builtin::ConfigMap), ..) => key.name == "kube-root-ca.crt",
+        (Some(Builtin::Service), ..) => key.namespace == BUILT_IN_NAMESPACE && key.name == "kubernetes",
+        (None, "", "ServiceAccount") => key.name == "default",
+        (None, "rbac.authorization.k8s.io", "Role" | "RoleBinding" | "ClusterRole" | "ClusterRoleBinding") => {
+            key.name.starts_with("system:")
+        }
         _ => false,
     }
 }

@@ -1,7 +1,7 @@
 //! The state the controller's tasks share with each other and with the
 //! [`crate::ResourceSync`] handle.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use kube::api::{Api, DynamicObject};
@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use super::Settings;
 use super::deletion::Deleting;
 use crate::gate::Gates;
-use crate::kinds::{Kind, KindId};
+use crate::kinds::{Kind, KindId, KindSet};
 use crate::metrics::Metrics;
 use crate::queue::{ObjKey, Queue};
 use crate::status::{Book, ObjectStatus};
@@ -27,6 +27,11 @@ pub(crate) struct Shared {
     pub(super) host_name: String,
     pub(crate) discovery: Arc<Discovery>,
     pub(crate) settings: RwLock<Arc<Settings>>,
+    /// The federated types; the watches start afresh when a reload changes them.
+    pub(crate) kinds: watch::Sender<KindSet>,
+    /// Types the control plane's watch currently fails for (a custom resource whose
+    /// definition is not installed, say), with the error: `meridian status` shows them.
+    pub(super) watch_errors: Mutex<BTreeMap<KindId, String>>,
     pub(crate) leader: watch::Receiver<bool>,
     pub(crate) queue: Queue,
     pub(crate) book: Mutex<Book>,
@@ -50,6 +55,7 @@ impl Shared {
         host_name: String,
         discovery: Arc<Discovery>,
         settings: Settings,
+        kinds: KindSet,
         leader: watch::Receiver<bool>,
         metrics: Metrics,
     ) -> Self {
@@ -58,6 +64,8 @@ impl Shared {
             host_name,
             discovery,
             settings: RwLock::new(Arc::new(settings)),
+            kinds: watch::Sender::new(kinds),
+            watch_errors: Mutex::new(BTreeMap::new()),
             leader,
             queue: Queue::default(),
             book: Mutex::new(Book::default()),
@@ -71,6 +79,30 @@ impl Shared {
 
     pub(super) fn settings(&self) -> Arc<Settings> {
         self.settings.read().clone()
+    }
+
+    /// Whether objects of this type are federated now.
+    pub(super) fn federates(&self, kind: KindId) -> bool {
+        self.kinds.borrow().contains(kind)
+    }
+
+    /// The federated types for `meridian status`, each with the error its control-plane
+    /// watch last failed with, while it fails.
+    pub(crate) fn kinds_json(&self) -> Value {
+        let errors = self.watch_errors.lock();
+        let kinds: Vec<Value> = self
+            .kinds
+            .borrow()
+            .iter()
+            .map(|(id, k)| {
+                let mut v = serde_json::json!({"apiVersion": k.api_version(), "kind": k.kind});
+                if let Some(e) = errors.get(&id) {
+                    v["watchError"] = Value::String(e.clone());
+                }
+                v
+            })
+            .collect();
+        Value::Array(kinds)
     }
 
     pub(crate) fn is_leader(&self) -> bool {

@@ -41,6 +41,7 @@ async fn silent_member_holds_up_nobody_and_catches_up() -> Result<()> {
         offline_after: 1000,
         deletion_timeout: "5s",
         request_timeout: "1s",
+        sync_lines: "",
     })
     .await?;
     env.apply("host", &configmap("doomed")).await?;

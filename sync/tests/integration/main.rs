@@ -5,6 +5,7 @@ mod drift;
 mod faults;
 mod fields;
 mod join;
+mod kinds;
 mod leader;
 mod propagation;
 mod rollup;

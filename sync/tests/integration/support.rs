@@ -49,13 +49,15 @@ pub(crate) struct Options {
     pub(crate) offline_after: u32,
     pub(crate) deletion_timeout: &'static str,
     pub(crate) request_timeout: &'static str,
+    /// More lines of the `[sync]` section (`extra_kinds = [...]`).
+    pub(crate) sync_lines: &'static str,
 }
 
 impl Default for Options {
     fn default() -> Self {
         // The request timeout is generous for loopback, so that a busy test machine does
         // not make the tests without faults meet it.
-        Self { proxied: &[], offline_after: 1, deletion_timeout: "3s", request_timeout: "2s" }
+        Self { proxied: &[], offline_after: 1, deletion_timeout: "3s", request_timeout: "2s", sync_lines: "" }
     }
 }
 
@@ -82,6 +84,7 @@ deletion_timeout = "{deletion_timeout}"
 lease_duration = "2s"
 retry_max = "1s"
 request_timeout = "{request_timeout}"
+{sync_lines}
 
 [sync.host]
 name = "host"
@@ -90,6 +93,7 @@ simulated = true
         offline_after = o.offline_after,
         deletion_timeout = o.deletion_timeout,
         request_timeout = o.request_timeout,
+        sync_lines = o.sync_lines,
     )
 }
 
