@@ -173,6 +173,9 @@ fn main() -> ExitCode {
             Command::Unjoin { name, config } => {
                 meridian_sync::unjoin(&config, &name)?;
                 println!("unjoined {name}: removed from {}", config.display());
+                println!(
+                    "a running `meridian serve` on this file reloads it and releases {name}'s copies (unmarked, left in place)"
+                );
                 Ok(())
             }
         }

@@ -30,13 +30,18 @@
 //! - `reconcile`: one object; `member`: its copy in one member; `replicas`: the replica
 //!   plan over the members; `write`: what a write to a member did; `host_status`: the
 //!   status roll-up and the sync-status annotation on the control-plane object.
-//! - `deletion`: an object marked for deletion; `member_deletion`: its copy in one member.
+//! - `deletion`: an object marked for deletion; `member_deletion`: its copy in one member;
+//!   `leftovers`: copies a released deletion left in members it could not reach,
+//!   recorded in the control plane and finished when the member answers again;
+//!   `release_member`: a member that left the configuration has its copies unmarked.
 
 mod deletion;
 mod host_status;
+mod leftovers;
 mod member;
 mod member_deletion;
 mod reconcile;
+mod release_member;
 mod replicas;
 mod requests;
 mod resync;

@@ -110,6 +110,8 @@ pub(crate) struct KindId(usize);
 
 /// The id of Namespace.
 pub(crate) const NAMESPACE: KindId = KindId(0);
+/// The id of ConfigMap.
+pub(crate) const CONFIG_MAP: KindId = KindId(1);
 
 /// The type an id names.
 pub(crate) fn get(id: KindId) -> &'static Kind {
@@ -167,6 +169,11 @@ impl KindSet {
     /// Every type with its id, Namespaces first.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (KindId, &'static Kind)> + '_ {
         self.0.iter().map(|&id| (id, get(id)))
+    }
+
+    /// The federated type of this `apiVersion` and kind.
+    pub(crate) fn find(&self, api_version: &str, kind: &str) -> Option<(KindId, &'static Kind)> {
+        self.iter().find(|(_, k)| k.kind == kind && k.api_version() == api_version)
     }
 
     pub(crate) fn contains(&self, id: KindId) -> bool {

@@ -120,17 +120,7 @@ pub(crate) struct Book {
     pub(crate) leftovers: Vec<Leftover>,
 }
 
-/// Leftovers kept for reports; older ones are dropped first.
-const MAX_LEFTOVERS: usize = 1000;
-
 impl Book {
-    pub(crate) fn leftover(&mut self, l: Leftover) {
-        if self.leftovers.len() >= MAX_LEFTOVERS {
-            self.leftovers.remove(0);
-        }
-        self.leftovers.push(l);
-    }
-
     pub(crate) fn to_json(&self) -> Value {
         let objects: Vec<Value> = self
             .objects

@@ -155,6 +155,17 @@ pub fn owned_by(obj: &Value, origin_uid: &str) -> bool {
     is_managed(obj) || (!origin_uid.is_empty() && annotation(obj, ORIGIN_ANNOTATION) == Some(origin_uid))
 }
 
+/// True when the member copy is the copy of the control-plane object with uid
+/// `origin_uid` in particular, as a deletion of that object needs: its origin annotation
+/// names that object, or it has none and carries the mark. Unlike [`owned_by`], a copy
+/// Meridian made of a newer object of the same name is not.
+pub fn copy_of(obj: &Value, origin_uid: &str) -> bool {
+    match annotation(obj, ORIGIN_ANNOTATION) {
+        Some(origin) => !origin_uid.is_empty() && origin == origin_uid,
+        None => is_managed(obj),
+    }
+}
+
 /// Reads the steering annotations. Any malformed one fails the whole object, so a typo
 /// never spreads an object to clusters it was meant to avoid.
 pub fn steering(obj: &Value) -> Result<Steering, AnnotationError> {

@@ -11,7 +11,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use kube::ResourceExt;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
@@ -20,6 +20,7 @@ use meridian_discovery::table::ClusterState;
 use serde_json::Value;
 use tracing::{debug, warn};
 
+use super::leftovers::Record;
 use super::member_deletion::{Blocked, Deletion, delete_in_member};
 use super::requests::{Skip, patch_finalizers};
 use super::shared::to_value;
@@ -28,7 +29,7 @@ use super::{Settings, Shared};
 use crate::events::Severity;
 use crate::kinds::{self, Builtin, Kind};
 use crate::queue::ObjKey;
-use crate::status::{Leftover, State};
+use crate::status::State;
 use crate::template::{self, DeletePolicy, FINALIZER};
 
 /// How long an object deleted with its namespace waits for the namespace's watch event
@@ -63,7 +64,7 @@ pub(super) async fn delete(sh: &Shared, settings: &Settings, key: &ObjKey, kind:
         },
     };
     let deletion = Deletion { key, kind, obj: &obj, policy };
-    let members = sh.discovery.members();
+    let members = sh.members();
     let blocked = delete_in_members(sh, &deletion, &members).await;
     announce_waiting(sh, settings, &deletion, &blocked).await;
     let mut leftovers = removed_members(sh, key, &members);
@@ -79,7 +80,7 @@ pub(super) async fn delete(sh: &Shared, settings: &Settings, key: &ObjKey, kind:
         leftovers.extend(blocked.into_iter().map(|(c, b)| (c, b.reason)));
     }
     if !leftovers.is_empty() {
-        report_leftovers(sh, settings, key, &obj, leftovers).await;
+        report_leftovers(sh, settings, &deletion, leftovers).await;
     }
     release(sh, key, &host_api, &obj).await
 }
@@ -217,23 +218,18 @@ fn removed_members(sh: &Shared, key: &ObjKey, members: &BTreeMap<String, Member>
 }
 
 /// Reports the copies a released deletion leaves behind: a Warning Event, a log line,
-/// and the leftovers list of `meridian status`.
-async fn report_leftovers(
-    sh: &Shared,
-    settings: &Settings,
-    key: &ObjKey,
-    obj: &Value,
-    leftovers: Vec<(String, String)>,
-) {
+/// and the records (`meridian status` lists them) by which they are finished once their
+/// members answer again.
+async fn report_leftovers(sh: &Shared, settings: &Settings, d: &Deletion<'_>, leftovers: Vec<(String, String)>) {
+    let (key, obj) = (d.key, d.obj);
     let list: Vec<String> = leftovers.iter().map(|(c, r)| format!("{c} ({r})")).collect();
     let msg =
         format!("released after {:?} with copies possibly left in: {}", settings.deletion_timeout, list.join(", "));
     warn!(object = %key, clusters = %list.join(", "), "deletion timed out; leftovers reported");
     sh.event(obj, Severity::Warning, "DeletionTimedOut", &msg).await;
-    let mut book = sh.book.lock();
-    for (cluster, reason) in leftovers {
-        book.leftover(Leftover { object: key.to_string(), cluster, reason, at: SystemTime::now() });
-    }
+    let uid = template::meta_str(obj, "uid").unwrap_or_default();
+    let records = leftovers.into_iter().map(|(cluster, reason)| Record::new(key, uid, d.policy, cluster, reason));
+    sh.add_leftovers(records.collect()).await;
 }
 
 /// Removes Meridian's finalizer, letting the control plane delete the object, and

@@ -56,7 +56,7 @@ pub(super) async fn delete_in_member(
     let member_api = api(client, d.kind, &d.key.namespace);
     let Some(live) = read_copy(sh, d, cluster, &member_api, again).await? else { return Ok(()) };
     let uid = template::meta_str(d.obj, "uid").unwrap_or_default();
-    if !template::owned_by(&live, uid) {
+    if !template::copy_of(&live, uid) {
         return Ok(());
     }
     let namespace = d.kind.is(Builtin::Namespace);

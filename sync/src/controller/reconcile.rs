@@ -132,8 +132,7 @@ async fn invalid_steering(
 /// and a change later queues the object again.
 fn targets(sh: &Shared, settings: &Settings, steering: &Steering) -> Vec<Target> {
     let snap = sh.discovery.table().snapshot();
-    sh.discovery
-        .members()
+    sh.members()
         .into_iter()
         .map(|(name, m)| {
             let labels = settings.labels.get(&name).unwrap_or(&m.meta.labels);

@@ -1,5 +1,6 @@
 //! Full resyncs: every known object is queued again periodically (`[sync]
-//! resync_interval`) and whenever this replica becomes leader.
+//! resync_interval`) and whenever this replica becomes leader; each also finishes the
+//! left-over copies whose member answers again (`leftovers`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,13 +26,18 @@ pub(super) async fn resync(sh: Arc<Shared>, shutdown: CancellationToken) {
                 if now_leader {
                     info!("leading: syncing every federated object");
                     sh.enqueue_all();
+                    sh.finish_leftovers().await;
                     last = Instant::now();
+                } else {
+                    // Another replica may change the records while this one follows.
+                    *sh.leftovers.lock() = None;
                 }
             }
             () = tokio::time::sleep(period.saturating_sub(last.elapsed())) => {
                 last = Instant::now();
                 if sh.is_leader() {
                     sh.enqueue_all();
+                    sh.finish_leftovers().await;
                 }
             }
         }

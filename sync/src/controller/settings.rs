@@ -26,6 +26,9 @@ pub(crate) struct Settings {
     pub(super) retry_max: Duration,
     /// Deadline of every request to a member or the control plane.
     pub(super) request_timeout: Duration,
+    /// The control-plane namespace of sync's own state (the Lease's): the records of
+    /// left-over copies.
+    pub(super) state_namespace: String,
     /// Member labels from the configuration, for placement selectors.
     pub(super) labels: BTreeMap<String, BTreeMap<String, String>>,
 }
@@ -39,6 +42,7 @@ impl Settings {
             deletion_timeout: c.sync.deletion_timeout.as_std(),
             retry_max: c.sync.retry_max.as_std(),
             request_timeout: c.sync.request_timeout.as_std(),
+            state_namespace: c.sync.lease_namespace.clone(),
             labels: c.clusters.iter().map(|cl| (cl.name.clone(), cl.labels.clone())).collect(),
         }
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use kube::api::{Api, DynamicObject};
 use kube::{Client, ResourceExt};
-use meridian_discovery::Discovery;
+use meridian_discovery::{Discovery, Member};
 use parking_lot::{Mutex, RwLock};
 use serde_json::Value;
 use tokio::sync::watch;
@@ -45,6 +45,13 @@ pub(crate) struct Shared {
     /// reconcile reads the object, so this is the first evidence, until it is latched in
     /// [`crate::template::DELETION_ANNOTATION`] on the object.
     pub(super) first_seen_deleting: Mutex<HashMap<ObjKey, DeletePolicy>>,
+    /// This leader's copy of the left-over copies' records (`leftovers`); `None` until
+    /// read from the control plane, and again after the Lease is lost.
+    pub(super) leftovers: Mutex<Option<Vec<super::leftovers::Record>>>,
+    /// Every member sync has read from the registry, with its client, until it leaves:
+    /// a member that leaves the configuration has its copies released with that client
+    /// (`release_member`), even when it left before the supervisor's next look.
+    seen_members: Mutex<BTreeMap<String, Client>>,
     /// Members skipped after a request timed out, until a probe gets an answer.
     pub(crate) gates: Gates,
 }
@@ -73,12 +80,33 @@ impl Shared {
             known: Mutex::new(BTreeSet::new()),
             deleting: Mutex::new(HashMap::new()),
             first_seen_deleting: Mutex::new(HashMap::new()),
+            leftovers: Mutex::new(None),
+            seen_members: Mutex::new(BTreeMap::new()),
             gates: Gates::default(),
         }
     }
 
     pub(super) fn settings(&self) -> Arc<Settings> {
         self.settings.read().clone()
+    }
+
+    /// The registry's members now. Every reconcile and deletion reads them here, so a
+    /// member written to is remembered for [`Shared::gone_members`].
+    pub(super) fn members(&self) -> BTreeMap<String, Member> {
+        let members = self.discovery.members();
+        let mut seen = self.seen_members.lock();
+        for (name, m) in &members {
+            seen.insert(name.clone(), m.client.clone());
+        }
+        members
+    }
+
+    /// The members seen before that are not among `members` any more, with their last
+    /// client; each is returned once.
+    pub(super) fn gone_members(&self, members: &BTreeMap<String, Member>) -> Vec<(String, Client)> {
+        let mut seen = self.seen_members.lock();
+        let gone: Vec<String> = seen.keys().filter(|n| !members.contains_key(*n)).cloned().collect();
+        gone.into_iter().filter_map(|n| seen.remove(&n).map(|c| (n, c))).collect()
     }
 
     /// Whether objects of this type are federated now.

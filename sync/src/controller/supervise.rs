@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
 use super::Shared;
+use super::release_member::release_member;
 use super::settings::BUILT_IN_NAMESPACE;
 use super::shared::api;
 use super::watch::watch_member;
@@ -135,7 +136,12 @@ impl Supervisor {
 
     /// What is not in the table: the registry's members, and the gates' probes.
     fn check_members(&mut self) {
-        let members = self.sh.discovery.members();
+        let members = self.sh.members();
+        for (name, client) in self.sh.gone_members(&members) {
+            if self.sh.is_leader() {
+                tokio::spawn(release_member(self.sh.clone(), name, client));
+            }
+        }
         self.sh.gates.retain(|name| members.contains_key(name));
         while let Some(done) = self.probes.try_join_next() {
             self.reopened |= done.unwrap_or(false);
@@ -166,7 +172,7 @@ impl Supervisor {
                     w.task.abort();
                 }
             }
-            let members = self.sh.discovery.members();
+            let members = self.sh.members();
             self.start_missing(&members);
         }
         let changed = std::mem::take(&mut self.states.changed);

@@ -150,11 +150,14 @@ async fn foreground_delete_cascades_to_members() -> Result<()> {
 }
 
 /// With m3 Offline a cascading delete finishes after the 3 s deletion timeout, deletes
-/// the reachable copies and reports m3's as left over.
+/// the reachable copies and reports m3's as left over, and so does an orphaning one. The
+/// records are kept in the control plane: a replica started afresh after m3 returns
+/// deletes m3's cascaded copy and unmarks its orphaned one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn offline_member_does_not_block_deletion_past_the_timeout() -> Result<()> {
-    let env = Env::start().await?;
+async fn offline_member_does_not_block_deletion_past_the_timeout_and_is_cleaned_up_on_return() -> Result<()> {
+    let mut env = Env::start().await?;
     create_everywhere(&env, "stuck").await?;
+    create_everywhere(&env, "loose").await?;
     let m3 = env.sim.cluster("m3").ok_or_else(|| anyhow::anyhow!("no m3"))?;
     m3.stop().await;
     let table = env.discovery.table();
@@ -172,26 +175,50 @@ async fn offline_member_does_not_block_deletion_past_the_timeout() -> Result<()>
     assert_eq!(status["clusters"]["m1"]["state"], "Synced");
     let start = Instant::now();
     env.kubectl(&["--context", "host", "delete", "configmap", "stuck", "--cascade=foreground", "--wait=false"]).await?;
+    env.kubectl(&["--context", "host", "delete", "configmap", "loose", "--wait=false"]).await?;
     for c in ["m1", "m2"] {
         wait_for(c, WAIT, || env.get(c, "configmap", "stuck"), Option::is_none).await?;
     }
     // Still held by the finalizer while the timeout runs...
     assert!(env.get("host", "configmap", "stuck").await?.is_some(), "released before the timeout");
     // ...and released after it.
-    wait_for("released", WAIT, || env.get("host", "configmap", "stuck"), Option::is_none).await?;
+    for name in ["stuck", "loose"] {
+        wait_for("released", WAIT, || env.get("host", "configmap", name), Option::is_none).await?;
+    }
     assert!(start.elapsed() >= Duration::from_secs(3) - Duration::from_millis(200), "{:?}", start.elapsed());
     let s = env.sync()?.status();
     let left = s["leftovers"].as_array().cloned().unwrap_or_default();
-    assert!(
-        left.iter().any(|l| l["cluster"] == "m3" && l["object"].as_str().is_some_and(|o| o.contains("stuck"))),
-        "{s}"
-    );
-    // The copy in m3 is indeed still there when it comes back.
+    for name in ["stuck", "loose"] {
+        let named = |l: &Value| l["cluster"] == "m3" && l["object"].as_str().is_some_and(|o| o.contains(name));
+        assert!(left.iter().any(named), "{name}: {s}");
+    }
+    let records = leftover_records(&env).await?;
+    assert!(records.contains("stuck") && records.contains("loose"), "{records}");
+
+    // This replica stops; m3 comes back; a new replica knows only what the records say.
+    if let Some(old) = env.sync.take() {
+        old.shutdown().await;
+    }
     m3.start().await?;
     env.wait_ready(&["m3"]).await?;
-    assert!(env.get("m3", "configmap", "stuck").await?.is_some());
+    env.sync = Some(env.start_sync().await?);
+    wait_for("m3's cascaded copy", WAIT, || env.get("m3", "configmap", "stuck"), Option::is_none).await?;
+    let orphaned =
+        wait_for("m3's orphan", WAIT, || env.get("m3", "configmap", "loose"), |o| o.is_some() && !managed(o)).await?;
+    let origin = orphaned.as_ref().and_then(|o| o.pointer("/metadata/annotations/meridian.io~1origin-uid"));
+    assert_eq!(origin, None, "origin mark removed");
+    wait_for("records emptied", WAIT, || leftover_records(&env), |r| r == "[]").await?;
+    let s = env.sync()?.status();
+    assert_eq!(s["leftovers"], serde_json::json!([]), "{s}");
     env.shutdown().await;
     Ok(())
+}
+
+/// The records of left-over copies, as sync keeps them in the control plane.
+async fn leftover_records(env: &Env) -> Result<String> {
+    let args = ["--context", "host", "-n", "kube-system", "get", "configmap", "meridian-sync-leftovers"];
+    let out = env.kubectl(&[&args[..], &["-o", "jsonpath={.data.leftovers\\.json}"]].concat()).await?;
+    Ok(out)
 }
 
 /// An object in a namespace of a cluster; `None` when it (or the namespace) is gone.

@@ -52,6 +52,26 @@ async fn join_and_unjoin_edit_the_config_and_reload_picks_them_up() -> Result<()
     assert!(config.cluster("m4").is_none());
     assert!(std::fs::read_to_string(&path)?.starts_with("# test federation"));
     assert!(matches!(meridian_sync::unjoin(&path, "m4"), Err(meridian_sync::Error::NotJoined(_))));
+
+    // The reload releases m4's copies: left in place, no longer marked as managed.
+    let errors = env.discovery.apply(&config).await;
+    assert!(errors.is_empty(), "{errors:?}");
+    env.sync()?.reload(&config);
+    let marked = |o: &Option<serde_json::Value>| {
+        let meta = o.as_ref().and_then(|o| o.get("metadata"));
+        let label = meta.and_then(|m| m.pointer("/labels/meridian.io~1managed-by"));
+        let origin = meta.and_then(|m| m.pointer("/annotations/meridian.io~1origin-uid"));
+        label.is_some() || origin.is_some()
+    };
+    let released = |o: &Option<serde_json::Value>| o.is_some() && !marked(o);
+    wait_for("m4 copy released", Duration::from_secs(10), || env.get("m4", "configmap", "everywhere"), released)
+        .await?;
+    for ns in ["default"] {
+        let copy = env.get("m4", "namespace", ns).await?;
+        assert!(!marked(&copy), "{ns}: {copy:?}");
+    }
+    // The members that stay keep theirs.
+    assert!(marked(&env.get("m1", "configmap", "everywhere").await?));
     env.shutdown().await;
     Ok(())
 }
