@@ -1,12 +1,14 @@
 //! `meridian check`: validates a configuration file, builds every zone the DNS server
-//! would serve from its master file (as the server does at start), and, unless
-//! `--offline`, checks that every member cluster's kubeconfig, context and API can be used.
+//! would serve from its master file (as the server does at start), loads the proxy's
+//! certificates and the fleet's key, and checks that every member cluster's (and the
+//! sync control plane's) kubeconfig and context can be used and, unless `--offline`,
+//! that its API answers.
 
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Result;
-use meridian_config::Config;
+use meridian_config::{ClusterConfig, Config};
 use meridian_discovery::registry::{self, SimulatorLink};
 use meridian_dns::DnsServer;
 
@@ -24,54 +26,68 @@ pub(crate) async fn run(path: &Path, offline: bool) -> Result<()> {
         }
     };
     let zone_problems = check_zones(path, &config);
+    let file_problems = check_files(path, &config);
     let mut problems = 0;
-    for c in &config.clusters {
-        if c.simulated {
-            continue;
-        }
-        let result = async {
-            let (kc, ctx) = registry::endpoint(&config, c, &SimulatorLink::default())?;
-            let client = registry::connect(&c.name, &kc, ctx.as_deref()).await?;
-            anyhow::Ok(client)
-        }
-        .await;
-        let client = match result {
-            Ok(client) => client,
-            Err(e) => {
-                eprintln!("{}: {e:#}", path.display());
-                problems += 1;
-                continue;
-            }
-        };
-        if offline {
-            continue;
-        }
-        let req = http::Request::get("/readyz").body(Vec::new())?;
-        match tokio::time::timeout(REACH_TIMEOUT, client.request_text(req)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                eprintln!(
-                    "{}: cluster {}: unreachable: {}",
-                    path.display(),
-                    c.name,
-                    e.to_string().lines().next().unwrap_or("")
-                );
-                problems += 1;
-            }
-            Err(_) => {
-                eprintln!("{}: cluster {}: unreachable: no answer within {REACH_TIMEOUT:?}", path.display(), c.name);
-                problems += 1;
-            }
+    // The members, and the sync control plane when sync runs: `serve` connects to both.
+    let host = config.sync.host.iter().filter(|_| config.sync.enabled);
+    for c in config.clusters.iter().chain(host).filter(|c| !c.simulated) {
+        if let Err(e) = check_cluster(&config, c, offline).await {
+            eprintln!("{}: {e:#}", path.display());
+            problems += 1;
         }
     }
-    match (zone_problems, problems) {
-        (0, 0) => {}
-        (0, n) => anyhow::bail!("{}: {n} cluster(s) cannot be used", path.display()),
-        (z, 0) => anyhow::bail!("{}: {z} zone error(s)", path.display()),
-        (z, n) => anyhow::bail!("{}: {z} zone error(s), {n} cluster(s) cannot be used", path.display()),
+    let mut found = Vec::new();
+    if zone_problems > 0 {
+        found.push(format!("{zone_problems} zone error(s)"));
+    }
+    if file_problems > 0 {
+        found.push(format!("{file_problems} unusable file(s)"));
+    }
+    if problems > 0 {
+        found.push(format!("{problems} cluster(s) cannot be used"));
+    }
+    if !found.is_empty() {
+        anyhow::bail!("{}: {}", path.display(), found.join(", "));
     }
     println!("{}: ok ({} clusters)", path.display(), config.clusters.len());
     Ok(())
+}
+
+/// One cluster's kubeconfig and context, and (unless `offline`) its API's `/readyz`.
+async fn check_cluster(config: &Config, c: &ClusterConfig, offline: bool) -> Result<()> {
+    let (kc, ctx) = registry::endpoint(config, c, &SimulatorLink::default())?;
+    let client = registry::connect(&c.name, &kc, ctx.as_deref()).await?;
+    if offline {
+        return Ok(());
+    }
+    let req = http::Request::get("/readyz").body(Vec::new())?;
+    match tokio::time::timeout(REACH_TIMEOUT, client.request_text(req)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => {
+            anyhow::bail!("cluster {}: unreachable: {}", c.name, e.to_string().lines().next().unwrap_or(""))
+        }
+        Err(_) => anyhow::bail!("cluster {}: unreachable: no answer within {REACH_TIMEOUT:?}", c.name),
+    }
+}
+
+/// The files `serve` opens besides the zone files: the proxy's certificates and keys
+/// (each pair loaded and matched) and the fleet's key. Prints each problem; returns how
+/// many there were.
+fn check_files(path: &Path, config: &Config) -> usize {
+    let mut problems = 0;
+    if config.lb.enabled
+        && let Err(e) = meridian_lb::Proxy::check_certificates(config)
+    {
+        eprintln!("{}: {e}", path.display());
+        problems += 1;
+    }
+    if let Some(fleet) = &config.fleet
+        && let Err(e) = meridian_fleet::FleetKey::load(fleet)
+    {
+        eprintln!("{}: fleet: {e}", path.display());
+        problems += 1;
+    }
+    problems
 }
 
 /// Builds the served zones as the DNS server would (`DnsServer::check_zones`), printing

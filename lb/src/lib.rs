@@ -200,6 +200,15 @@ impl Proxy {
         Ok(())
     }
 
+    /// Loads the configured certificates and keys as `start` and `reload` would, for
+    /// `meridian check`: an error names the file and what is wrong with it.
+    pub fn check_certificates(config: &Config) -> Result<()> {
+        if config.lb.certificates.is_empty() {
+            return Ok(());
+        }
+        tls::CertStore::load(config).map(|_| ())
+    }
+
     /// The certificate and key files `reload` reads, for the config watcher.
     pub fn watched_files(config: &Config) -> Vec<PathBuf> {
         config.lb.certificates.iter().flat_map(|c| [config.resolve(&c.cert), config.resolve(&c.key)]).collect()

@@ -108,7 +108,12 @@ fn load_pair(cert: &Path, key: &Path) -> Result<CertifiedKey> {
         .ok_or_else(|| cert_error(key, "no PRIVATE KEY in the file"))?;
     let signer = rustls::crypto::ring::sign::any_supported_type(&der)
         .map_err(|e| cert_error(key, format!("unusable key: {e}")))?;
-    Ok(CertifiedKey::new(chain, signer))
+    let pair = CertifiedKey::new(chain, signer);
+    // A key that is not the certificate's would fail every handshake, not the load.
+    match pair.keys_match() {
+        Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => Ok(pair),
+        Err(e) => Err(cert_error(key, format!("not the key of {}: {e}", cert.display()))),
+    }
 }
 
 fn self_signed(names: Vec<String>) -> Result<Arc<CertifiedKey>> {

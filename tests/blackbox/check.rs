@@ -108,3 +108,59 @@ fn check_loads_zone_files_as_the_server_does() -> Result<()> {
     }
     Ok(())
 }
+
+/// `check` opens what `serve` would open besides zone files, and names each failure: a
+/// proxy certificate that is missing or whose key is another's, a fleet key file that is
+/// missing, and the sync control plane's kubeconfig (checked like a member's).
+#[test]
+fn check_opens_certificates_fleet_keys_and_the_sync_control_plane() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("m.toml");
+    std::fs::write(
+        &file,
+        "name = \"fed\"\ndns_zone = \"example.com\"\n[dns]\nnameservers = [\"ns.provider.example\"]\n\
+         [[clusters]]\nname = \"a\"\nsimulated = true\n\
+         [lb]\nenabled = true\n[[lb.certificates]]\ncert = \"missing.crt\"\nkey = \"missing.key\"\n\
+         [fleet]\nid = \"a\"\nregion = \"r\"\nlisten = \"127.0.0.1:7946\"\nkey_file = \"fleet.key\"\n\
+         [sync]\nenabled = true\n[sync.host]\nname = \"host\"\nkubeconfig = \"host-kubeconfig.yaml\"\n",
+    )?;
+    let (ok, out, err) = check(&file, &["--offline"])?;
+    assert!(!ok, "{out}");
+    assert!(err.contains("missing.crt"), "certificate: {err}");
+    assert!(err.contains("fleet") && err.contains("fleet.key"), "fleet key: {err}");
+    assert!(err.contains("cluster host: cannot read kubeconfig") && err.contains("host-kubeconfig.yaml"), "{err}");
+    assert!(err.contains("2 unusable file(s)") && err.contains("1 cluster(s) cannot be used"), "{err}");
+    Ok(())
+}
+
+/// The README's configuration example, with the files it names made real (a kubeconfig
+/// with both of its contexts, the zone file, the cookie secret, a certificate and its
+/// key), passes `check --offline`: what the README shows is a configuration that works.
+#[test]
+fn the_readme_configuration_example_passes_check() -> Result<()> {
+    let readme = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))?;
+    let start = readme.find("## Configuration").and_then(|at| readme[at..].find("```toml\n").map(|s| at + s + 8));
+    let Some(start) = start else { anyhow::bail!("no toml block under ## Configuration") };
+    let Some(len) = readme[start..].find("```") else { anyhow::bail!("unterminated toml block") };
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("meridian.toml");
+    std::fs::write(&file, &readme[start..start + len])?;
+    std::fs::write(
+        dir.path().join("kubeconfig.yaml"),
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: \"http://127.0.0.1:1\"}\n\
+         users:\n- name: u\n  user: {}\ncontexts:\n- name: gke_us-east1\n  context: {cluster: c, user: u}\n\
+         - name: control-plane\n  context: {cluster: c, user: u}\n- name: eks_eu-central-1\n  context: {cluster: c, user: u}\n\
+         current-context: gke_us-east1\n",
+    )?;
+    std::fs::write(dir.path().join("global.zone"), "$TTL 60\nwww-static IN A 192.0.2.80\n")?;
+    std::fs::write(dir.path().join("cookie.key"), "00112233445566778899aabbccddeeff\n")?;
+    let openssl = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+        .args(["-keyout", "www.key", "-out", "www.pem", "-days", "1", "-subj", "/CN=www.example.com"])
+        .current_dir(dir.path())
+        .output()?;
+    assert!(openssl.status.success(), "openssl: {}", String::from_utf8_lossy(&openssl.stderr));
+    let (ok, out, err) = check(&file, &["--offline"])?;
+    assert!(ok && out.contains("ok"), "{err}");
+    Ok(())
+}

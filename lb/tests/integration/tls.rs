@@ -107,3 +107,26 @@ async fn names_of_certificate(addr: std::net::SocketAddr) -> Result<String> {
     let out = tokio::process::Command::new("sh").arg("-c").arg(script).output().await?;
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+/// `check_certificates` (what `meridian check` runs) loads each pair as a start would: a
+/// key that is not its certificate's, or a missing file, is an error naming the file.
+#[tokio::test]
+async fn mismatched_or_missing_certificate_files_are_named() -> Result<()> {
+    let c = cluster("c1", "r1", 0);
+    let dir = tempfile::tempdir()?;
+    let (a_crt, a_key) = write_cert(dir.path(), "a", &["a.test"])?;
+    let (_, b_key) = write_cert(dir.path(), "b", &["b.test"])?;
+    let with = |crt: &std::path::Path, key: &std::path::Path| {
+        let lb = format!("[[lb.certificates]]\ncert = \"{}\"\nkey = \"{}\"\n", crt.display(), key.display());
+        config(std::slice::from_ref(&c), &lb)
+    };
+    meridian_lb::Proxy::check_certificates(&with(&a_crt, &a_key))?;
+    let mismatch = meridian_lb::Proxy::check_certificates(&with(&a_crt, &b_key)).map_err(|e| e.to_string());
+    let msg = mismatch.err().unwrap_or_default();
+    assert!(msg.contains(&b_key.display().to_string()) && msg.contains("not the key of"), "{msg}");
+    let gone = dir.path().join("gone.crt");
+    let missing = meridian_lb::Proxy::check_certificates(&with(&gone, &a_key)).map_err(|e| e.to_string());
+    let msg = missing.err().unwrap_or_default();
+    assert!(msg.contains(&gone.display().to_string()), "{msg}");
+    Ok(())
+}
