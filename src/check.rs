@@ -55,8 +55,7 @@ pub(crate) async fn run(path: &Path, offline: bool) -> Result<()> {
 
 /// One cluster's kubeconfig and context, and (unless `offline`) its API's `/readyz`.
 async fn check_cluster(config: &Config, c: &ClusterConfig, offline: bool) -> Result<()> {
-    let (kc, ctx) = registry::endpoint(config, c, &SimulatorLink::default())?;
-    let client = registry::connect(&c.name, &kc, ctx.as_deref()).await?;
+    let client = registry::cluster_client(config, c, &SimulatorLink::default()).await?;
     if offline {
         return Ok(());
     }

@@ -114,6 +114,7 @@ fn spec(config: &Config, c: &ClusterConfig) -> ClusterSpec {
         zone: c.zone.clone().unwrap_or_default(),
         lb_cidr: None,
         workload_controllers: true,
+        secure: false,
     };
     let is_host = config.sync.host.as_ref().is_some_and(|h| h.name == c.name);
     if is_host { spec.without_workload_controllers() } else { spec }
@@ -359,8 +360,7 @@ async fn start_sync(
     shutdown: &CancellationToken,
 ) -> Result<Option<Arc<SyncModule>>> {
     let Some(host) = config.sync.host.as_ref().filter(|_| config.sync.enabled) else { return Ok(None) };
-    let (kubeconfig, context) = registry::endpoint(config, host, sim_link)?;
-    let client = registry::connect(&host.name, &kubeconfig, context.as_deref()).await?;
+    let client = registry::cluster_client(config, host, sim_link).await?;
     let sync = SyncModule::start(config, client, discovery.clone(), registry, shutdown.child_token()).await?;
     Ok(Some(Arc::new(sync)))
 }
@@ -540,6 +540,7 @@ pub(crate) async fn sim_only(names: Vec<String>, state_dir: Option<PathBuf>) -> 
                 zone: String::new(),
                 lb_cidr: None,
                 workload_controllers: true,
+                secure: false,
             }));
         }
     }

@@ -87,6 +87,11 @@ pub struct ClusterConfig {
     /// Run this cluster inside Meridian's own simulator instead of reaching a real API.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub simulated: bool,
+    /// The cluster Meridian runs in, reached as a pod reaches its API server: the
+    /// service account's token and CA under `/var/run/secrets/kubernetes.io/serviceaccount`
+    /// and `KUBERNETES_SERVICE_HOST`/`KUBERNETES_SERVICE_PORT`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_cluster: bool,
     /// Region (`topology.kubernetes.io/region`); taken from the cluster's nodes when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
@@ -303,9 +308,19 @@ impl ClusterConfig {
         }
     }
 
-    /// Exactly one way to reach the cluster: the simulator, or a kubeconfig (and context).
+    /// Exactly one way to reach the cluster: the simulator, a kubeconfig (and context),
+    /// or the in-cluster service account.
     fn check_reach(&self, at: &str, out: &mut Vec<(String, String)>) {
         let p = |f: &str| format!("{at}.{f}");
+        if self.in_cluster {
+            if self.simulated || self.kubeconfig.is_some() || self.context.is_some() {
+                out.push((
+                    p("in_cluster"),
+                    "`in_cluster = true` reaches the cluster Meridian runs in; it takes no `simulated`, `kubeconfig` or `context`".into(),
+                ));
+            }
+            return;
+        }
         match (self.simulated, &self.kubeconfig) {
             (true, Some(_)) => out.push((
                 p("kubeconfig"),
@@ -313,7 +328,10 @@ impl ClusterConfig {
             )),
             (false, None) => out.push((
                 p("kubeconfig"),
-                format!("cluster {:?} needs `kubeconfig` (and optionally `context`) or `simulated = true`", self.name),
+                format!(
+                    "cluster {:?} needs `kubeconfig` (and optionally `context`), `in_cluster = true` or `simulated = true`",
+                    self.name
+                ),
             )),
             (true, None) if self.context.is_some() => {
                 out.push((p("context"), "`context` only applies with `kubeconfig`".into()))

@@ -94,10 +94,11 @@ impl SyncConfig {
                     format!("{:?} is also a member cluster; the control plane needs its own name", h.name),
                 ));
             }
-            if h.simulated == h.kubeconfig.is_some() {
+            if [h.simulated, h.kubeconfig.is_some(), h.in_cluster].iter().filter(|set| **set).count() != 1 {
                 out.push((
                     "sync.host.kubeconfig".into(),
-                    "the control plane needs `kubeconfig` or `simulated = true` (one of them)".into(),
+                    "the control plane needs `kubeconfig`, `in_cluster = true` or `simulated = true` (one of them)"
+                        .into(),
                 ));
             }
         }

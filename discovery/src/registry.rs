@@ -36,6 +36,10 @@ pub enum Error {
     Client { cluster: String, source: kube::Error },
     #[error("cluster {cluster}: no kubeconfig configured")]
     NoKubeconfig { cluster: String },
+    #[error(
+        "cluster {cluster}: in_cluster = true, but this is not a pod with a service account (KUBERNETES_SERVICE_HOST/PORT and /var/run/secrets/kubernetes.io/serviceaccount)"
+    )]
+    InCluster { cluster: String, source: kube::config::InClusterError },
     #[error("cluster {cluster}: simulated, but no simulator kubeconfig was given")]
     NoSimulator { cluster: String },
 }
@@ -108,6 +112,27 @@ pub async fn connect(cluster: &str, path: &Path, context: Option<&str>) -> Resul
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// A request body (a server-side apply) that cannot be written within this is stuck.
 const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A client for a configured cluster: through its kubeconfig and context, the
+/// simulator's kubeconfig, or (`in_cluster`) the pod's service account.
+pub async fn cluster_client(config: &Config, c: &ClusterConfig, sim: &SimulatorLink) -> Result<Client> {
+    if c.in_cluster {
+        return in_cluster(&c.name);
+    }
+    let (path, context) = endpoint(config, c, sim)?;
+    connect(&c.name, &path, context.as_deref()).await
+}
+
+/// A client from the in-cluster environment, as kube-rs reads it: the API server from
+/// `KUBERNETES_SERVICE_HOST`/`PORT`, the token (re-read as it rotates) and CA from the
+/// service account's mounted files.
+fn in_cluster(cluster: &str) -> Result<Client> {
+    let mut cfg =
+        kube::Config::incluster().map_err(|source| Error::InCluster { cluster: cluster.to_owned(), source })?;
+    cfg.connect_timeout = Some(CONNECT_TIMEOUT);
+    cfg.write_timeout = Some(WRITE_TIMEOUT);
+    Client::try_from(cfg).map_err(|source| Error::Client { cluster: cluster.to_owned(), source })
+}
 
 /// The kubeconfig path and context that reach a configured cluster.
 pub fn endpoint(config: &Config, c: &ClusterConfig, sim: &SimulatorLink) -> Result<(PathBuf, Option<String>)> {
@@ -272,9 +297,8 @@ impl Discovery {
         meta: Arc<ClusterMeta>,
         settings: Settings,
     ) -> Result<()> {
-        let (path, context) = endpoint(config, c, &self.sim)?;
         let digest = file_digest(config, c, &self.sim);
-        let client = connect(&c.name, &path, context.as_deref()).await?;
+        let client = cluster_client(config, c, &self.sim).await?;
         let events = Arc::new(AtomicU64::new(0));
         let task = tokio::spawn(cluster::run(
             client.clone(),

@@ -88,7 +88,7 @@ impl SimCluster {
             Store::new(history, Some(tx)),
             pools,
             Backends::new(backends, &spec.name, rt),
-        ));
+        )?);
         install_mcs_crds(&core)?;
         Ok((Arc::new(Self { core, server: Mutex::new(None), controller: Mutex::new(None) }), rx))
     }
@@ -119,9 +119,20 @@ impl SimCluster {
         &self.core.name
     }
 
-    /// Base URL of the API, e.g. `http://127.0.0.1:34567`.
+    /// Base URL of the API, e.g. `http://127.0.0.1:34567` (`https://` when secure).
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.core.port())
+        let scheme = if self.core.security.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.core.port())
+    }
+
+    /// A secure cluster's CA certificate (PEM), as a pod finds it in `ca.crt`.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.core.security.as_ref().map(crate::secure::Security::ca_pem)
+    }
+
+    /// A secure cluster's bearer token, as a pod finds it in `token`.
+    pub fn token(&self) -> Option<&str> {
+        self.core.security.as_ref().map(crate::secure::Security::token)
     }
 
     /// The API port (fixed after the first start, so `stop`/`start` keep URLs valid).
@@ -428,10 +439,19 @@ async fn serve(listener: tokio::net::TcpListener, core: Arc<Core>) {
                 let _ = stream.set_nodelay(true);
                 let core = core.clone();
                 conns.spawn(async move {
+                    let acceptor = core.security.as_ref().map(|s| s.acceptor.clone());
                     let svc = service_fn(move |req| crate::http::handle(core.clone(), req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match acceptor {
+                        None => {
+                            let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                        }
+                        Some(acceptor) => {
+                            // A client that fails the handshake (an unknown CA) is just dropped.
+                            let Ok(tls) = acceptor.accept(stream).await else { return };
+                            let _ = http.serve_connection(TokioIo::new(tls), svc).await;
+                        }
+                    }
                 });
             }
             Some(_) = conns.join_next(), if !conns.is_empty() => {}

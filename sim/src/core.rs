@@ -23,14 +23,23 @@ pub(crate) struct Core {
     pub(crate) backends: Backends,
     /// Bumped to end every open watch stream (`drop_watches`, `stop`).
     pub(crate) kill_watches: tokio::sync::watch::Sender<u64>,
+    /// HTTPS and the bearer token, for a [`crate::ClusterSpec::secure`] cluster.
+    pub(crate) security: Option<crate::secure::Security>,
     /// The API port; 0 until the first start binds one.
     port: AtomicU16,
 }
 
 impl Core {
-    pub(crate) fn new(spec: &crate::ClusterSpec, index: usize, store: Store, pools: Pools, backends: Backends) -> Self {
+    pub(crate) fn new(
+        spec: &crate::ClusterSpec,
+        index: usize,
+        store: Store,
+        pools: Pools,
+        backends: Backends,
+    ) -> crate::error::Result<Self> {
         let (kill_watches, _) = tokio::sync::watch::channel(0);
-        Self {
+        let security = if spec.secure { Some(crate::secure::Security::generate(&spec.name)?) } else { None };
+        Ok(Self {
             name: spec.name.clone(),
             index,
             region: spec.region.clone(),
@@ -40,8 +49,9 @@ impl Core {
             pools: Mutex::new(pools),
             backends,
             kill_watches,
+            security,
             port: AtomicU16::new(spec.port),
-        }
+        })
     }
 
     pub(crate) fn port(&self) -> u16 {

@@ -11,6 +11,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Failures of the simulator's Rust API.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A secure cluster's certificates could not be made.
+    #[error("TLS set-up: {0}")]
+    Tls(String),
     /// The API listener or a load-balancer backend could not bind; names the address
     /// so "port in use" is actionable.
     #[error("cannot listen on {addr}: {source}")]

@@ -50,6 +50,11 @@ where
     let query: Query =
         req.uri().query().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
     let headers = req.headers().clone();
+    if let Some(sec) = &core.security
+        && !sec.admits(headers.get(http::header::AUTHORIZATION))
+    {
+        return Ok(error(&ApiError::new(401, "Unauthorized", "Unauthorized".to_owned())));
+    }
     let body = match http_body_util::Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {

@@ -3,21 +3,28 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::json;
 
 use crate::cluster::SimCluster;
 use crate::error::{Error, Result};
 
 /// Renders a kubeconfig whose contexts are named exactly after the clusters; the first
-/// cluster is the current context. Users carry no credentials (the simulator does not
-/// authenticate).
+/// cluster is the current context. Users carry no credentials, except a secure
+/// cluster's token (and its cluster its CA).
 pub(crate) fn render(clusters: &[Arc<SimCluster>]) -> String {
+    let cluster = |c: &SimCluster| match c.ca_pem() {
+        Some(ca) => json!({"server": c.url(), "certificate-authority-data": BASE64.encode(ca)}),
+        None => json!({"server": c.url()}),
+    };
+    let user = |c: &SimCluster| c.token().map_or_else(|| json!({}), |t| json!({"token": t}));
     let cfg = json!({
         "apiVersion": "v1",
         "kind": "Config",
         "preferences": {},
-        "clusters": clusters.iter().map(|c| json!({"name": c.name(), "cluster": {"server": c.url()}})).collect::<Vec<_>>(),
-        "users": clusters.iter().map(|c| json!({"name": c.name(), "user": {}})).collect::<Vec<_>>(),
+        "clusters": clusters.iter().map(|c| json!({"name": c.name(), "cluster": cluster(c)})).collect::<Vec<_>>(),
+        "users": clusters.iter().map(|c| json!({"name": c.name(), "user": user(c)})).collect::<Vec<_>>(),
         "contexts": clusters.iter().map(|c| json!({"name": c.name(), "context": {"cluster": c.name(), "user": c.name(), "namespace": "default"}})).collect::<Vec<_>>(),
         "current-context": clusters.first().map(|c| c.name().to_string()).unwrap_or_default(),
     });

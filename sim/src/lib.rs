@@ -171,6 +171,7 @@ mod resources;
 mod reviews;
 mod scale;
 mod schema;
+mod secure;
 mod seeded;
 mod selectors;
 mod service_alloc;
@@ -227,6 +228,9 @@ pub struct ClusterSpec {
     /// (default true). A federation control plane runs none: its workload status is what
     /// Meridian rolls up from the members, so nothing else may write it.
     pub workload_controllers: bool,
+    /// Serve HTTPS with the cluster's own CA and require its bearer token, as a real
+    /// API server does (default false: plain HTTP, no authentication).
+    pub secure: bool,
 }
 
 impl ClusterSpec {
@@ -234,13 +238,27 @@ impl ClusterSpec {
     pub fn new(name: impl Into<String>) -> Self {
         let name = name.into();
         let region = format!("{name}-region");
-        Self { zone: format!("{region}-a"), region, name, port: 0, lb_cidr: None, workload_controllers: true }
+        Self {
+            zone: format!("{region}-a"),
+            region,
+            name,
+            port: 0,
+            lb_cidr: None,
+            workload_controllers: true,
+            secure: false,
+        }
     }
 
     /// Sets region and zone.
     pub fn with_topology(mut self, region: impl Into<String>, zone: impl Into<String>) -> Self {
         self.region = region.into();
         self.zone = zone.into();
+        self
+    }
+
+    /// Serves HTTPS and requires a bearer token ([`ClusterSpec::secure`]).
+    pub fn secure(mut self) -> Self {
+        self.secure = true;
         self
     }
 

@@ -7,6 +7,7 @@ mod dns;
 mod ednscomp;
 mod fleet;
 mod geo;
+mod incluster;
 mod partition;
 mod proxy;
 mod reload;

@@ -14,6 +14,7 @@ mod namespaces;
 mod patch;
 mod rollout;
 mod scale;
+mod secure;
 mod selectors;
 mod state;
 mod support;

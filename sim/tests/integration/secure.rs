@@ -1,0 +1,44 @@
+//! A secure cluster serves HTTPS with its own CA and answers only its bearer token, as a
+//! real API server does; kubectl uses it through the kubeconfig the simulator writes.
+
+use anyhow::Result;
+use meridian_sim::{ClusterSpec, SimOptions, Simulator};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secure_cluster_needs_its_ca_and_its_token() -> Result<()> {
+    let sim = Simulator::new(SimOptions::default());
+    let c = sim.add_cluster(ClusterSpec::new("safe").secure()).await?;
+    let dir = tempfile::tempdir()?;
+    let kubeconfig = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig)?;
+    assert!(c.url().starts_with("https://127.0.0.1:"), "{}", c.url());
+    let kubectl = |extra: &[&str]| {
+        let mut cmd = std::process::Command::new("kubectl");
+        cmd.arg("--kubeconfig").arg(&kubeconfig).args(["--context", "safe"]).args(extra);
+        cmd.output()
+    };
+    let ok = kubectl(&["get", "namespaces", "-o", "name"])?;
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("namespace/default"));
+
+    let wrong_token = kubectl(&["--token", "not-the-token", "get", "namespaces"])?;
+    assert!(!wrong_token.status.success());
+    assert!(String::from_utf8_lossy(&wrong_token.stderr).contains("Unauthorized"), "{wrong_token:?}");
+
+    // Another CA does not verify the serving certificate.
+    let other = sim.add_cluster(ClusterSpec::new("other").secure()).await?;
+    let other_ca = dir.path().join("other-ca.crt");
+    std::fs::write(&other_ca, other.ca_pem().unwrap_or_default())?;
+    let server = c.url();
+    let token = c.token().unwrap_or_default().to_owned();
+    let no_trust = std::process::Command::new("kubectl")
+        .args(["--server", &server, "--certificate-authority"])
+        .arg(&other_ca)
+        .args(["--token", &token, "get", "namespaces"])
+        .env("KUBECONFIG", "/dev/null")
+        .output()?;
+    assert!(!no_trust.status.success());
+    assert!(String::from_utf8_lossy(&no_trust.stderr).contains("certificate"), "{no_trust:?}");
+    sim.shutdown().await;
+    Ok(())
+}
