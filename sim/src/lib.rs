@@ -3,7 +3,8 @@
 //! benchmarked without real clusters. Where it differs from kube-apiserver, the simulator
 //! is fixed, never its clients.
 //!
-//! Each [`SimCluster`] serves plain HTTP on its own `127.0.0.1` port, keeps objects as
+//! Each [`SimCluster`] serves plain HTTP (HTTPS with its own CA and a bearer token when
+//! [`ClusterSpec::secure`]) on its own `127.0.0.1` port, keeps objects as
 //! generic JSON with one etcd-like resourceVersion counter, and runs small controllers
 //! that do what a cluster and its cloud provider would: Services of type LoadBalancer get
 //! a loopback address (127.x.y.z) with real HTTP servers behind it, EndpointSlices and
@@ -37,6 +38,7 @@
 //! - `table`: `meta.k8s.io/v1 Table` rendering for kubectl's human output (custom
 //!   resources by their printer columns, evaluated by `jsonpath`). `selectors`, and
 //!   `field_labels`: the fields each kind's field selectors may name.
+//! - `secure`: a secure cluster's CA, serving certificate and bearer token.
 //! - `reviews`: the self-review resources behind `kubectl auth can-i` and `auth whoami`.
 //! - `controllers`: Service, Ingress, workload, Deployment rollout, namespace (termination
 //!   and the objects each namespace holds, named in `seeded`), CRD finalizer and
@@ -127,8 +129,10 @@
 //! - The MCS CRDs are installed at every start, so a deleted one is back after a restart.
 //!
 //! # Left out
-//! - Authentication, authorisation (the self-review resources answer "allowed" for
-//!   kubeadm's `kubernetes-admin`), admission webhooks, TLS, protobuf, HTTP/2,
+//! - Authentication beyond a secure cluster's one bearer token (no client certificates,
+//!   no users or service accounts of its own), authorisation (the self-review resources
+//!   answer "allowed" for kubeadm's `kubernetes-admin`), admission webhooks, TLS on the
+//!   default clusters (only [`ClusterSpec::secure`] ones serve it), protobuf, HTTP/2,
 //!   aggregated discovery (kubectl falls back to the plain documents).
 //! - For custom resources: conversion webhooks, the `/scale` subresource, `selectableFields`,
 //!   CEL validation rules, version deprecation warnings.
