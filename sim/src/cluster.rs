@@ -125,6 +125,12 @@ impl SimCluster {
         format!("{scheme}://127.0.0.1:{}", self.core.port())
     }
 
+    /// Every (verb, group, resource) clients asked of this cluster since it started, as
+    /// an RBAC authorizer checks them.
+    pub fn accesses(&self) -> Vec<crate::audit::Access> {
+        self.core.audit.seen()
+    }
+
     /// A secure cluster's CA certificate (PEM), as a pod finds it in `ca.crt`.
     pub fn ca_pem(&self) -> Option<&str> {
         self.core.security.as_ref().map(crate::secure::Security::ca_pem)

@@ -23,6 +23,8 @@ pub(crate) struct Core {
     pub(crate) backends: Backends,
     /// Bumped to end every open watch stream (`drop_watches`, `stop`).
     pub(crate) kill_watches: tokio::sync::watch::Sender<u64>,
+    /// What clients asked of this cluster, as RBAC names it.
+    pub(crate) audit: crate::audit::Audit,
     /// HTTPS and the bearer token, for a [`crate::ClusterSpec::secure`] cluster.
     pub(crate) security: Option<crate::secure::Security>,
     /// The API port; 0 until the first start binds one.
@@ -49,6 +51,7 @@ impl Core {
             pools: Mutex::new(pools),
             backends,
             kill_watches,
+            audit: crate::audit::Audit::default(),
             security,
             port: AtomicU16::new(spec.port),
         })

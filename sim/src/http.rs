@@ -119,6 +119,10 @@ async fn route(
         return Ok(json_response(StatusCode::CREATED, &answered));
     }
     let target = ResourcePath::parse(core.store.read().registry(), &segs)?;
+    let watch = target.watch || matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
+    let agent = headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let what = (target.def.group.as_str(), target.def.plural.as_str(), target.sub);
+    core.audit.record(agent, method, what, target.name.is_some(), watch);
     refuse_binary_bodies(headers)?;
     let req = ResourceRequest {
         core,

@@ -38,6 +38,7 @@
 //! - `table`: `meta.k8s.io/v1 Table` rendering for kubectl's human output (custom
 //!   resources by their printer columns, evaluated by `jsonpath`). `selectors`, and
 //!   `field_labels`: the fields each kind's field selectors may name.
+//! - `audit`: the (verb, group, resource) accesses clients made, as RBAC names them.
 //! - `secure`: a secure cluster's CA, serving certificate and bearer token.
 //! - `reviews`: the self-review resources behind `kubectl auth can-i` and `auth whoami`.
 //! - `controllers`: Service, Ingress, workload, Deployment rollout, namespace (termination
@@ -151,6 +152,7 @@
 
 mod admission;
 mod api;
+mod audit;
 mod backends;
 mod cluster;
 mod controllers;
@@ -192,6 +194,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+pub use audit::Access;
 pub use cluster::SimCluster;
 pub use error::{ApiError, Error, Result};
 

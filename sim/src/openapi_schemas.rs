@@ -11,13 +11,14 @@ use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Event, Namespace, Node, P
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::events::v1::Event as EventsEvent;
 use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value};
 
 /// Where the schemas come from, part of every document's `hash`: a client that cached a
 /// document by URL (kubectl, under `~/.kube/cache`) fetches it again when they change.
-pub(crate) const SOURCE: &str = "k8s-openapi 0.29 v1_33 (schemars)";
+pub(crate) const SOURCE: &str = "k8s-openapi 0.29 v1_33 (schemars), with rbac.authorization.k8s.io";
 
 /// Every schema by its OpenAPI name (`io.k8s.api.core.v1.Service`): the served kinds and
 /// every type their fields refer to.
@@ -50,6 +51,10 @@ fn generate() -> Map<String, Value> {
         Lease,
         EventsEvent,
         CustomResourceDefinition,
+        Role,
+        RoleBinding,
+        ClusterRole,
+        ClusterRoleBinding,
     );
     g.take_definitions(true)
 }

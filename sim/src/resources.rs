@@ -282,7 +282,48 @@ static TABLE: &[Builtin] = &[
         "io.k8s.api.apps.v1",
         true
     ),
+    // RBAC objects are stored and served (manifests apply, `kubectl get` lists them);
+    // nothing enforces them (see lib.rs, "Left out").
+    res!("rbac.authorization.k8s.io", "v1", "roles", "role", "Role", true, NONE, NONE, false, RBAC),
+    res!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "rolebindings",
+        "rolebinding",
+        "RoleBinding",
+        true,
+        NONE,
+        NONE,
+        false,
+        RBAC
+    ),
+    res!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterroles",
+        "clusterrole",
+        "ClusterRole",
+        false,
+        NONE,
+        NONE,
+        false,
+        RBAC
+    ),
+    res!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+        "clusterrolebinding",
+        "ClusterRoleBinding",
+        false,
+        NONE,
+        NONE,
+        false,
+        RBAC
+    ),
 ];
+
+const RBAC: &str = "io.k8s.api.rbac.v1";
 
 /// Well-known ids, checked against the table by a unit test.
 pub(crate) const NAMESPACES: ResId = 0;

@@ -2,6 +2,7 @@
 
 mod check;
 mod demo;
+mod deploy;
 mod differential;
 mod dns;
 mod ednscomp;
@@ -10,6 +11,7 @@ mod geo;
 mod incluster;
 mod partition;
 mod proxy;
+mod rbac;
 mod reload;
 mod resolvers;
 mod smuggling;
