@@ -60,7 +60,7 @@ pub struct Member {
     pub client: Client,
     /// The configuration entry, to tell a reload that changes how to reach the cluster.
     pub config: ClusterConfig,
-    /// What the kubeconfig file held when the client was built ([`kubeconfig_digest`]):
+    /// What the kubeconfig file held when the client was built (a digest of its content):
     /// a reload after the file changed (a rotated token or certificate, a moved API
     /// server) reconnects even though the configuration names the same file.
     pub kubeconfig: Option<u64>,
@@ -148,7 +148,7 @@ pub fn endpoint(config: &Config, c: &ClusterConfig, sim: &SimulatorLink) -> Resu
 
 /// A digest of a kubeconfig file's content (never logged: it may hold credentials), to
 /// tell whether it changed; `None` when it cannot be read.
-pub fn kubeconfig_digest(path: &std::path::Path) -> Option<u64> {
+fn kubeconfig_digest(path: &std::path::Path) -> Option<u64> {
     use std::hash::{Hash, Hasher};
     let bytes = std::fs::read(path).ok()?;
     let mut h = std::collections::hash_map::DefaultHasher::new();
