@@ -89,7 +89,7 @@ impl SimCluster {
             pools,
             Backends::new(backends, &spec.name, rt),
         )?);
-        install_mcs_crds(&core)?;
+        install_crds(&core)?;
         Ok((Arc::new(Self { core, server: Mutex::new(None), controller: Mutex::new(None) }), rx))
     }
 
@@ -412,13 +412,14 @@ fn is_crd(obj: &Value) -> bool {
         && obj.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition")
 }
 
-/// Installs the Multi-Cluster Services CRDs, as on a cluster running an MCS implementation.
-fn install_mcs_crds(core: &Core) -> Result<()> {
+/// The CRDs every simulated cluster has (MCS and the Gateway API) and the Gateway
+/// controller's GatewayClass.
+fn install_crds(core: &Core) -> Result<()> {
     let opts = WriteOpts { privileged: true, ..WriteOpts::default() };
-    for crd in crd::mcs_crds() {
+    for crd in crd::mcs_crds().into_iter().chain(crd::gateway_crds()) {
         api::create(&core.store, &resources::BUILTINS[resources::CRDS], None, crd, &opts)?;
     }
-    Ok(())
+    crate::controllers::gateways::install_class(core)
 }
 
 /// Where a cluster's state is saved in a state directory.

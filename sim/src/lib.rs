@@ -11,7 +11,9 @@
 //! Endpoints appear for Services, workloads report ready replicas, the garbage collector
 //! and the namespace controller finish deletions. CustomResourceDefinitions add resources
 //! at run time; every cluster has the Multi-Cluster Services CRDs (ServiceExport,
-//! ServiceImport) installed.
+//! ServiceImport) and the Gateway API's (GatewayClass, Gateway, HTTPRoute) installed, with
+//! a Gateway controller that owns the `sim` GatewayClass: its Gateways get load-balancer
+//! addresses as LoadBalancer Services do, and their HTTPRoutes are accepted.
 //!
 //! # Layout
 //! - `lib.rs`: [`Simulator`], [`SimOptions`], [`ClusterSpec`], [`run_standalone`], state files.
@@ -41,9 +43,9 @@
 //! - `audit`: the (verb, group, resource) accesses clients made, as RBAC names them.
 //! - `secure`: a secure cluster's CA, serving certificate and bearer token.
 //! - `reviews`: the self-review resources behind `kubectl auth can-i` and `auth whoami`.
-//! - `controllers`: Service, Ingress, workload, Deployment rollout, namespace (termination
-//!   and the objects each namespace holds, named in `seeded`), CRD finalizer and
-//!   garbage-collector controllers. `pools`: the load-balancer and pod IP pools they draw from. `backends`:
+//! - `controllers`: Service, Ingress, Gateway API, workload, Deployment rollout, namespace
+//!   (termination and the objects each namespace holds, named in `seeded`), CRD finalizer
+//!   and garbage-collector controllers. `pools`: the load-balancer and pod IP pools they draw from. `backends`:
 //!   the HTTP servers behind LB addresses. `kubeconfig`.
 //!
 //! # Implemented as kube-apiserver does it

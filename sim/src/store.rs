@@ -295,7 +295,8 @@ impl Inner {
     fn follow_ups(&self, key: &Key, kind: EventType, obj: &Value, old: Option<&Value>) -> Vec<Key> {
         let mut out = Vec::new();
         let gone = kind == EventType::Deleted;
-        if CONTROLLED.contains(&key.0) || (!gone && gc_interest(obj)) {
+        let gateway_api = || self.registry.stored(key.0).is_some_and(|d| d.group == crate::crd::gateway::GROUP);
+        if CONTROLLED.contains(&key.0) || (!gone && gc_interest(obj)) || gateway_api() {
             out.push(key.clone());
         }
         if crate::seeded::is_seeded(key) {

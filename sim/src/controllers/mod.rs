@@ -15,6 +15,7 @@
 //! - Every object with owners or a GC finalizer (`gc`): the garbage collector.
 
 pub(crate) mod crds;
+pub(crate) mod gateways;
 pub(crate) mod gc;
 pub(crate) mod namespaces;
 mod objects;
@@ -74,7 +75,9 @@ pub(crate) fn reconcile(core: &Core, key: &Key) {
             seed::reconcile(core, &key.2);
         }
         resources::CRDS => crds::finalize(&mut core.store.write(), &key.2),
-        _ => {}
+        _ => {
+            gateways::reconcile(core, key);
+        }
     }
     gc::collect(&mut core.store.write(), key);
 }

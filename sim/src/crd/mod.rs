@@ -8,6 +8,7 @@
 //! follows the stored CRDs; the finalizer controller (`controllers::crds`) deletes a
 //! deleted CRD's objects.
 
+pub(crate) mod gateway;
 mod mcs;
 mod spec;
 mod status;
@@ -16,6 +17,7 @@ mod views;
 
 use serde_json::Value;
 
+pub(crate) use gateway::gateway_crds;
 pub(crate) use mcs::mcs_crds;
 pub(crate) use spec::set_defaults;
 pub(crate) use status::{set_condition, settle};

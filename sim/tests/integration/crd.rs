@@ -453,9 +453,13 @@ async fn mcs_crds_are_installed_and_serve_service_exports() -> Result<()> {
     assert_eq!(
         crds.lines().collect::<Vec<_>>(),
         [
+            "customresourcedefinition.apiextensions.k8s.io/gatewayclasses.gateway.networking.k8s.io",
+            "customresourcedefinition.apiextensions.k8s.io/gateways.gateway.networking.k8s.io",
+            "customresourcedefinition.apiextensions.k8s.io/httproutes.gateway.networking.k8s.io",
             "customresourcedefinition.apiextensions.k8s.io/serviceexports.multicluster.x-k8s.io",
             "customresourcedefinition.apiextensions.k8s.io/serviceimports.multicluster.x-k8s.io"
-        ]
+        ],
+        "the MCS and Gateway API CRDs"
     );
     let resources = env.kubectl(&["api-resources", "--api-group=multicluster.x-k8s.io", "--no-headers"]).await?;
     assert!(resources.lines().any(|l| l.starts_with("serviceexports") && l.contains("svcex")), "{resources}");

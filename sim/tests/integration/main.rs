@@ -8,6 +8,7 @@ mod backends;
 mod crd;
 mod defaulting;
 mod deletion;
+mod gateway;
 mod kube_client;
 mod kubectl;
 mod namespaces;
