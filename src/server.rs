@@ -459,6 +459,7 @@ fn admin_sections(
                     "names": d.names(),
                     "geoip": d.geo_status().to_string(),
                     "ranking_problems": d.ranking_problems(),
+                    "transfers": d.transfer_status(),
                 })
             }),
         ));

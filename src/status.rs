@@ -176,6 +176,41 @@ fn print_dns(dns: &Value) {
         println!("... and {} more (all of them: meridian status --json)", names.len() - MAX_NAMES);
     }
     print_problems(&dns["ranking_problems"]);
+    print_transfers(&dns["transfers"]);
+}
+
+/// Zone transfers (`dns.transfers`, from `DnsServer::transfer_status`): each zone's
+/// serial, journal depth and last NOTIFY round, then each secondary's last transfer.
+fn print_transfers(transfers: &Value) {
+    let zones = items(transfers);
+    if zones.is_empty() {
+        return;
+    }
+    let notify = |z: &Value| {
+        let n = &z["last_notify"];
+        let targets = items(&n["targets"]);
+        if n.is_null() {
+            return "-".to_owned();
+        }
+        let acked = targets.iter().filter(|t| t["acknowledged"] == Value::Bool(true)).count();
+        format!("serial {} at {}: {acked}/{} acknowledged", s(&n["serial"]), s(&n["sent_at"]), targets.len())
+    };
+    let rows: Vec<Vec<String>> =
+        zones.iter().map(|z| vec![s(&z["zone"]), s(&z["serial"]), s(&z["journal_depth"]), notify(z)]).collect();
+    println!();
+    println!("ZONE TRANSFERS");
+    print!("{}", render(&["ZONE", "SERIAL", "JOURNAL", "LAST NOTIFY"], &rows));
+    let rows: Vec<Vec<String>> = zones
+        .iter()
+        .flat_map(|z| items(&z["transfers"]).iter().map(move |t| (z, t)))
+        .map(|(z, t)| {
+            let what = [&t["client"], &t["kind"], &t["result"], &t["serial"], &t["key"], &t["at"]];
+            std::iter::once(s(&z["zone"])).chain(what.into_iter().map(s)).collect()
+        })
+        .collect();
+    if !rows.is_empty() {
+        print!("{}", render(&["ZONE", "CLIENT", "KIND", "RESULT", "SERIAL", "KEY", "AT (UNIX)"], &rows));
+    }
 }
 
 fn print_health(health: &Value) {

@@ -57,6 +57,8 @@ pub struct DnsConfig {
     /// shared by a fleet of instances so that a cookie one issued verifies at the others.
     /// None: a random secret per process.
     pub cookie_secret_file: Option<PathBuf>,
+    /// Zone transfers to secondaries (`[dns.transfer]`).
+    pub transfer: crate::transfer::TransferConfig,
 }
 
 /// Longest NSID answered: an identifier, not a payload (Knot and BIND keep it short too).
@@ -97,6 +99,7 @@ impl Default for DnsConfig {
             nameservers: Vec::new(),
             nsid: None,
             cookie_secret_file: None,
+            transfer: crate::transfer::TransferConfig::default(),
         }
     }
 }
@@ -304,6 +307,7 @@ impl DnsConfig {
         self.check_limits(&mut out);
         self.check_nsid_and_cookies(config, &mut out);
         self.check_fleet_nameservers(config, &mut out);
+        self.transfer.validate(config, &mut out);
         out
     }
 

@@ -23,6 +23,7 @@ pub mod health;
 pub mod lb;
 pub mod ranking;
 pub mod sync;
+pub mod transfer;
 pub mod watch;
 
 use std::collections::BTreeMap;

@@ -153,3 +153,34 @@ fn missing_file_is_a_clear_error() {
     let err = Config::load(Path::new("/nonexistent/meridian.toml")).expect_err("missing");
     assert!(err.to_string().contains("cannot read /nonexistent/meridian.toml"), "{err}");
 }
+
+/// `[dns.transfer]`: TSIG is required by default, one serial step a second at most; each
+/// bad setting is refused with its field path, and a good one is read as written.
+#[test]
+fn transfer_settings_are_checked_by_field() {
+    let c = parse(MINIMAL).expect("minimal");
+    assert!(c.dns.transfer.require_tsig);
+    assert_eq!(c.dns.transfer.min_serial_interval, Duration::from_secs(1));
+    let base = "name = \"fed\"\ndns_zone = \"example.com\"\n";
+    let cases: &[(&str, Option<&str>)] = &[
+        ("[dns.transfer]\njournal_depth = 0", Some("dns.transfer.journal_depth")),
+        ("[dns.transfer]\njournal_depth = 100000", Some("dns.transfer.journal_depth")),
+        ("[dns.transfer]\nallow = [{ networks = [\"10.0.0.0/33\"] }]", Some("dns.transfer.allow[0].networks[0]")),
+        ("[dns.transfer]\nallow = [{}]", Some("dns.transfer.allow[0]")),
+        ("[dns.transfer]\nkeys = [\"/nonexistent/k.conf\"]", Some("dns.transfer.keys[0]")),
+        ("[dns.transfer]\ncatalog = \"example.com\"", Some("dns.transfer.catalog")),
+        ("[dns.transfer]\ncatalog = \"bad..name\"", Some("dns.transfer.catalog")),
+        ("[dns.transfer]\nnotify_attempts = 0", Some("dns.transfer.notify_attempts")),
+        ("[dns.transfer]\nnotify_timeout = \"0s\"", Some("dns.transfer.notify_timeout")),
+        ("[dns.transfer]\nmin_serial_interval = \"2h\"", Some("dns.transfer.min_serial_interval")),
+        ("[dns.transfer]\nsecondaries = [{ address = \"not an address\" }]", Some("secondaries")),
+        ("[dns.transfer]\nbogus = 1", Some("bogus")),
+        (
+            "[dns.transfer]\nrequire_tsig = false\nmin_serial_interval = \"250ms\"\ncatalog = \"catalog.meridian.invalid\"\n\
+             allow = [{ key = \"k\", networks = [\"127.0.0.0/8\", \"::1\"] }]\n\
+             secondaries = [{ address = \"127.0.0.53:5300\", key = \"k\" }]",
+            None,
+        ),
+    ];
+    check_sections(base, cases);
+}

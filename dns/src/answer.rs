@@ -17,6 +17,7 @@ use crate::wire::{
     self, CLASS_ANY, CLASS_IN, Ecs, Edns, MAX_MESSAGE, OptReply, Owner, Parsed, Question, Response, Section, TsigError,
     ede, rcode, rtype,
 };
+use crate::xfr::tsig;
 
 /// Longest CNAME chain followed inside a zone (zone → region → global is 2; a zone file may
 /// add a few, or DNAMEs). Longer chains stop here with what was written; loops stop where
@@ -136,6 +137,13 @@ pub(crate) fn answer(index: &Index, packet: &[u8], client: &Client, out: &mut Ve
         Transport::Udp => wire::udp_limit(q.edns.as_ref()),
         Transport::Tcp => MAX_MESSAGE,
     };
+    // A signed query (RFC 8945): verified here, its answer signed after it is written,
+    // in room kept for the signature.
+    let signature = q.tsig.as_ref().map(|t| tsig::check_query(&index.identity.policy.keys, packet, t));
+    let limit = match &signature {
+        Some(Ok((key, _))) => limit.saturating_sub(tsig::record_len(key)),
+        _ => limit,
+    };
     let mut outcome =
         Outcome { respond: true, qtype: q.question.as_ref().map_or(0, |x| x.qtype), ..Default::default() };
     let reply = opt_reply(index, q.edns.as_ref(), client, &mut outcome);
@@ -149,9 +157,10 @@ pub(crate) fn answer(index: &Index, packet: &[u8], client: &Client, out: &mut Ve
     let rc = match (&q.error, &q.question, &q.edns) {
         (Some(rcode::FORMERR), _, _) => rcode::FORMERR,
         (_, _, Some(e)) if e.version > 0 => rcode::BADVERS,
-        // No keys are configured, so every key is unknown (RFC 8945 §5.2.1).
-        _ if q.tsig.is_some() => {
-            tsig = q.tsig.as_ref().map(|t| TsigError { packet, tsig: t, error: wire::TSIG_BADKEY });
+        // An unknown key, a MAC that does not verify, a stale time (RFC 8945 §5.2).
+        _ if matches!(signature, Some(Err(_))) => {
+            let error = signature.as_ref().and_then(|s| s.as_ref().err()).copied().unwrap_or(tsig::error::BADKEY);
+            tsig = q.tsig.as_ref().map(|t| TsigError { packet, tsig: t, error });
             rcode::NOTAUTH
         }
         (Some(rc), _, _) => {
@@ -169,6 +178,9 @@ pub(crate) fn answer(index: &Index, packet: &[u8], client: &Client, out: &mut Ve
     outcome.rcode = rc;
     let scope = asker.scope;
     resp.finish(q.edns.as_ref(), rc, limit, scope, &reply, tsig);
+    if let Some(Ok((key, mac))) = &signature {
+        tsig::Signer::new(key, mac, tsig::now()).sign(out, 0, &[]);
+    }
     outcome
 }
 
@@ -202,6 +214,9 @@ fn resolve_query(
         resp.set_ede(code, text);
         return rc;
     }
+    if q.qtype == rtype::IXFR {
+        return ixfr_over_udp(index, q, resp, outcome);
+    }
     let Some(zi) = index.zone_of(&q.name) else {
         resp.set_ede(ede::NOT_AUTHORITATIVE, "");
         return rcode::REFUSED;
@@ -233,12 +248,27 @@ fn refusal(q: &Question) -> Option<(u16, u16, &'static str)> {
         return Some((rcode::REFUSED, ede::NOT_SUPPORTED, "only class IN is served"));
     }
     match q.qtype {
-        // Zone transfers are not offered: secondaries are other Meridian instances.
-        rtype::AXFR | rtype::IXFR => Some((rcode::REFUSED, ede::NOT_SUPPORTED, "zone transfers are not offered")),
+        // Transfers are answered over TCP (`xfr`), never from here: over UDP an AXFR
+        // cannot fit (RFC 5936 §4.2); IXFR over UDP gets the SOA (`ixfr_over_udp`).
+        rtype::AXFR => Some((rcode::REFUSED, ede::NOT_SUPPORTED, "zone transfers only over TCP")),
         // TKEY, TSIG, MAILB, MAILA: meta-types this server does not implement.
         249 | 250 | 253 | 254 => Some((rcode::NOTIMP, ede::NOT_SUPPORTED, "")),
         _ => None,
     }
+}
+
+/// IXFR over UDP (transfers over TCP never reach this handler): the zone's current SOA
+/// alone, which RFC 1995 §2 answers when the changes do not fit — a client that is
+/// behind then asks again over TCP. Only for a zone's apex.
+fn ixfr_over_udp(index: &Index, q: &Question, resp: &mut Response<'_>, outcome: &mut Outcome) -> u16 {
+    let Some(zone) = index.zones.iter().find(|z| z.data.apex[..] == *q.name.wire()) else {
+        resp.set_ede(ede::NOT_AUTHORITATIVE, "");
+        return rcode::NOTAUTH;
+    };
+    outcome.zone = Some(zone.data.name.clone());
+    resp.set_authoritative();
+    resp.record(Section::Answer, Owner::Ptr(wire::HEADER_LEN as u16), rtype::SOA, zone.data.soa_ttl, &zone.soa);
+    rcode::NOERROR
 }
 
 /// What a chase does after one CNAME or DNAME.

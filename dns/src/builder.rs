@@ -20,6 +20,7 @@ use crate::scheme;
 use crate::serial::Serials;
 use crate::settings::Settings;
 use crate::table_names::{self, MapKey, TableNames};
+use crate::xfr::acl::Policy;
 use crate::{zone, zone_set};
 use meridian_config::dns::parse_cookie_secret;
 
@@ -75,7 +76,7 @@ impl Builder {
             extra_ents: Arc::default(),
             geo: GeoSource::open(config),
             problems: Problems::default(),
-            identity: Arc::new(Identity { nsid: None, secret: Secret::random() }),
+            identity: Arc::new(Identity { nsid: None, secret: Secret::random(), policy: Arc::default() }),
             own_secret: Secret::random(),
         };
         let mut errors = b.load_zones();
@@ -97,8 +98,8 @@ impl Builder {
         if errors.is_empty() { Ok(()) } else { Err(Error::many(errors)) }
     }
 
-    /// Sets the NSID and the cookie secret; a secret file that cannot be read keeps the
-    /// secret in use.
+    /// Sets the NSID, the cookie secret and the TSIG keys; a secret or key file that
+    /// cannot be read keeps the one in use.
     fn set_identity(&mut self, config: &Config) -> Result<()> {
         let nsid = config.dns.nsid.as_ref().map(|n| Box::from(n.as_bytes()));
         let (secret, result) = match &config.dns.cookie_secret_file {
@@ -112,8 +113,16 @@ impl Builder {
                 }
             }
         };
-        self.identity = Arc::new(Identity { nsid, secret });
-        result
+        let (policy, keys_result) = match Policy::from_config(config) {
+            Ok(p) => (Arc::new(p), Ok(())),
+            Err(e) => (self.identity.policy.clone(), Err(e)),
+        };
+        self.identity = Arc::new(Identity { nsid, secret, policy });
+        match (result, keys_result) {
+            (Ok(()), Ok(())) => Ok(()),
+            (Err(a), Ok(())) | (Ok(()), Err(a)) => Err(a),
+            (Err(a), Err(b)) => Err(Error::many(vec![a, b])),
+        }
     }
 
     fn load_zones(&mut self) -> Vec<Error> {
@@ -165,8 +174,8 @@ impl Builder {
         }
     }
 
-    /// Recomputes the names of `services` and `ingresses`, then the extras, and advances
-    /// every zone's serial. With `partial`, see [`Builder::update_service`].
+    /// Recomputes the names of `services` and `ingresses`, then the extras. The serials
+    /// move later, paced, in `xfr::publish`. With `partial`, see [`Builder::update_service`].
     fn update(&mut self, snap: &Snapshot, services: &[ObjectKey], ingresses: &[ObjectKey], partial: bool) {
         let mut scratch = Scratch::default();
         for key in services {
@@ -176,7 +185,6 @@ impl Builder {
             self.update_ingress(snap, key, &mut scratch);
         }
         self.update_extras(snap);
-        self.advance_serials();
     }
 
     /// Recomputes the names of one service. With `partial`, a service whose only change
@@ -250,12 +258,13 @@ impl Builder {
         self.extra_ents = Arc::new(extra_ents);
     }
 
-    /// Every zone's content may have changed: a new serial each.
-    fn advance_serials(&mut self) {
-        for z in &mut self.zones {
-            z.serial = self.serials.advance(&z.data.name, z.serial);
-            z.soa = zone::with_serial(&z.soa, z.serial).into();
-        }
+    /// Moves the serial of the zone `apex` one step forward (its content changed); the
+    /// new serial, `None` when no such zone is served.
+    pub(crate) fn bump_serial(&mut self, apex: &str) -> Option<u32> {
+        let z = self.zones.iter_mut().find(|z| &*z.data.name == apex)?;
+        z.serial = self.serials.advance(&z.data.name, z.serial);
+        z.soa = zone::with_serial(&z.soa, z.serial).into();
+        Some(z.serial)
     }
 
     /// Every malformed ranking annotation, sorted.

@@ -27,6 +27,12 @@ pub enum Error {
     /// never quotes the file.
     #[error("cookie secret {}: {reason}", file.display())]
     CookieSecret { file: PathBuf, reason: String },
+    /// A TSIG key file cannot be read or parsed; the problem never quotes the secret.
+    #[error(transparent)]
+    KeyFile(#[from] crate::xfr::KeyFileError),
+    /// `dns.transfer` names a key no key file defines (`field` is the setting's path).
+    #[error("{field}: no key file defines the key {key:?}")]
+    UnknownKey { field: String, key: String },
     /// Several of the above, from one reload.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Many(Vec<Error>),
@@ -80,11 +86,16 @@ pub enum ZoneProblem {
 }
 
 impl Error {
-    /// True when the error is in a zone's content (the old zone keeps serving) or the
-    /// cookie secret (the old secret stays in use), rather than in the server's sockets.
+    /// True when the error is in a zone's content (the old zone keeps serving), the
+    /// cookie secret or the TSIG keys (the old ones stay in use), rather than in the
+    /// server's sockets.
     pub fn is_zone_error(&self) -> bool {
         match self {
-            Error::ZoneFile { .. } | Error::Zone { .. } | Error::CookieSecret { .. } => true,
+            Error::ZoneFile { .. }
+            | Error::Zone { .. }
+            | Error::CookieSecret { .. }
+            | Error::KeyFile(_)
+            | Error::UnknownKey { .. } => true,
             Error::Bind { .. } => false,
             Error::Many(v) => v.iter().all(Error::is_zone_error),
         }

@@ -116,6 +116,10 @@ pub(crate) fn sample_updates() -> Vec<Update> {
 /// Checks the invariants every response must hold, panicking when one breaks (that is
 /// the point of a fuzz target).
 pub fn answer_bytes(packet: &[u8], tcp: bool) -> Option<Vec<u8>> {
+    // Over TCP a transfer request takes the transfer path, as in `tcp`.
+    if tcp && crate::xfr::respond::is_transfer(packet) {
+        return transfer_bytes(packet);
+    }
     let client = Client { transport: if tcp { Transport::Tcp } else { Transport::Udp }, addr: None };
     let mut out = Vec::new();
     let outcome = answer(index(), packet, &client, &mut out);
@@ -126,4 +130,22 @@ pub fn answer_bytes(packet: &[u8], tcp: bool) -> Option<Vec<u8>> {
     assert!(out.len() >= crate::wire::HEADER_LEN && out.len() <= limit, "response of {} octets", out.len());
     assert_eq!(out.get(..2), packet.get(..2), "response id differs from the query's");
     Some(out)
+}
+
+/// The transfer path (`xfr::respond`) over the same index: every message within 64 KiB
+/// and carrying the query's ID; the first one is returned.
+fn transfer_bytes(packet: &[u8]) -> Option<Vec<u8>> {
+    static XFR: OnceLock<crate::xfr::Transfers> = OnceLock::new();
+    let xfr = XFR.get_or_init(|| crate::xfr::Transfers::new(&Config::demo()));
+    let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 5353));
+    let msgs = crate::xfr::respond::respond(xfr, index(), packet, peer);
+    for m in &msgs {
+        assert!(
+            m.len() >= crate::wire::HEADER_LEN && m.len() <= crate::wire::MAX_MESSAGE,
+            "message of {} octets",
+            m.len()
+        );
+        assert_eq!(m.get(..2), packet.get(..2), "response id differs from the query's");
+    }
+    msgs.into_iter().next()
 }

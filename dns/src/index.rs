@@ -11,6 +11,7 @@ use crate::name::{self, NameBuf, NameMap, NameSet};
 use crate::record::{Node, Rrset};
 use crate::table_names::TableNames;
 use crate::wire::rtype;
+use crate::xfr::acl::Policy;
 use crate::zone::ZoneData;
 
 /// A served zone as published: its static data and current SOA.
@@ -45,11 +46,13 @@ pub(crate) struct Index {
     pub(crate) identity: Arc<Identity>,
 }
 
-/// The server's NSID (RFC 5001) and cookie secret (RFC 7873), set by the configuration.
+/// The server's NSID (RFC 5001), cookie secret (RFC 7873) and TSIG keys with the
+/// transfer policy (RFC 8945), set by the configuration.
 #[derive(Debug)]
 pub(crate) struct Identity {
     pub(crate) nsid: Option<Box<[u8]>>,
     pub(crate) secret: Secret,
+    pub(crate) policy: Arc<Policy>,
 }
 
 impl Default for Index {
@@ -60,7 +63,7 @@ impl Default for Index {
             extras: Arc::default(),
             extra_ents: Arc::default(),
             geo: Arc::new(Geo::empty()),
-            identity: Arc::new(Identity { nsid: None, secret: Secret::random() }),
+            identity: Arc::new(Identity { nsid: None, secret: Secret::random(), policy: Arc::default() }),
         }
     }
 }

@@ -34,13 +34,16 @@
 //!   SOA/NS; `zone_set`: the served zones, rebuilt on reloads, with `serial` keeping
 //!   each zone's SOA serial; [`DnsServer::check_zones`] builds them for `meridian check`.
 //! - `dump`: a served zone as a master file ([`DnsServer::zone_dump`]).
+//! - `xfr`: zone transfers to secondaries — AXFR and IXFR over TCP from per-zone
+//!   snapshots and journals, serial steps paced by `min_serial_interval`, NOTIFY, TSIG
+//!   (signed queries too) and the catalog zone.
 //! - `cookie`: server cookies (RFC 7873) in the interoperable RFC 9018 format.
 //! - `name`: wire-format name helpers. `metrics`: counters and latency histogram.
 //!   `error`: [`Error`] and the zone problems it names.
 //!
-//! It does not resolve (no recursion, RA is always clear), does not transfer zones, does
-//! not sign (no DNSSEC), has no TSIG keys (a signed query is answered NOTAUTH with an
-//! unsigned BADKEY TSIG, RFC 8945 §5.2.1), does not require cookies (it issues server
+//! It does not resolve (no recursion, RA is always clear), does not accept transfers or
+//! dynamic updates (it is a primary only), does not sign zones (no DNSSEC), does not
+//! require cookies (it issues server
 //! cookies, RFC 7873, but never answers BADCOOKIE), and never blocks on I/O or takes a
 //! lock while answering.
 
@@ -70,12 +73,14 @@ mod udp;
 #[cfg(target_os = "linux")]
 mod udp_batch;
 mod wire;
+mod xfr;
 mod zone;
 mod zone_set;
 
 pub use error::{Error, Result};
 pub use scheme::TTL_ANNOTATION;
 pub use server::{DnsServer, ServedName, Sockets};
+pub use xfr::{KeyFileError, NotifyStatus, NotifyTarget, TransferRecord, ZoneTransferStatus};
 
 /// The query handler as a pure function, for the fuzz target and its stable-Rust twin.
 #[doc(hidden)]

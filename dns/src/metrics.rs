@@ -18,6 +18,7 @@ use prometheus_client::registry::Registry;
 use crate::answer::Outcome;
 use crate::rrl;
 use crate::tcp_limits::Slots;
+use crate::xfr::Transfers;
 
 /// Upper bounds of the latency buckets, in seconds: 1 µs to ~65 ms, ×4 per bucket. Answers
 /// from the index take microseconds; the upper buckets catch a stalled worker.
@@ -40,6 +41,8 @@ struct Totals {
     tcp: Mutex<Option<Arc<Slots>>>,
     /// Responses the rate limiter dropped or slipped.
     rrl: Mutex<Option<Arc<rrl::Counters>>>,
+    /// Zone transfer requests, by zone, kind and result.
+    xfr: Mutex<Option<Arc<Transfers>>>,
 }
 
 /// Shared totals; cheap to clone.
@@ -64,6 +67,11 @@ impl Metrics {
     /// The rate limiter's counters that `/metrics` shows.
     pub(crate) fn set_rrl_counters(&self, counters: Arc<rrl::Counters>) {
         *self.totals.rrl.lock().unwrap_or_else(|e| e.into_inner()) = Some(counters);
+    }
+
+    /// The transfer record whose counts `/metrics` shows.
+    pub(crate) fn set_transfers(&self, xfr: Arc<Transfers>) {
+        *self.totals.xfr.lock().unwrap_or_else(|e| e.into_inner()) = Some(xfr);
     }
 
     /// Publishes the index's ranking problem count and GeoIP state.
@@ -150,6 +158,7 @@ impl Collector for Metrics {
         t.encode_queries(&mut encoder)?;
         t.encode_latency(&mut encoder)?;
         t.encode_gauges(&mut encoder)?;
+        t.encode_transfers(&mut encoder)?;
         t.encode_counters(&mut encoder)
     }
 }
@@ -173,6 +182,25 @@ impl Totals {
                 ("type", qtype_name(qtype)),
                 ("rcode", rcode_name(rcode).to_owned()),
             ];
+            m.encode_family(&labels)?.encode_counter::<NoLabelSet, _, u64>(&v, None)?;
+        }
+        Ok(())
+    }
+
+    /// `meridian_dns_transfers_total` by zone, kind (`AXFR`, `IXFR` from the journal, `IXFR-full`,
+    /// `IXFR-current`) and result (`ok`,
+    /// `unsigned`, `denied`, `badkey`, `badsig`, `badtime`, `notauth`).
+    fn encode_transfers(&self, encoder: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let xfr = self.xfr.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let Some(xfr) = xfr else { return Ok(()) };
+        let mut m = encoder.encode_descriptor(
+            "meridian_dns_transfers",
+            "Zone transfer requests, by zone, kind and result",
+            None,
+            MetricType::Counter,
+        )?;
+        for ((zone, kind, result), v) in xfr.counts() {
+            let labels = [("zone", zone), ("kind", kind.to_owned()), ("result", result.to_owned())];
             m.encode_family(&labels)?.encode_counter::<NoLabelSet, _, u64>(&v, None)?;
         }
         Ok(())

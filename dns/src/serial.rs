@@ -33,9 +33,14 @@ impl Serials {
         serial
     }
 
-    /// The serial after `current` for the zone at `apex`, whose discovered names changed.
+    /// The serial after `current` for the zone at `apex`, whose discovered names changed:
+    /// the current Unix time when that is later (RFC 1982), else `current + 1`. Instances
+    /// with synchronised clocks that step a zone in the same second agree on its serial,
+    /// and none ever goes back (see the crate's README on several primaries).
     pub(crate) fn advance(&mut self, apex: &str, current: u32) -> u32 {
-        let next = current.wrapping_add(1);
+        let plus_one = current.wrapping_add(1);
+        let now = unix_now();
+        let next = if (now.wrapping_sub(plus_one) as i32) > 0 { now } else { plus_one };
         if let Some(st) = self.by_zone.get_mut(apex) {
             st.serial = next;
         }

@@ -106,6 +106,7 @@ impl DnsServer {
         let shared = Arc::new(Shared::new(Builder::new(config)?, metrics, config));
         let mut feed = IndexFeed(shared.clone());
         feed.rebuild(&table.snapshot());
+        crate::xfr::publish::first(&shared);
         let shutdown = shutdown.child_token();
         let mut server = DnsServer {
             shared,
@@ -122,6 +123,7 @@ impl DnsServer {
         server.serve_tcp(config, sockets.tcp);
         let token = server.shutdown.clone();
         server.tasks.push(tokio::spawn(async move { follower.run(&mut feed, &token).await }));
+        server.tasks.push(tokio::spawn(crate::xfr::publish::run(server.shared.clone(), server.shutdown.clone())));
         tracing::info!(listen = ?server.addrs, "dns: serving");
         let stopping = Stopping {
             tasks: std::mem::take(&mut server.tasks),
@@ -213,6 +215,13 @@ impl DnsServer {
     /// `named-checkzone`, `meridian status` and debugging. `None` when no such zone is served.
     pub fn zone_dump(&self, apex: &str) -> Option<String> {
         crate::dump::zone(&self.shared.index.load(), apex)
+    }
+
+    /// Each zone's transfer state — serial, journal depth, last NOTIFY round, each
+    /// client's last transfer — for `meridian status` and the admin API. Key names
+    /// only, never secrets.
+    pub fn transfer_status(&self) -> Vec<crate::ZoneTransferStatus> {
+        self.shared.xfr.status()
     }
 
     /// The apexes of the zones served, without the trailing dot.

@@ -23,6 +23,8 @@ pub(crate) struct Settings {
     /// Custom names → service.
     pub(crate) names: Vec<(Key, ObjectKey)>,
     pub(crate) zones: Vec<ZoneSpec>,
+    /// The catalog zone's apex (RFC 9432), when one is served; it is the last of `zones`.
+    pub(crate) catalog: Option<String>,
     pub(crate) ranking: RankingConfig,
 }
 
@@ -38,13 +40,19 @@ impl Settings {
                 Some((name::key(&n.name)?, ObjectKey::new(ns, svc)))
             })
             .collect();
+        let mut zones = zone_specs(config, clusterset.as_deref());
+        let catalog = dns.transfer.catalog.as_deref().map(trim).filter(|c| !zones.iter().any(|z| &z.apex == c));
+        if let Some(c) = &catalog {
+            zones.push(ZoneSpec { apex: c.clone(), file: None, nameservers: crate::xfr::catalog::nameservers() });
+        }
         Settings {
             federation: config.name.to_ascii_lowercase(),
             dns_zone: trim(&config.dns_zone),
             ttl: dns.ttl,
             negative_ttl: dns.negative_ttl,
             fail_open: dns.when_none_healthy == WhenNoneHealthy::AllKnown,
-            zones: zone_specs(config, clusterset.as_deref()),
+            zones,
+            catalog,
             clusterset,
             export_all: dns.clusterset.export == ExportMode::All,
             names,

@@ -15,6 +15,7 @@ use crate::index::Index;
 use crate::metrics::Metrics;
 use crate::rrl::{self, Rrl};
 use crate::tcp_limits::Timeouts;
+use crate::xfr::Transfers;
 
 /// State shared by every worker.
 pub(crate) struct Shared {
@@ -26,6 +27,8 @@ pub(crate) struct Shared {
     /// UDP response-rate limiting, when enabled; replaced on reload.
     pub(crate) rrl: ArcSwapOption<Rrl>,
     rrl_counters: Arc<rrl::Counters>,
+    /// Zone transfers: each zone's snapshot and journal, NOTIFY, their record.
+    pub(crate) xfr: Arc<Transfers>,
 }
 
 impl Shared {
@@ -40,7 +43,9 @@ impl Shared {
             tcp_timeouts: Timeouts::default(),
             rrl: ArcSwapOption::empty(),
             rrl_counters: Arc::default(),
+            xfr: Arc::new(Transfers::new(config)),
         };
+        shared.metrics.set_transfers(shared.xfr.clone());
         shared.tcp_timeouts.set(&config.dns);
         shared.set_rrl(config);
         shared.metrics.set_rrl_counters(shared.rrl_counters.clone());
@@ -54,7 +59,18 @@ impl Shared {
         let r = f(&mut b);
         self.index.store(Arc::new(b.index()));
         self.metrics.set_ranking(b.problem_count(), b.geo_status().is_loaded());
+        drop(b);
+        self.xfr.mark_dirty();
         r
+    }
+
+    /// Moves the serial of the zone `apex` a step and publishes it (`xfr::publish` does,
+    /// when the zone's records changed): the new serial.
+    pub(crate) fn bump_serial(&self, apex: &str) -> Option<u32> {
+        let mut b = self.builder.lock().unwrap_or_else(|e| e.into_inner());
+        let serial = b.bump_serial(apex)?;
+        self.index.store(Arc::new(b.index()));
+        Some(serial)
     }
 
     /// Reads the builder's bookkeeping (ranking problems, GeoIP state).
@@ -66,6 +82,7 @@ impl Shared {
     /// rate limiting.
     pub(crate) fn set_limits(&self, config: &Config) {
         self.tcp_timeouts.set(&config.dns);
+        self.xfr.set_config(config);
         self.set_rrl(config);
     }
 

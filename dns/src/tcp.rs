@@ -86,6 +86,18 @@ async fn connection(
             },
         };
         admitted.busy();
+        let packet = buf.get(..len).unwrap_or_default();
+        if crate::xfr::respond::is_transfer(packet) {
+            // Writing out a large zone takes a while: off the runtime's workers, so the
+            // other connections' queries are not kept waiting.
+            let (xfr, index, packet) = (shared.xfr.clone(), shared.index.load_full(), packet.to_vec());
+            let job = tokio::task::spawn_blocking(move || crate::xfr::respond::respond(&xfr, &index, &packet, peer));
+            let Ok(msgs) = job.await else { break };
+            if !matches!(write_all(&mut wr, &msgs, timeouts.write()).await, Ok(())) {
+                break;
+            }
+            continue;
+        }
         let t0 = Instant::now();
         let outcome = {
             let index = shared.index.load();
@@ -114,4 +126,18 @@ async fn connection(
     }
     let _ = tokio::time::timeout(timeouts.write(), wr.flush()).await;
     stats.flush(&shared.metrics);
+}
+
+/// Writes the messages of a transfer, each length-prefixed and under its own deadline
+/// (a zone of many messages takes longer than one answer, but a stalled reader still
+/// loses its slot), then flushes.
+async fn write_all<W: AsyncWriteExt + Unpin>(wr: &mut W, msgs: &[Vec<u8>], deadline: Duration) -> std::io::Result<()> {
+    for m in msgs {
+        let write = async {
+            wr.write_all(&(m.len() as u16).to_be_bytes()).await?;
+            wr.write_all(m).await
+        };
+        tokio::time::timeout(deadline, write).await.map_err(|_| std::io::ErrorKind::TimedOut)??;
+    }
+    tokio::time::timeout(deadline, wr.flush()).await.map_err(|_| std::io::ErrorKind::TimedOut)?
 }

@@ -23,6 +23,7 @@ pub(crate) mod rtype {
     pub(crate) const A: u16 = 1;
     pub(crate) const NS: u16 = 2;
     pub(crate) const CNAME: u16 = 5;
+    pub(crate) const PTR: u16 = 12;
     pub(crate) const SOA: u16 = 6;
     pub(crate) const MX: u16 = 15;
     pub(crate) const TXT: u16 = 16;
@@ -254,15 +255,12 @@ pub(crate) struct Query {
     pub(crate) error: Option<u16>,
 }
 
-/// TSIG error of a query signed with a key the server does not know (RFC 8945 §5.2.1).
-pub(crate) const TSIG_BADKEY: u16 = 17;
-
 /// Where a query's TSIG record (RFC 8945 §4.2) is, to answer it with an unsigned TSIG
-/// carrying an error (§5.3.2): the server has no keys, so every signed query is BADKEY.
+/// carrying an error (§5.3.2) when its signature is refused (`xfr::tsig` verifies it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Tsig {
-    /// Start of the owner (the key name), possibly compressed.
-    owner: usize,
+    /// Start of the owner (the key name), possibly compressed: where the record starts.
+    pub(crate) owner: usize,
     /// Wire length of the owner once decompressed.
     owner_len: usize,
     /// The algorithm name (never compressed, §4.2).
@@ -397,7 +395,7 @@ fn is_root_at(buf: &[u8], mut at: usize) -> bool {
 
 /// The wire length of the name at `at` once decompressed; `None` when it is malformed or
 /// longer than 255 octets. Pointers must go strictly backwards.
-fn name_len_at(buf: &[u8], mut at: usize) -> Option<usize> {
+pub(crate) fn name_len_at(buf: &[u8], mut at: usize) -> Option<usize> {
     let mut total = 0;
     loop {
         let len = usize::from(*buf.get(at)?);
@@ -423,7 +421,7 @@ fn name_len_at(buf: &[u8], mut at: usize) -> Option<usize> {
 }
 
 /// Appends the name at `at` decompressed (checked by [`name_len_at`] first).
-fn copy_name(buf: &[u8], mut at: usize, out: &mut Vec<u8>) {
+pub(crate) fn copy_name(buf: &[u8], mut at: usize, out: &mut Vec<u8>) {
     loop {
         let Some(&len) = buf.get(at) else { return };
         match len {

@@ -80,6 +80,11 @@ pub(crate) fn build(spec: &ZoneSpec, defaults: &ZoneDefaults, extra: Vec<(Key, R
     defaults.negative_ttl.hash(&mut hasher);
     let records = read_records(spec, &origin, &mut hasher)?;
     let (mut nodes, soa_record) = nodes_of(&records).map_err(zone_err)?;
+    for (key, rrset) in &extra {
+        // The extra records (a catalog's members) are content too: the serial moves with them.
+        key.hash(&mut hasher);
+        (rrset.rtype, rrset.ttl, &rrset.rdata).hash(&mut hasher);
+    }
     for (key, rrset) in extra {
         nodes.entry(key).or_default().rrsets.push(rrset);
     }

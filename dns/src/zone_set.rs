@@ -18,6 +18,9 @@ fn build_zone(s: &Settings, spec: &ZoneSpec) -> Result<ZoneData> {
     let defaults = ZoneDefaults { ttl: s.ttl, negative_ttl: s.negative_ttl };
     let extra = if s.clusterset.as_deref() == Some(spec.apex.as_str()) {
         scheme::clusterset_static(&spec.apex, s.ttl)
+    } else if s.catalog.as_deref() == Some(spec.apex.as_str()) {
+        let members: Vec<String> = s.zones.iter().filter(|z| z.apex != spec.apex).map(|z| z.apex.clone()).collect();
+        crate::xfr::catalog::records(&spec.apex, &members, s.ttl)
     } else {
         Vec::new()
     };
@@ -57,9 +60,11 @@ pub(crate) fn load(s: &Settings, previous: &[ZoneEntry], serials: &mut Serials) 
 }
 
 /// Builds every zone `config` serves as the server would, without serving them; the
-/// errors are those a start or a reload would report. Returns how many zones were built.
+/// errors are those a start or a reload would report (the TSIG key files' too). Returns
+/// how many zones were built.
 pub(crate) fn check_zones(config: &Config) -> Result<usize> {
     let s = Settings::from_config(config);
-    let errors: Vec<Error> = s.zones.iter().filter_map(|spec| build_zone(&s, spec).err()).collect();
+    let mut errors: Vec<Error> = s.zones.iter().filter_map(|spec| build_zone(&s, spec).err()).collect();
+    errors.extend(crate::xfr::acl::Policy::from_config(config).err());
     if errors.is_empty() { Ok(s.zones.len()) } else { Err(Error::many(errors)) }
 }

@@ -16,3 +16,4 @@ mod reload;
 mod resolvers;
 mod smuggling;
 mod sync;
+mod xfr;

@@ -8,6 +8,8 @@
 //! - `lib.rs`: [`Meridian`] (the process), dig/kdig/kubectl/curl, and free addresses
 //!   and [`eventually`] over `meridian-testkit`'s.
 //! - `dig`: parsed dig answers. `nginx`, `haproxy`: real peers as backends or proxies.
+//! - `secondary`: Knot, NSD and BIND as TSIG-authenticated secondaries of a Meridian
+//!   primary, with `tsig-keygen` keys.
 //! - `front`: [`MeridianProxy`], `meridian serve` proxying to backends the test runs.
 //! - `recorder`: [`RecordingBackend`], an origin that records the exact bytes and
 //!   requests a proxy sent it. `raw`: a raw HTTP/1.x client. `wire`: strict chunked
@@ -27,6 +29,7 @@ pub mod haproxy;
 pub mod nginx;
 pub mod raw;
 pub mod recorder;
+pub mod secondary;
 pub mod sim;
 pub mod wire;
 pub use dig::{Record, Reply};

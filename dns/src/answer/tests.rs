@@ -40,6 +40,8 @@ fn answer_cases() {
         ("dns-version.clusterset.local", TXT, ResponseCode::NoError, &[TXT], &[]),
         ("example.org", A, ResponseCode::Refused, &[], &[]),
         ("meridian.test", AXFR, ResponseCode::Refused, &[], &[]),
+        // RFC 1995 §2: IXFR over UDP gets the current SOA (the client retries over TCP).
+        ("meridian.test", IXFR, ResponseCode::NoError, &[SOA], &[]),
     ];
     for (name, t, rc, ans, auth) in cases {
         let reply = answer_bytes(&query(name, u16::from(*t), true), false).expect("answered");
@@ -483,7 +485,8 @@ fn extended_errors_say_why() {
     let cases: &[(&str, Vec<u8>, u16, Option<u16>)] = &[
         ("outside the zones", q("example.org", 1, 1, true), 5, Some(20)),
         ("AXFR", q("meridian.test", 252, 1, true), 5, Some(21)),
-        ("IXFR", q("meridian.test", 251, 1, true), 5, Some(21)),
+        ("IXFR over UDP: the SOA", q("meridian.test", 251, 1, true), 0, None),
+        ("IXFR of a name that is no zone", q("www.meridian.test", 251, 1, true), 9, Some(20)),
         ("class CH", q("meridian.test", 16, 3, true), 5, Some(21)),
         ("meta type MAILA", q("meridian.test", 254, 1, true), 4, Some(21)),
         ("an answer", q("meridian.test", 6, 1, true), 0, None),
