@@ -74,7 +74,9 @@ async fn in_cluster_configuration_discovers_the_cluster_meridian_runs_in() -> Re
         eventually(Duration::from_secs(20), "the Service through in-cluster configuration", || {
             // Refused until the server listens.
             let out = meridian_tests::dig(dns, &["+short", "A", "web.default.pod.svc.pod.test"]).unwrap_or_default();
-            Ok((!out.trim().is_empty()).then_some(out))
+            // Only addresses: dig prints its errors (a refused query) on stdout too.
+            let addrs = !out.trim().is_empty() && out.lines().all(|l| l.parse::<std::net::Ipv4Addr>().is_ok());
+            Ok(addrs.then_some(out))
         })
     })
     .await?;
