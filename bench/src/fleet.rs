@@ -8,8 +8,8 @@
 //! Then the same gossip figures with `--addresses` addresses in all: the rest are
 //! services in more clusters with nothing listening (each probe is refused, so each is a
 //! Down ballot per instance, as much gossip state as an Up one), probed every
-//! `--bulk-interval`; with the time the instances take to hold everyone's observations
-//! and their memory.
+//! `--bulk-interval`; with the time the instances take to hold everyone's observations,
+//! the deaths again at that size, their memory and the kernel's receive-buffer drops.
 //!
 //! `nodes`: the instances, their configuration and counters; `load`: deaths, flapping
 //! and counter windows.
@@ -34,7 +34,7 @@ use crate::simhost::{self, Sims};
 
 const USAGE: &str = "meridian-bench fleet [--instances 5] [--services 1000] [--deaths 5] [--seconds 10] \
                      [--flap 100] [--flap-rate 10] [--rest-interval 10] [--addresses 100000] [--bulk-interval 60] \
-                     [--no-record]";
+                     [--socket-buffer BYTES] [--no-record]";
 
 /// Clusters probed every second, where the deaths and the flapping happen; as many
 /// clusters again hold the rest of the services, probed every `--rest-interval`.
@@ -64,6 +64,8 @@ struct Opts {
     rest_interval: Duration,
     addresses: usize,
     bulk_interval: Duration,
+    /// `[fleet] socket_buffer_bytes`; the fleet's default when absent.
+    socket_buffer: Option<usize>,
 }
 
 impl Opts {
@@ -78,6 +80,7 @@ impl Opts {
             rest_interval: Duration::from_secs(args.num("rest-interval", 10)?),
             addresses: args.num("addresses", 100_000)?,
             bulk_interval: Duration::from_secs(args.num("bulk-interval", 60)?),
+            socket_buffer: args.value("socket-buffer").map(str::parse).transpose().context("--socket-buffer")?,
         };
         if o.instances < 2 {
             bail!("--instances {}: a fleet needs at least two", o.instances);
@@ -143,8 +146,14 @@ struct Large {
     catchup_received: Vec<f64>,
     steady: Rates,
     churn: Churn,
+    deaths: Vec<Death>,
     rss_mib: Vec<f64>,
     hwm_mib: Vec<f64>,
+    /// UDP datagrams the kernel dropped for full receive buffers (`RcvbufErrors`, the
+    /// whole machine) from the instances' start until convergence.
+    rcvbuf_errors: u64,
+    /// Per instance, its gossip socket's receive buffer as the kernel reports it.
+    receive_buffer: Vec<f64>,
 }
 
 pub(crate) fn run(raw: &[String]) -> Result<()> {
@@ -165,7 +174,7 @@ pub(crate) fn run(raw: &[String]) -> Result<()> {
     let small = small_run(&opts, &bin, &sims, &live, &key, dir)?;
     // A large variant that fails is reported with the rest, not instead of it.
     let (large, failed) = if opts.addresses > opts.fast_addresses() {
-        match large_run(&opts, &bin, &rt, &mut sims, &key, dir) {
+        match large_run(&opts, &bin, &rt, &mut sims, &live, &key, dir) {
             Ok(l) => (Some(l), None),
             Err(e) => {
                 eprintln!("the large variant failed: {e:#}");
@@ -259,12 +268,23 @@ fn small_run(opts: &Opts, bin: &Path, sims: &Sims, live: &[Vec<Ipv4Addr>], key: 
         overrides: &overrides,
         key_file: key,
         addrs: &addrs,
+        socket_buffer: opts.socket_buffer,
     };
     eprintln!("starting {} instances", opts.instances);
     let (fleet, converged) = start_fleet(bin, &layout, &dir.join("small"), opts.fast_addresses())?;
     eprintln!("converged after {converged:.1?}; steady state for {:?}", opts.window);
     std::thread::sleep(SETTLE);
     let steady = load::measure(&fleet, opts.window)?;
+    let deaths = run_deaths(opts, &fleet, sims, live)?;
+    eprintln!("churn: {} backends flapping, {} toggles/s", opts.flap, opts.flap_rate);
+    let churn = churn_window(opts, &fleet, &sims.clusters)?;
+    let rss_mib = fleet.iter().map(|f| f.server.rss_kib().unwrap_or(0) as f64 / 1024.0).collect();
+    Ok(Small { converged, deaths, steady, churn, rss_mib })
+}
+
+/// Kills and revives `--deaths` victims one after the other, timing each on every
+/// instance's answers.
+fn run_deaths(opts: &Opts, fleet: &[Node], sims: &Sims, live: &[Vec<Ipv4Addr>]) -> Result<Vec<Death>> {
     let mut clients: Vec<Client> =
         fleet.iter().map(|f| Client::new(f.addrs.dns, Duration::from_millis(200))).collect::<Result<_, _>>()?;
     let mut deaths = Vec::new();
@@ -285,10 +305,7 @@ fn small_run(opts: &Opts, bin: &Path, sims: &Sims, live: &[Vec<Ipv4Addr>], key: 
         deaths.push(d);
         std::thread::sleep(Duration::from_secs(2));
     }
-    eprintln!("churn: {} backends flapping, {} toggles/s", opts.flap, opts.flap_rate);
-    let churn = churn_window(opts, &fleet, &sims.clusters)?;
-    let rss_mib = fleet.iter().map(|f| f.server.rss_kib().unwrap_or(0) as f64 / 1024.0).collect();
-    Ok(Small { converged, deaths, steady, churn, rss_mib })
+    Ok(deaths)
 }
 
 /// How many refused addresses each added cluster gets.
@@ -302,6 +319,7 @@ fn large_run(
     bin: &Path,
     rt: &tokio::runtime::Runtime,
     sims: &mut Sims,
+    live: &[Vec<Ipv4Addr>],
     key: &Path,
     dir: &Path,
 ) -> Result<Large> {
@@ -328,13 +346,21 @@ fn large_run(
         overrides: &overrides,
         key_file: key,
         addrs: &addrs,
+        socket_buffer: opts.socket_buffer,
     };
+    let drops_before = load::rcvbuf_errors();
     let (fleet, converged) = start_fleet(bin, &layout, &dir.join("large"), opts.addresses)?;
+    let rcvbuf_errors = load::rcvbuf_errors().saturating_sub(drops_before);
     let at = load::counters(&fleet)?;
     eprintln!("converged after {converged:.1?}; steady state for {:?}", opts.window);
     std::thread::sleep(SETTLE);
     let steady = load::measure(&fleet, opts.window)?;
     let churn = churn_window(opts, &fleet, &sims.clusters)?;
+    let deaths = run_deaths(opts, &fleet, sims, live)?;
+    let receive_buffer = fleet
+        .iter()
+        .map(|f| f.fleet_status().and_then(|s| s["transport"]["receive_buffer_bytes"].as_f64()).unwrap_or(0.0))
+        .collect();
     let mib = |k: Option<u64>| k.unwrap_or(0) as f64 / 1024.0;
     Ok(Large {
         clusters: sims.clusters.len() - first_bulk,
@@ -343,8 +369,11 @@ fn large_run(
         catchup_received: at.iter().map(|c| c.received).collect(),
         steady,
         churn,
+        deaths,
         rss_mib: fleet.iter().map(|f| mib(f.server.rss_kib())).collect(),
         hwm_mib: fleet.iter().map(|f| mib(f.server.peak_rss_kib())).collect(),
+        rcvbuf_errors,
+        receive_buffer,
     })
 }
 

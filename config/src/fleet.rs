@@ -13,6 +13,7 @@
 //! quorum = "majority"                    # any | majority | fraction:0.18 | regions-majority
 //! stale_after = "5s"
 //! gossip_interval = "500ms"
+//! socket_buffer_bytes = 212992           # SO_RCVBUF/SO_SNDBUF of the gossip socket
 //! ```
 //!
 //! The shared key itself never appears in the file: `key_file` names a file holding it,
@@ -46,6 +47,19 @@ pub const MIN_ROUNDS_BEFORE_STALE: u32 = 3;
 pub const GOSSIP_INTERVAL_RANGE: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(60));
 /// Longest `id` or `region`: they travel in every digest and label every metric.
 pub const MAX_NAME_LEN: usize = 63;
+/// Default `SO_RCVBUF` and `SO_SNDBUF` of the gossip socket: Linux's usual default
+/// (which the kernel doubles, to 416 KiB), set explicitly so every instance has the same
+/// whatever its distribution's. chitchat's catch-up deltas fill whole 64 KiB datagrams
+/// and the kernel charges one about 70 KiB, so this holds about six. Larger is not
+/// better by default: five instances on two cores with 4 MiB queued replies computed
+/// from stale digests, which resent state and sent 390 KB/s per instance where 208 KiB
+/// sent 34 KB/s, and deaths were no longer seen within 15 s (`bench/RESULTS.md`, fleet).
+/// Raise it where drops (`RcvbufErrors`) show and CPU is not short. The kernel caps it
+/// at `net.core.rmem_max`/`wmem_max`.
+pub const DEFAULT_SOCKET_BUFFER_BYTES: usize = 212_992;
+/// `socket_buffer_bytes` bounds: below one datagram nothing large could arrive; above
+/// this is a typo (the kernel would cap it anyway).
+pub const SOCKET_BUFFER_RANGE: (usize, usize) = (64 << 10, 256 << 20);
 
 /// How the instances' ballots on an address become the fleet's verdict (applied by
 /// `meridian_fleet::decide`).
@@ -149,6 +163,10 @@ pub struct FleetConfig {
     pub stale_after: Duration,
     #[serde(default = "default_gossip_interval", with = "std_duration")]
     pub gossip_interval: Duration,
+    /// `SO_RCVBUF` and `SO_SNDBUF` asked for on the gossip socket, in bytes; the kernel
+    /// may grant less (`net.core.rmem_max`), which the fleet logs and reports.
+    #[serde(default = "default_socket_buffer_bytes")]
+    pub socket_buffer_bytes: usize,
 }
 
 fn default_key_id() -> u8 {
@@ -161,6 +179,10 @@ fn default_stale_after() -> Duration {
 
 fn default_gossip_interval() -> Duration {
     DEFAULT_GOSSIP_INTERVAL
+}
+
+fn default_socket_buffer_bytes() -> usize {
+    DEFAULT_SOCKET_BUFFER_BYTES
 }
 
 /// What `Debug` and `Serialize` show for `key`: an environment reference as written,
@@ -191,6 +213,7 @@ impl fmt::Debug for FleetConfig {
             .field("quorum", &self.quorum)
             .field("stale_after", &self.stale_after)
             .field("gossip_interval", &self.gossip_interval)
+            .field("socket_buffer_bytes", &self.socket_buffer_bytes)
             .finish()
     }
 }
@@ -222,6 +245,8 @@ pub enum FleetConfigError {
     StaleTooShort { stale_after: Duration, min: Duration },
     #[error("gossip_interval {0:?} must be between 10ms and 60s")]
     GossipInterval(Duration),
+    #[error("socket_buffer_bytes {0} must be between 65536 (64 KiB) and 268435456 (256 MiB)")]
+    SocketBuffer(usize),
 }
 
 impl FleetConfigError {
@@ -238,6 +263,7 @@ impl FleetConfigError {
             FleetConfigError::BothKeys => "key_file",
             FleetConfigError::StaleTooShort { .. } => "stale_after",
             FleetConfigError::GossipInterval(_) => "gossip_interval",
+            FleetConfigError::SocketBuffer(_) => "socket_buffer_bytes",
         };
         format!("fleet.{name}")
     }
@@ -260,6 +286,7 @@ impl FleetConfig {
             quorum: Quorum::default(),
             stale_after: DEFAULT_STALE_AFTER,
             gossip_interval: DEFAULT_GOSSIP_INTERVAL,
+            socket_buffer_bytes: DEFAULT_SOCKET_BUFFER_BYTES,
         }
     }
 
@@ -330,6 +357,10 @@ impl FleetConfig {
         let min = self.gossip_interval * MIN_ROUNDS_BEFORE_STALE;
         if self.stale_after < min {
             out.push(FleetConfigError::StaleTooShort { stale_after: self.stale_after, min });
+        }
+        let (lo, hi) = SOCKET_BUFFER_RANGE;
+        if !(lo..=hi).contains(&self.socket_buffer_bytes) {
+            out.push(FleetConfigError::SocketBuffer(self.socket_buffer_bytes));
         }
     }
 }

@@ -1,34 +1,60 @@
 //! The two crossings between chitchat's state and the [`View`]: this instance's
-//! unpublished observations go into its own keys (`publish`), and every peer's keys and
-//! heartbeat come out (`absorb`).
+//! unpublished observations go into its own group keys (`publish`, `group`), and every
+//! peer's keys and heartbeat come out (`absorb`).
 //!
 //! chitchat versions each node's keys with one counter and delivers them in version
 //! order, so the keys changed since the last scan are those above the version seen then.
 //! When the state went back (a reset) or tombstones were collected, the peer is read
 //! again whole. chitchat's key-change callbacks are not used: they skip deletions.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
 use chitchat::{Chitchat, ChitchatId, NodeState};
 
-use crate::obs;
 use crate::stats::Stats;
 use crate::view::{Changes, Peer, View};
+use crate::{group, obs};
 
-/// Writes this instance's changed observations into its chitchat keys.
+/// Writes this instance's changed observations into its chitchat keys: each changed
+/// address rewrites its group (`group`), an emptied group is deleted.
 pub(crate) fn publish(view: &mut View, chitchat: &mut Chitchat) {
     if view.unpublished.is_empty() {
         return;
     }
-    let state = chitchat.self_node_state();
+    let mut dirty = BTreeSet::new();
     for addr in view.unpublished.drain() {
-        let key = obs::key(addr);
-        match view.own.get(&addr) {
-            Some(o) => state.set(key, obs::value(o)),
-            None if state.get(&key).is_some() => state.delete(&key),
-            None => {}
+        let g = group::of(addr);
+        let members = view.own_groups.entry(g).or_default();
+        if view.own.contains_key(&addr) {
+            members.insert(addr);
+        } else {
+            members.remove(&addr);
+        }
+        dirty.insert(g);
+    }
+    let state = chitchat.self_node_state();
+    for g in dirty {
+        let key = group::key(g);
+        match view.own_groups.get(&g).filter(|m| !m.is_empty()) {
+            Some(members) => {
+                if members.len() > group::MAX_ENTRIES {
+                    tracing::warn!(
+                        group = g,
+                        addresses = members.len(),
+                        "fleet: a group is full; some observations go unpublished"
+                    );
+                }
+                let entries = members.iter().filter_map(|a| view.own.get(a).map(|o| (*a, o)));
+                state.set(key, group::value(entries));
+            }
+            None => {
+                view.own_groups.remove(&g);
+                if state.get(&key).is_some() {
+                    state.delete(&key);
+                }
+            }
         }
     }
     // Last, so its version is above the batch's; numbered, so it is never unchanged
@@ -85,6 +111,7 @@ fn scan(peer: &mut Peer, state: &NodeState, touched: &mut HashSet<SocketAddr>, s
     if whole {
         touched.extend(peer.obs.keys().copied());
         peer.obs.clear();
+        peer.groups.clear();
     }
     let floor = if whole { 0 } else { peer.max_version };
     for (key, vv) in state.key_values_including_deleted() {
@@ -107,20 +134,54 @@ fn apply(peer: &mut Peer, key: &str, value: Option<&str>, touched: &mut HashSet<
         obs::REGION_KEY => peer.region = value.filter(|r| !r.is_empty()).map(Into::into),
         obs::LOCATION_KEY => peer.location = value.and_then(obs::parse_location),
         _ => {
-            let Some(addr) = obs::parse_key(key) else { return };
-            touched.insert(addr);
-            match value.map(obs::parse_value) {
-                Some(Some(o)) => {
-                    peer.obs.insert(addr, o);
-                }
-                Some(None) => {
-                    stats.bad_values.inc();
-                    peer.obs.remove(&addr);
-                }
-                None => {
-                    peer.obs.remove(&addr);
-                }
+            if let Some(g) = group::parse_key(key) {
+                apply_group(peer, g, value, touched, stats);
+            } else if let Some(addr) = obs::parse_key(key) {
+                apply_one(peer, addr, value, touched, stats);
             }
+        }
+    }
+}
+
+/// A peer's group rewritten (or deleted): the addresses it listed before are withdrawn,
+/// those it lists now recorded.
+fn apply_group(peer: &mut Peer, g: u32, value: Option<&str>, touched: &mut HashSet<SocketAddr>, stats: &Stats) {
+    for addr in peer.groups.remove(&g).unwrap_or_default() {
+        peer.obs.remove(&addr);
+        touched.insert(addr);
+    }
+    let Some(value) = value else { return };
+    let mut members = Vec::new();
+    for entry in group::entries(value) {
+        match entry {
+            Ok((addr, o)) => {
+                peer.obs.insert(addr, o);
+                touched.insert(addr);
+                members.push(addr);
+            }
+            Err(()) => {
+                stats.bad_values.inc();
+            }
+        }
+    }
+    if !members.is_empty() {
+        peer.groups.insert(g, members);
+    }
+}
+
+/// A key of the first format: one address.
+fn apply_one(peer: &mut Peer, addr: SocketAddr, value: Option<&str>, touched: &mut HashSet<SocketAddr>, stats: &Stats) {
+    touched.insert(addr);
+    match value.map(obs::parse_value) {
+        Some(Some(o)) => {
+            peer.obs.insert(addr, o);
+        }
+        Some(None) => {
+            stats.bad_values.inc();
+            peer.obs.remove(&addr);
+        }
+        None => {
+            peer.obs.remove(&addr);
         }
     }
 }

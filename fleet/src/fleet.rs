@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::gossip;
 use crate::key::FleetKey;
 use crate::quorum::Health;
+use crate::sockbuf;
 use crate::stats::{Stats, TransportStats};
 use crate::status::{FleetStatus, InstanceStatus, MAX_LISTED_DISAGREEMENTS, Verdict, VerdictChange};
 use crate::transport::{AuthTransport, unix_ms};
@@ -62,6 +63,7 @@ impl Fleet {
         let local_addr = socket.local_addr().map_err(bind_err)?;
         let me = me(config, local_addr);
         let stats = Stats::default();
+        stats.buffers(sockbuf::apply(&socket, config.socket_buffer_bytes));
         let handle = gossip::spawn(config, &me, AuthTransport::new(key, socket, stats.clone()), local_addr).await?;
         let inner = Arc::new(Inner {
             id: me.id.clone(),

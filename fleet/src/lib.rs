@@ -13,10 +13,11 @@
 //! - `quorum`: the rules, pure ([`decide`]).
 //! - `view`: what this instance knows (own and peers' observations, who counts,
 //!   verdicts); `absorb`: reading chitchat's state into it, writing ours out.
-//! - `obs`: how an observation is written as a chitchat key and value.
+//! - `obs`: how an observation is written; `group`: observations gathered into at most
+//!   8,192 chitchat keys per instance, whatever the address count.
 //! - `transport`, `wire`, `replay`, `parts`, `bridge`: chitchat's `Transport` over UDP
 //!   with HMAC-SHA256 framing, replay windows, two-part messages, and chitchat's own
-//!   codec reached over loopback.
+//!   codec reached over loopback; `sockbuf`: the gossip socket's kernel buffers.
 //! - `status`, `stats`: what `/api/v1/fleet` and `/metrics` show.
 //!
 //! It does not probe (discovery's health checker does and calls [`Fleet::observe`]),
@@ -31,11 +32,13 @@ pub use meridian_config::fleet as config;
 mod error;
 mod fleet;
 mod gossip;
+mod group;
 pub mod key;
 mod obs;
 mod parts;
 pub mod quorum;
 mod replay;
+mod sockbuf;
 mod stats;
 mod status;
 mod transport;

@@ -1,16 +1,20 @@
-//! How an instance's observations are written in its chitchat state: one key per shard
-//! address, short enough that 100,000 addresses stay a few megabytes per instance.
+//! How one observation is written: its address and its value, short enough that 100,000
+//! addresses stay a few megabytes per instance. `group` gathers them into chitchat keys.
 //!
-//! - key: `o` + unpadded URL-safe base64 of the address octets and the port (big-endian):
-//!   9 bytes for IPv4 (`oCgECAwG7` is 10.1.2.3:443), 25 for IPv6;
+//! - address: unpadded URL-safe base64 of the address octets and the port (big-endian):
+//!   8 bytes for IPv4 (`CgECAwG7` is 10.1.2.3:443), 24 for IPv6;
 //! - value: `u` or `d`, the RTT in microseconds in base 36 (empty when unknown), `@`, the
 //!   Unix second of the observation in base 36: `u2n9@t85s00` is up, 3,429 µs, on 2026-01-01. About 11
 //!   bytes.
 //!
+//! The first format had a key per address, `o` + the address (`oCgECAwG7`): still read,
+//! no longer written (a key per address made chitchat's work per message grow with the
+//! address count; see `group`).
+//!
 //! chitchat adds a version (8 bytes), a status byte and two length prefixes per key in a
 //! delta, then zstd-compresses the delta; `tests/integration/cost.rs` measures what an
 //! address costs on the wire. Besides, the instance's `region`, `loc` (`lat,lon`), `fv`
-//! (this format's version) and `n` (how many observation keys it has, in base 36) keys
+//! (this format's version) and `n` (how many observations it publishes, in base 36) keys
 //! describe it.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -27,7 +31,8 @@ pub(crate) const FORMAT_KEY: &str = "fv";
 /// How many observation keys the instance holds, rewritten after each batch: a reader
 /// that has this key, nothing newer, and as many observations has caught up.
 pub(crate) const COUNT_KEY: &str = "n";
-pub(crate) const FORMAT: &str = "1";
+/// 2: observations in groups (`group`); 1 had a key per address.
+pub(crate) const FORMAT: &str = "2";
 
 /// One instance's latest observation of one address. 32-bit fields: every instance
 /// holds one of these per address per peer (an RTT saturates at 71 minutes, a time in
@@ -40,23 +45,35 @@ pub(crate) struct Obs {
     pub(crate) at: u32,
 }
 
+/// A first-format key (read, no longer written: tests write one).
+#[cfg(test)]
 pub(crate) fn key(addr: SocketAddr) -> String {
+    let mut out = String::with_capacity(25);
+    out.push(PREFIX);
+    push_addr(&mut out, addr);
+    out
+}
+
+/// Appends the base64 of the address octets and the port: what follows the prefix of a
+/// key, and names an address inside a group's value (`group`).
+pub(crate) fn push_addr(out: &mut String, addr: SocketAddr) {
     let mut raw = Vec::with_capacity(18);
     match addr.ip() {
         IpAddr::V4(v4) => raw.extend_from_slice(&v4.octets()),
         IpAddr::V6(v6) => raw.extend_from_slice(&v6.octets()),
     }
     raw.extend_from_slice(&addr.port().to_be_bytes());
-    let mut out = String::with_capacity(25);
-    out.push(PREFIX);
-    URL_SAFE_NO_PAD.encode_string(&raw, &mut out);
-    out
+    URL_SAFE_NO_PAD.encode_string(&raw, out);
 }
 
 /// The address of an observation key; `None` for any other key.
 pub(crate) fn parse_key(key: &str) -> Option<SocketAddr> {
-    let rest = key.strip_prefix(PREFIX)?;
-    let raw = URL_SAFE_NO_PAD.decode(rest).ok()?;
+    parse_addr(key.strip_prefix(PREFIX)?)
+}
+
+/// The address [`push_addr`] wrote.
+pub(crate) fn parse_addr(code: &str) -> Option<SocketAddr> {
+    let raw = URL_SAFE_NO_PAD.decode(code).ok()?;
     match raw.as_slice() {
         [a, b, c, d, p0, p1] => {
             Some(SocketAddr::new(Ipv4Addr::new(*a, *b, *c, *d).into(), u16::from_be_bytes([*p0, *p1])))
@@ -70,15 +87,20 @@ pub(crate) fn parse_key(key: &str) -> Option<SocketAddr> {
     }
 }
 
+#[cfg(test)]
 pub(crate) fn value(obs: &Obs) -> String {
     let mut out = String::with_capacity(16);
+    push_value(&mut out, obs);
+    out
+}
+
+pub(crate) fn push_value(out: &mut String, obs: &Obs) {
     out.push(if obs.up { 'u' } else { 'd' });
     if let Some(rtt) = obs.rtt_us {
-        push_base36(&mut out, rtt.into());
+        push_base36(out, rtt.into());
     }
     out.push('@');
-    push_base36(&mut out, obs.at.into());
-    out
+    push_base36(out, obs.at.into());
 }
 
 pub(crate) fn parse_value(v: &str) -> Option<Obs> {
@@ -123,7 +145,7 @@ pub(crate) fn parse_location(v: &str) -> Option<Location> {
 
 const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 
-fn push_base36(out: &mut String, mut n: u64) {
+pub(crate) fn push_base36(out: &mut String, mut n: u64) {
     let mut buf = [0u8; 13]; // any u64
     let mut i = buf.len();
     loop {
@@ -137,7 +159,7 @@ fn push_base36(out: &mut String, mut n: u64) {
     out.extend(buf[i..].iter().map(|&b| char::from(b)));
 }
 
-fn parse_base36(s: &str) -> Option<u32> {
+pub(crate) fn parse_base36(s: &str) -> Option<u32> {
     // 7 digits hold any u32; longer is garbage (and from_str_radix would say so too).
     if s.is_empty() || s.len() > 7 || !s.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()) {
         return None;

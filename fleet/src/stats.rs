@@ -40,6 +40,10 @@ pub(crate) struct Stats {
     pub(crate) verdict_changes: Counter,
     /// Addresses whose verdict differs from this instance's own observation.
     pub(crate) disagreements: Gauge,
+    /// The gossip socket's buffers as the kernel granted them (`sockbuf`): a figure below
+    /// `socket_buffer_bytes` explains dropped catch-up deltas.
+    pub(crate) receive_buffer: Gauge,
+    pub(crate) send_buffer: Gauge,
 }
 
 /// A snapshot of the transport's counters, for the status API.
@@ -60,6 +64,10 @@ pub struct TransportStats {
     pub oversize: u64,
     pub send_errors: u64,
     pub bad_values: u64,
+    /// `SO_RCVBUF` and `SO_SNDBUF` of the gossip socket as the kernel reports them (Linux
+    /// reports twice the size set).
+    pub receive_buffer_bytes: u64,
+    pub send_buffer_bytes: u64,
 }
 
 impl TransportStats {
@@ -70,6 +78,11 @@ impl TransportStats {
 }
 
 impl Stats {
+    pub(crate) fn buffers(&self, granted: crate::sockbuf::Granted) {
+        self.receive_buffer.set(i64::try_from(granted.receive).unwrap_or(i64::MAX));
+        self.send_buffer.set(i64::try_from(granted.send).unwrap_or(i64::MAX));
+    }
+
     pub(crate) fn reject(&self, why: Rejection) {
         self.rejected.get_or_create(&ReasonLabel { reason: why.as_str().to_owned() }).inc();
     }
@@ -94,6 +107,8 @@ impl Stats {
             oversize: self.oversize.get(),
             send_errors: self.send_errors.get(),
             bad_values: self.bad_values.get(),
+            receive_buffer_bytes: u64::try_from(self.receive_buffer.get()).unwrap_or(0),
+            send_buffer_bytes: u64::try_from(self.send_buffer.get()).unwrap_or(0),
         }
     }
 
@@ -115,6 +130,16 @@ impl Stats {
             "disagreements",
             "Addresses whose fleet verdict differs from this instance's own observation",
             self.disagreements.clone(),
+        );
+        r.register(
+            "socket_receive_buffer_bytes",
+            "SO_RCVBUF of the gossip socket as the kernel reports it",
+            self.receive_buffer.clone(),
+        );
+        r.register(
+            "socket_send_buffer_bytes",
+            "SO_SNDBUF of the gossip socket as the kernel reports it",
+            self.send_buffer.clone(),
         );
     }
 }

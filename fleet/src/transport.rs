@@ -24,6 +24,15 @@ use crate::wire::{self, MAX_DATAGRAM, Rejection, Sealer};
 /// this the datagram is dropped, as the network would.
 const SEND_DEADLINE: Duration = Duration::from_secs(1);
 
+/// Messages handed to chitchat's decoder and not yet decoded, at most. The decoder's
+/// loopback socket is chitchat's own, with the kernel's default buffer (three full
+/// datagrams), and its readiness reaches tokio only when the runtime next polls for
+/// events: unbounded, a burst queued on the (large) gossip socket would be fed in faster
+/// than it is decoded, and the overflow lost on loopback.
+const MAX_IN_FLIGHT: usize = 2;
+/// A fed message not decoded by then was lost or did not decode: stop waiting for it.
+const DECODE_GRACE: Duration = Duration::from_millis(200);
+
 /// Opens [`AuthSocket`]s. Holds the socket `Fleet::start` bound, so that a `:0` listen
 /// address is advertised with its real port.
 pub(crate) struct AuthTransport {
@@ -55,6 +64,8 @@ impl Transport for AuthTransport {
             gate: Gate::new(self.key.clone(), self.stats.clone()),
             buf: vec![0u8; MAX_DATAGRAM + 1].into_boxed_slice(),
             stats: self.stats.clone(),
+            in_flight: 0,
+            fed_at: Instant::now(),
         }))
     }
 }
@@ -79,6 +90,9 @@ struct AuthSocket {
     gate: Gate,
     buf: Box<[u8]>,
     stats: Stats,
+    /// Fed to the decoder and not back yet (see [`MAX_IN_FLIGHT`]), and when the last was.
+    in_flight: usize,
+    fed_at: Instant,
 }
 
 #[async_trait]
@@ -107,31 +121,28 @@ impl Socket for AuthSocket {
 
     /// chitchat selects on this, so it must survive cancellation: both receives are
     /// cancel-safe, and the loopback hand-over between them completes at once (a
-    /// message lost there is lost as the network loses one).
+    /// message lost there is lost as the network loses one). The gossip socket is read
+    /// only while fewer than [`MAX_IN_FLIGHT`] messages wait in the decoder.
     async fn recv(&mut self) -> anyhow::Result<RecvOutcome> {
         loop {
+            let full = self.in_flight >= MAX_IN_FLIGHT;
+            let give_up = tokio::time::Instant::from_std(self.fed_at + DECODE_GRACE);
             tokio::select! {
                 biased;
                 decoded = self.bridge.decoded() => {
                     let out = decoded?;
+                    self.in_flight = self.in_flight.saturating_sub(1);
                     self.stats.decoded.inc();
                     return Ok(out);
                 }
-                got = self.public.recv_from(&mut self.buf) => {
+                () = tokio::time::sleep_until(give_up), if full => self.in_flight = 0,
+                got = self.public.recv_from(&mut self.buf), if !full => {
                     let (n, from) = match got {
                         Ok(x) => x,
                         Err(e) if is_transient(&e) => continue,
                         Err(e) => return Err(e.into()),
                     };
-                    self.stats.bytes_in.inc_by(n as u64);
-                    let Some(datagram) = self.buf.get(..n) else { continue };
-                    let Some(message) = self.gate.admit(datagram, from) else { continue };
-                    self.stats.fed.inc();
-                    // A failure here (no socket to spare for a new peer) loses this
-                    // message only, as the network might: not a broken transport.
-                    if let Err(e) = self.bridge.feed(from, &message).await {
-                        tracing::warn!(%from, error = %e, "fleet: could not hand a gossip message to chitchat");
-                    }
+                    self.admit(n, from).await;
                 }
             }
         }
@@ -139,6 +150,24 @@ impl Socket for AuthSocket {
 }
 
 impl AuthSocket {
+    /// Checks the `n` bytes received from `from` and hands a complete message to the
+    /// decoder.
+    async fn admit(&mut self, n: usize, from: SocketAddr) {
+        self.stats.bytes_in.inc_by(n as u64);
+        let Some(datagram) = self.buf.get(..n) else { return };
+        let Some(message) = self.gate.admit(datagram, from) else { return };
+        self.stats.fed.inc();
+        // A failure here (no socket to spare for a new peer) loses this message only, as
+        // the network might: not a broken transport.
+        match self.bridge.feed(from, &message).await {
+            Ok(()) => {
+                self.in_flight += 1;
+                self.fed_at = Instant::now();
+            }
+            Err(e) => tracing::warn!(%from, error = %e, "fleet: could not hand a gossip message to chitchat"),
+        }
+    }
+
     /// Bytes sent; a failure is counted and the datagram given up, as UDP would.
     async fn send_frame(&self, frame: &[u8], to: SocketAddr) -> usize {
         match tokio::time::timeout(SEND_DEADLINE, self.public.send_to(frame, to)).await {

@@ -7,7 +7,7 @@
 //! for the addresses an event touches: an observation, a peer's key changes, a peer
 //! starting or stopping to count.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -52,6 +52,9 @@ pub(crate) struct Peer {
     pub(crate) max_version: u64,
     pub(crate) last_gc: u64,
     pub(crate) obs: HashMap<SocketAddr, Obs>,
+    /// The addresses each of its groups listed (`group`), so a rewritten group withdraws
+    /// those it no longer lists.
+    pub(crate) groups: HashMap<u32, Vec<SocketAddr>>,
     /// The version of its `n` key and the count it announced.
     pub(crate) announced: Option<(u64, usize)>,
 }
@@ -79,6 +82,9 @@ pub(crate) struct View {
     /// Own observations changed since the last write into chitchat (absent from `own`:
     /// forgotten, to delete).
     pub(crate) unpublished: HashSet<SocketAddr>,
+    /// Own published addresses by group (`group::of`), sorted: a changed address
+    /// rewrites its group from these.
+    pub(crate) own_groups: HashMap<u32, BTreeSet<SocketAddr>>,
     /// Batches written into chitchat so far: numbers the count key's value.
     pub(crate) publications: u64,
     pub(crate) peers: BTreeMap<ChitchatId, Peer>,
@@ -100,6 +106,7 @@ impl View {
             stale_after,
             own: HashMap::new(),
             unpublished: HashSet::new(),
+            own_groups: HashMap::new(),
             publications: 0,
             peers: BTreeMap::new(),
             counted: BTreeMap::new(),

@@ -193,3 +193,13 @@ fn rates(before: &[Counters], after: &[Counters], over: Duration) -> Rates {
         cpu: per(|c| c.cpu_secs),
     }
 }
+
+/// The kernel's count of UDP datagrams dropped for a full receive buffer, machine-wide
+/// (`RcvbufErrors` in `/proc/net/snmp`); 0 where there is no such file.
+pub(super) fn rcvbuf_errors() -> u64 {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (Some(names), Some(values)) = (udp.next(), udp.next()) else { return 0 };
+    let Some(i) = names.split_whitespace().position(|n| n == "RcvbufErrors") else { return 0 };
+    values.split_whitespace().nth(i).and_then(|v| v.parse().ok()).unwrap_or(0)
+}

@@ -50,6 +50,8 @@ pub(super) struct Layout<'a> {
     pub(super) overrides: &'a [(usize, String)],
     pub(super) key_file: &'a Path,
     pub(super) addrs: &'a [Addrs],
+    /// `[fleet] socket_buffer_bytes`, when `--socket-buffer` sets it.
+    pub(super) socket_buffer: Option<usize>,
 }
 
 /// Writes the shared key where `key_file` says.
@@ -84,6 +86,9 @@ pub(super) fn config(l: &Layout<'_>, me: usize) -> String {
         l.key_file.display(),
         id = node_id(me),
     );
+    if let Some(bytes) = l.socket_buffer {
+        let _ = writeln!(t, "socket_buffer_bytes = {bytes}\n");
+    }
     let _ = writeln!(t, "[log]\nlevel = \"warn\"");
     t
 }

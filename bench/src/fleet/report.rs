@@ -166,6 +166,12 @@ fn large_table(t: &mut String, opts: &Opts, l: &Large) {
     let mb = |v: &[f64]| v.iter().map(|b| b / 1e6).collect::<Vec<f64>>();
     let _ = writeln!(t, "| gossip sent per instance until then | {} MB |", spread(&mb(&l.catchup_sent), 1));
     let _ = writeln!(t, "| gossip received per instance until then | {} MB |", spread(&mb(&l.catchup_received), 1));
-    let _ = writeln!(t, "| RSS per instance after the churn (VmRSS) | {} MiB |", spread(&l.rss_mib, 0));
+    let _ =
+        writeln!(t, "| UDP receive-buffer drops until then (`RcvbufErrors`, whole machine) | {} |", l.rcvbuf_errors);
+    let kib: Vec<f64> = l.receive_buffer.iter().map(|b| b / 1024.0).collect();
+    let _ = writeln!(t, "| gossip socket receive buffer (kernel's figure) | {} KiB |", spread(&kib, 0));
+    let _ = writeln!(t, "| RSS per instance after the churn and deaths (VmRSS) | {} MiB |", spread(&l.rss_mib, 0));
     let _ = writeln!(t, "| peak RSS per instance (VmHWM) | {} MiB |", spread(&l.hwm_mib, 0));
+    let _ = writeln!(t, "\nDeaths at {} addresses (the same victims, after the churn):\n", opts.addresses);
+    deaths(t, &l.deaths);
 }

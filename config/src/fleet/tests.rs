@@ -16,6 +16,7 @@ key_id = 2
 quorum = "fraction:0.18"
 stale_after = "5s"
 gossip_interval = "500ms"
+socket_buffer_bytes = 8388608
 "#;
 
 /// The documented example reads and validates, every field where it belongs.
@@ -26,6 +27,7 @@ fn full_example_is_valid() {
     assert_eq!(c.quorum, Quorum::Fraction(0.18));
     assert_eq!(c.key_id, 2);
     assert_eq!(c.gossip_interval, Duration::from_millis(500));
+    assert_eq!(c.socket_buffer_bytes, 8 << 20);
     assert_eq!(c.advertised(), "192.0.2.10:7946".parse().expect("addr"));
 }
 
@@ -37,6 +39,7 @@ fn minimal_config_takes_defaults() {
     assert_eq!(c.quorum, Quorum::Majority);
     assert_eq!(c.stale_after, DEFAULT_STALE_AFTER);
     assert_eq!(c.key_id, 1);
+    assert_eq!(c.socket_buffer_bytes, DEFAULT_SOCKET_BUFFER_BYTES);
     assert!(c.seeds.is_empty());
 }
 
@@ -72,6 +75,8 @@ fn validation_names_each_problem() {
         (FleetConfig { key: Some("$1BAD".into()), ..base() }, "fleet.key"),
         (FleetConfig { stale_after: Duration::from_millis(1000), ..base() }, "fleet.stale_after"),
         (FleetConfig { gossip_interval: Duration::from_millis(1), ..base() }, "fleet.gossip_interval"),
+        (FleetConfig { socket_buffer_bytes: 1024, ..base() }, "fleet.socket_buffer_bytes"),
+        (FleetConfig { socket_buffer_bytes: 1 << 30, ..base() }, "fleet.socket_buffer_bytes"),
     ];
     assert_eq!(base().validate(), Ok(()));
     for (config, field) in cases {

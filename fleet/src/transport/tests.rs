@@ -78,3 +78,29 @@ async fn messages_cross_the_bridge_whole() {
     }
     assert_eq!(stats.snapshot().split_messages, 1);
 }
+
+/// A burst of large messages queued on the gossip socket all reach chitchat: the
+/// decoder's loopback socket (the kernel's default buffer, a few such messages) is never
+/// fed faster than it is read.
+#[tokio::test]
+async fn a_burst_of_large_messages_all_arrives() {
+    const BURST: usize = 40;
+    let bound = || async { UdpSocket::bind("127.0.0.1:0").await.expect("binds") };
+    let ta = AuthTransport::new(key(), bound().await, Stats::default());
+    let tb_socket = bound().await;
+    crate::sockbuf::apply(&tb_socket, 8 << 20);
+    let stats = Stats::default();
+    let tb = AuthTransport::new(key(), tb_socket, stats.clone());
+    let (mut a, mut b) = (socket(&ta).await, socket(&tb).await);
+    let b_addr = b.local_addr().expect("addr");
+    // 30,000 bytes each: the decoder's 208 KiB buffer would hold about six.
+    let big = |i: usize| syn(format!("{i:05}{}", "y".repeat(30_000)));
+    for i in 0..BURST {
+        a.send(b_addr, big(i)).await.expect("sends");
+    }
+    for i in 0..BURST {
+        let got = tokio::time::timeout(Duration::from_secs(10), b.recv()).await.expect("in time").expect("receives");
+        assert_eq!(got.envelope, big(i), "message {i} of the burst");
+    }
+    assert_eq!(stats.snapshot().decoded, BURST as u64);
+}

@@ -8,3 +8,4 @@ mod membership;
 mod restart;
 mod support;
 mod verdicts;
+mod withdraw;
