@@ -12,7 +12,10 @@
 //!   instance's answers drop it; gossip bytes/s at steady state and under churn, with 3,000
 //!   and 100,000 addresses.
 //!
-//! The comparisons (`dns`, `scale`, `failover`, `proxy`, `fleet`) append their table to `bench/RESULTS.md`.
+//! - `xfr`: Knot, NSD and BIND as TSIG secondaries under 1,000 endpoint changes/s: serial
+//!   steps, IXFR size per step, change → all three answer it.
+//!
+//! The comparisons (`dns`, `scale`, `failover`, `proxy`, `fleet`, `xfr`) append their table to `bench/RESULTS.md`.
 
 mod blast;
 mod dns;
@@ -25,6 +28,7 @@ mod proxy;
 mod scale;
 mod simhost;
 mod table;
+mod xfr;
 
 const USAGE: &str = "usage: meridian-bench <benchmark> [options]   (--help after a benchmark for its options)
 
@@ -34,7 +38,8 @@ benchmarks:
   scale      100 clusters x 1,000 services: time to complete table, RSS, propagation delay
   failover   backend dies: time until DNS stops returning it (active health checks)
   proxy      HTTP proxy throughput/latency: Meridian vs nginx, HAProxy (wrk, h2load)
-  fleet      5 instances: backend dies -> all drop it; gossip bytes/s (3,000 and 100,000 addresses)";
+  fleet      5 instances: backend dies -> all drop it; gossip bytes/s (3,000 and 100,000 addresses)
+  xfr        Knot, NSD and BIND secondaries under 1,000 changes/s: IXFR size, change -> all answer it";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -46,6 +51,7 @@ fn main() -> anyhow::Result<()> {
         Some("failover") => failover::run(rest),
         Some("proxy") => proxy::run(rest),
         Some("fleet") => fleet::run(rest),
+        Some("xfr") => xfr::run(rest),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);

@@ -26,7 +26,7 @@ const USAGE: &str =
     "meridian-bench scale [--clusters 100] [--services 1000] [--rate 1000] [--seconds 30] [--no-record]";
 
 /// Services per cluster kept out of the churn, for timed changes.
-const SAMPLED_SERVICES: usize = 20;
+pub(crate) const SAMPLED_SERVICES: usize = 20;
 /// A sampled change not seen in DNS after this long counts as lost.
 const FLIP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -181,7 +181,7 @@ pub(crate) fn run(raw: &[String]) -> Result<()> {
 
 /// Applies `rate` ready-endpoint flips per second (in bursts every 10 ms) to services
 /// outside the sampled ones, until `stop`.
-fn churn(
+pub(crate) fn churn(
     clusters: &[Arc<SimCluster>],
     services: usize,
     rate: u64,
