@@ -137,3 +137,17 @@ impl Transfers {
         self.book().counts()
     }
 }
+
+/// The offset just past the (possibly compressed) name at `at` in a raw message: what
+/// the transfer code needs to step over a question or an owner without decoding it.
+pub(crate) fn skip_name(buf: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        let len = *buf.get(at)?;
+        match len {
+            0 => return Some(at + 1),
+            1..=63 => at += 1 + usize::from(len),
+            0xC0..=0xFF => return Some(at + 2),
+            _ => return None,
+        }
+    }
+}

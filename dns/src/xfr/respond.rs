@@ -254,31 +254,19 @@ fn ixfr_serial(packet: &[u8], from: usize) -> Option<u32> {
     let (an, ns) = (count(6)?, count(8)?);
     let mut at = from;
     for i in 0..u32::from(an) + u32::from(ns) {
-        at = skip_name(packet, at)?;
+        at = super::skip_name(packet, at)?;
         let rt = count(at)?;
         let rdlen = usize::from(count(at + 8)?);
         let rdata = at + 10;
         if i >= u32::from(an) && rt == rtype::SOA {
-            let after_mname = skip_name(packet, rdata)?;
-            let after_rname = skip_name(packet, after_mname)?;
+            let after_mname = super::skip_name(packet, rdata)?;
+            let after_rname = super::skip_name(packet, after_mname)?;
             let b = packet.get(after_rname..after_rname + 4)?;
             return Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
         }
         at = rdata + rdlen;
     }
     None
-}
-
-fn skip_name(buf: &[u8], mut at: usize) -> Option<usize> {
-    loop {
-        let len = *buf.get(at)?;
-        match len {
-            0 => return Some(at + 1),
-            1..=63 => at += 1 + usize::from(len),
-            0xC0..=0xFF => return Some(at + 2),
-            _ => return None,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -104,7 +104,7 @@ pub(crate) fn read(packet: &[u8], start: usize) -> Option<Signed<'_>> {
     let mut key_name = Vec::with_capacity(owner_len);
     wire::copy_name(packet, start, &mut key_name);
     key_name.make_ascii_lowercase();
-    let mut at = skip_name(packet, start)?;
+    let mut at = super::skip_name(packet, start)?;
     at += 8; // type, class, TTL
     let rdlen = usize::from(u16_at(packet, at)?);
     let rdata = packet.get(at + 2..at + 2 + rdlen)?;
@@ -348,18 +348,6 @@ pub(crate) fn now() -> u64 {
 pub(crate) fn time_other(now: u64) -> [u8; 6] {
     let b = now.to_be_bytes();
     [b[2], b[3], b[4], b[5], b[6], b[7]]
-}
-
-fn skip_name(buf: &[u8], mut at: usize) -> Option<usize> {
-    loop {
-        let len = *buf.get(at)?;
-        match len {
-            0 => return Some(at + 1),
-            1..=63 => at += 1 + usize::from(len),
-            0xC0..=0xFF => return Some(at + 2),
-            _ => return None,
-        }
-    }
 }
 
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {

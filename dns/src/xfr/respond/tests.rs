@@ -66,10 +66,10 @@ fn ask(e: &Env, packet: &[u8]) -> Vec<Vec<u8>> {
 /// The answer records (owner, type, RDATA) of a response written by `pack`.
 fn answers(msg: &[u8]) -> Vec<(Vec<u8>, u16, Vec<u8>)> {
     let an = u16::from_be_bytes([msg[6], msg[7]]);
-    let mut at = skip_name(msg, 12).expect("question") + 4;
+    let mut at = crate::xfr::skip_name(msg, 12).expect("question") + 4;
     let mut out = Vec::new();
     for _ in 0..an {
-        let end = skip_name(msg, at).expect("owner");
+        let end = crate::xfr::skip_name(msg, at).expect("owner");
         let rt = u16::from_be_bytes([msg[end], msg[end + 1]]);
         let len = usize::from(u16::from_be_bytes([msg[end + 8], msg[end + 9]]));
         out.push((msg[at..end].to_vec(), rt, msg[end + 10..end + 10 + len].to_vec()));
