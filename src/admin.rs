@@ -1,7 +1,8 @@
 //! The admin HTTP endpoint: `/healthz`, `/readyz`, Prometheus `/metrics`, and the JSON API
 //! (`/api/v1/clusters`, `/api/v1/services`, `/api/v1/ingresses`, and one document per
 //! running module: `/api/v1/dns`, `/api/v1/lb`, `/api/v1/sync`; `/api/v1/fleet` in a
-//! fleet) that `meridian status` reads.
+//! fleet) that `meridian status` reads, `/api/v1/explain` (`explain`), and the status
+//! page at `/` with its `/api/v1/changes` (`web`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,6 +34,9 @@ pub(crate) struct AdminState {
     pub(crate) proxy_ready: Option<Box<dyn Fn() -> bool + Send + Sync>>,
     /// This instance's fleet, with `[fleet]`.
     pub(crate) fleet: Option<Fleet>,
+    /// The DNS server and the proxy, for `/api/v1/explain`.
+    pub(crate) dns: Option<Arc<meridian_dns::server::DnsServer>>,
+    pub(crate) proxy: Option<Arc<meridian_lb::Proxy>>,
 }
 
 /// Binds the admin listener; the error names the address.
@@ -54,7 +58,9 @@ pub(crate) async fn serve(
         .route("/api/v1/services", get(services))
         .route("/api/v1/ingresses", get(ingresses))
         .route("/api/v1/fleet", get(fleet))
+        .route("/api/v1/explain", get(crate::explain::handler))
         .route("/api/v1/{section}", get(section))
+        .merge(crate::web::router(state.discovery.table()))
         .with_state(state);
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
     Ok(())
@@ -245,6 +251,8 @@ impl From<&IngressShard> for IngressShardJson {
 
 #[derive(Serialize)]
 struct IngressJson {
+    /// `Ingress` or `HTTPRoute` (Gateway API): both route hosts, and may share a name.
+    kind: &'static str,
     namespace: String,
     name: String,
     hosts: Vec<String>,
@@ -254,9 +262,9 @@ struct IngressJson {
 async fn ingresses(State(s): State<Arc<AdminState>>) -> Json<Vec<IngressJson>> {
     let snap = s.discovery.table().snapshot();
     Json(
-        snap.ingresses
-            .values()
-            .map(|ing| IngressJson {
+        snap.http_sources()
+            .map(|(kind, ing)| IngressJson {
+                kind: kind.as_str(),
                 namespace: ing.key.namespace.to_string(),
                 name: ing.key.name.to_string(),
                 hosts: ing.hosts().iter().map(|h| h.to_string()).collect(),
@@ -279,7 +287,7 @@ struct FleetQuery {
     addr: Option<String>,
 }
 
-fn json_error(status: StatusCode, message: String) -> Response {
+pub(crate) fn json_error(status: StatusCode, message: String) -> Response {
     (status, Json(serde_json::json!({ "error": message }))).into_response()
 }
 

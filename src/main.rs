@@ -7,15 +7,19 @@
 //! - `demo`: the embedded demo's objects.
 //! - `admin`: the admin HTTP endpoint.
 //! - `status`: `meridian status`.
+//! - `explain`: `/api/v1/explain` and `meridian explain`.
 //! - `check`: `meridian check`.
+//! - `web`: the status page on the admin endpoint's `/`.
 
 mod admin;
 mod check;
 mod demo;
+mod explain;
 mod server;
 mod status;
+mod web;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -117,6 +121,34 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show the answer a client would get now for a name, and why (or, with --http, the
+    /// backend a request through the proxy would go to).
+    Explain {
+        /// The name to ask about (omit with --http).
+        #[arg(required_unless_present = "http")]
+        name: Option<String>,
+        /// Record type.
+        #[arg(long = "type", default_value = "A")]
+        qtype: String,
+        /// The client's (or its resolver's) address.
+        #[arg(long)]
+        client: Option<IpAddr>,
+        /// An EDNS Client Subnet the query carries, e.g. 192.0.2.0/24.
+        #[arg(long)]
+        subnet: Option<String>,
+        /// A location to answer for, LAT,LON (e.g. 48.86,2.35 for Paris).
+        #[arg(long, allow_hyphen_values = true)]
+        at: Option<String>,
+        /// Explain a request through the proxy: HOST[/path].
+        #[arg(long, conflicts_with = "name")]
+        http: Option<String>,
+        /// Admin endpoint of the server.
+        #[arg(long, default_value = "127.0.0.1:9480")]
+        admin: SocketAddr,
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Sets up `tracing`; `RUST_LOG` overrides the level.
@@ -157,6 +189,11 @@ fn main() -> ExitCode {
             }
             Command::Demo(args) => demo::run(args, log_override).await,
             Command::Status { admin, json } => status::run(admin, json).await,
+            Command::Explain { name, qtype, client, subnet, at, http, admin, json } => {
+                let client = client.map(|c| c.to_string());
+                let params = explain::Params { name, qtype: Some(qtype), client, subnet, at, http };
+                explain::run(admin, params, json).await
+            }
             Command::Join { name, config, kubeconfig, context, region, zone } => {
                 meridian_sync::join(
                     &config,

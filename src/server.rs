@@ -179,7 +179,15 @@ impl Server {
 
         let sections = admin_sections(dns.as_ref(), &health, proxy.as_ref(), sync.as_ref());
         let proxy_ready = proxy.clone().map(|p| Box::new(move || p.ready()) as Box<dyn Fn() -> bool + Send + Sync>);
-        let state = AdminState { discovery: discovery.clone(), registry, sections, proxy_ready, fleet: fleet.clone() };
+        let state = AdminState {
+            discovery: discovery.clone(),
+            registry,
+            sections,
+            proxy_ready,
+            fleet: fleet.clone(),
+            dns: dns.clone(),
+            proxy: proxy.clone(),
+        };
         let admin_stop = shutdown.child_token();
         let admin_task = start_admin(&config, state, admin_stop.clone()).await?;
 

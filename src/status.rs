@@ -148,7 +148,9 @@ fn print_ingresses(ingresses: &Value) {
     let rows: Vec<Vec<String>> = items(ingresses)
         .iter()
         .flat_map(|ing| {
-            let name = format!("{}/{}", s(&ing["namespace"]), s(&ing["name"]));
+            // HTTPRoutes (Gateway API) are listed with their kind; Ingresses as before.
+            let kind = if ing["kind"] == "HTTPRoute" { "httproute " } else { "" };
+            let name = format!("{kind}{}/{}", s(&ing["namespace"]), s(&ing["name"]));
             let hosts = s(&ing["hosts"]);
             items(&ing["shards"])
                 .iter()

@@ -149,6 +149,12 @@ pub struct DiscoveryConfig {
     /// system's (`/etc/resolv.conf`). A reload that changes them applies at once.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub lb_name_servers: Vec<std::net::SocketAddr>,
+    /// Which Gateways' HTTPRoutes are served (Gateway API): an entry is a GatewayClass
+    /// name (`sim`) or a controller name (`example.net/gateway-controller`), matched
+    /// against each Gateway's class and that class's `spec.controllerName`; empty serves
+    /// every class. A cluster's task applies a change when it restarts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gateway_classes: Vec<String>,
 }
 
 impl Default for DiscoveryConfig {
@@ -162,6 +168,7 @@ impl Default for DiscoveryConfig {
             federate_annotation: "meridian.io/federate".to_owned(),
             watch_silence: Duration::from_secs(150),
             lb_name_servers: Vec::new(),
+            gateway_classes: Vec::new(),
         }
     }
 }
@@ -390,7 +397,29 @@ impl DiscoveryConfig {
                 ));
             }
         }
+        for (i, class) in self.gateway_classes.iter().enumerate() {
+            if !is_gateway_class_filter(class) {
+                out.push((
+                    format!("discovery.gateway_classes[{i}]"),
+                    format!(
+                        "{class:?} is neither a GatewayClass name (a DNS subdomain) nor a controller name \
+                         (domain/path)"
+                    ),
+                ));
+            }
+        }
         out
+    }
+}
+
+/// A GatewayClass name (an RFC 1123 subdomain) or a Gateway API controller name (a
+/// subdomain, `/`, then a path of `[A-Za-z0-9/\-._~%!$&'()*+,;=:]`), at most 253 bytes.
+fn is_gateway_class_filter(s: &str) -> bool {
+    let subdomain = |d: &str| !d.is_empty() && d.len() <= 253 && d.split('.').all(is_dns_label);
+    let path_char = |c: char| c.is_ascii_alphanumeric() || "/-._~%!$&'()*+,;=:".contains(c);
+    match s.split_once('/') {
+        None => subdomain(s),
+        Some((domain, path)) => s.len() <= 253 && subdomain(domain) && !path.is_empty() && path.chars().all(path_char),
     }
 }
 

@@ -78,6 +78,18 @@ fn lb_name_servers_are_socket_addresses() {
     assert!(parse(&text.replace("127.0.0.53:53", "127.0.0.53")).is_err(), "a port is required");
 }
 
+/// Gateway class filters are class names or controller names; empty serves every class.
+#[test]
+fn gateway_classes_take_class_and_controller_names() {
+    assert!(parse(MINIMAL).expect("valid").discovery.gateway_classes.is_empty());
+    let text = format!("{MINIMAL}\n[discovery]\ngateway_classes = [\"sim\", \"example.net/gateway-controller\"]\n");
+    let c = parse(&text).expect("valid");
+    assert_eq!(c.discovery.gateway_classes, ["sim", "example.net/gateway-controller"]);
+    for bad in ["", "Upper", "example.net/", "/path", "a b/c", "example.net/with space"] {
+        assert!(parse(&text.replace("\"sim\"", &format!("{bad:?}"))).is_err(), "{bad:?} accepted");
+    }
+}
+
 /// Each case: a file, and the (path, line) every reported error must have, in order.
 #[test]
 fn errors_name_the_field_and_line() {
@@ -124,6 +136,11 @@ fn errors_name_the_field_and_line() {
         (
             "name = \"f\"\ndns_zone = \"x.com\"\n[discovery]\nlb_name_servers = [\"10.0.0.2:53\", \"0.0.0.0:53\"]\n",
             &[("discovery.lb_name_servers[1]", 4)],
+        ),
+        // A Gateway class filter that is neither a class nor a controller name.
+        (
+            "name = \"f\"\ndns_zone = \"x.com\"\n[discovery]\ngateway_classes = [\"sim\", \"Not A Class\"]\n",
+            &[("discovery.gateway_classes[1]", 4)],
         ),
         // A nice value the kernel has no use for.
         (

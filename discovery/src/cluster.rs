@@ -1,6 +1,7 @@
-//! One member cluster's watchers: Services, EndpointSlices, Ingresses, Nodes and
-//! ServiceExports, translated into table updates, plus the `/readyz` probe that decides
-//! whether the cluster is Ready or Offline.
+//! One member cluster's watchers: Services, EndpointSlices, Ingresses, Nodes,
+//! ServiceExports and the Gateway API's kinds (`gateways`), translated into table
+//! updates, plus the `/readyz` probe that decides whether the cluster is Ready or
+//! Offline.
 //!
 //! Each cluster runs as one task that owns its local view of the objects. Watches
 //! reconnect with backoff and resume from their resourceVersion; on `410 Gone` the
@@ -31,6 +32,10 @@ use crate::metrics::Metrics;
 use crate::shard::{self, SERVICE_NAME_LABEL, ServiceInfo, SliceInfo};
 use crate::table::{ClusterMeta, ClusterState, Kind, ObjectKey, Update};
 
+mod gateways;
+
+use gateways::{GatewayView, GwKind};
+
 /// Topology labels on nodes, used when the config gives no region or zone.
 const REGION_LABEL: &str = "topology.kubernetes.io/region";
 const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
@@ -44,6 +49,8 @@ pub(crate) struct Settings {
     pub(crate) federate_annotation: String,
     /// A watch silent this long is restarted.
     pub(crate) watch_silence: Duration,
+    /// `discovery.gateway_classes`: the classes (or controllers) whose Gateways count.
+    pub(crate) gateway_classes: Vec<String>,
 }
 
 /// A watch event from any of the cluster's watchers. Variants differ in size, but each
@@ -55,6 +62,9 @@ enum Ev {
     Ingress(watcher::Event<Ingress>),
     Node(watcher::Event<Node>),
     Export(watcher::Event<DynamicObject>),
+    GatewayApi(GwKind, watcher::Event<DynamicObject>),
+    /// The cluster answered 404 (or 403) for a Gateway API kind: it does not serve it.
+    NotServed(GwKind, u16),
     /// A watcher failed; it retries by itself after a backoff.
     Error(&'static str, watcher::Error),
     /// A watch delivered nothing for this long; it has been restarted.
@@ -288,6 +298,8 @@ struct ClusterView {
     ingresses: Watched<Ingress>,
     nodes: Watched<Node>,
     exports: Watched<()>,
+    /// GatewayClasses, Gateways and HTTPRoutes.
+    gw: GatewayView,
     /// Shard keys currently published, to know what a removal must clear.
     published: BTreeSet<ObjectKey>,
     /// The hostnames of hostname-only load balancers, and what they resolve to.
@@ -307,6 +319,7 @@ impl ClusterView {
             ingresses: Watched::default(),
             nodes: Watched::default(),
             exports: Watched::default(),
+            gw: GatewayView::default(),
             published: BTreeSet::new(),
             lb_names,
             tx,
@@ -381,6 +394,7 @@ impl ClusterView {
             match via {
                 Via::Service => self.refresh_service(&key),
                 Via::Ingress => self.refresh_ingress(&key),
+                Via::Route => self.refresh_route(&key),
             }
         }
     }
@@ -480,6 +494,11 @@ impl ClusterView {
                 metrics.watch_event(&cluster, "ServiceExport");
                 self.on_export(e);
             }
+            Ev::GatewayApi(kind, e) => {
+                metrics.watch_event(&cluster, kind.what());
+                self.on_gateway_api(kind, e);
+            }
+            Ev::NotServed(kind, code) => self.on_gateway_api_absent(kind, code),
         }
     }
 
@@ -625,14 +644,17 @@ fn watches(client: &Client, silence: Duration) -> Vec<BoxStream<'static, Ev>> {
     let ingresses = move || watch_stream(Api::<Ingress>::all(c.clone()), Ev::Ingress, "Ingress");
     let c = client.clone();
     let nodes = move || watch_stream(Api::<Node>::all(c.clone()), Ev::Node, "Node");
-    vec![
+    let mut all = vec![
         watchdog("Service", silence, services),
         watchdog("EndpointSlice", silence, slices),
         watchdog("Ingress", silence, ingresses),
         watchdog("Node", silence, nodes),
         // Quiet for good where the CRD is missing: restarted only when the cluster is back.
         export_stream(client.clone()),
-    ]
+    ];
+    // Asked again every few minutes where the Gateway API is not served.
+    all.extend(gateways::streams(client, silence));
+    all
 }
 
 /// A watch that is replaced by a fresh one (which lists again) when nothing — no event,

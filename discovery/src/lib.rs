@@ -5,7 +5,9 @@
 //! - [`table`], [`rank`], [`geo`]: the model, re-exported from `meridian-model` (the
 //!   table this crate writes; ranking and client location, which discovery's readers
 //!   share).
-//! - [`shard`]: pure translation of Services, EndpointSlices and Ingresses into shards.
+//! - [`shard`]: pure translation of Services, EndpointSlices and Ingresses into shards,
+//!   and (`shard::gateway`) of Gateway API HTTPRoutes on their Gateways into the same
+//!   shape as Ingresses.
 //! - `cluster`: one task per member cluster: watchers and the `/readyz` probe.
 //! - `lb_names`: hostname-only load balancers of Services and Ingresses (AWS ELB
 //!   and ALB publish a name, not an IP): one
@@ -21,7 +23,7 @@
 //!   instance; results go into the table as each shard's `probe`.
 //!
 //! This crate is the only one that reads member clusters' Services, EndpointSlices,
-//! Ingresses and Nodes. It does not answer DNS or proxy traffic, and it never writes to
+//! Ingresses, Nodes and Gateway API objects. It does not answer DNS or proxy traffic, and it never writes to
 //! a cluster (health probes dial load-balancer addresses, never cluster APIs). Its only
 //! DNS queries are the lookups of load balancers' hostnames.
 

@@ -245,6 +245,7 @@ impl Discovery {
             offline_after: config.discovery.offline_after,
             federate_annotation: config.discovery.federate_annotation.clone(),
             watch_silence: config.discovery.watch_silence.as_std(),
+            gateway_classes: config.discovery.gateway_classes.clone(),
         };
         let wanted: BTreeMap<&str, (usize, &ClusterConfig)> =
             config.clusters.iter().enumerate().map(|(i, c)| (c.name.as_str(), (i, c))).collect();

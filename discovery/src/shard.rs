@@ -1,5 +1,6 @@
 //! Translation of one cluster's Kubernetes objects into table shards. Pure functions:
-//! no I/O, so every odd object shape is a unit test away.
+//! no I/O, so every odd object shape is a unit test away. Gateway API HTTPRoutes are in
+//! [`gateway`].
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -28,6 +29,9 @@ pub enum Skip {
     NotExposed,
     /// Exposed, but the load balancer has no address yet.
     NoAddress,
+    /// An HTTPRoute with no parent Gateway that exists, passes `discovery.gateway_classes`
+    /// and has accepted it.
+    NoParent,
 }
 
 /// Load-balancer IPs and hostnames from a status `ingress` list. Entries that are neither
@@ -287,6 +291,9 @@ pub fn ingress_shard(
         stale: false,
     })
 }
+
+#[path = "shard/gateway.rs"]
+pub mod gateway;
 
 #[cfg(test)]
 #[path = "shard/tests.rs"]

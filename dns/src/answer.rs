@@ -10,6 +10,7 @@ use meridian_model::geo::{Geo, Located, Place};
 use meridian_model::rank;
 
 use crate::candidates::{Candidates, Mode};
+use crate::explain::Trace;
 use crate::index::{Index, Lookup, ZoneEntry};
 use crate::name::{MAX_NAME, NameBuf};
 use crate::record::{Cname, Node, Rrset};
@@ -47,10 +48,13 @@ struct Asker<'a> {
     located: Option<Located>,
     /// RFC 7871 SCOPE PREFIX-LENGTH to echo: 0 unless a location-dependent name answered.
     scope: u8,
+    /// What `meridian explain` records of this answer's making; `None` when serving.
+    trace: Option<&'a mut Trace>,
 }
 
 impl Asker<'_> {
-    /// Where the client is (ECS first, else the source address); records the scope.
+    /// Where the client is (ECS first, else the source address); records the scope. An
+    /// explanation given a location starts with it in `located`.
     fn place(&mut self) -> Option<&Place> {
         if self.located.is_none() {
             let located = match (self.ecs, self.client.addr) {
@@ -128,7 +132,21 @@ fn next_rotation() -> usize {
 }
 
 /// Answers `packet` into `out`.
+#[inline]
 pub(crate) fn answer(index: &Index, packet: &[u8], client: &Client, out: &mut Vec<u8>) -> Outcome {
+    answer_traced(index, packet, client, out, None)
+}
+
+/// Answers `packet` into `out`, recording into `trace` how the answer was made: the one
+/// code path of both serving (`None`, which costs a branch at each recording point) and
+/// `meridian explain`.
+pub(crate) fn answer_traced(
+    index: &Index,
+    packet: &[u8],
+    client: &Client,
+    out: &mut Vec<u8>,
+    trace: Option<&mut Trace>,
+) -> Outcome {
     let q = match wire::parse(packet) {
         Parsed::Drop => return Outcome::default(),
         Parsed::Query(q) => q,
@@ -149,8 +167,9 @@ pub(crate) fn answer(index: &Index, packet: &[u8], client: &Client, out: &mut Ve
     let reply = opt_reply(index, q.edns.as_ref(), client, &mut outcome);
     let mut resp = Response::start(out, &q, packet);
     resp.set_room(limit.saturating_sub(wire::opt_len(q.edns.as_ref(), &reply)));
-    let mut asker =
-        Asker { client, ecs: q.edns.as_ref().and_then(|e| e.ecs.as_ref()), geo: &index.geo, located: None, scope: 0 };
+    let ecs = q.edns.as_ref().and_then(|e| e.ecs.as_ref());
+    let located = trace.as_ref().and_then(|t| t.given.clone());
+    let mut asker = Asker { client, ecs, geo: &index.geo, located, scope: 0, trace };
     // In BIND's order: the message's format, its EDNS version, its signature, then the
     // opcode and the question.
     let mut tsig = None;
@@ -177,6 +196,9 @@ pub(crate) fn answer(index: &Index, packet: &[u8], client: &Client, out: &mut Ve
     };
     outcome.rcode = rc;
     let scope = asker.scope;
+    if let Some(t) = asker.trace {
+        t.located = asker.located;
+    }
     resp.finish(q.edns.as_ref(), rc, limit, scope, &reply, tsig);
     if let Some(Ok((key, mac))) = &signature {
         tsig::Signer::new(key, mac, tsig::now()).sign(out, 0, &[]);
@@ -339,6 +361,9 @@ impl<'a> Chase<'a> {
                 Lookup::Empty => return self.negative(resp, rcode::NOERROR),
                 Lookup::Node(node) => node,
             };
+            if let Some(t) = client.trace.as_deref_mut() {
+                t.reached(key, node);
+            }
             let Some(c) = &node.cname else {
                 let at_apex = key == &zone.data.apex[..];
                 if write_data(node, zone, at_apex, q.qtype, self.owner, client, resp) == 0 {
@@ -599,6 +624,21 @@ fn write_data(
 /// a stable sort of a handful of integers — then write each member's records, rotated
 /// within the member, up to `max_answers` (never above [`MAX_ANSWERS_CEILING`]).
 fn write_addrs(c: &Candidates, qtype: u16, owner: Owner<'_>, who: &mut Asker<'_>, resp: &mut Response<'_>) -> usize {
+    // Apart from the asker, whose location the ranking borrows.
+    let mut trace = who.trace.take();
+    let written = rank_and_write(c, qtype, owner, who, resp, trace.as_deref_mut());
+    who.trace = trace;
+    written
+}
+
+fn rank_and_write(
+    c: &Candidates,
+    qtype: u16,
+    owner: Owner<'_>,
+    who: &mut Asker<'_>,
+    resp: &mut Response<'_>,
+    mut trace: Option<&mut Trace>,
+) -> usize {
     let rot = next_rotation();
     let rank = &c.rank;
     let limit = match rank.max_answers {
@@ -619,6 +659,9 @@ fn write_addrs(c: &Candidates, qtype: u16, owner: Owner<'_>, who: &mut Asker<'_>
         true
     };
     if mode == Mode::Rotate && order.len() == c.members.len() {
+        if let Some(t) = trace.as_deref_mut() {
+            t.ranked(c, mode, order, limit);
+        }
         match qtype {
             rtype::A => write_rotated(&c.a, rot, &mut write),
             _ => write_rotated(&c.aaaa, rot, &mut write),
@@ -643,6 +686,9 @@ fn write_addrs(c: &Candidates, qtype: u16, owner: Owner<'_>, who: &mut Asker<'_>
         }
         let idx = &mut inline[..order.len()];
         arrange(idx);
+        if let Some(t) = trace.as_deref_mut() {
+            t.ranked(c, mode, idx, limit);
+        }
         write_members(c, idx, qtype, rot, &mut write);
         return written;
     }
@@ -654,6 +700,9 @@ fn write_addrs(c: &Candidates, qtype: u16, owner: Owner<'_>, who: &mut Asker<'_>
             rank::weighted_order(&rank.candidates, &mut idx, next_random);
         } else {
             arrange(&mut idx);
+        }
+        if let Some(t) = trace {
+            t.ranked(c, mode, &idx, limit);
         }
         write_members(c, &idx, qtype, rot, &mut write);
     });

@@ -1,5 +1,6 @@
 //! The index's single writer: it owns the bookkeeping behind the published [`Index`] and
-//! recomputes only the names of the services and ingresses a table [`Change`] lists.
+//! recomputes only the names of the services, ingresses and HTTPRoutes a table
+//! [`Change`] lists.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -34,6 +35,8 @@ pub(crate) struct Builder {
     /// Names each service / ingress published, to withdraw them when it changes.
     by_service: HashMap<ObjectKey, Vec<MapKey>>,
     by_ingress: HashMap<ObjectKey, Vec<MapKey>>,
+    /// The same for HTTPRoutes (an HTTPRoute and an Ingress may share a key).
+    by_route: HashMap<ObjectKey, Vec<MapKey>>,
     /// Each service as its names were last computed, to tell which shards changed.
     seen: HashMap<ObjectKey, Arc<FederatedService>>,
     extras: Arc<NameMap<Arc<Node>>>,
@@ -71,6 +74,7 @@ impl Builder {
             table: TableNames::default(),
             by_service: HashMap::new(),
             by_ingress: HashMap::new(),
+            by_route: HashMap::new(),
             seen: HashMap::new(),
             extras: Arc::default(),
             extra_ents: Arc::default(),
@@ -136,6 +140,7 @@ impl Builder {
         self.table = TableNames::default();
         self.by_service.clear();
         self.by_ingress.clear();
+        self.by_route.clear();
         self.seen.clear();
         self.problems.clear();
     }
@@ -151,18 +156,21 @@ impl Builder {
         let mut ingresses: Vec<ObjectKey> = snap.ingresses.keys().cloned().collect();
         services.extend(self.by_service.keys().filter(|k| !snap.services.contains_key(*k)).cloned());
         ingresses.extend(self.by_ingress.keys().filter(|k| !snap.ingresses.contains_key(*k)).cloned());
+        let mut routes: Vec<ObjectKey> = snap.routes.keys().cloned().collect();
+        routes.extend(self.by_route.keys().filter(|k| !snap.routes.contains_key(*k)).cloned());
         for (kind, key) in self.problems.objects() {
             match kind {
                 Kind::Service if !snap.services.contains_key(key) => services.push(key.clone()),
                 Kind::Ingress if !snap.ingresses.contains_key(key) => ingresses.push(key.clone()),
+                Kind::Route if !snap.routes.contains_key(key) => routes.push(key.clone()),
                 _ => {}
             }
         }
-        services.sort();
-        services.dedup();
-        ingresses.sort();
-        ingresses.dedup();
-        self.update(snap, &services, &ingresses, false);
+        for keys in [&mut services, &mut ingresses, &mut routes] {
+            keys.sort();
+            keys.dedup();
+        }
+        self.update(snap, &services, &ingresses, &routes, false);
     }
 
     /// Applies one published change of the table.
@@ -170,19 +178,30 @@ impl Builder {
         if change.everything {
             self.rebuild(snap);
         } else {
-            self.update(snap, &change.services, &change.ingresses, true);
+            self.update(snap, &change.services, &change.ingresses, &change.routes, true);
         }
     }
 
-    /// Recomputes the names of `services` and `ingresses`, then the extras. The serials
-    /// move later, paced, in `xfr::publish`. With `partial`, see [`Builder::update_service`].
-    fn update(&mut self, snap: &Snapshot, services: &[ObjectKey], ingresses: &[ObjectKey], partial: bool) {
+    /// Recomputes the names of `services`, `ingresses` and `routes`, then the extras. The
+    /// serials move later, paced, in `xfr::publish`. With `partial`, see
+    /// [`Builder::update_service`].
+    fn update(
+        &mut self,
+        snap: &Snapshot,
+        services: &[ObjectKey],
+        ingresses: &[ObjectKey],
+        routes: &[ObjectKey],
+        partial: bool,
+    ) {
         let mut scratch = Scratch::default();
         for key in services {
             self.update_service(snap, key, partial, &mut scratch);
         }
         for key in ingresses {
             self.update_ingress(snap, key, &mut scratch);
+        }
+        for key in routes {
+            self.update_route(snap, key, &mut scratch);
         }
         self.update_extras(snap);
     }
@@ -244,7 +263,21 @@ impl Builder {
         }
     }
 
-    /// Recomputes the ingress hosts and custom names inside a served zone.
+    /// Recomputes the names of one HTTPRoute.
+    fn update_route(&mut self, snap: &Snapshot, key: &ObjectKey, scratch: &mut Scratch) {
+        scratch.clear();
+        if let Some(route) = snap.routes.get(key) {
+            scheme::route(snap, &self.settings, route, &mut scratch.out, &mut scratch.problems);
+        }
+        self.problems.set(Kind::Route, key, &mut scratch.problems);
+        let old = self.by_route.remove(key).unwrap_or_default();
+        let keys = self.table.replace(&self.apexes, &old, &mut scratch.out);
+        if !keys.is_empty() {
+            self.by_route.insert(key.clone(), keys);
+        }
+    }
+
+    /// Recomputes the ingress and HTTPRoute hosts and custom names inside a served zone.
     fn update_extras(&mut self, snap: &Snapshot) {
         let in_zone = |k: &[u8]| NameBuf::from_wire(k).and_then(|n| zone_position(&self.zones, &n)).is_some();
         let extras = scheme::extras(snap, &self.settings, in_zone);

@@ -34,6 +34,8 @@
 //!   SOA/NS; `zone_set`: the served zones, rebuilt on reloads, with `serial` keeping
 //!   each zone's SOA serial; [`DnsServer::check_zones`] builds them for `meridian check`.
 //! - `dump`: a served zone as a master file ([`DnsServer::zone_dump`]).
+//! - [`explain`]: the answer a client would get and why ([`DnsServer::explain`]), made by
+//!   the answer path itself with a recorder (`explain::trace`) passed in.
 //! - `xfr`: zone transfers to secondaries — AXFR and IXFR over TCP from per-zone
 //!   snapshots and journals, serial steps paced by `min_serial_interval`, NOTIFY, TSIG
 //!   (signed queries too) and the catalog zone.
@@ -53,6 +55,7 @@ mod candidates;
 mod cookie;
 mod dump;
 pub mod error;
+pub mod explain;
 mod geoip;
 mod index;
 mod metrics;

@@ -11,6 +11,8 @@ use meridian_model::table::ObjectKey;
 pub(crate) enum Kind {
     Service,
     Ingress,
+    /// A Gateway API HTTPRoute.
+    Route,
 }
 
 /// The current problems of every object that has some.

@@ -43,6 +43,27 @@ pub(crate) enum Source {
     ClusterSet(ObjectKey),
     IngressHost(ObjectKey),
     Custom(ObjectKey),
+    /// The federation name of a Gateway API HTTPRoute (`….route.<zone>`).
+    Route(ObjectKey),
+    /// An HTTPRoute's hostname inside a served zone.
+    RouteHost(ObjectKey),
+}
+
+impl Source {
+    /// The kind of name, as `meridian status` and `meridian explain` show it, and the
+    /// object it comes from.
+    pub(crate) fn describe(&self) -> (&'static str, Option<&ObjectKey>) {
+        match self {
+            Source::ZoneFile => ("zone-file", None),
+            Source::Service(k) => ("service", Some(k)),
+            Source::Ingress(k) => ("ingress", Some(k)),
+            Source::ClusterSet(k) => ("clusterset", Some(k)),
+            Source::IngressHost(k) => ("ingress-host", Some(k)),
+            Source::Custom(k) => ("custom", Some(k)),
+            Source::Route(k) => ("httproute", Some(k)),
+            Source::RouteHost(k) => ("httproute-host", Some(k)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,11 +2,12 @@
 //!
 //! - Federation v1: `<svc>.<ns>.<fed>.svc.<dns-zone>` (global), `….svc.<region>.<dns-zone>`
 //!   and `….svc.<zone>.<region>.<dns-zone>`, each with the healthy shards at that level or
-//!   a CNAME one level up; the same under `ing` for Ingresses. A headless shard answers
-//!   with its ready endpoints, as its clusterset name does.
+//!   a CNAME one level up; the same under `ing` for Ingresses and under `route` for
+//!   Gateway API HTTPRoutes. A headless shard answers with its ready endpoints, as its
+//!   clusterset name does.
 //! - Multi-Cluster Services (KEP-1645): `<svc>.<ns>.svc.<clusterset>`, SRV per named port,
 //!   and per-endpoint names of headless services.
-//! - Ingress hosts and configured custom names inside a served zone.
+//! - Ingress and HTTPRoute hosts and configured custom names inside a served zone.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 
 use meridian_model::rank::Problem;
 use meridian_model::table::{
-    FederatedIngress, FederatedService, IngressShard, ObjectKey, Shard, Snapshot, StalePolicy,
+    FederatedIngress, FederatedRoute, FederatedService, HttpKind, IngressShard, ObjectKey, Shard, Snapshot, StalePolicy,
 };
 
 use crate::candidates::{Candidates, MemberInput};
@@ -146,6 +147,34 @@ pub(crate) fn ingress(
     let mut r = Ranked { key: &ing.key, settings: s, problems };
     let source = Source::Ingress(ing.key.clone());
     federated(snap, s, &ing.key, "ing", &members, &members, ttl, source, None, out, &mut r);
+}
+
+/// The label of HTTPRoutes' federation names (`<name>.<ns>.<fed>.route.<zone>`), beside
+/// Services' `svc` and Ingresses' `ing`.
+pub(crate) const ROUTE_LABEL: &str = "route";
+
+/// Names of a federated Gateway API HTTPRoute: the three levels, as an Ingress has them,
+/// answering its parent Gateways' addresses.
+pub(crate) fn route(
+    snap: &Snapshot,
+    s: &Settings,
+    route: &FederatedRoute,
+    out: &mut Vec<(Key, Node)>,
+    problems: &mut Vec<Problem>,
+) {
+    let ttl = ttl_override(route.shards.iter().map(|sh| &sh.annotations)).unwrap_or(s.ttl);
+    let members = ingress_members(snap, &route.shards);
+    let mut r = Ranked { key: &route.key, settings: s, problems };
+    let source = Source::Route(route.key.clone());
+    federated(snap, s, &route.key, ROUTE_LABEL, &members, &members, ttl, source, None, out, &mut r);
+}
+
+/// The source of a host name that an Ingress or HTTPRoute routes.
+fn host_source(kind: HttpKind, key: &ObjectKey) -> Source {
+    match kind {
+        HttpKind::Ingress => Source::IngressHost(key.clone()),
+        HttpKind::HttpRoute => Source::RouteHost(key.clone()),
+    }
 }
 
 /// The three levels of Federation v1 names.
@@ -309,7 +338,9 @@ fn clusterset(
     }
 }
 
-/// Ingress hosts and custom names that fall inside a served zone (`in_zone`).
+/// Ingress and HTTPRoute hosts and custom names that fall inside a served zone
+/// (`in_zone`). A host both kinds route answers the addresses of all of them; its source
+/// is the first (Ingresses before HTTPRoutes, see `Snapshot::http_sources`).
 pub(crate) fn extras(snap: &Snapshot, s: &Settings, in_zone: impl Fn(&[u8]) -> bool) -> NameMap<Arc<Node>> {
     let mut out = NameMap::default();
     // Problems of these names are those of their service or ingress, reported there.
@@ -329,8 +360,8 @@ pub(crate) fn extras(snap: &Snapshot, s: &Settings, in_zone: impl Fn(&[u8]) -> b
         };
         out.insert(key.clone(), Arc::new(node));
     }
-    let mut hosts: BTreeMap<Key, (u32, Members<'_>, ObjectKey)> = BTreeMap::new();
-    for ing in snap.ingresses.values() {
+    let mut hosts: BTreeMap<Key, (u32, Members<'_>, Source, &ObjectKey)> = BTreeMap::new();
+    for (kind, ing) in snap.http_sources() {
         let ttl = ttl_override(ing.shards.iter().map(|sh| &sh.annotations)).unwrap_or(s.ttl);
         let members = ingress_members(snap, &ing.shards);
         for host in ing.hosts() {
@@ -338,13 +369,13 @@ pub(crate) fn extras(snap: &Snapshot, s: &Settings, in_zone: impl Fn(&[u8]) -> b
             if !in_zone(&key) || out.contains_key(&key) {
                 continue;
             }
-            let entry = hosts.entry(key).or_insert_with(|| (ttl, Vec::new(), ing.key.clone()));
+            let entry = hosts.entry(key).or_insert_with(|| (ttl, Vec::new(), host_source(kind, &ing.key), &ing.key));
             entry.1.extend(members.iter().copied());
         }
     }
-    for (key, (ttl, members, ing)) in hosts {
-        let mut r = Ranked { key: &ing, settings: s, problems: &mut ignored };
-        let node = addr_node(ttl, &members, Source::IngressHost(ing.clone()), &mut r);
+    for (key, (ttl, members, source, ing)) in hosts {
+        let mut r = Ranked { key: ing, settings: s, problems: &mut ignored };
+        let node = addr_node(ttl, &members, source, &mut r);
         out.insert(key, Arc::new(node));
     }
     out

@@ -20,7 +20,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use crate::builder::Builder;
 use crate::error::Result;
 use crate::metrics::Metrics;
-use crate::record::{Node, Source};
+use crate::record::Node;
 use crate::settings::Settings;
 use crate::shared::{IndexFeed, Shared};
 use crate::tcp_limits::Slots;
@@ -224,6 +224,15 @@ impl DnsServer {
         self.shared.xfr.status()
     }
 
+    /// The answer `q` would get now and why: run through the serving path with a
+    /// recorder, against the published index and the table it was built from.
+    pub fn explain(
+        &self,
+        q: &crate::explain::ExplainQuery,
+    ) -> Result<crate::explain::Explanation, crate::explain::ExplainError> {
+        crate::explain::explain(&self.shared.index.load(), &self.table.snapshot(), q)
+    }
+
     /// The apexes of the zones served, without the trailing dot.
     pub fn zones(&self) -> Vec<String> {
         self.shared.index.load().zones.iter().map(|z| z.data.name.to_string()).collect()
@@ -276,14 +285,8 @@ impl DnsServer {
 
 /// How `meridian status` shows one name of the index.
 fn served_name(key: &[u8], node: &Node, zone: &str) -> ServedName {
-    let (kind, object) = match &node.source {
-        Source::ZoneFile => ("zone-file", None),
-        Source::Service(k) => ("service", Some(k.to_string())),
-        Source::Ingress(k) => ("ingress", Some(k.to_string())),
-        Source::ClusterSet(k) => ("clusterset", Some(k.to_string())),
-        Source::IngressHost(k) => ("ingress-host", Some(k.to_string())),
-        Source::Custom(k) => ("custom", Some(k.to_string())),
-    };
+    let (kind, object) = node.source.describe();
+    let object = object.map(ToString::to_string);
     let mut parts = Vec::new();
     if let Some(c) = &node.cname {
         parts.push(format!("CNAME {}", name::text(&c.target)));

@@ -342,6 +342,18 @@ pub(crate) fn pick<'a>(
     None
 }
 
+/// The backend the balancer favours now: the first level with load (level 0 takes up to
+/// its health, the rest spills over), and in it the available member of lowest cost,
+/// which wins every power-of-two draw it is in.
+pub(crate) fn favoured(levels: &[Level], factor: f64, now: Instant) -> Option<(usize, &Member)> {
+    let health: Vec<(u32, u32)> = levels.iter().map(|l| l.health(now)).collect();
+    let mut loads = loads(health.len(), |i| health.get(i).copied().unwrap_or((0, 0)), factor);
+    let level = loads.position(|load| load > 0.0)?;
+    let members = levels.get(level)?.members.iter().filter(|m| m.available(now));
+    let best = members.min_by(|a, b| a.endpoint.cost(now).total_cmp(&b.endpoint.cost(now)))?;
+    Some((level, best))
+}
+
 /// Power of two choices over `candidates` (an iterator that can be re-run).
 fn p2c<'a, I>(candidates: I, now: Instant, rng: &mut impl Rng) -> Option<&'a Member>
 where

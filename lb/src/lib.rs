@@ -232,6 +232,14 @@ impl Proxy {
         v
     }
 
+    /// The route a request for `host` and `path` would take now, with its priority
+    /// levels, their loads and the backend the balancer favours. The proxy's levels
+    /// follow its own region (`lb.region`), so every client is answered the same.
+    pub fn explain(&self, host: &str, path: &str) -> serde_json::Value {
+        let factor = self.shared.config.load().overprovisioning_factor;
+        self.shared.routes.load().explain(host, path, factor, std::time::Instant::now())
+    }
+
     /// The bound addresses (plain listeners first, then TLS), with real ports.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.addrs.clone()
@@ -262,11 +270,11 @@ impl Projection for RouteFollower {
         self.0.rebuild_from(snap);
     }
 
-    /// Routes are rebuilt only when a change names an Ingress (which may add or move
-    /// routes) or a Service some route sends traffic to; other changes leave the index
-    /// as it is.
+    /// Routes are rebuilt only when a change names an Ingress or HTTPRoute (which may
+    /// add or move routes) or a Service some route sends traffic to; other changes leave
+    /// the index as it is.
     fn apply(&mut self, snap: &Snapshot, change: &Change) {
-        let touches = !change.ingresses.is_empty() || {
+        let touches = change.touches_http() || {
             let index = self.0.routes.load();
             change.services.iter().any(|k| index.uses(k))
         };

@@ -1,9 +1,11 @@
 //! The host → route index, rebuilt from the table and the config whenever either changes,
 //! so a request's routing is one hash lookup and a short prefix scan.
 //!
-//! Routes come from `[[lb.routes]]` (which win) and from the rules of Ingresses seen in
-//! the clusters: an Ingress path sends its host and path to the named Service's shards in
-//! the clusters where that Ingress exists. Each route's backends are the Service's
+//! Routes come from `[[lb.routes]]` (which win) and from the rules of Ingresses and
+//! Gateway API HTTPRoutes seen in the clusters (Ingresses before HTTPRoutes): a path sends
+//! its host and path to the named Service's shards in the clusters where that object
+//! exists. An HTTPRoute rule sends to one Service (its first backendRef with a non-zero
+//! weight, chosen in discovery): a route has one upstream, so weights are not split. Each route's backends are the Service's
 //! load-balancer addresses with the service port, grouped into priority levels by
 //! [`priority_levels`].
 
@@ -13,7 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use meridian_config::lb::LbConfig;
-use meridian_model::table::{IngressPath, ObjectKey, Shard, Snapshot};
+use meridian_model::table::{HttpKind, IngressPath, ObjectKey, Shard, Snapshot};
 use serde_json::json;
 
 use crate::balance::{Endpoint, Level, Member, priority_loads};
@@ -41,7 +43,7 @@ pub(crate) struct Route {
     pub(crate) path: Box<str>,
     /// `pathType: Exact`; otherwise a prefix matched by path segments.
     pub(crate) exact: bool,
-    /// `config` or `ingress <ns>/<name>`.
+    /// `config`, `ingress <ns>/<name>` or `httproute <ns>/<name>`.
     pub(crate) source: Arc<str>,
     pub(crate) upstream: Arc<Upstream>,
     pub(crate) stats: RouteStats,
@@ -140,59 +142,71 @@ impl RouteIndex {
     }
 
     pub(crate) fn status(&self, factor: f64, now: Instant) -> serde_json::Value {
-        let routes: Vec<_> = self
-            .routes
-            .iter()
-            .map(|r| {
-                let up = &r.upstream;
-                let health: Vec<_> = up.levels.iter().map(|l| l.health(now)).collect();
-                let loads = priority_loads(&health, factor);
-                let levels: Vec<_> = up
-                    .levels
-                    .iter()
-                    .zip(loads)
-                    .map(|(l, load)| {
-                        let backends: Vec<_> = l
-                            .members
-                            .iter()
-                            .map(|m| {
-                                let e = &m.endpoint;
-                                let state = if !m.healthy {
-                                    "unhealthy"
-                                } else if e.is_ejected(now) {
-                                    "ejected"
-                                } else {
-                                    "up"
-                                };
-                                json!({
-                                    "address": e.addr.to_string(),
-                                    "cluster": &*m.cluster,
-                                    "state": state,
-                                    "healthy": m.healthy,
-                                    "ejected_for_ms": e.ejected_for(now).map(|d| d.as_millis() as u64),
-                                    "outstanding": e.outstanding(),
-                                    "idle_connections": e.pool.idle(),
-                                    "ewma_ms": e.ewma(now).as_secs_f64() * 1000.0,
-                                })
-                            })
-                            .collect();
-                        json!({ "name": &*l.name, "load_percent": load, "backends": backends })
-                    })
-                    .collect();
-                json!({
-                    "host": &*r.host,
-                    "path": &*r.path,
-                    "exact": r.exact,
-                    "source": &*r.source,
-                    "upstream": &*up.name,
-                    "ready": up.ready(now),
-                    "active_requests": up.budget.active(),
-                    "levels": levels,
-                })
-            })
-            .collect();
+        let routes: Vec<_> = self.routes.iter().map(|r| route_json(r, factor, now)).collect();
         json!({ "routes": routes })
     }
+
+    /// The route a request for `host` and `path` takes now, its levels with their loads,
+    /// and the backend the balancer favours: for `meridian explain --http`. The lookup
+    /// and the loads are the ones requests go through.
+    pub(crate) fn explain(&self, host: &str, path: &str, factor: f64, now: Instant) -> serde_json::Value {
+        let normalized = normalize_host(host);
+        let Some(route) = self.lookup(&normalized, path) else {
+            return json!({ "host": &*normalized, "path": path, "route": null, "hosts": self.hosts() });
+        };
+        let favoured = crate::balance::favoured(&route.upstream.levels, factor, now).map(|(level, m)| {
+            let name = route.upstream.levels.get(level).map(|l| l.name.to_string());
+            json!({ "level": name, "address": m.endpoint.addr.to_string(), "cluster": &*m.cluster })
+        });
+        json!({ "host": &*normalized, "path": path, "route": route_json(route, factor, now), "favoured": favoured })
+    }
+}
+
+/// One route with its levels, their loads and every backend's state.
+fn route_json(r: &Route, factor: f64, now: Instant) -> serde_json::Value {
+    let up = &r.upstream;
+    let health: Vec<_> = up.levels.iter().map(|l| l.health(now)).collect();
+    let loads = priority_loads(&health, factor);
+    let levels: Vec<_> = up
+        .levels
+        .iter()
+        .zip(loads)
+        .map(|(l, load)| {
+            let backends: Vec<_> = l.members.iter().map(|m| backend_json(m, now)).collect();
+            json!({ "name": &*l.name, "load_percent": load, "backends": backends })
+        })
+        .collect();
+    json!({
+        "host": &*r.host,
+        "path": &*r.path,
+        "exact": r.exact,
+        "source": &*r.source,
+        "upstream": &*up.name,
+        "ready": up.ready(now),
+        "active_requests": up.budget.active(),
+        "levels": levels,
+    })
+}
+
+fn backend_json(m: &crate::balance::Member, now: Instant) -> serde_json::Value {
+    let e = &m.endpoint;
+    let state = if !m.healthy {
+        "unhealthy"
+    } else if e.is_ejected(now) {
+        "ejected"
+    } else {
+        "up"
+    };
+    json!({
+        "address": e.addr.to_string(),
+        "cluster": &*m.cluster,
+        "state": state,
+        "healthy": m.healthy,
+        "ejected_for_ms": e.ejected_for(now).map(|d| d.as_millis() as u64),
+        "outstanding": e.outstanding(),
+        "idle_connections": e.pool.idle(),
+        "ewma_ms": e.ewma(now).as_secs_f64() * 1000.0,
+    })
 }
 
 /// Which service port a route uses.
@@ -242,7 +256,7 @@ impl Spec {
 }
 
 /// (host, path, exact) → what serves it. The first source wins: config, then Ingresses
-/// in key order.
+/// in key order, then HTTPRoutes in key order.
 type Specs = BTreeMap<(String, String, bool), Spec>;
 
 fn specs(snap: &Snapshot, cfg: &LbConfig) -> Specs {
@@ -258,19 +272,24 @@ fn specs(snap: &Snapshot, cfg: &LbConfig) -> Specs {
             clusters: None,
         });
     }
-    for (key, ing) in &snap.ingresses {
+    for (kind, ing) in snap.http_sources() {
+        let source: Arc<str> = match kind {
+            HttpKind::Ingress => format!("ingress {}", ing.key).into(),
+            HttpKind::HttpRoute => format!("httproute {}", ing.key).into(),
+        };
         for shard in &ing.shards {
             for p in &shard.paths {
-                add_ingress_path(&mut specs, key, &shard.cluster.name, p);
+                add_ingress_path(&mut specs, &source, &ing.key, &shard.cluster.name, p);
             }
         }
     }
     specs
 }
 
-/// One Ingress path of one cluster. Another Ingress claiming the same host and path for
-/// a different service loses; the same target in another cluster adds that cluster.
-fn add_ingress_path(specs: &mut Specs, key: &ObjectKey, cluster: &Arc<str>, p: &IngressPath) {
+/// One Ingress (or HTTPRoute) path of one cluster. Another object claiming the same host
+/// and path for a different service loses; the same target in another cluster adds that
+/// cluster.
+fn add_ingress_path(specs: &mut Specs, source: &Arc<str>, key: &ObjectKey, cluster: &Arc<str>, p: &IngressPath) {
     if p.host.is_empty() || p.service.is_empty() {
         return;
     }
@@ -282,7 +301,7 @@ fn add_ingress_path(specs: &mut Specs, key: &ObjectKey, cluster: &Arc<str>, p: &
     let path = if p.path.is_empty() { "/".to_owned() } else { p.path.to_string() };
     let exact = &*p.path_type == "Exact";
     let spec = specs.entry((normalize_host(&p.host).into_owned(), path, exact)).or_insert_with(|| Spec {
-        source: format!("ingress {key}").into(),
+        source: source.clone(),
         namespace: key.namespace.to_string(),
         service: p.service.to_string(),
         port: port.clone(),

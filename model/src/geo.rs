@@ -211,6 +211,13 @@ impl Geo {
         &self.status
     }
 
+    /// Whether `addr` falls in the `[[ranking.networks]]` table (which is looked at
+    /// before the database), for explanations of where a client was placed.
+    pub fn in_networks(&self, addr: IpAddr) -> bool {
+        let addr = canonical(addr);
+        self.networks.iter().any(|n| n.net.contains(&addr))
+    }
+
     /// Locates `addr`, of which the first `source_prefix` bits are meaningful (ECS SOURCE
     /// PREFIX-LENGTH; the full length for a source address). The scope never exceeds it.
     pub fn locate(&self, addr: IpAddr, source_prefix: u8) -> Located {

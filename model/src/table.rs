@@ -1,5 +1,5 @@
-//! The health-aware service table: every federated service and ingress, with its shard in
-//! each member cluster.
+//! The health-aware service table: every federated service, ingress and Gateway API
+//! HTTPRoute, with its shard in each member cluster.
 //!
 //! One writer ([`TableWriter`], not `Clone`) applies batches of [`Update`]s and publishes
 //! an immutable [`Snapshot`] through an `ArcSwap`. Readers ([`Table`], cheap to clone)
@@ -217,6 +217,29 @@ pub struct Federated<T> {
 pub type FederatedService = Federated<Shard>;
 /// A federated Ingress.
 pub type FederatedIngress = Federated<IngressShard>;
+/// A federated Gateway API HTTPRoute: the same shape as an Ingress (hosts, paths to
+/// Services, the addresses of its parent Gateways), kept in a map of its own because an
+/// HTTPRoute and an Ingress may share a namespace and name.
+pub type FederatedRoute = Federated<IngressShard>;
+
+/// Which kind of object an HTTP routing entry ([`Snapshot::http_sources`]) comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum HttpKind {
+    /// A `networking.k8s.io/v1` Ingress.
+    Ingress,
+    /// A `gateway.networking.k8s.io/v1` HTTPRoute attached to a Gateway.
+    HttpRoute,
+}
+
+impl HttpKind {
+    /// The Kubernetes kind, for status and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpKind::Ingress => "Ingress",
+            HttpKind::HttpRoute => "HTTPRoute",
+        }
+    }
+}
 
 /// Something that lives in one cluster.
 pub trait InCluster: PartialEq {
@@ -286,6 +309,8 @@ pub struct Snapshot {
     pub clusters: OrdMap<Arc<str>, ClusterEntry>,
     pub services: OrdMap<ObjectKey, Arc<FederatedService>>,
     pub ingresses: OrdMap<ObjectKey, Arc<FederatedIngress>>,
+    /// HTTPRoutes attached to a usable Gateway, translated like Ingresses.
+    pub routes: OrdMap<ObjectKey, Arc<FederatedRoute>>,
     /// `namespace/name` of every ServiceExport, with the clusters it exists in.
     pub exports: OrdMap<ObjectKey, Vec<Arc<str>>>,
     /// When the table was published (for staleness ages).
@@ -302,6 +327,19 @@ impl Snapshot {
 
     pub fn ingress(&self, namespace: &str, name: &str) -> Option<&Arc<FederatedIngress>> {
         self.ingresses.get(&ObjectKey::new(namespace, name))
+    }
+
+    pub fn route(&self, namespace: &str, name: &str) -> Option<&Arc<FederatedRoute>> {
+        self.routes.get(&ObjectKey::new(namespace, name))
+    }
+
+    /// Every object that routes HTTP hosts and paths: Ingresses in key order, then
+    /// HTTPRoutes in key order. DNS and the proxy read hosts through this one accessor,
+    /// so both kinds publish the same names and routes, and an Ingress wins a host and
+    /// path that an HTTPRoute also claims.
+    pub fn http_sources(&self) -> impl Iterator<Item = (HttpKind, &Arc<FederatedIngress>)> {
+        let ingresses = self.ingresses.values().map(|i| (HttpKind::Ingress, i));
+        ingresses.chain(self.routes.values().map(|r| (HttpKind::HttpRoute, r)))
     }
 
     /// Total shards over all services. O(1): the writer counts as it goes, because the
@@ -370,6 +408,12 @@ pub enum Update {
         key: ObjectKey,
         shard: Option<IngressShard>,
     },
+    /// The shard of the HTTPRoute `key` in `cluster`; `None` removes it.
+    Route {
+        cluster: Arc<str>,
+        key: ObjectKey,
+        shard: Option<IngressShard>,
+    },
     Export {
         cluster: Arc<str>,
         key: ObjectKey,
@@ -395,6 +439,8 @@ pub enum Update {
 pub enum Kind {
     Services,
     Ingresses,
+    /// HTTPRoutes (with a usable parent Gateway).
+    Routes,
     Exports,
 }
 
@@ -404,6 +450,8 @@ pub struct Change {
     pub version: u64,
     pub services: Vec<ObjectKey>,
     pub ingresses: Vec<ObjectKey>,
+    /// HTTPRoutes whose shards changed.
+    pub routes: Vec<ObjectKey>,
     /// Cluster metadata, state or the stale policy changed: anything may have changed.
     pub everything: bool,
 }
@@ -417,6 +465,7 @@ impl Change {
             all.version = all.version.max(c.version);
             all.services.extend(c.services.iter().cloned());
             all.ingresses.extend(c.ingresses.iter().cloned());
+            all.routes.extend(c.routes.iter().cloned());
             all.everything |= c.everything;
         }
         all.normalize();
@@ -428,6 +477,13 @@ impl Change {
         self.services.dedup();
         self.ingresses.sort();
         self.ingresses.dedup();
+        self.routes.sort();
+        self.routes.dedup();
+    }
+
+    /// Some Ingress or HTTPRoute changed: host and path routing may have changed.
+    pub fn touches_http(&self) -> bool {
+        !self.ingresses.is_empty() || !self.routes.is_empty()
     }
 }
 
@@ -558,6 +614,18 @@ impl TableWriter {
                 }
                 changed
             }
+            Update::Route { cluster, key, shard } => {
+                let stale = cluster_offline(w, &cluster);
+                let shard = shard.map(|mut s| {
+                    s.stale = stale;
+                    s
+                });
+                let changed = set_shard(&mut w.routes, &cluster, &key, shard);
+                if changed {
+                    change.routes.push(key);
+                }
+                changed
+            }
             Update::Export { cluster, key, present } => {
                 let changed = set_export(w, &cluster, &key, present);
                 if changed {
@@ -598,11 +666,13 @@ fn set_cluster(w: &mut Snapshot, meta: Arc<ClusterMeta>, change: &mut Change) ->
     entry.meta = meta.clone();
     let svcs = restamp(&mut w.services, &name, |s| s.cluster = meta.clone());
     let ings = restamp(&mut w.ingresses, &name, |s| s.cluster = meta.clone());
+    let routes = restamp(&mut w.routes, &name, |s| s.cluster = meta.clone());
     if names_change {
         change.everything = true;
     } else {
         change.services.extend(svcs);
         change.ingresses.extend(ings);
+        change.routes.extend(routes);
     }
     true
 }
@@ -618,6 +688,10 @@ fn remove_cluster(w: &mut Snapshot, name: &str, change: &mut Change) -> bool {
     let ing_keys: Vec<_> = w.ingresses.keys().cloned().collect();
     for k in ing_keys {
         set_ingress_shard(w, name, &k, None);
+    }
+    let route_keys: Vec<_> = w.routes.keys().cloned().collect();
+    for k in route_keys {
+        set_shard(&mut w.routes, name, &k, None);
     }
     let export_keys: Vec<_> = w.exports.keys().cloned().collect();
     for k in export_keys {
@@ -647,6 +721,7 @@ fn set_state(w: &mut Snapshot, cluster: &str, state: ClusterState, change: &mut 
     if was_offline != now_offline {
         change.services.extend(restamp(&mut w.services, cluster, |s| s.stale = now_offline));
         change.ingresses.extend(restamp(&mut w.ingresses, cluster, |s| s.stale = now_offline));
+        change.routes.extend(restamp(&mut w.routes, cluster, |s| s.stale = now_offline));
     }
     true
 }
@@ -671,6 +746,13 @@ fn resync(w: &mut Snapshot, cluster: &str, kind: Kind, keys: Vec<ObjectKey>, cha
             for k in gone(&|k| w.ingresses.get(k).is_some_and(|v| v.shard(cluster).is_some()), all) {
                 any |= set_ingress_shard(w, cluster, &k, None);
                 change.ingresses.push(k);
+            }
+        }
+        Kind::Routes => {
+            let all = w.routes.keys().cloned().collect();
+            for k in gone(&|k| w.routes.get(k).is_some_and(|v| v.shard(cluster).is_some()), all) {
+                any |= set_shard(&mut w.routes, cluster, &k, None);
+                change.routes.push(k);
             }
         }
         Kind::Exports => {

@@ -15,6 +15,8 @@ use crate::table::ObjectKey;
 pub(crate) enum Via {
     Service,
     Ingress,
+    /// A Gateway API HTTPRoute, through its parent Gateways' addresses.
+    Route,
 }
 
 /// An object reached through hostnames: its kind and key (a Service and an Ingress may

@@ -174,3 +174,60 @@ async fn ingress_names_hosts_and_custom_names() {
     assert!(names.iter().any(|n| n.name == format!("{GLOBAL}.") && n.kind == "service"), "{names:?}");
     env.server.shutdown().await;
 }
+
+fn http_shard(c: &str, ip: &str, hosts: &[&str]) -> IngressShard {
+    let path = |host: &&str| IngressPath {
+        host: (*host).into(),
+        path: "/".into(),
+        path_type: "Prefix".into(),
+        service: "web".into(),
+        port: 80,
+        port_name: None,
+    };
+    IngressShard {
+        cluster: cluster(c),
+        addresses: vec![ip.parse().expect("ip")],
+        hostnames: vec![],
+        paths: hosts.iter().map(path).collect(),
+        annotations: Default::default(),
+        stale: false,
+    }
+}
+
+/// An HTTPRoute's names: `route` federation names and its hosts inside the zone, with its
+/// Gateways' addresses; an Ingress of the same namespace/name keeps its own names, and a
+/// host both route answers both's addresses. Removing the route withdraws only its names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn httproute_names_and_hosts_beside_an_ingress_of_the_same_name() {
+    let key = ObjectKey::new("shop", "front");
+    let mut updates = web();
+    for (c, ip) in [("us-east", "198.51.100.11"), ("eu-west", "198.51.100.12")] {
+        let shard = Some(http_shard(c, ip, &["gw.meridian.test", "both.meridian.test"]));
+        updates.push(Update::Route { cluster: c.into(), key: key.clone(), shard });
+    }
+    let ing = Some(http_shard("us-east", "198.51.100.1", &["both.meridian.test"]));
+    updates.push(Update::Ingress { cluster: "us-east".into(), key: key.clone(), shard: ing });
+    let mut env = start(config(), updates).await;
+    let routes = ["198.51.100.11", "198.51.100.12"];
+    assert_eq!(answers(&dig(&env, &["A", "front.shop.demo.route.meridian.test"]), "A"), routes);
+    assert_eq!(answers(&dig(&env, &["A", "front.shop.demo.route.europe-west1.meridian.test"]), "A"), ["198.51.100.12"]);
+    assert_eq!(answers(&dig(&env, &["A", "gw.meridian.test"]), "A"), routes);
+    assert_eq!(answers(&dig(&env, &["A", "front.shop.demo.ing.meridian.test"]), "A"), ["198.51.100.1"]);
+    let both = ["198.51.100.1", "198.51.100.11", "198.51.100.12"];
+    assert_eq!(answers(&dig(&env, &["A", "both.meridian.test"]), "A"), both);
+    let names = env.server.names();
+    let kind_of = |n: &str| names.iter().find(|x| x.name == n).map(|x| x.kind);
+    assert_eq!(kind_of("gw.meridian.test."), Some("httproute-host"), "{names:?}");
+    assert_eq!(kind_of("both.meridian.test."), Some("ingress-host"), "the Ingress comes first");
+    assert_eq!(kind_of("front.shop.demo.route.meridian.test."), Some("httproute"));
+    let removals = ["us-east", "eu-west"].map(|c| Update::Route { cluster: c.into(), key: key.clone(), shard: None });
+    env.writer.apply(removals);
+    let gone = |name: &str| status(&dig(&env, &["A", name])) == "NXDOMAIN";
+    eventually_sync(Duration::from_secs(2), "route names withdrawn", || gone("gw.meridian.test").then_some(()))
+        .await
+        .expect("withdrawn");
+    assert!(gone("front.shop.demo.route.meridian.test"));
+    assert_eq!(answers(&dig(&env, &["A", "both.meridian.test"]), "A"), ["198.51.100.1"]);
+    assert_eq!(answers(&dig(&env, &["A", "front.shop.demo.ing.meridian.test"]), "A"), ["198.51.100.1"]);
+    env.server.shutdown().await;
+}

@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
-use meridian_model::table::{ClusterMeta, ObjectKey, Port, Probe, Protocol, Table, Update};
+use meridian_model::table::{ClusterMeta, IngressShard, ObjectKey, Port, Probe, Protocol, Table, Update};
 use prometheus_client::registry::Registry;
 
 use super::*;
@@ -145,4 +145,76 @@ fn route_matching() {
         index.lookup("www.test", "/").is_some_and(|r| !r.upstream.ready(std::time::Instant::now())),
         "ns/root has no shards"
     );
+}
+
+fn http_shard(cluster: &Arc<ClusterMeta>, paths: &[(&str, &str, &str, &str, u16)]) -> IngressShard {
+    IngressShard {
+        cluster: cluster.clone(),
+        addresses: vec![IpAddr::V4(Ipv4Addr::new(127, 9, 0, 1))],
+        hostnames: Vec::new(),
+        paths: paths
+            .iter()
+            .map(|(host, path, ty, svc, port)| IngressPath {
+                host: (*host).into(),
+                path: (*path).into(),
+                path_type: (*ty).into(),
+                service: (*svc).into(),
+                port: *port,
+                port_name: None,
+            })
+            .collect(),
+        annotations: BTreeMap::new(),
+        stale: false,
+    }
+}
+
+/// HTTPRoute paths route like Ingress paths (Exact and prefix, the route's namespace,
+/// its clusters only); an Ingress of the same name keeps its own routes and wins a host
+/// and path both claim.
+#[test]
+fn httproutes_route_beside_ingresses_and_lose_shared_paths() {
+    let (table, mut writer) = Table::new();
+    let (a, b) = (meta("a", Some("r1"), 0), meta("b", Some("r2"), 1));
+    let key = ObjectKey::new("ns", "front");
+    let route = |c: &Arc<ClusterMeta>| {
+        http_shard(
+            c,
+            &[
+                ("r.test", "/api", "Prefix", "api", 8080),
+                ("r.test", "/exact", "Exact", "web", 8080),
+                ("s.test", "/", "Prefix", "api", 8080),
+            ],
+        )
+    };
+    writer.apply([
+        Update::Cluster(a.clone()),
+        Update::Cluster(b.clone()),
+        Update::Service { cluster: "a".into(), key: ObjectKey::new("ns", "web"), shard: Some(shard(&a, 1)) },
+        Update::Service { cluster: "a".into(), key: ObjectKey::new("ns", "api"), shard: Some(shard(&a, 2)) },
+        Update::Service { cluster: "b".into(), key: ObjectKey::new("ns", "api"), shard: Some(shard(&b, 3)) },
+        Update::Route { cluster: "a".into(), key: key.clone(), shard: Some(route(&a)) },
+        Update::Ingress {
+            cluster: "a".into(),
+            key: key.clone(),
+            shard: Some(http_shard(&a, &[("s.test", "/", "Prefix", "web", 8080)])),
+        },
+    ]);
+    let mut builder = Builder::new(Metrics::new(&mut Registry::default()));
+    let index = builder.build(&table.snapshot(), &LbConfig::default());
+    let cases = [
+        ("r.test", "/api/x", Some(("ns/api:8080", "httproute ns/front"))),
+        ("r.test", "/exact", Some(("ns/web:8080", "httproute ns/front"))),
+        ("r.test", "/exact/more", None),
+        ("s.test", "/", Some(("ns/web:8080", "ingress ns/front"))),
+    ];
+    for (host, path, want) in cases {
+        let got = index.lookup(host, path).map(|r| (r.upstream.name.to_string(), r.source.to_string()));
+        assert_eq!(got.as_ref().map(|(u, s)| (u.as_str(), s.as_str())), want, "{host}{path}");
+    }
+    // The route exists in cluster a only: b's shard of `api` is not a backend.
+    let api = index.lookup("r.test", "/api").map(|r| r.upstream.clone()).expect("route");
+    let clusters: Vec<String> =
+        api.levels.iter().flat_map(|l| l.members.iter().map(|m| m.cluster.to_string())).collect();
+    assert_eq!(clusters, ["a"]);
+    assert!(index.uses(&ObjectKey::new("ns", "api")));
 }

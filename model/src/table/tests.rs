@@ -218,3 +218,68 @@ fn cluster_meta_changes_rebuild_everything_only_when_places_change() {
     w.apply([Update::Cluster(moved)]);
     assert!(rx.try_recv().expect("change").everything);
 }
+
+fn http_shard(c: &Arc<ClusterMeta>, host: &str, ip: &str) -> IngressShard {
+    IngressShard {
+        cluster: c.clone(),
+        addresses: vec![ip.parse().expect("ip")],
+        hostnames: Vec::new(),
+        paths: vec![IngressPath {
+            host: host.into(),
+            path: "/".into(),
+            path_type: "Prefix".into(),
+            service: "web".into(),
+            port: 80,
+            port_name: None,
+        }],
+        annotations: BTreeMap::new(),
+        stale: false,
+    }
+}
+
+/// An HTTPRoute and an Ingress with the same namespace/name are two objects: each has its
+/// own shard, its own change list and its own resync, and `http_sources` yields both,
+/// Ingresses first.
+#[test]
+fn a_route_and_an_ingress_of_one_name_do_not_collide() {
+    let (t, mut w, a, _) = setup();
+    let key = ObjectKey::new("default", "web");
+    let mut rx = t.changes();
+    w.apply([
+        Update::Ingress {
+            cluster: a.name.clone(),
+            key: key.clone(),
+            shard: Some(http_shard(&a, "i.test", "10.0.0.1")),
+        },
+        Update::Route { cluster: a.name.clone(), key: key.clone(), shard: Some(http_shard(&a, "r.test", "10.0.0.2")) },
+    ]);
+    let c = rx.try_recv().expect("change");
+    assert_eq!((c.ingresses.as_slice(), c.routes.as_slice()), ([key.clone()].as_slice(), [key.clone()].as_slice()));
+    assert!(c.touches_http());
+    let snap = t.snapshot();
+    let kinds: Vec<(HttpKind, Vec<Arc<str>>)> = snap.http_sources().map(|(k, v)| (k, v.hosts())).collect();
+    assert_eq!(kinds, [(HttpKind::Ingress, vec!["i.test".into()]), (HttpKind::HttpRoute, vec!["r.test".into()])]);
+    // A resync of routes that no longer lists the route removes it and leaves the Ingress.
+    w.apply([Update::Resync { cluster: a.name.clone(), kind: Kind::Routes, keys: Vec::new() }]);
+    let c = rx.try_recv().expect("change");
+    assert!(c.ingresses.is_empty() && c.routes == [key.clone()]);
+    let snap = t.snapshot();
+    assert!(snap.route("default", "web").is_none() && snap.ingress("default", "web").is_some());
+}
+
+/// A cluster going Offline marks its route shards stale and names the routes.
+#[test]
+fn an_offline_cluster_marks_its_routes_stale() {
+    let (t, mut w, a, _) = setup();
+    let key = ObjectKey::new("shop", "front");
+    w.apply([Update::Route {
+        cluster: a.name.clone(),
+        key: key.clone(),
+        shard: Some(http_shard(&a, "r.test", "10.0.0.2")),
+    }]);
+    let mut rx = t.changes();
+    let offline = ClusterState::Offline { reason: "down".into(), since: SystemTime::now() };
+    w.apply([Update::State { cluster: a.name.clone(), state: offline }]);
+    assert_eq!(rx.try_recv().expect("change").routes, [key]);
+    assert!(t.snapshot().route("shop", "front").and_then(|r| r.shard("a")).expect("shard").stale);
+}
