@@ -37,7 +37,16 @@ pub(crate) async fn handler(State(s): State<Arc<AdminState>>, Query(p): Query<Pa
             return json_error(StatusCode::NOT_FOUND, "the proxy does not run here ([lb] enabled = false)".into());
         };
         let (host, path) = split_target(target);
-        return Json(proxy.explain(host, &path)).into_response();
+        let mut doc = proxy.explain(host, &path);
+        if let (Some(c), Some(o)) = (&p.client, doc.as_object_mut()) {
+            // Said, not silently dropped: the client's address changes nothing here.
+            o.insert("client".into(), c.clone().into());
+            o.insert(
+                "client_note".into(),
+                "the proxy ranks by its own region (lb.region): every client gets these levels".into(),
+            );
+        }
+        return Json(doc).into_response();
     }
     let Some(dns) = &s.dns else {
         return json_error(StatusCode::NOT_FOUND, "the DNS server does not run here".into());
@@ -238,6 +247,9 @@ fn render_http(d: &Value) -> String {
             .map(|b| ["address", "cluster", "state", "outstanding", "ewma_ms"].iter().map(|k| text(&b[*k])).collect())
             .collect();
         o.push_str(&indent(&crate::status::render(&["BACKEND", "CLUSTER", "STATE", "OUTSTANDING", "EWMA_MS"], &rows)));
+    }
+    if let Some(note) = d["client_note"].as_str() {
+        let _ = writeln!(o, "client {}: {note}", text(&d["client"]));
     }
     let f = &d["favoured"];
     let _ = writeln!(o, "favoured: {} ({}, level {})", text(&f["address"]), text(&f["cluster"]), text(&f["level"]));

@@ -73,21 +73,12 @@ pub(crate) fn explain(index: &Index, snap: &Snapshot, q: &ExplainQuery) -> Resul
     })
 }
 
-/// The RCODE's mnemonic, as dig prints it.
+/// The RCODE's mnemonic, as dig prints it; a number for one metrics do not name.
 fn rcode_name(rc: u16) -> String {
-    let name = match rc {
-        0 => "NOERROR",
-        1 => "FORMERR",
-        2 => "SERVFAIL",
-        3 => "NXDOMAIN",
-        4 => "NOTIMP",
-        5 => "REFUSED",
-        6 => "YXDOMAIN",
-        9 => "NOTAUTH",
-        16 => "BADVERS",
-        other => return format!("RCODE{other}"),
-    };
-    name.to_owned()
+    match crate::metrics::rcode_name(rc) {
+        "OTHER" => format!("RCODE{rc}"),
+        name => name.to_owned(),
+    }
 }
 
 /// The location `--at` gives, as the answer path's locating step would have found it:

@@ -137,7 +137,8 @@ fn qtype_name(t: u16) -> String {
     if t == 0 { "OTHER".to_owned() } else { hickory_proto::rr::RecordType::from(t).to_string() }
 }
 
-fn rcode_name(r: u16) -> &'static str {
+/// An RCODE's mnemonic (as dig prints it), `OTHER` for the rest.
+pub(crate) fn rcode_name(r: u16) -> &'static str {
     match r {
         0 => "NOERROR",
         1 => "FORMERR",

@@ -70,7 +70,8 @@ fn explain_tells_what_dig_gets_and_why() -> Result<()> {
     // of its own, and the chain shows it; a name outside the zones is refused.
     let (doc, _) = explain(&m, &["nothing.example.org"])?;
     assert_eq!(doc["rcode"], "REFUSED");
-    let (doc, _) = explain(&m, &["--http", "www.meridian.test/"])?;
+    let (doc, text) = explain(&m, &["--http", "www.meridian.test/", "--client", "195.154.0.1"])?;
+    assert!(text.contains("lb.region"), "the client's address is said to change nothing: {text}");
     assert_eq!(doc["route"]["host"], "www.meridian.test", "{doc:#}");
     // The demo's proxy runs in europe-west1: eu-west is the first level and favoured.
     assert_eq!(doc["route"]["levels"][0]["name"], "europe-west1", "{doc:#}");

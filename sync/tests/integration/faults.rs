@@ -111,7 +111,8 @@ async fn silent_member_holds_up_nobody_and_catches_up() -> Result<()> {
     let left = s["leftovers"].as_array().cloned().unwrap_or_default();
     ensure!(left.iter().any(|l| l["cluster"] == "m3" && l["object"] == "ConfigMap default/doomed"), "leftovers: {s}");
 
-    // m3 answers again: it gets what it missed, and keeps the leftover.
+    // m3 answers again: it gets what it missed, and its leftover copy is finished (deleted:
+    // the deletion cascaded) at a resync after it answers (`controller::leftovers`).
     env.proxy("m3")?.set(Mode::Pass);
     let start = Instant::now();
     let catch_up = Duration::from_secs(5);
@@ -127,7 +128,9 @@ async fn silent_member_holds_up_nobody_and_catches_up() -> Result<()> {
     wait_for("m3 Synced", WAIT, || env.sync_status("configmap", "fresh"), |s| s["clusters"]["m3"]["state"] == "Synced")
         .await?;
     assert_eq!(sync.status()["not_answering"], serde_json::json!([]));
-    assert!(env.get("m3", "configmap", "doomed").await?.is_some(), "the leftover copy in m3 is gone");
+    wait_for("m3's leftover deleted", WAIT, || env.get("m3", "configmap", "doomed"), Option::is_none).await?;
+    wait_for("no leftovers", WAIT, || async { anyhow::Ok(sync.status()) }, |s| s["leftovers"] == serde_json::json!([]))
+        .await?;
     env.shutdown().await;
     Ok(())
 }
