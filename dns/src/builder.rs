@@ -8,7 +8,7 @@ use std::sync::Arc;
 use meridian_config::Config;
 use meridian_model::geo::DbStatus;
 use meridian_model::rank;
-use meridian_model::table::{Change, FederatedService, ObjectKey, Snapshot, StalePolicy};
+use meridian_model::table::{Change, FederatedService, HttpKind, ObjectKey, Snapshot, StalePolicy};
 
 use crate::cookie::Secret;
 use crate::error::{Error, Result};
@@ -198,10 +198,10 @@ impl Builder {
             self.update_service(snap, key, partial, &mut scratch);
         }
         for key in ingresses {
-            self.update_ingress(snap, key, &mut scratch);
+            self.update_routed(snap, HttpKind::Ingress, key, &mut scratch);
         }
         for key in routes {
-            self.update_route(snap, key, &mut scratch);
+            self.update_routed(snap, HttpKind::HttpRoute, key, &mut scratch);
         }
         self.update_extras(snap);
     }
@@ -249,31 +249,27 @@ impl Builder {
         }
     }
 
-    /// Recomputes the names of one ingress.
-    fn update_ingress(&mut self, snap: &Snapshot, key: &ObjectKey, scratch: &mut Scratch) {
+    /// Recomputes the names of one Ingress or HTTPRoute.
+    fn update_routed(&mut self, snap: &Snapshot, kind: HttpKind, key: &ObjectKey, scratch: &mut Scratch) {
         scratch.clear();
-        if let Some(ing) = snap.ingresses.get(key) {
-            scheme::ingress(snap, &self.settings, ing, &mut scratch.out, &mut scratch.problems);
+        let (fed, problem_kind, by_key) = match kind {
+            HttpKind::Ingress => (snap.ingresses.get(key), Kind::Ingress, &mut self.by_ingress),
+            HttpKind::HttpRoute => (snap.routes.get(key), Kind::Route, &mut self.by_route),
+        };
+        match (fed, kind) {
+            (Some(f), HttpKind::Ingress) => {
+                scheme::ingress(snap, &self.settings, f, &mut scratch.out, &mut scratch.problems)
+            }
+            (Some(f), HttpKind::HttpRoute) => {
+                scheme::route(snap, &self.settings, f, &mut scratch.out, &mut scratch.problems)
+            }
+            (None, _) => {}
         }
-        self.problems.set(Kind::Ingress, key, &mut scratch.problems);
-        let old = self.by_ingress.remove(key).unwrap_or_default();
+        self.problems.set(problem_kind, key, &mut scratch.problems);
+        let old = by_key.remove(key).unwrap_or_default();
         let keys = self.table.replace(&self.apexes, &old, &mut scratch.out);
         if !keys.is_empty() {
-            self.by_ingress.insert(key.clone(), keys);
-        }
-    }
-
-    /// Recomputes the names of one HTTPRoute.
-    fn update_route(&mut self, snap: &Snapshot, key: &ObjectKey, scratch: &mut Scratch) {
-        scratch.clear();
-        if let Some(route) = snap.routes.get(key) {
-            scheme::route(snap, &self.settings, route, &mut scratch.out, &mut scratch.problems);
-        }
-        self.problems.set(Kind::Route, key, &mut scratch.problems);
-        let old = self.by_route.remove(key).unwrap_or_default();
-        let keys = self.table.replace(&self.apexes, &old, &mut scratch.out);
-        if !keys.is_empty() {
-            self.by_route.insert(key.clone(), keys);
+            by_key.insert(key.clone(), keys);
         }
     }
 

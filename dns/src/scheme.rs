@@ -142,11 +142,24 @@ pub(crate) fn ingress(
     out: &mut Vec<(Key, Node)>,
     problems: &mut Vec<Problem>,
 ) {
-    let ttl = ttl_override(ing.shards.iter().map(|sh| &sh.annotations)).unwrap_or(s.ttl);
-    let members = ingress_members(snap, &ing.shards);
-    let mut r = Ranked { key: &ing.key, settings: s, problems };
-    let source = Source::Ingress(ing.key.clone());
-    federated(snap, s, &ing.key, "ing", &members, &members, ttl, source, None, out, &mut r);
+    routed(snap, s, ing, "ing", Source::Ingress(ing.key.clone()), out, problems);
+}
+
+/// The three levels of names of an Ingress or an HTTPRoute (both Ingress-shaped),
+/// under `label`, answering its shards' addresses.
+fn routed(
+    snap: &Snapshot,
+    s: &Settings,
+    fed: &FederatedIngress,
+    label: &str,
+    source: Source,
+    out: &mut Vec<(Key, Node)>,
+    problems: &mut Vec<Problem>,
+) {
+    let ttl = ttl_override(fed.shards.iter().map(|sh| &sh.annotations)).unwrap_or(s.ttl);
+    let members = ingress_members(snap, &fed.shards);
+    let mut r = Ranked { key: &fed.key, settings: s, problems };
+    federated(snap, s, &fed.key, label, &members, &members, ttl, source, None, out, &mut r);
 }
 
 /// The label of HTTPRoutes' federation names (`<name>.<ns>.<fed>.route.<zone>`), beside
@@ -162,11 +175,7 @@ pub(crate) fn route(
     out: &mut Vec<(Key, Node)>,
     problems: &mut Vec<Problem>,
 ) {
-    let ttl = ttl_override(route.shards.iter().map(|sh| &sh.annotations)).unwrap_or(s.ttl);
-    let members = ingress_members(snap, &route.shards);
-    let mut r = Ranked { key: &route.key, settings: s, problems };
-    let source = Source::Route(route.key.clone());
-    federated(snap, s, &route.key, ROUTE_LABEL, &members, &members, ttl, source, None, out, &mut r);
+    routed(snap, s, route, ROUTE_LABEL, Source::Route(route.key.clone()), out, problems);
 }
 
 /// The source of a host name that an Ingress or HTTPRoute routes.
