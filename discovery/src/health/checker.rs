@@ -1,13 +1,13 @@
 //! The running checker as its callers hold it: [`spawn`], [`HealthChecker`] (reload,
 //! shutdown) and [`HealthView`] (what `meridian status` shows).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use meridian_config::Config;
-use meridian_fleet::Fleet;
+use meridian_fleet::{Fleet, Health};
 use meridian_model::follow::Follower;
 use prometheus_client::registry::Registry;
 use tokio::sync::mpsc;
@@ -19,9 +19,10 @@ use super::ShardKey;
 use super::manager::{Control, Manager};
 use super::metrics::Metrics;
 use super::probe::Launcher;
+use super::state::state_name;
 use super::targets::Targets;
 use crate::rank::Problem;
-use crate::table::{Table, Update};
+use crate::table::{ProbeState, Table, Update};
 
 /// Results waiting for the manager; probe tasks wait when it is full.
 const RESULT_QUEUE: usize = 4096;
@@ -43,11 +44,31 @@ pub struct TargetStatus {
     pub fleet: Option<&'static str>,
 }
 
+/// One probed address as the manager last left it, kept unformatted: the manager
+/// rewrites these at every probe result and verdict change, and on a large table
+/// formatting them there (and sorting by string keys) cost more than the probing.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct AddrView {
+    pub(super) addr: SocketAddr,
+    pub(super) state: ProbeState,
+    pub(super) rtt: Option<f64>,
+    pub(super) last_error: Option<String>,
+}
+
+/// A probed shard's addresses, for [`HealthView::targets`].
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct ShardView {
+    pub(super) kind: &'static str,
+    pub(super) addrs: Vec<AddrView>,
+}
+
 /// What the manager shares with the handle, for `meridian status`.
 #[derive(Default)]
 pub(super) struct Shared {
     pub(super) problems: Mutex<BTreeMap<ShardKey, Vec<Problem>>>,
-    pub(super) targets: Mutex<BTreeMap<(ShardKey, SocketAddr), TargetStatus>>,
+    pub(super) targets: Mutex<HashMap<ShardKey, ShardView>>,
+    /// The fleet whose verdicts [`HealthView::targets`] shows beside each address.
+    pub(super) fleet: Option<Fleet>,
 }
 
 /// Locks a status map. A panic while it was held leaves at worst a stale entry, which
@@ -91,7 +112,7 @@ pub fn spawn_in_fleet(
     fleet: Option<Fleet>,
 ) -> HealthChecker {
     let metrics = Metrics::register(registry);
-    let shared = Arc::new(Shared::default());
+    let shared = Arc::new(Shared { fleet: fleet.clone(), ..Shared::default() });
     let (control, control_rx) = mpsc::unbounded_channel();
     let (results_tx, results) = mpsc::channel(RESULT_QUEUE);
     // Subscribed before the manager's first build, so nothing published between the
@@ -119,9 +140,37 @@ impl HealthView {
         lock(&self.shared.problems).values().flatten().cloned().collect()
     }
 
-    /// Every probed address with its state, RTT and last error, sorted.
+    /// Every probed address with its state, RTT and last error, sorted by cluster,
+    /// service and address.
     pub fn targets(&self) -> Vec<TargetStatus> {
-        lock(&self.shared.targets).values().cloned().collect()
+        let map = lock(&self.shared.targets);
+        let mut shards: Vec<(&ShardKey, &ShardView)> = map.iter().collect();
+        shards.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut out = Vec::with_capacity(shards.iter().map(|(_, v)| v.addrs.len()).sum());
+        for (sk, view) in shards {
+            let mut addrs: Vec<&AddrView> = view.addrs.iter().collect();
+            addrs.sort_unstable_by_key(|a| a.addr);
+            out.extend(addrs.into_iter().map(|a| TargetStatus {
+                cluster: sk.0.to_string(),
+                service: sk.1.to_string(),
+                address: a.addr.to_string(),
+                kind: view.kind,
+                state: state_name(a.state),
+                rtt_ms: a.rtt.map(|s| s * 1000.0),
+                last_error: a.last_error.clone(),
+                fleet: self.shared.fleet.as_ref().map(|f| health_name(f.health(a.addr))),
+            }));
+        }
+        out
+    }
+}
+
+/// The name `meridian status` shows for a fleet verdict.
+fn health_name(h: Health) -> &'static str {
+    match h {
+        Health::Up => "up",
+        Health::Down => "down",
+        Health::Unknown => "unknown",
     }
 }
 

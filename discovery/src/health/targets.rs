@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::ShardKey;
-use super::checker::{Shared, TargetStatus, lock};
+use super::checker::{AddrView, ShardView, Shared, lock};
 use super::metrics::Metrics;
 use super::probe::{Launcher, ProbeResult};
 use super::spec::{CheckSpec, spec_for};
@@ -296,7 +296,7 @@ impl Targets {
         let published_at = old.as_ref().and_then(|o| o.published_at);
         if let Some(o) = &old {
             self.metrics.shard_state(o.published.state, -1);
-            self.forget_targets(&sk, &o.addrs);
+            self.forget_targets(&sk);
         }
         let kept = |addr: SocketAddr| {
             let same_check = old.as_ref().filter(|o| o.spec == spec);
@@ -384,7 +384,7 @@ impl Targets {
     fn remove(&mut self, sk: &ShardKey, reset: bool) {
         if let Some(sp) = self.shards.remove(sk) {
             self.metrics.shard_state(sp.published.state, -1);
-            self.forget_targets(sk, &sp.addrs);
+            self.forget_targets(sk);
             let addrs: Vec<SocketAddr> = sp.addrs.iter().map(|a| a.addr).collect();
             self.unindex(sk, &addrs);
         }
@@ -401,40 +401,37 @@ impl Targets {
     }
 
     /// Drops a shard's addresses from the shared status map.
-    fn forget_targets(&self, sk: &ShardKey, addrs: &[AddrSlot]) {
-        let mut t = lock(&self.shared.targets);
-        for a in addrs {
-            t.remove(&(sk.clone(), a.addr));
-        }
+    fn forget_targets(&self, sk: &ShardKey) {
+        lock(&self.shared.targets).remove(sk);
     }
 
-    /// Copies one shard's address states into the shared status map.
+    /// Copies one shard's address states into the shared status map, when they changed.
     fn refresh_targets(&self, sk: &ShardKey) {
         let Some(sp) = self.shards.get(sk) else { return };
+        let same = |v: &AddrView, a: &AddrSlot| {
+            v.addr == a.addr
+                && v.state == a.health.state
+                && v.rtt == a.health.rtt
+                && v.last_error == a.health.last_error
+        };
         let mut t = lock(&self.shared.targets);
-        for a in &sp.addrs {
-            t.insert(
-                (sk.clone(), a.addr),
-                TargetStatus {
-                    cluster: sk.0.to_string(),
-                    service: sk.1.to_string(),
-                    address: a.addr.to_string(),
-                    kind: sp.spec.kind.as_str(),
-                    state: state_name(a.health.state),
-                    rtt_ms: a.health.rtt.map(|s| s * 1000.0),
-                    last_error: a.health.last_error.clone(),
-                    fleet: self.fleet.as_ref().map(|f| health_name(f.health(a.addr))),
-                },
-            );
+        if let Some(v) = t.get(sk)
+            && v.kind == sp.spec.kind.as_str()
+            && v.addrs.len() == sp.addrs.len()
+            && v.addrs.iter().zip(&sp.addrs).all(|(v, a)| same(v, a))
+        {
+            return;
         }
-    }
-}
-
-/// The name `meridian status` shows for a fleet verdict.
-fn health_name(h: Health) -> &'static str {
-    match h {
-        Health::Up => "up",
-        Health::Down => "down",
-        Health::Unknown => "unknown",
+        let addrs = sp
+            .addrs
+            .iter()
+            .map(|a| AddrView {
+                addr: a.addr,
+                state: a.health.state,
+                rtt: a.health.rtt,
+                last_error: a.health.last_error.clone(),
+            })
+            .collect();
+        t.insert(sk.clone(), ShardView { kind: sp.spec.kind.as_str(), addrs });
     }
 }
