@@ -1,5 +1,5 @@
 //! A fleet of Meridian instances (`[fleet]`, quorum `majority`) on loopback, against
-//! simulated clusters hosted in this process (issue 17's bench).
+//! simulated clusters hosted in a process of their own (`simproc`; issue 17's bench).
 //!
 //! Measured, with 3 clusters × `--services` LoadBalancer services behind real listeners
 //! (1 s TCP probes, threshold 2): the time from a backend's listener closing until every
@@ -23,14 +23,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
-use meridian_sim::SimCluster;
-
 use self::load::{Death, Flapper, Rates, Victim};
 use self::nodes::{Addrs, Layout, Node};
 use crate::dnsclient::Client;
 use crate::harness::{self, Args};
-use crate::simhost::{self, Sims};
+use crate::simhost;
+use crate::simproc::{Range, SimProc};
+use anyhow::{Context, Result, bail};
 
 const USAGE: &str = "meridian-bench fleet [--instances 5] [--services 1000] [--deaths 5] [--seconds 10] \
                      [--flap 100] [--flap-rate 10] [--rest-interval 10] [--addresses 100000] [--bulk-interval 60] \
@@ -168,13 +167,12 @@ pub(crate) fn run(raw: &[String]) -> Result<()> {
     let dir = tmp.path();
     let key = dir.join("fleet.key");
     nodes::write_key(&key)?;
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let mut sims = rt.block_on(Sims::start(FAST_CLUSTERS + opts.rest_clusters(), true, dir))?;
+    let sims = Arc::new(SimProc::start(FAST_CLUSTERS + opts.rest_clusters(), dir)?);
     let live = seed_small(&opts, &sims)?;
     let small = small_run(&opts, &bin, &sims, &live, &key, dir)?;
     // A large variant that fails is reported with the rest, not instead of it.
     let (large, failed) = if opts.addresses > opts.fast_addresses() {
-        match large_run(&opts, &bin, &rt, &mut sims, &live, &key, dir) {
+        match large_run(&opts, &bin, &sims, &live, &key, dir) {
             Ok(l) => (Some(l), None),
             Err(e) => {
                 eprintln!("the large variant failed: {e:#}");
@@ -192,7 +190,6 @@ pub(crate) fn run(raw: &[String]) -> Result<()> {
         let command = format!("cargo run --release -p meridian-bench -- fleet {}", raw.join(" "));
         harness::record("Fleet (failover across instances, gossip)", command.trim(), &t)?;
     }
-    rt.block_on(sims.shutdown());
     Ok(())
 }
 
@@ -222,17 +219,18 @@ fn start_fleet(bin: &Path, layout: &Layout<'_>, dir: &Path, addresses: usize) ->
 
 /// Seeds the fast clusters with the victims and the flapping pool, the rest clusters
 /// with the other services; the fast clusters' addresses, by cluster and service.
-fn seed_small(opts: &Opts, sims: &Sims) -> Result<Vec<Vec<Ipv4Addr>>> {
+fn seed_small(opts: &Opts, sims: &SimProc) -> Result<Vec<Vec<Ipv4Addr>>> {
     let (live, rest) = (opts.live(), opts.services - opts.live());
     eprintln!(
         "seeding {FAST_CLUSTERS} clusters × {live} services probed every 1 s, {} × {rest} more",
         opts.rest_clusters()
     );
-    let (fast, others) = sims.clusters.split_at(FAST_CLUSTERS);
-    for c in others {
-        simhost::seed_range(c, live, rest, true)?;
-    }
-    fast.iter().map(|c| simhost::seed_range(c, 0, live, true)).collect()
+    let fast = (0..FAST_CLUSTERS).map(|cluster| Range { cluster, first: 0, count: live, listening: true });
+    let others =
+        (FAST_CLUSTERS..sims.clusters()).map(|cluster| Range { cluster, first: live, count: rest, listening: true });
+    let mut addrs = sims.seed(&fast.chain(others).collect::<Vec<_>>())?;
+    addrs.truncate(FAST_CLUSTERS);
+    Ok(addrs)
 }
 
 fn pick_addrs(n: usize) -> Result<Vec<Addrs>> {
@@ -240,15 +238,13 @@ fn pick_addrs(n: usize) -> Result<Vec<Addrs>> {
 }
 
 /// The flapping pool: the services after the victims, spread over the fast clusters.
-fn flap_pool(opts: &Opts, clusters: &[Arc<SimCluster>]) -> Vec<(Arc<SimCluster>, String)> {
-    (opts.deaths..opts.deaths + opts.flap)
-        .map(|i| (clusters[i % FAST_CLUSTERS].clone(), simhost::service_name(i)))
-        .collect()
+fn flap_pool(opts: &Opts) -> Vec<(usize, String)> {
+    (opts.deaths..opts.deaths + opts.flap).map(|i| (i % FAST_CLUSTERS, simhost::service_name(i))).collect()
 }
 
 /// Flaps the pool and measures the counters once the churn has warmed up.
-fn churn_window(opts: &Opts, fleet: &[Node], clusters: &[Arc<SimCluster>]) -> Result<Churn> {
-    let flapper = Flapper::start(flap_pool(opts, clusters), opts.flap_rate);
+fn churn_window(opts: &Opts, fleet: &[Node], sims: &Arc<SimProc>) -> Result<Churn> {
+    let flapper = Flapper::start(sims.clone(), flap_pool(opts), opts.flap_rate);
     std::thread::sleep(CHURN_WARMUP);
     let before = flapper.toggles();
     let t0 = Instant::now();
@@ -259,12 +255,19 @@ fn churn_window(opts: &Opts, fleet: &[Node], clusters: &[Arc<SimCluster>]) -> Re
     Ok(Churn { rates, toggles_per_s, errors })
 }
 
-fn small_run(opts: &Opts, bin: &Path, sims: &Sims, live: &[Vec<Ipv4Addr>], key: &Path, dir: &Path) -> Result<Small> {
+fn small_run(
+    opts: &Opts,
+    bin: &Path,
+    sims: &Arc<SimProc>,
+    live: &[Vec<Ipv4Addr>],
+    key: &Path,
+    dir: &Path,
+) -> Result<Small> {
     let addrs = pick_addrs(opts.instances)?;
-    let overrides = opts.overrides(sims.clusters.len(), sims.clusters.len());
+    let overrides = opts.overrides(sims.clusters(), sims.clusters());
     let layout = Layout {
-        kubeconfig: &sims.kubeconfig,
-        clusters: sims.clusters.len(),
+        kubeconfig: sims.kubeconfig(),
+        clusters: sims.clusters(),
         overrides: &overrides,
         key_file: key,
         addrs: &addrs,
@@ -277,21 +280,21 @@ fn small_run(opts: &Opts, bin: &Path, sims: &Sims, live: &[Vec<Ipv4Addr>], key: 
     let steady = load::measure(&fleet, opts.window)?;
     let deaths = run_deaths(opts, &fleet, sims, live)?;
     eprintln!("churn: {} backends flapping, {} toggles/s", opts.flap, opts.flap_rate);
-    let churn = churn_window(opts, &fleet, &sims.clusters)?;
+    let churn = churn_window(opts, &fleet, sims)?;
     let rss_mib = fleet.iter().map(|f| f.server.rss_kib().unwrap_or(0) as f64 / 1024.0).collect();
     Ok(Small { converged, deaths, steady, churn, rss_mib })
 }
 
 /// Kills and revives `--deaths` victims one after the other, timing each on every
 /// instance's answers.
-fn run_deaths(opts: &Opts, fleet: &[Node], sims: &Sims, live: &[Vec<Ipv4Addr>]) -> Result<Vec<Death>> {
+fn run_deaths(opts: &Opts, fleet: &[Node], sims: &SimProc, live: &[Vec<Ipv4Addr>]) -> Result<Vec<Death>> {
     let mut clients: Vec<Client> =
         fleet.iter().map(|f| Client::new(f.addrs.dns, Duration::from_millis(200))).collect::<Result<_, _>>()?;
     let mut deaths = Vec::new();
     for k in 0..opts.deaths {
         let ci = k % FAST_CLUSTERS;
         let addr = *live[ci].get(k).context("a seeded service per death")?;
-        let victim = Victim { cluster: &sims.clusters[ci], service: simhost::service_name(k), addr };
+        let victim = Victim { sims, cluster: ci, service: simhost::service_name(k), addr };
         let d = load::kill_and_revive(&mut clients, &victim)?;
         eprintln!(
             "death {}/{}: {} in c{ci}: every instance dropped it after {:.2?}, the first after {:.2?}; back after {:.2?}",
@@ -317,8 +320,7 @@ fn bulk_counts(bulk: usize) -> Vec<usize> {
 fn large_run(
     opts: &Opts,
     bin: &Path,
-    rt: &tokio::runtime::Runtime,
-    sims: &mut Sims,
+    sims: &Arc<SimProc>,
     live: &[Vec<Ipv4Addr>],
     key: &Path,
     dir: &Path,
@@ -326,23 +328,20 @@ fn large_run(
     let counts = bulk_counts(opts.addresses - opts.fast_addresses());
     eprintln!("adding {} clusters with {} services and nothing listening", counts.len(), counts.iter().sum::<usize>());
     let seed_start = Instant::now();
-    let first_bulk = sims.clusters.len();
-    rt.block_on(sims.add(counts.len()))?;
-    let bulk = sims.clusters.get(first_bulk..).unwrap_or_default();
-    std::thread::scope(|s| {
-        let seeding: Vec<_> = bulk
-            .iter()
-            .zip(&counts)
-            .map(|(c, n)| s.spawn(move || simhost::seed_range(c, 0, *n, false).map(drop)))
-            .collect();
-        seeding.into_iter().try_for_each(|h| h.join().map_err(|_| anyhow::anyhow!("a seeding thread panicked"))?)
-    })?;
+    let first_bulk = sims.clusters();
+    sims.add(counts.len())?;
+    let bulk: Vec<Range> = counts
+        .iter()
+        .enumerate()
+        .map(|(i, &count)| Range { cluster: first_bulk + i, first: 0, count, listening: false })
+        .collect();
+    sims.seed(&bulk)?;
     eprintln!("seeded in {:.1?}; starting {} instances", seed_start.elapsed(), opts.instances);
     let addrs = pick_addrs(opts.instances)?;
-    let overrides = opts.overrides(first_bulk, sims.clusters.len());
+    let overrides = opts.overrides(first_bulk, sims.clusters());
     let layout = Layout {
-        kubeconfig: &sims.kubeconfig,
-        clusters: sims.clusters.len(),
+        kubeconfig: sims.kubeconfig(),
+        clusters: sims.clusters(),
         overrides: &overrides,
         key_file: key,
         addrs: &addrs,
@@ -355,7 +354,7 @@ fn large_run(
     eprintln!("converged after {converged:.1?}; steady state for {:?}", opts.window);
     std::thread::sleep(SETTLE);
     let steady = load::measure(&fleet, opts.window)?;
-    let churn = churn_window(opts, &fleet, &sims.clusters)?;
+    let churn = churn_window(opts, &fleet, sims)?;
     let deaths = run_deaths(opts, &fleet, sims, live)?;
     let receive_buffer = fleet
         .iter()
@@ -363,7 +362,7 @@ fn large_run(
         .collect();
     let mib = |k: Option<u64>| k.unwrap_or(0) as f64 / 1024.0;
     Ok(Large {
-        clusters: sims.clusters.len() - first_bulk,
+        clusters: sims.clusters() - first_bulk,
         converged,
         catchup_sent: at.iter().map(|c| c.sent).collect(),
         catchup_received: at.iter().map(|c| c.received).collect(),

@@ -386,9 +386,11 @@ impl Args {
 }
 
 /// `target/release/meridian`, checked to exist (the benches never build it themselves,
-/// so the figures are of the binary the user built).
+/// so the figures are of the binary the user built); `MERIDIAN_BENCH_BINARY` names
+/// another, such as a wrapper that runs it under a heap profiler.
 pub(crate) fn meridian_binary() -> Result<PathBuf> {
-    let p = workspace_root().join("target/release/meridian");
+    let p = std::env::var_os("MERIDIAN_BENCH_BINARY")
+        .map_or_else(|| workspace_root().join("target/release/meridian"), PathBuf::from);
     if !p.is_file() {
         bail!("{} is missing: run `cargo build --release` first", p.display());
     }

@@ -27,6 +27,7 @@ mod harness;
 mod proxy;
 mod scale;
 mod simhost;
+mod simproc;
 mod table;
 mod xfr;
 
@@ -52,6 +53,8 @@ fn main() -> anyhow::Result<()> {
         Some("proxy") => proxy::run(rest),
         Some("fleet") => fleet::run(rest),
         Some("xfr") => xfr::run(rest),
+        // The simulator process some benches start (`simproc`), not for direct use.
+        Some("simhost") => simproc::serve(rest),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);

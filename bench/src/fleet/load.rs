@@ -9,11 +9,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use meridian_sim::SimCluster;
 
 use super::nodes::{Counters, Node, node_id};
 use crate::dnsclient::{Answer, Client};
 use crate::simhost;
+use crate::simproc::SimProc;
 
 /// Longer than this, an instance counts as never having dropped (or returned) it.
 pub(super) const TRIAL_TIMEOUT: Duration = Duration::from_secs(15);
@@ -50,7 +50,8 @@ fn latest(v: &[Option<Duration>]) -> Option<Duration> {
 
 /// The victim: one service's load-balancer address in one cluster.
 pub(super) struct Victim<'a> {
-    pub(super) cluster: &'a SimCluster,
+    pub(super) sims: &'a SimProc,
+    pub(super) cluster: usize,
     pub(super) service: String,
     pub(super) addr: Ipv4Addr,
 }
@@ -66,10 +67,10 @@ pub(super) fn kill_and_revive(clients: &mut [Client], v: &Victim<'_>) -> Result<
         bail!("{} does not answer {} for {name} before its death", node_id(i), v.addr);
     }
     let t0 = Instant::now();
-    v.cluster.set_backend(simhost::NAMESPACE, &v.service, false)?;
+    v.sims.set_backend(v.cluster, &v.service, false)?;
     let dropped = until_each(clients, &name, t0, |a| a.rcode == 0 && !a.addrs.is_empty() && !a.addrs.contains(&v.addr));
     let t1 = Instant::now();
-    v.cluster.set_backend(simhost::NAMESPACE, &v.service, true)?;
+    v.sims.set_backend(v.cluster, &v.service, true)?;
     let back = until_each(clients, &name, t1, |a| a.addrs.contains(&v.addr));
     Ok(Death { dropped, back })
 }
@@ -106,12 +107,12 @@ pub(super) struct Flapper {
 }
 
 impl Flapper {
-    pub(super) fn start(pool: Vec<(Arc<SimCluster>, String)>, rate: f64) -> Flapper {
+    pub(super) fn start(sims: Arc<SimProc>, pool: Vec<(usize, String)>, rate: f64) -> Flapper {
         let stop = Arc::new(AtomicBool::new(false));
         let toggles = Arc::new(AtomicU64::new(0));
         let errors = Arc::new(AtomicU64::new(0));
         let (s, t, e) = (stop.clone(), toggles.clone(), errors.clone());
-        let thread = std::thread::spawn(move || flap(&pool, rate, &s, &t, &e));
+        let thread = std::thread::spawn(move || flap(&sims, &pool, rate, &s, &t, &e));
         Flapper { stop, toggles, errors, thread: Some(thread) }
     }
 
@@ -134,7 +135,14 @@ impl Drop for Flapper {
     }
 }
 
-fn flap(pool: &[(Arc<SimCluster>, String)], rate: f64, stop: &AtomicBool, toggles: &AtomicU64, errors: &AtomicU64) {
+fn flap(
+    sims: &SimProc,
+    pool: &[(usize, String)],
+    rate: f64,
+    stop: &AtomicBool,
+    toggles: &AtomicU64,
+    errors: &AtomicU64,
+) {
     let tick = Duration::from_secs_f64(1.0 / rate.max(0.01));
     let mut up = vec![true; pool.len()];
     let mut next = Instant::now();
@@ -144,7 +152,7 @@ fn flap(pool: &[(Arc<SimCluster>, String)], rate: f64, stop: &AtomicBool, toggle
         k += 1;
         up[i] = !up[i];
         let (cluster, svc) = &pool[i];
-        match cluster.set_backend(simhost::NAMESPACE, svc, up[i]) {
+        match sims.set_backend(*cluster, svc, up[i]) {
             Ok(()) => toggles.fetch_add(1, Ordering::Relaxed),
             Err(_) => errors.fetch_add(1, Ordering::Relaxed),
         };
@@ -154,7 +162,7 @@ fn flap(pool: &[(Arc<SimCluster>, String)], rate: f64, stop: &AtomicBool, toggle
         }
     }
     for ((cluster, svc), _) in pool.iter().zip(&up).filter(|(_, u)| !**u) {
-        let _ = cluster.set_backend(simhost::NAMESPACE, svc, true);
+        let _ = sims.set_backend(*cluster, svc, true);
     }
 }
 

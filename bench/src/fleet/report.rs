@@ -19,8 +19,8 @@ pub(super) fn write(opts: &Opts, small: &Small, large: Option<&Large>, failed: O
         t,
         "{n} `meridian serve` instances on loopback (each its own 127.x IP for DNS, admin and gossip; \
          not pinned, both cores), `[fleet]` quorum `majority`, gossip every {gi}, stale after {sa}. \
-         {total} LoadBalancer services' addresses, each a real listener of the simulator (hosted in the bench \
-         process): {FAST_CLUSTERS} clusters × {live} services (the victims and the flapping pool) with \
+         {total} LoadBalancer services' addresses, each a real listener of the simulator (in a process of its \
+         own, `nice -n -5`, not pinned): {FAST_CLUSTERS} clusters × {live} services (the victims and the flapping pool) with \
          `[health]` {h}, and {rc} clusters × {rest} probed every {ri} s. A death closes one service's listener \
          (connections refused); every instance's answer for its global name is polled over UDP (a query per \
          instance every ~2 ms) until it no longer holds the address. Load average (1 min) {load}.\n",
