@@ -29,6 +29,7 @@ use meridian_config::LogFormat;
 /// mimalloc rather than glibc's allocator: Meridian allocates many small objects per
 /// change (the table at start-up, the DNS index, the proxy's HTTP/2 path), where glibc's
 /// `malloc`/`free` dominated the scale benchmark's profile (bench/README).
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
