@@ -125,12 +125,7 @@ pub(crate) async fn run(admin: SocketAddr, params: Params, json: bool) -> Result
 }
 
 fn text(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        Value::Array(a) => a.iter().map(text).collect::<Vec<_>>().join(", "),
-        other => other.to_string(),
-    }
+    crate::status::cell(v, ", ")
 }
 
 fn render_dns(d: &Value) -> String {

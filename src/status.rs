@@ -46,10 +46,16 @@ pub(crate) fn render(header: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 fn s(v: &Value) -> String {
+    cell(v, ",")
+}
+
+/// A JSON value as a table cell: `-` for null, a string unquoted, a list's items joined
+/// by `sep` (shared with `meridian explain`'s text).
+pub(crate) fn cell(v: &Value, sep: &str) -> String {
     match v {
         Value::Null => "-".into(),
         Value::String(s) => s.clone(),
-        Value::Array(a) => a.iter().map(s).collect::<Vec<_>>().join(","),
+        Value::Array(a) => a.iter().map(|v| cell(v, sep)).collect::<Vec<_>>().join(sep),
         other => other.to_string(),
     }
 }

@@ -24,6 +24,9 @@ use crate::simhost::{self, Sims};
 const NOFILE: u64 = 1 << 20;
 /// The child's niceness: below the instances', so the API servers they list answer.
 const NICENESS: &str = "-5";
+/// How long a request to the child may take: seeding 100,000 services took 12–16 s.
+const SEED_DEADLINE: Duration = Duration::from_secs(300);
+const REPLY_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Seeding `first..first + count` in cluster `cluster`, with or without listeners.
 #[derive(Clone, Copy)]
@@ -101,6 +104,8 @@ impl SimProc {
         let mut io = self.io.lock().unwrap_or_else(|e| e.into_inner());
         let (stdin, stdout) = &mut *io;
         writeln!(stdin, "{req}").and_then(|()| stdin.flush()).context("the simulator process is gone")?;
+        let deadline = if req["op"] == "seed" { SEED_DEADLINE } else { REPLY_DEADLINE };
+        wait_readable(stdout, deadline).with_context(|| format!("the simulator did not answer {req}"))?;
         let mut line = String::new();
         if stdout.read_line(&mut line).context("reading the simulator's reply")? == 0 {
             bail!("the simulator process exited (asked {req})");
@@ -111,6 +116,22 @@ impl SimProc {
             Some(e) => bail!("the simulator: {e}"),
             None => Ok(reply["ok"].take()),
         }
+    }
+}
+
+/// Waits until the reply has begun to arrive (one request is in flight at a time, so
+/// nothing of an earlier reply is buffered), or fails after `deadline`.
+fn wait_readable(stdout: &BufReader<ChildStdout>, deadline: Duration) -> Result<()> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    if !stdout.buffer().is_empty() {
+        return Ok(());
+    }
+    let timeout = PollTimeout::try_from(deadline).unwrap_or(PollTimeout::MAX);
+    let mut fds = [PollFd::new(stdout.get_ref().as_fd(), PollFlags::POLLIN)];
+    match poll(&mut fds, timeout).context("waiting for the simulator")? {
+        0 => bail!("no reply within {deadline:?}"),
+        _ => Ok(()),
     }
 }
 
