@@ -203,22 +203,27 @@ impl SliceEntry {
 /// EndpointSlices by service, so refreshing one service reads its own slices. Finding a
 /// service's slices by scanning every slice of the cluster made each go-live quadratic
 /// in the cluster's size, and large clusters spent much of their start-up there.
+/// A service has one slice or a few, so each list is a vector: a one-key B-tree set
+/// allocates a whole node (eleven keys) per service.
 #[derive(Default)]
 struct SliceIndex {
-    by_service: HashMap<ObjectKey, BTreeSet<ObjectKey>>,
+    by_service: HashMap<ObjectKey, Vec<ObjectKey>>,
 }
 
 impl SliceIndex {
     fn link(&mut self, service: Option<&ObjectKey>, slice: &ObjectKey) {
         if let Some(svc) = service {
-            self.by_service.entry(svc.clone()).or_default().insert(slice.clone());
+            let slices = self.by_service.entry(svc.clone()).or_default();
+            if !slices.contains(slice) {
+                slices.push(slice.clone());
+            }
         }
     }
 
     fn unlink(&mut self, service: Option<&ObjectKey>, slice: &ObjectKey) {
         let Some(svc) = service else { return };
         if let Entry::Occupied(mut e) = self.by_service.entry(svc.clone()) {
-            e.get_mut().remove(slice);
+            e.get_mut().retain(|k| k != slice);
             if e.get().is_empty() {
                 e.remove();
             }

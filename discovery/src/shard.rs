@@ -214,6 +214,13 @@ pub fn shard_of(
     endpoints.sort_by(|a, b| a.addresses.cmp(&b.addresses).then(b.ready.cmp(&a.ready)));
     endpoints.dedup_by(|a, b| a.addresses == b.addresses);
     let ready = endpoints.iter().filter(|e| e.ready).count();
+    let total = endpoints.len();
+    // Only a headless shard answers with its endpoints; any other keeps their counts, so
+    // the table holds no copy that nothing reads, and an endpoint change that leaves the
+    // counts alone changes nothing downstream.
+    if !svc.headless {
+        endpoints = Vec::new();
+    }
     Ok(Shard {
         cluster: cluster.clone(),
         addresses,
@@ -221,7 +228,7 @@ pub fn shard_of(
         ports: svc.ports.clone(),
         headless: svc.headless,
         ready_endpoints: u32::try_from(ready).unwrap_or(u32::MAX),
-        total_endpoints: u32::try_from(endpoints.len()).unwrap_or(u32::MAX),
+        total_endpoints: u32::try_from(total).unwrap_or(u32::MAX),
         endpoints,
         annotations: svc.annotations.clone(),
         exported,

@@ -47,6 +47,7 @@ fn load_balancer_service_with_ipv4_ipv6_and_hostname() {
     assert_eq!(shard.hostnames, vec![Arc::from("lb.example.com")]);
     assert_eq!(shard.ready_endpoints, 2, "nil ready counts as ready; bogus address is skipped");
     assert_eq!(shard.total_endpoints, 3);
+    assert!(shard.endpoints.is_empty(), "a shard that is not headless keeps the counts, not the endpoints");
     assert_eq!(shard.ports.len(), 2);
     assert_eq!(shard.ports[1].protocol, Protocol::Udp);
     assert_eq!(shard.annotations.keys().collect::<Vec<_>>(), ["meridian.io/ttl"]);
