@@ -122,8 +122,7 @@ impl DnsServer {
         server.serve_udp(config, sockets.udp)?;
         server.serve_tcp(config, sockets.tcp);
         let token = server.shutdown.clone();
-        // Off the async workers: a batch at 100,000 shards takes long enough to starve them.
-        server.tasks.push(follower.spawn_blocking(feed, token));
+        server.tasks.push(tokio::spawn(async move { follower.run(&mut feed, &token).await }));
         server.tasks.push(tokio::spawn(crate::xfr::publish::run(server.shared.clone(), server.shutdown.clone())));
         tracing::info!(listen = ?server.addrs, "dns: serving");
         let stopping = Stopping {

@@ -11,7 +11,6 @@
 use std::sync::Arc;
 
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::table::{Change, Snapshot, Table};
@@ -92,20 +91,6 @@ impl Follower {
             }
         }
     }
-
-    /// Feeds `projection` as [`Follower::run`] does, on a thread of the runtime's blocking
-    /// pool instead of an async worker. A projection that takes long per batch holds the
-    /// worker it runs on for that long, and every timer, probe and deadline queued behind
-    /// it fires late; on a loaded instance that lateness read as silent clusters. Call
-    /// from within a runtime; the thread ends when `shutdown` is cancelled or the writer
-    /// is gone.
-    pub fn spawn_blocking<P>(self, mut projection: P, shutdown: CancellationToken) -> JoinHandle<()>
-    where
-        P: Projection + Send + 'static,
-    {
-        let runtime = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || runtime.block_on(self.run(&mut projection, &shutdown)))
-    }
 }
 
 /// Subscribes, builds `projection` from the current snapshot, then keeps it up to date
@@ -119,7 +104,6 @@ pub async fn follow(table: &Table, projection: &mut impl Projection, shutdown: &
 #[cfg(test)]
 mod tests {
     use std::net::{IpAddr, Ipv4Addr};
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
     use super::*;
@@ -185,42 +169,6 @@ mod tests {
         }
         assert_eq!(log.fed, ["rebuild", "rebuild"]);
         assert_eq!(log.services, 1100);
-    }
-
-    /// Blocks its thread for a while on every batch, as a large rebuild does.
-    struct Slow(Arc<AtomicUsize>);
-
-    impl Projection for Slow {
-        fn rebuild(&mut self, _: &Snapshot) {
-            std::thread::sleep(Duration::from_millis(800));
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-        fn apply(&mut self, snap: &Snapshot, _: &Change) {
-            self.rebuild(snap);
-        }
-    }
-
-    /// On a runtime with a single worker, a timer set while the projection is busy still
-    /// fires before the projection is done: the projection does not hold the worker.
-    #[tokio::test(flavor = "current_thread")]
-    async fn a_slow_projection_on_its_own_thread_leaves_the_runtime_free() {
-        let (table, mut writer) = Table::new();
-        let c = Arc::new(ClusterMeta::new("c1", 0));
-        let done = Arc::new(AtomicUsize::new(0));
-        let shutdown = CancellationToken::new();
-        let task = Follower::new(&table).spawn_blocking(Slow(done.clone()), shutdown.clone());
-        writer.apply([Update::Cluster(c.clone())]);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(done.load(Ordering::SeqCst), 0, "the timer fired while the batch ran");
-        let fed = async {
-            while done.load(Ordering::SeqCst) == 0 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        };
-        assert!(tokio::time::timeout(Duration::from_secs(5), fed).await.is_ok(), "the batch was fed");
-        shutdown.cancel();
-        let stopped = tokio::time::timeout(Duration::from_secs(5), task).await;
-        assert!(matches!(stopped, Ok(Ok(()))), "the thread ends on shutdown");
     }
 
     #[tokio::test]
