@@ -161,7 +161,9 @@ pub struct Shard {
     pub headless: bool,
     pub ready_endpoints: u32,
     pub total_endpoints: u32,
-    /// Endpoints, ready or not (empty unless the service is headless or has named ports).
+    /// Endpoints, ready or not; empty unless the service is headless (only a headless
+    /// shard answers with them, so any other keeps just `ready_endpoints` and
+    /// `total_endpoints`).
     pub endpoints: Vec<Endpoint>,
     /// The Service's `meridian.io/*` annotations (policy, weight, TTL, health check).
     pub annotations: BTreeMap<String, String>,
