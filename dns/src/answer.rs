@@ -9,7 +9,7 @@ use meridian_config::ranking::MAX_ANSWERS_CEILING;
 use meridian_model::geo::{Geo, Located, Place};
 use meridian_model::rank;
 
-use crate::candidates::{Candidates, Mode};
+use crate::candidates::{Addrs, Candidates, Mode};
 use crate::explain::Trace;
 use crate::index::{Index, Lookup, ZoneEntry};
 use crate::name::{MAX_NAME, NameBuf};
@@ -366,7 +366,8 @@ impl<'a> Chase<'a> {
             }
             let Some(c) = &node.cname else {
                 let at_apex = key == &zone.data.apex[..];
-                if write_data(node, zone, at_apex, q.qtype, self.owner, client, resp) == 0 {
+                let addrs = index.addrs(key, node);
+                if write_data(node, addrs, zone, at_apex, q.qtype, self.owner, client, resp) == 0 {
                     negative(zone, self.apex_ptr, resp);
                 } else if let Some(at) = target_offset(q.qtype) {
                     target_addresses(index, node, q.qtype, at, resp);
@@ -554,12 +555,10 @@ fn target_addresses(index: &Index, node: &Node, qtype: u16, offset: usize, resp:
             written += usize::from(ok);
             ok
         };
-        if let Some(c) = &t.addrs {
-            let a = c.a.iter().map(|r| (rtype::A, &r[..]));
-            let aaaa = c.aaaa.iter().map(|r| (rtype::AAAA, &r[..]));
-            if !a.chain(aaaa).all(|(rt, r)| write(rt, c.ttl, r)) {
-                return;
-            }
+        if let Some(c) = index.addrs(name.wire(), t)
+            && !c.each_record(|rt, r| write(rt, c.c.ttl, r))
+        {
+            return;
         }
         for set in t.rrsets.iter().filter(|s| s.rtype == rtype::A || s.rtype == rtype::AAAA) {
             if !set.rdata.iter().all(|r| write(set.rtype, set.ttl, r)) {
@@ -575,8 +574,10 @@ fn negative(zone: &ZoneEntry, apex_ptr: u16, resp: &mut Response<'_>) {
 }
 
 /// Writes the RRset of `qtype` at a name; returns how many records were written.
+#[allow(clippy::too_many_arguments)]
 fn write_data(
     node: &Node,
+    addrs: Option<Addrs<'_>>,
     zone: &ZoneEntry,
     at_apex: bool,
     qtype: u16,
@@ -592,7 +593,7 @@ fn write_data(
         if at_apex {
             return soa(resp);
         }
-        if let Some(c) = &node.addrs {
+        if let Some(c) = addrs {
             let n = write_addrs(c, rtype::A, owner, client, resp);
             if n > 0 {
                 return n;
@@ -608,7 +609,7 @@ fn write_data(
         return soa(resp);
     }
     let mut n = 0;
-    if let (Some(c), rtype::A | rtype::AAAA) = (&node.addrs, qtype) {
+    if let (Some(c), rtype::A | rtype::AAAA) = (addrs, qtype) {
         n += write_addrs(c, qtype, owner, client, resp);
     }
     for set in node.rrsets.iter().filter(|s| s.rtype == qtype) {
@@ -623,7 +624,7 @@ fn write_data(
 /// list. Other policies order member (shard) indices in a reused per-thread buffer —
 /// a stable sort of a handful of integers — then write each member's records, rotated
 /// within the member, up to `max_answers` (never above [`MAX_ANSWERS_CEILING`]).
-fn write_addrs(c: &Candidates, qtype: u16, owner: Owner<'_>, who: &mut Asker<'_>, resp: &mut Response<'_>) -> usize {
+fn write_addrs(c: Addrs<'_>, qtype: u16, owner: Owner<'_>, who: &mut Asker<'_>, resp: &mut Response<'_>) -> usize {
     // Apart from the asker, whose location the ranking borrows.
     let mut trace = who.trace.take();
     let written = rank_and_write(c, qtype, owner, who, resp, trace.as_deref_mut());
@@ -632,7 +633,7 @@ fn write_addrs(c: &Candidates, qtype: u16, owner: Owner<'_>, who: &mut Asker<'_>
 }
 
 fn rank_and_write(
-    c: &Candidates,
+    here: Addrs<'_>,
     qtype: u16,
     owner: Owner<'_>,
     who: &mut Asker<'_>,
@@ -640,6 +641,7 @@ fn rank_and_write(
     mut trace: Option<&mut Trace>,
 ) -> usize {
     let rot = next_rotation();
+    let c = here.c;
     let rank = &c.rank;
     let limit = match rank.max_answers {
         0 => MAX_ANSWERS_CEILING,
@@ -651,16 +653,28 @@ fn rank_and_write(
         (m, _) => (m, &rank.order),
     };
     let mut written = 0;
+    // An address several members share is written once (see `Candidates::shared`).
+    let mut seen: Vec<[u8; 16]> = Vec::new();
     let mut write = |r: &[u8]| {
+        let mut padded = [0u8; 16];
+        if c.shared {
+            padded.iter_mut().zip(r).for_each(|(p, b)| *p = *b);
+            if seen.contains(&padded) {
+                return true;
+            }
+        }
         if written >= limit || resp.record(Section::Answer, owner, qtype, c.ttl, r).is_none() {
             return false;
+        }
+        if c.shared {
+            seen.push(padded);
         }
         written += 1;
         true
     };
-    if mode == Mode::Rotate && order.len() == c.members.len() {
+    if mode == Mode::Rotate && order.len() == c.members.len() && here.is_flat() {
         if let Some(t) = trace.as_deref_mut() {
-            t.ranked(c, mode, order, limit);
+            t.ranked(here, mode, order, limit);
         }
         match qtype {
             rtype::A => write_rotated(&c.a, rot, &mut write),
@@ -668,8 +682,8 @@ fn rank_and_write(
         };
         return written;
     }
-    // A handful of members is ordered on the stack; weighted draws (which drop members)
-    // and long lists use the per-thread buffer.
+    // A handful of members is ordered on the stack; weighted draws (which drop members),
+    // long lists and the members of one place use the per-thread buffer.
     const INLINE: usize = 16;
     let arrange = |idx: &mut [usize]| match (mode, place) {
         (Mode::Rotate | Mode::RotateSubset, _) if !idx.is_empty() => {
@@ -679,7 +693,7 @@ fn rank_and_write(
         (Mode::Geo, Some(p)) => rank::geo_order(&rank.candidates, p, idx),
         _ => {}
     };
-    if mode != Mode::Weighted && order.len() <= INLINE {
+    if mode != Mode::Weighted && order.len() <= INLINE && here.place.is_none() {
         let mut inline = [0usize; INLINE];
         for (slot, &i) in inline.iter_mut().zip(order) {
             *slot = i;
@@ -687,7 +701,7 @@ fn rank_and_write(
         let idx = &mut inline[..order.len()];
         arrange(idx);
         if let Some(t) = trace.as_deref_mut() {
-            t.ranked(c, mode, idx, limit);
+            t.ranked(here, mode, idx, limit);
         }
         write_members(c, idx, qtype, rot, &mut write);
         return written;
@@ -695,18 +709,36 @@ fn rank_and_write(
     ORDER.with(|buf| {
         let Ok(mut idx) = buf.try_borrow_mut() else { return };
         idx.clear();
-        idx.extend_from_slice(order);
+        members_here(here, mode, order, &mut idx);
         if mode == Mode::Weighted {
             rank::weighted_order(&rank.candidates, &mut idx, next_random);
         } else {
             arrange(&mut idx);
         }
         if let Some(t) = trace {
-            t.ranked(c, mode, &idx, limit);
+            t.ranked(here, mode, &idx, limit);
         }
         write_members(c, &idx, qtype, rot, &mut write);
     });
     written
+}
+
+/// The members of `order` (the name's ranking under `mode`) that answer `here`, into
+/// `idx`. For a place, failover's first group is the first among the place's members,
+/// which the global name's order (its own first group only) may not hold.
+fn members_here(here: Addrs<'_>, mode: Mode, order: &[usize], idx: &mut Vec<usize>) {
+    if here.place.is_none() {
+        idx.extend_from_slice(order);
+        return;
+    }
+    if mode != Mode::RotateSubset {
+        idx.extend(order.iter().copied().filter(|&i| here.has(i)));
+        return;
+    }
+    let group = |i: usize| here.c.rank.candidates.get(i).map_or(usize::MAX, |m| m.group);
+    let all = (0..here.c.members.len()).filter(|&i| here.has(i));
+    let Some(first) = all.clone().map(group).min() else { return };
+    idx.extend(all.filter(|&i| group(i) == first));
 }
 
 /// Writes the records of the members `idx` in that order, each member's rotated by `rot`,

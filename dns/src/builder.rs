@@ -16,7 +16,7 @@ use crate::geoip::GeoSource;
 use crate::index::{Identity, Index, ZoneEntry, zone_position};
 use crate::name::{Key, NameBuf, NameMap, NameSet};
 use crate::problems::{Kind, Problems};
-use crate::record::Node;
+use crate::record::{Named, Node};
 use crate::scheme;
 use crate::serial::Serials;
 use crate::settings::Settings;
@@ -52,7 +52,7 @@ pub(crate) struct Builder {
 /// Buffers reused from one object to the next while names are recomputed.
 #[derive(Default)]
 struct Scratch {
-    out: Vec<(Key, Node)>,
+    out: Vec<Named>,
     problems: Vec<rank::Problem>,
 }
 

@@ -28,7 +28,7 @@ pub(crate) fn zone(index: &Index, apex: &str) -> Option<String> {
     let _ = writeln!(out, "$ORIGIN {apex_text}");
     line(&mut out, &apex_text, zone.data.soa_ttl, rtype::SOA, &zone.soa);
     for (key, node) in names {
-        write_node(&mut out, zone, key, node);
+        write_node(&mut out, index, zone, key, node);
     }
     Some(out)
 }
@@ -39,18 +39,16 @@ fn label_at(wire: &[u8], at: usize) -> Vec<u8> {
     wire.get(at + 1..at + 1 + len).unwrap_or_default().to_ascii_lowercase()
 }
 
-fn write_node(out: &mut String, zone: &ZoneEntry, key: &[u8], node: &Node) {
+fn write_node(out: &mut String, index: &Index, zone: &ZoneEntry, key: &[u8], node: &Node) {
     let owner = wire_name(key).map_or_else(|| name::text(key), |(n, _)| n);
     if let Some(c) = &node.cname {
         line(out, &owner, c.ttl, rtype::CNAME, &c.target);
     }
-    if let Some(c) = &node.addrs {
-        for a in &c.a {
-            line(out, &owner, c.ttl, rtype::A, a);
-        }
-        for a in &c.aaaa {
-            line(out, &owner, c.ttl, rtype::AAAA, a);
-        }
+    if let Some(c) = index.addrs(key, node) {
+        c.each_record(|rt, r| {
+            line(out, &owner, c.c.ttl, rt, r);
+            true
+        });
     }
     for set in &node.rrsets {
         // The apex SOA is written first, from the zone's current serial.

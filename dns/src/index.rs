@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use meridian_model::geo::Geo;
 
+use crate::candidates::Addrs;
 use crate::cookie::Secret;
 use crate::name::{self, NameBuf, NameMap, NameSet};
 use crate::record::{Node, Rrset};
@@ -82,6 +83,17 @@ impl Index {
             return Lookup::Empty;
         }
         self.wildcard(zone, key).map_or(Lookup::Missing, Lookup::Node)
+    }
+
+    /// The address candidates `node`, found at `key`, answers with: its own, or for a
+    /// level name its global name's in the place that `key` names.
+    pub(crate) fn addrs<'a>(&'a self, key: &'a [u8], node: &'a Node) -> Option<Addrs<'a>> {
+        if let Some(c) = &node.addrs {
+            return Some(Addrs { c, place: None });
+        }
+        let level = node.level.as_ref()?;
+        let c = self.table.names.get(&level.global[..])?.addrs.as_deref()?;
+        Some(Addrs { c, place: Some(level.place(key)?) })
     }
 
     /// The data at exactly `key`.

@@ -85,6 +85,9 @@ pub use scheme::TTL_ANNOTATION;
 pub use server::{DnsServer, ServedName, Sockets};
 pub use xfr::{KeyFileError, NotifyStatus, NotifyTarget, TransferRecord, ZoneTransferStatus};
 
+/// The index of a snapshot, for the footprint micro-benchmark.
+#[doc(hidden)]
+pub mod footprint;
 /// The query handler as a pure function, for the fuzz target and its stable-Rust twin.
 #[doc(hidden)]
 pub mod fuzzing;

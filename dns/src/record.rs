@@ -5,8 +5,12 @@ use std::sync::Arc;
 
 use meridian_model::table::ObjectKey;
 
-use crate::candidates::Candidates;
+use crate::candidates::{Candidates, Place};
 use crate::name::Key;
+
+/// A name and its data, as the scheme computes them; nodes are shared where several
+/// names answer alike (the region or zone names of one object, see [`Level`]).
+pub(crate) type Named = (Key, Arc<Node>);
 
 /// Everything known about one name.
 #[derive(Debug, Default, Clone)]
@@ -15,6 +19,9 @@ pub(crate) struct Node {
     pub(crate) cname: Option<Cname>,
     /// A/AAAA of candidate shards, ordered per query.
     pub(crate) addrs: Option<Arc<Candidates>>,
+    /// A region or zone name that answers with the members of its global name in that
+    /// region or zone.
+    pub(crate) level: Option<Level>,
     /// Other records (zone file, SRV, TXT), RDATA already encoded.
     pub(crate) rrsets: Vec<Rrset>,
     pub(crate) source: Source,
@@ -28,6 +35,7 @@ impl Node {
         self.addrs.is_none()
             && other.addrs.is_none()
             && self.cname == other.cname
+            && self.level == other.level
             && self.rrsets == other.rrsets
             && self.source == other.source
     }
@@ -63,6 +71,31 @@ impl Source {
             Source::Route(k) => ("httproute", Some(k)),
             Source::RouteHost(k) => ("httproute-host", Some(k)),
         }
+    }
+}
+
+/// What a region or zone name of a federated object answers with: the members of the
+/// object's global name (`global`, in the same zone) in the region, or zone, that the
+/// labels before the zone apex name (`<zone>.<region>.<apex>` or `<region>.<apex>`).
+///
+/// The names of one object share one such node, so a region or zone name costs the
+/// index its key and nothing more; the members are chosen per query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Level {
+    pub(crate) global: Arc<[u8]>,
+    /// Octets of the zone apex at the end of the names (and of `global`).
+    pub(crate) apex_len: usize,
+    /// Two labels (zone, region) before the apex, not one (region).
+    pub(crate) zone: bool,
+}
+
+impl Level {
+    /// The place the level name `key` names: its labels between the object's part (that
+    /// of `global`) and the zone apex.
+    pub(crate) fn place<'k>(&self, key: &'k [u8]) -> Option<Place<'k>> {
+        let base = self.global.len().checked_sub(self.apex_len)?;
+        let labels = key.get(base..key.len().checked_sub(self.apex_len)?)?;
+        Some(Place { labels, zone: self.zone })
     }
 }
 

@@ -20,7 +20,7 @@ use meridian_model::table::{
 
 use crate::candidates::{Candidates, MemberInput};
 use crate::name::{self, Key, NameMap};
-use crate::record::{Cname, Node, Rrset, Source};
+use crate::record::{Cname, Level, Named, Node, Rrset, Source};
 use crate::settings::Settings;
 use crate::wire::rtype;
 
@@ -103,13 +103,21 @@ pub(crate) struct Ranked<'a, 'p> {
     pub(crate) problems: &'p mut Vec<Problem>,
 }
 
-fn addr_node(ttl: u32, members: &[MemberInput<'_>], source: Source, r: &mut Ranked<'_, '_>) -> Node {
+fn addr_node(ttl: u32, members: &[MemberInput<'_>], source: Source, r: &mut Ranked<'_, '_>) -> Arc<Node> {
     let c = Candidates::new(ttl, members, r.key, &r.settings.ranking, r.problems);
-    Node { addrs: Some(Arc::new(c)), source, ..Default::default() }
+    Arc::new(Node { addrs: Some(Arc::new(c)), source, ..Default::default() })
 }
 
-fn cname_node(ttl: u32, target: &Key, source: Source) -> Node {
-    Node { cname: Some(Cname { ttl, target: target.clone(), key: target.clone() }), source, ..Default::default() }
+fn cname_node(ttl: u32, target: &Key, source: Source) -> Arc<Node> {
+    let cname = Cname { ttl, target: target.clone(), key: target.clone() };
+    Arc::new(Node { cname: Some(cname), source, ..Default::default() })
+}
+
+/// The node every region name (`zone` false) or zone name of one object shares while it
+/// has members there: it answers with the global name's members in that place.
+fn level_node(global: &Key, apex_len: usize, zone: bool, source: Source) -> Arc<Node> {
+    let level = Level { global: Arc::from(&global[..]), apex_len, zone };
+    Arc::new(Node { level: Some(level), source, ..Default::default() })
 }
 
 /// Names of a federated service (Federation v1 and, when exported, MCS). With `only`,
@@ -119,7 +127,7 @@ pub(crate) fn service(
     s: &Settings,
     svc: &FederatedService,
     only: Option<&HashSet<Arc<str>>>,
-    out: &mut Vec<(Key, Node)>,
+    out: &mut Vec<Named>,
     problems: &mut Vec<Problem>,
 ) {
     let ttl = ttl_override(svc.shards.iter().map(|sh| &sh.annotations)).unwrap_or(s.ttl);
@@ -139,7 +147,7 @@ pub(crate) fn ingress(
     snap: &Snapshot,
     s: &Settings,
     ing: &FederatedIngress,
-    out: &mut Vec<(Key, Node)>,
+    out: &mut Vec<Named>,
     problems: &mut Vec<Problem>,
 ) {
     routed(snap, s, ing, "ing", Source::Ingress(ing.key.clone()), out, problems);
@@ -153,7 +161,7 @@ fn routed(
     fed: &FederatedIngress,
     label: &str,
     source: Source,
-    out: &mut Vec<(Key, Node)>,
+    out: &mut Vec<Named>,
     problems: &mut Vec<Problem>,
 ) {
     let ttl = ttl_override(fed.shards.iter().map(|sh| &sh.annotations)).unwrap_or(s.ttl);
@@ -172,7 +180,7 @@ pub(crate) fn route(
     snap: &Snapshot,
     s: &Settings,
     route: &FederatedRoute,
-    out: &mut Vec<(Key, Node)>,
+    out: &mut Vec<Named>,
     problems: &mut Vec<Problem>,
 ) {
     routed(snap, s, route, ROUTE_LABEL, Source::Route(route.key.clone()), out, problems);
@@ -198,12 +206,18 @@ fn federated(
     ttl: u32,
     source: Source,
     only: Option<&HashSet<Arc<str>>>,
-    out: &mut Vec<(Key, Node)>,
+    out: &mut Vec<Named>,
     r: &mut Ranked<'_, '_>,
 ) {
     let base = format!("{}.{}.{}.{kind}", key.name, key.namespace, s.federation);
     let Some(gkey) = name::key(&format!("{base}.{}", s.dns_zone)) else { return };
+    let Some(apex_len) = name::key(&s.dns_zone).map(|k| k.len()) else { return };
     out.push((gkey.clone(), addr_node(ttl, global, source.clone(), r)));
+    // One node for all region names with members, one for all zone names with members,
+    // one for all region names without (a CNAME to the global name).
+    let region_level = level_node(&gkey, apex_len, false, source.clone());
+    let zone_level = level_node(&gkey, apex_len, true, source.clone());
+    let to_global = cname_node(ttl, &gkey, source.clone());
 
     // Every region and zone of the federation gets names (as in Federation v1), so a
     // client pinned to its zone's name keeps resolving when the service leaves the zone.
@@ -240,12 +254,7 @@ fn federated(
     let wanted = |reg: &Arc<str>| only.is_none_or(|o| o.contains(reg));
     for reg in regions.iter().filter(|reg| wanted(reg)) {
         let Some(rkey) = name::key(&format!("{base}.{reg}.{}", s.dns_zone)) else { continue };
-        let here = by_region.get(&**reg).map_or(&[][..], Vec::as_slice);
-        let node = if here.is_empty() {
-            cname_node(ttl, &gkey, source.clone())
-        } else {
-            addr_node(ttl, here, source.clone(), r)
-        };
+        let node = if by_region.contains_key(&**reg) { region_level.clone() } else { to_global.clone() };
         region_keys.insert(reg.clone(), rkey.clone());
         out.push((rkey, node));
     }
@@ -254,11 +263,10 @@ fn federated(
         else {
             continue;
         };
-        let here = by_zone.get(&(&**z, &**reg)).map_or(&[][..], Vec::as_slice);
-        let node = if here.is_empty() {
-            cname_node(ttl, rkey, source.clone())
+        let node = if by_zone.contains_key(&(&**z, &**reg)) {
+            zone_level.clone()
         } else {
-            addr_node(ttl, here, source.clone(), r)
+            cname_node(ttl, rkey, source.clone())
         };
         out.push((zkey, node));
     }
@@ -293,7 +301,7 @@ fn clusterset(
     svc: &FederatedService,
     global: &Members<'_>,
     ttl: u32,
-    out: &mut Vec<(Key, Node)>,
+    out: &mut Vec<Named>,
     r: &mut Ranked<'_, '_>,
 ) {
     let base = format!("{}.{}.svc.{domain}", svc.key.name, svc.key.namespace);
@@ -336,14 +344,8 @@ fn clusterset(
     }
     for ((port, proto), rdata) in srvs {
         let Some(k) = name::key(&format!("_{port}._{proto}.{base}")) else { continue };
-        out.push((
-            k,
-            Node {
-                rrsets: vec![Rrset { rtype: rtype::SRV, ttl, rdata }],
-                source: source.clone(),
-                ..Default::default()
-            },
-        ));
+        let rrsets = vec![Rrset { rtype: rtype::SRV, ttl, rdata }];
+        out.push((k, Arc::new(Node { rrsets, source: source.clone(), ..Default::default() })));
     }
 }
 
@@ -367,7 +369,7 @@ pub(crate) fn extras(snap: &Snapshot, s: &Settings, in_zone: impl Fn(&[u8]) -> b
             }
             None => addr_node(s.ttl, &[], Source::Custom(svc_key.clone()), &mut r),
         };
-        out.insert(key.clone(), Arc::new(node));
+        out.insert(key.clone(), node);
     }
     let mut hosts: BTreeMap<Key, (u32, Members<'_>, Source, &ObjectKey)> = BTreeMap::new();
     for (kind, ing) in snap.http_sources() {
@@ -385,7 +387,7 @@ pub(crate) fn extras(snap: &Snapshot, s: &Settings, in_zone: impl Fn(&[u8]) -> b
     for (key, (ttl, members, source, ing)) in hosts {
         let mut r = Ranked { key: ing, settings: s, problems: &mut ignored };
         let node = addr_node(ttl, &members, source, &mut r);
-        out.insert(key, Arc::new(node));
+        out.insert(key, node);
     }
     out
 }

@@ -19,6 +19,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::builder::Builder;
 use crate::error::Result;
+use crate::index::Index;
 use crate::metrics::Metrics;
 use crate::record::Node;
 use crate::settings::Settings;
@@ -205,7 +206,7 @@ impl DnsServer {
     pub fn names(&self) -> Vec<ServedName> {
         let index = self.shared.index.load();
         let mut out: Vec<ServedName> =
-            index.all_names().into_iter().map(|(key, node, zone)| served_name(key, node, zone)).collect();
+            index.all_names().into_iter().map(|(key, node, zone)| served_name(&index, key, node, zone)).collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
     }
@@ -284,15 +285,16 @@ impl DnsServer {
 }
 
 /// How `meridian status` shows one name of the index.
-fn served_name(key: &[u8], node: &Node, zone: &str) -> ServedName {
+fn served_name(index: &Index, key: &[u8], node: &Node, zone: &str) -> ServedName {
     let (kind, object) = node.source.describe();
     let object = object.map(ToString::to_string);
     let mut parts = Vec::new();
     if let Some(c) = &node.cname {
         parts.push(format!("CNAME {}", name::text(&c.target)));
     }
-    if let Some(a) = &node.addrs {
-        parts.push(format!("{} A, {} AAAA", a.a.len(), a.aaaa.len()));
+    if let Some(c) = index.addrs(key, node) {
+        let (a, aaaa) = c.records();
+        parts.push(format!("{} A, {} AAAA", a.len(), aaaa.len()));
     }
     for set in &node.rrsets {
         parts.push(format!("{} {}", set.rdata.len(), hickory_proto::rr::RecordType::from(set.rtype)));

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::name::{self, Key, NameHash};
-use crate::record::Node;
+use crate::record::{Named, Node};
 
 /// Key of the persistent name maps. Shared, not boxed: every publish makes the next
 /// insert copy its path through the HAMT, and copying a node clones each entry's key —
@@ -28,7 +28,7 @@ pub(crate) struct TableNames {
 impl TableNames {
     /// Updates names that one object already publishes (`published`) with `out`; false
     /// (and nothing done) when `out` has a name it does not publish.
-    pub(crate) fn patch(&mut self, published: &[MapKey], out: &mut Vec<(Key, Node)>) -> bool {
+    pub(crate) fn patch(&mut self, published: &[MapKey], out: &mut Vec<Named>) -> bool {
         let mut keys = Vec::with_capacity(out.len());
         for (k, _) in out.iter() {
             match published.iter().find(|p| ***p == **k) {
@@ -38,7 +38,7 @@ impl TableNames {
         }
         for (k, (_, node)) in keys.into_iter().zip(out.drain(..)) {
             if !self.names.get(&k).is_some_and(|n| node.same_static(n)) {
-                self.names.insert(k, Arc::new(node));
+                self.names.insert(k, node);
             }
         }
         true
@@ -52,7 +52,7 @@ impl TableNames {
     /// them, each a map operation on the name and on the counts of its ancestors: that
     /// kept the core busy and let changes queue. The name set rarely changes and most
     /// names are CNAMEs that stay the same, so a change costs a few map operations.
-    pub(crate) fn replace(&mut self, apexes: &HashSet<Key>, old: &[MapKey], out: &mut Vec<(Key, Node)>) -> Vec<MapKey> {
+    pub(crate) fn replace(&mut self, apexes: &HashSet<Key>, old: &[MapKey], out: &mut Vec<Named>) -> Vec<MapKey> {
         // Names come out in a stable order, so the common case is the same list (and `old`
         // never repeats a name).
         let same_set = old.len() == out.len() && old.iter().zip(out.iter()).all(|(a, (b, _))| **a == **b);
@@ -70,7 +70,7 @@ impl TableNames {
             };
             let unchanged = !added && self.names.get(&key).is_some_and(|n| node.same_static(n));
             if !unchanged {
-                self.names.insert(key.clone(), Arc::new(node));
+                self.names.insert(key.clone(), node);
             }
             keys.push(key);
         }
@@ -80,7 +80,7 @@ impl TableNames {
     /// For a new name set `out`: keeps the last of any name listed twice (as if published
     /// in turn), withdraws the names of `old` it no longer has, and says of each name in
     /// `out` whether it is new.
-    fn withdraw_others(&mut self, apexes: &HashSet<Key>, old: &[MapKey], out: &mut Vec<(Key, Node)>) -> Vec<bool> {
+    fn withdraw_others(&mut self, apexes: &HashSet<Key>, old: &[MapKey], out: &mut Vec<Named>) -> Vec<bool> {
         let mut seen = HashSet::new();
         let mut keep: Vec<bool> = out.iter().rev().map(|(k, _)| seen.insert(k.clone())).collect();
         keep.reverse();

@@ -564,3 +564,81 @@ fn srv_answers_carry_their_targets_addresses() {
     let classic = srv(big, false, Transport::Udp);
     assert_eq!(classic.flags & 0x0200, 0x0200, "12 SRV do not fit 512 octets: TC");
 }
+
+/// A LoadBalancer shard of `name` in the sample cluster `cluster` (region `region`, zone
+/// `zone`), with `addrs` and `annotations`.
+fn lb_shard(
+    name: &str,
+    cluster: (&str, &str, &str, usize),
+    addrs: &[&str],
+    annotations: &[(&str, &str)],
+) -> Vec<meridian_model::table::Update> {
+    use meridian_model::table::{ClusterMeta, ObjectKey, Shard, Update};
+    let (cname, region, zone, order) = cluster;
+    let meta = std::sync::Arc::new(ClusterMeta {
+        region: Some(region.into()),
+        zone: Some(zone.into()),
+        ..ClusterMeta::new(cname, order)
+    });
+    let mut shard = Shard::new(meta.clone(), addrs.iter().map(|a| a.parse().expect("ip")).collect());
+    shard.ready_endpoints = 1;
+    shard.total_endpoints = 1;
+    shard.annotations = annotations.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let service = Update::Service { cluster: cname.into(), key: ObjectKey::new("default", name), shard: Some(shard) };
+    vec![Update::Cluster(meta), service]
+}
+
+/// The A records a name answers with, sorted, as text.
+fn a_records(index: &crate::index::Index, name: &str) -> Vec<String> {
+    let (_, reply) = answer_from(index, &query(name, 1, true), "192.0.2.7");
+    let r = decode(&reply);
+    let mut v: Vec<String> = r.sections[0]
+        .iter()
+        .filter(|x| x.rtype == 1)
+        .filter_map(|x| <[u8; 4]>::try_from(&x.rdata[..]).ok())
+        .map(|o| std::net::Ipv4Addr::from(o).to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+const US_EAST: (&str, &str, &str, usize) = ("us-east", "us-east1", "us-east1-b", 0);
+const EU_WEST: (&str, &str, &str, usize) = ("eu-west", "europe-west1", "europe-west1-b", 1);
+
+/// Region and zone names answer with the members of their global name in that place:
+/// every address of each (an anycast address two clusters announce included, once per
+/// answer), failover's first group among the place's own members, and the place matched
+/// whatever the case of the cluster's region.
+#[test]
+fn region_and_zone_names_answer_their_places_members() {
+    let mut extra = lb_shard("vip", US_EAST, &["203.0.113.5"], &[]);
+    extra.extend(lb_shard("vip", EU_WEST, &["203.0.113.5", "203.0.113.6"], &[]));
+    let failover = [("meridian.io/policy", "failover"), ("meridian.io/failover", "eu-west,us-east")];
+    extra.extend(lb_shard("fo", US_EAST, &["198.51.100.1"], &failover));
+    extra.extend(lb_shard("fo", EU_WEST, &["198.51.100.2"], &failover));
+    extra.extend(lb_shard("upper", ("ap-east", "AP-East1", "AP-East1-a", 2), &["192.0.2.99"], &[]));
+    let index = identity_index(extra);
+    let name = |svc: &str, place: &str| format!("{svc}.default.demo.svc.{place}meridian.test");
+    let cases: &[(String, &[&str])] = &[
+        (name("vip", ""), &["203.0.113.5", "203.0.113.6"]),
+        (name("vip", "us-east1."), &["203.0.113.5"]),
+        (name("vip", "us-east1-b.us-east1."), &["203.0.113.5"]),
+        (name("vip", "europe-west1."), &["203.0.113.5", "203.0.113.6"]),
+        (name("vip", "europe-west1-b.europe-west1."), &["203.0.113.5", "203.0.113.6"]),
+        // Failover: the global name answers the first group (eu-west) only; us-east's
+        // own names answer us-east, the first group among their members.
+        (name("fo", ""), &["198.51.100.2"]),
+        (name("fo", "us-east1."), &["198.51.100.1"]),
+        (name("fo", "us-east1-b.us-east1."), &["198.51.100.1"]),
+        (name("fo", "europe-west1."), &["198.51.100.2"]),
+        (name("upper", "ap-east1-a.ap-east1."), &["192.0.2.99"]),
+        (name("upper", "ap-east1."), &["192.0.2.99"]),
+    ];
+    for (name, want) in cases {
+        assert_eq!(a_records(&index, name), *want, "{name}");
+    }
+    // Where the service has no member, the zone name goes up a level by CNAME, twice.
+    let (_, reply) = answer_from(&index, &query(&name("upper", "us-east1-b.us-east1."), 1, true), "192.0.2.7");
+    let types: Vec<u16> = decode(&reply).sections[0].iter().map(|x| x.rtype).collect();
+    assert_eq!(types, [5, 5, 1], "CNAME to the region name, CNAME to the global name, its A");
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use meridian_model::geo::{Located, Point};
 
-use crate::candidates::{Candidates, Mode};
+use crate::candidates::{Addrs, Candidates, Mode};
 use crate::name;
 use crate::record::{Node, Source};
 
@@ -63,10 +63,15 @@ impl Trace {
         self.reached.push(Reached { name: name::text(key), source: node.source.clone(), cname });
     }
 
-    pub(crate) fn ranked(&mut self, c: &Candidates, mode: Mode, order: &[usize], cap: usize) {
-        let members = (0..c.members.len()).map(|i| member(c, i)).collect();
+    /// Records a ranking: the members that answer `here` (for a level name, those of the
+    /// place only), and `order` as positions among them.
+    pub(crate) fn ranked(&mut self, here: Addrs<'_>, mode: Mode, order: &[usize], cap: usize) {
+        let c = here.c;
+        let kept: Vec<usize> = (0..c.members.len()).filter(|&i| here.has(i)).collect();
+        let members = kept.iter().map(|&i| member(c, i)).collect();
+        let order = order.iter().filter_map(|i| kept.iter().position(|k| k == i)).collect();
         let policy = c.rank.mode;
-        self.ranked.push(Ranked { mode, policy, order: order.to_vec(), cap, members });
+        self.ranked.push(Ranked { mode, policy, order, cap, members });
     }
 }
 

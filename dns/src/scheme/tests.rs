@@ -9,7 +9,8 @@ use meridian_config::Config;
 use meridian_model::table::{ClusterMeta, Endpoint, FederatedService, ObjectKey, Shard, Snapshot, Table, Update};
 
 use super::service;
-use crate::name;
+use crate::candidates::Addrs;
+use crate::name::{self, Key};
 use crate::record::Node;
 use crate::settings::Settings;
 
@@ -90,12 +91,24 @@ fn setup(specs: &[Spec<'_>], annotations: &[(&str, &str)]) -> (Arc<Snapshot>, Se
 }
 
 /// Every name `db` publishes, by its text.
-fn names(snap: &Snapshot, s: &Settings) -> HashMap<String, Node> {
+fn names(snap: &Snapshot, s: &Settings) -> HashMap<String, (Key, Arc<Node>)> {
     let svc: &FederatedService = snap.services.get(&ObjectKey::new("shop", "db")).expect("db is in the table");
     let (mut out, mut problems) = (Vec::new(), Vec::new());
     service(snap, s, svc, None, &mut out, &mut problems);
     assert!(problems.is_empty(), "{problems:?}");
-    out.into_iter().map(|(k, n)| (name::text(&k).trim_end_matches('.').to_owned(), n)).collect()
+    out.into_iter().map(|(k, n)| (name::text(&k).trim_end_matches('.').to_owned(), (k, n))).collect()
+}
+
+/// The candidates the name `key` answers with, as the index resolves them: a level
+/// name's are those of its global name, in its place.
+fn addrs_of<'a>(nodes: &'a HashMap<String, (Key, Arc<Node>)>, key: &'a [u8], node: &'a Node) -> Addrs<'a> {
+    if let Some(c) = &node.addrs {
+        return Addrs { c, place: None };
+    }
+    let level = node.level.as_ref().expect("an address or level node");
+    let global = nodes.values().find(|(k, _)| **k == *level.global).expect("the level's global name");
+    let c = global.1.addrs.as_ref().expect("the global name has addresses");
+    Addrs { c, place: Some(level.place(key).expect("a place")) }
 }
 
 /// What a name answers, as data.
@@ -109,19 +122,20 @@ enum Want<'a> {
     Absent,
 }
 
-fn answer_of(nodes: &HashMap<String, Node>, name: &str) -> Result<Vec<String>, Option<String>> {
-    let Some(node) = nodes.get(name) else { return Err(None) };
+fn answer_of(nodes: &HashMap<String, (Key, Arc<Node>)>, name: &str) -> Result<Vec<String>, Option<String>> {
+    let Some((key, node)) = nodes.get(name) else { return Err(None) };
     if let Some(c) = &node.cname {
         return Err(Some(name::text(&c.key).trim_end_matches('.').to_owned()));
     }
-    let c = node.addrs.as_ref().expect("an address node");
-    let mut v: Vec<String> = c.a.iter().map(|o| IpAddr::from(*o).to_string()).collect();
-    v.extend(c.aaaa.iter().map(|o| IpAddr::from(*o).to_string()));
+    let (a, aaaa) = addrs_of(nodes, key, node).records();
+    let mut v: Vec<String> =
+        a.iter().filter_map(|o| <[u8; 4]>::try_from(*o).ok()).map(|o| IpAddr::from(o).to_string()).collect();
+    v.extend(aaaa.iter().filter_map(|o| <[u8; 16]>::try_from(*o).ok()).map(|o| IpAddr::from(o).to_string()));
     v.sort();
     Ok(v)
 }
 
-fn check(case: &str, nodes: &HashMap<String, Node>, name: &str, want: &Want<'_>) {
+fn check(case: &str, nodes: &HashMap<String, (Key, Arc<Node>)>, name: &str, want: &Want<'_>) {
     let got = answer_of(nodes, name);
     match want {
         Want::Addrs(a) => {
@@ -209,7 +223,7 @@ fn the_global_name_of_a_headless_service_ranks_and_caps_like_its_clusterset_name
     for annotations in policies {
         let (snap, s) = setup(&specs, annotations);
         let nodes = names(&snap, &s);
-        let of = |n: &str| nodes.get(n).and_then(|x| x.addrs.clone()).expect("address node");
+        let of = |n: &str| nodes.get(n).and_then(|x| x.1.addrs.clone()).expect("address node");
         let (fed, mcs) = (of(GLOBAL), of(CLUSTERSET));
         assert_eq!((fed.a.len(), &fed.a), (23, &mcs.a), "{annotations:?}");
         let ranges = |c: &crate::candidates::Candidates| c.members.iter().map(|m| m.a.clone()).collect::<Vec<_>>();
@@ -225,6 +239,6 @@ fn the_global_name_of_a_headless_service_ranks_and_caps_like_its_clusterset_name
     }
     // Failover keeps only the first group: eu-west's two endpoints.
     let (snap, s) = setup(&specs, policies[1]);
-    let fed = names(&snap, &s).remove(GLOBAL).and_then(|n| n.addrs).expect("address node");
+    let fed = names(&snap, &s).remove(GLOBAL).and_then(|n| n.1.addrs.clone()).expect("address node");
     assert_eq!(fed.rank.order.len(), 2, "{:?}", fed.rank.order);
 }

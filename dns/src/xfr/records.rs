@@ -37,7 +37,7 @@ pub(crate) fn zone_records(index: &Index, zi: usize) -> Vec<Rr> {
     let Some(zone) = index.zones.get(zi) else { return Vec::new() };
     let mut out = Vec::new();
     for (k, n) in &zone.data.nodes {
-        push_node(&mut out, zone, k, n);
+        push_node(&mut out, index, zone, k, n);
     }
     let dynamic = index.extras.iter().map(|(k, n)| (&k[..], &**n));
     for (k, n) in dynamic.chain(index.table.names.iter().map(|(k, n)| (&k[..], &**n))) {
@@ -46,7 +46,7 @@ pub(crate) fn zone_records(index: &Index, zi: usize) -> Vec<Rr> {
             continue;
         }
         if NameBuf::from_wire(k).and_then(|nb| index.zone_of(&nb)) == Some(zi) {
-            push_node(&mut out, zone, k, n);
+            push_node(&mut out, index, zone, k, n);
         }
     }
     out.sort();
@@ -66,15 +66,17 @@ pub(crate) fn zone_records(index: &Index, zi: usize) -> Vec<Rr> {
     out
 }
 
-fn push_node(out: &mut Vec<Rr>, zone: &ZoneEntry, key: &[u8], node: &Node) {
+fn push_node(out: &mut Vec<Rr>, index: &Index, zone: &ZoneEntry, key: &[u8], node: &Node) {
     let rr = |rtype: u16, ttl: u32, rdata: &[u8]| Rr { owner: key.into(), rtype, rdata: rdata.into(), ttl };
     if let Some(c) = &node.cname {
         out.push(rr(rtype::CNAME, c.ttl, &c.target));
         return;
     }
-    if let Some(c) = &node.addrs {
-        out.extend(c.a.iter().map(|a| rr(rtype::A, c.ttl, a)));
-        out.extend(c.aaaa.iter().map(|a| rr(rtype::AAAA, c.ttl, a)));
+    if let Some(c) = index.addrs(key, node) {
+        c.each_record(|rt, r| {
+            out.push(rr(rt, c.c.ttl, r));
+            true
+        });
     }
     for set in &node.rrsets {
         if set.rtype == rtype::SOA && key == &zone.data.apex[..] {
