@@ -70,7 +70,10 @@ fn main() {
     let snap = table.snapshot();
     let table_bytes = live() - before;
 
-    let config = Config::demo();
+    // Without the GeoIP database, which the demo reads whole (tens of MiB, whatever the
+    // table's size).
+    let mut config = Config::demo();
+    config.ranking.geoip_db.clear();
     let before = live();
     let built = match meridian_dns::footprint::build(&config, &snap) {
         Ok(b) => b,
