@@ -28,6 +28,7 @@
 //! DNS queries are the lookups of load balancers' hostnames.
 
 mod causes;
+mod client;
 mod cluster;
 pub mod health;
 mod lb_names;

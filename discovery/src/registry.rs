@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::causes::{chain, first_line};
+use crate::client;
 
 use crate::cluster::{self, Settings};
 use crate::lb_names::LbNames;
@@ -105,7 +106,7 @@ pub async fn connect(cluster: &str, path: &Path, context: Option<&str>) -> Resul
     // answer promptly carry their own timeout.
     cfg.connect_timeout = Some(CONNECT_TIMEOUT);
     cfg.write_timeout = Some(WRITE_TIMEOUT);
-    Client::try_from(cfg).map_err(|source| Error::Client { cluster: cluster.to_owned(), source })
+    client::build(cfg).map_err(|source| Error::Client { cluster: cluster.to_owned(), source })
 }
 
 /// A cluster API that does not accept a connection within this is unreachable.
@@ -131,7 +132,7 @@ fn in_cluster(cluster: &str) -> Result<Client> {
         kube::Config::incluster().map_err(|source| Error::InCluster { cluster: cluster.to_owned(), source })?;
     cfg.connect_timeout = Some(CONNECT_TIMEOUT);
     cfg.write_timeout = Some(WRITE_TIMEOUT);
-    Client::try_from(cfg).map_err(|source| Error::Client { cluster: cluster.to_owned(), source })
+    client::build(cfg).map_err(|source| Error::Client { cluster: cluster.to_owned(), source })
 }
 
 /// The kubeconfig path and context that reach a configured cluster.

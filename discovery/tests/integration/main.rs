@@ -1,6 +1,7 @@
 //! Discovery against simulated clusters in the same process: the simulator's API is real
 //! HTTP on loopback, so watches, reconnects and relists are the real thing.
 
+mod client;
 mod gateway;
 mod lb_names;
 
