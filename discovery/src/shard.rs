@@ -83,16 +83,20 @@ fn port_number(n: i32) -> Option<u16> {
 /// What a shard needs from a Service, and nothing else. Cluster tasks keep this per
 /// Service instead of the object: a full `k8s_openapi` Service is large in memory (every
 /// optional field inline), and with many Services per cluster the stored objects were
-/// most of Meridian's resident memory.
+/// most of Meridian's resident memory. Lists are boxed slices, which are a third smaller
+/// than vectors and never carry spare capacity.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceInfo {
     opted_out: bool,
     is_lb: bool,
-    external: Vec<IpAddr>,
-    lb_addresses: Vec<IpAddr>,
-    lb_hostnames: Vec<Arc<str>>,
     headless: bool,
-    ports: Vec<Port>,
+    /// The load balancer's IPs and the external IPs, sorted and without repeats.
+    addresses: Box<[IpAddr]>,
+    /// Whether the Service lists external IPs: such a Service is exposed even when it is
+    /// not a LoadBalancer.
+    has_external: bool,
+    lb_hostnames: Box<[Arc<str>]>,
+    ports: Box<[Port]>,
     /// The `meridian.io/*` annotations.
     annotations: BTreeMap<String, String>,
     created: Option<SystemTime>,
@@ -104,10 +108,14 @@ impl ServiceInfo {
         let annotations = svc.metadata.annotations.as_ref();
         let spec = svc.spec.as_ref();
         let is_lb = spec.and_then(|s| s.type_.as_deref()) == Some("LoadBalancer");
-        let external =
+        let external: Vec<IpAddr> =
             spec.and_then(|s| s.external_ips.as_ref()).into_iter().flatten().filter_map(|ip| ip.parse().ok()).collect();
         let status_lb = svc.status.as_ref().and_then(|s| s.load_balancer.as_ref()).and_then(|l| l.ingress.as_ref());
-        let (lb_addresses, lb_hostnames, _bad) = if is_lb { lb_addresses(status_lb) } else { (vec![], vec![], 0) };
+        let (mut addresses, lb_hostnames, _bad) = if is_lb { lb_addresses(status_lb) } else { (vec![], vec![], 0) };
+        let has_external = !external.is_empty();
+        addresses.extend(external);
+        addresses.sort();
+        addresses.dedup();
         let ports = spec
             .and_then(|s| s.ports.as_ref())
             .into_iter()
@@ -123,10 +131,10 @@ impl ServiceInfo {
         ServiceInfo {
             opted_out: opted_out(annotations, federate_annotation),
             is_lb,
-            external,
-            lb_addresses,
-            lb_hostnames,
             headless: spec.and_then(|s| s.cluster_ip.as_deref()) == Some("None"),
+            addresses: addresses.into(),
+            has_external,
+            lb_hostnames: lb_hostnames.into(),
             ports,
             annotations: meridian_annotations(annotations),
             created: svc.metadata.creation_timestamp.as_ref().map(|t| SystemTime::from(t.0)),
@@ -134,15 +142,36 @@ impl ServiceInfo {
     }
 }
 
-/// What a shard needs from an EndpointSlice: its endpoints, already translated.
+/// What a shard needs from an EndpointSlice: its ports once, and each endpoint's
+/// addresses, hostname and readiness. The ports are joined to the endpoints only for a
+/// headless shard, the one kind that answers with its endpoints.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SliceInfo {
-    endpoints: Vec<Endpoint>,
+    ports: Box<[Port]>,
+    endpoints: Box<[SliceEndpoint]>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct SliceEndpoint {
+    addresses: Box<[IpAddr]>,
+    hostname: Option<Arc<str>>,
+    ready: bool,
+}
+
+impl SliceEndpoint {
+    fn endpoint(&self, ports: &[Port]) -> Endpoint {
+        Endpoint {
+            addresses: self.addresses.to_vec(),
+            hostname: self.hostname.clone(),
+            ready: self.ready,
+            ports: ports.to_vec(),
+        }
+    }
 }
 
 impl SliceInfo {
     pub fn new(slice: &EndpointSlice) -> Self {
-        let slice_ports: Vec<Port> = slice
+        let ports = slice
             .ports
             .iter()
             .flatten()
@@ -154,22 +183,18 @@ impl SliceInfo {
                 })
             })
             .collect();
-        let mut endpoints = Vec::with_capacity(slice.endpoints.len());
-        for ep in &slice.endpoints {
-            let addrs: Vec<IpAddr> = ep.addresses.iter().filter_map(|a| a.parse().ok()).collect();
-            if addrs.is_empty() {
-                continue;
-            }
-            // EndpointSlice semantics: an unknown `ready` condition is to be read as ready.
-            let ready = ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
-            endpoints.push(Endpoint {
-                addresses: addrs,
-                hostname: ep.hostname.as_deref().filter(|h| !h.is_empty()).map(Arc::from),
-                ready,
-                ports: slice_ports.clone(),
-            });
-        }
-        SliceInfo { endpoints }
+        let endpoints = slice
+            .endpoints
+            .iter()
+            .filter_map(|ep| {
+                let addresses: Box<[IpAddr]> = ep.addresses.iter().filter_map(|a| a.parse().ok()).collect();
+                // EndpointSlice semantics: an unknown `ready` condition is to be read as ready.
+                let ready = ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
+                let hostname = ep.hostname.as_deref().filter(|h| !h.is_empty()).map(Arc::from);
+                (!addresses.is_empty()).then_some(SliceEndpoint { addresses, hostname, ready })
+            })
+            .collect();
+        SliceInfo { ports, endpoints }
     }
 }
 
@@ -198,34 +223,31 @@ pub fn shard_of(
     if svc.opted_out {
         return Err(Skip::OptedOut);
     }
-    if !svc.is_lb && svc.external.is_empty() && !exported {
+    if !svc.is_lb && !svc.has_external && !exported {
         return Err(Skip::NotExposed);
     }
-    let mut addresses = svc.lb_addresses.clone();
-    addresses.extend(svc.external.iter().copied());
-    addresses.sort();
-    addresses.dedup();
-    let hostnames = svc.lb_hostnames.clone();
+    let addresses = svc.addresses.to_vec();
+    let hostnames = svc.lb_hostnames.to_vec();
     if addresses.is_empty() && hostnames.is_empty() && !exported {
         return Err(Skip::NoAddress);
     }
-    let mut endpoints: Vec<Endpoint> = slices.iter().flat_map(|s| s.endpoints.iter().cloned()).collect();
+    let mut members: Vec<(&SliceEndpoint, &[Port])> =
+        slices.iter().flat_map(|s| s.endpoints.iter().map(|e| (e, &*s.ports))).collect();
     // The same pod can appear in two slices while one is being replaced: count it once.
-    endpoints.sort_by(|a, b| a.addresses.cmp(&b.addresses).then(b.ready.cmp(&a.ready)));
-    endpoints.dedup_by(|a, b| a.addresses == b.addresses);
-    let ready = endpoints.iter().filter(|e| e.ready).count();
-    let total = endpoints.len();
+    members.sort_by(|(a, _), (b, _)| a.addresses.cmp(&b.addresses).then(b.ready.cmp(&a.ready)));
+    members.dedup_by(|(a, _), (b, _)| a.addresses == b.addresses);
+    let ready = members.iter().filter(|(e, _)| e.ready).count();
+    let total = members.len();
     // Only a headless shard answers with its endpoints; any other keeps their counts, so
     // the table holds no copy that nothing reads, and an endpoint change that leaves the
     // counts alone changes nothing downstream.
-    if !svc.headless {
-        endpoints = Vec::new();
-    }
+    let endpoints =
+        if svc.headless { members.iter().map(|(e, ports)| e.endpoint(ports)).collect() } else { Vec::new() };
     Ok(Shard {
         cluster: cluster.clone(),
         addresses,
         hostnames,
-        ports: svc.ports.clone(),
+        ports: svc.ports.to_vec(),
         headless: svc.headless,
         ready_endpoints: u32::try_from(ready).unwrap_or(u32::MAX),
         total_endpoints: u32::try_from(total).unwrap_or(u32::MAX),
