@@ -58,21 +58,24 @@ impl Follower {
     /// `None` once the table's writer is gone. Cancel-safe, for `select!` loops.
     pub async fn next(&mut self) -> Option<Batch> {
         let mut batch = Vec::new();
-        let mut lagged = false;
+        let mut missed = 0;
         match self.changes.recv().await {
             Ok(c) => batch.push(c),
-            Err(RecvError::Lagged(_)) => lagged = true,
+            Err(RecvError::Lagged(n)) => missed += n,
             Err(RecvError::Closed) => return None,
         }
         loop {
             match self.changes.try_recv() {
                 Ok(c) => batch.push(c),
-                Err(TryRecvError::Lagged(_)) => lagged = true,
+                Err(TryRecvError::Lagged(n)) => missed += n,
                 Err(TryRecvError::Empty | TryRecvError::Closed) => break,
             }
         }
         let snap = self.table.snapshot();
-        if lagged || batch.iter().any(|c| c.everything) {
+        if missed > 0 {
+            tracing::warn!(missed, "fell behind the table's change feed; rebuilding from the snapshot");
+        }
+        if missed > 0 || batch.iter().any(|c| c.everything) {
             return Some(Batch::Rebuild(snap));
         }
         Some(Batch::Apply(snap, Change::merged(batch.iter().map(|c| &**c))))
