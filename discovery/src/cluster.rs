@@ -215,6 +215,8 @@ impl SliceIndex {
         if let Some(svc) = service {
             let slices = self.by_service.entry(svc.clone()).or_default();
             if !slices.contains(slice) {
+                // A first push would allocate room for four keys; most services have one slice.
+                slices.reserve_exact(1);
                 slices.push(slice.clone());
             }
         }
