@@ -102,7 +102,7 @@ impl DnsServer {
         shutdown: CancellationToken,
     ) -> Result<DnsServer> {
         // Subscribe before the first build so no change falls between the two.
-        let follower = Follower::new(&table);
+        let follower = Follower::new(&table, "dns");
         let metrics = Metrics::register(registry);
         let shared = Arc::new(Shared::new(Builder::new(config)?, metrics, config));
         let mut feed = IndexFeed(shared.clone());

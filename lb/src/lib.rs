@@ -158,7 +158,7 @@ impl Proxy {
         // Subscribe before the first build: a snapshot published between the two would
         // otherwise leave the routes stale until the next change (seen in the proxy
         // benchmark: a route without backends for good, with nothing else changing).
-        let follower = Follower::new(&shared.table);
+        let follower = Follower::new(&shared.table, "proxy");
         shared.rebuild();
 
         let mut bound = Vec::new();

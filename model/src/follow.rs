@@ -46,12 +46,15 @@ impl Batch {
 pub struct Follower {
     table: Table,
     changes: broadcast::Receiver<Arc<Change>>,
+    /// Who follows (`dns`, `proxy`…), for the log.
+    reader: &'static str,
 }
 
 impl Follower {
-    /// Subscribes now: everything published from here on will be seen.
-    pub fn new(table: &Table) -> Follower {
-        Follower { changes: table.changes(), table: table.clone() }
+    /// Subscribes now: everything published from here on will be seen. `reader` names
+    /// the follower in the log.
+    pub fn new(table: &Table, reader: &'static str) -> Follower {
+        Follower { changes: table.changes(), table: table.clone(), reader }
     }
 
     /// Waits for the next published change and merges every one queued behind it.
@@ -73,7 +76,11 @@ impl Follower {
         }
         let snap = self.table.snapshot();
         if missed > 0 {
-            tracing::warn!(missed, "fell behind the table's change feed; rebuilding from the snapshot");
+            tracing::warn!(
+                reader = self.reader,
+                missed,
+                "fell behind the table's change feed; rebuilding from the snapshot"
+            );
         }
         if missed > 0 || batch.iter().any(|c| c.everything) {
             return Some(Batch::Rebuild(snap));
@@ -98,8 +105,13 @@ impl Follower {
 
 /// Subscribes, builds `projection` from the current snapshot, then keeps it up to date
 /// until `shutdown`.
-pub async fn follow(table: &Table, projection: &mut impl Projection, shutdown: &CancellationToken) {
-    let follower = Follower::new(table);
+pub async fn follow(
+    table: &Table,
+    reader: &'static str,
+    projection: &mut impl Projection,
+    shutdown: &CancellationToken,
+) {
+    let follower = Follower::new(table, reader);
     projection.rebuild(&table.snapshot());
     follower.run(projection, shutdown).await;
 }
@@ -141,7 +153,7 @@ mod tests {
         let (table, mut writer) = Table::new();
         let c = Arc::new(ClusterMeta::new("c1", 0));
         writer.apply([Update::Cluster(c.clone())]);
-        let mut follower = Follower::new(&table);
+        let mut follower = Follower::new(&table, "test");
         writer.apply([service(&c, "b")]);
         writer.apply([service(&c, "a"), service(&c, "b")]);
         let mut log = Log::default();
@@ -156,7 +168,7 @@ mod tests {
     async fn a_cluster_wide_change_or_a_lag_rebuilds() {
         let (table, mut writer) = Table::new();
         let c = Arc::new(ClusterMeta::new("c1", 0));
-        let mut follower = Follower::new(&table);
+        let mut follower = Follower::new(&table, "test");
         writer.apply([Update::Cluster(c.clone())]);
         let mut log = Log::default();
         if let Some(b) = follower.next().await {
@@ -183,7 +195,7 @@ mod tests {
         let (t, s) = (table.clone(), shutdown.clone());
         let task = tokio::spawn(async move {
             let mut log = Log::default();
-            follow(&t, &mut log, &s).await;
+            follow(&t, "test", &mut log, &s).await;
             log
         });
         let waited = table.wait_for(Duration::from_secs(5), |_| true).await;

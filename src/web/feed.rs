@@ -224,7 +224,7 @@ impl Projection for ChangeFeed {
 /// gone).
 pub(crate) async fn run(table: Table, log: Arc<ChangeLog>, stop: CancellationToken) {
     let mut feed = ChangeFeed::new(log);
-    follow(&table, &mut feed, &stop).await;
+    follow(&table, "web", &mut feed, &stop).await;
 }
 
 #[cfg(test)]

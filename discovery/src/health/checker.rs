@@ -117,7 +117,7 @@ pub fn spawn_in_fleet(
     let (results_tx, results) = mpsc::channel(RESULT_QUEUE);
     // Subscribed before the manager's first build, so nothing published between the
     // two is missed.
-    let follower = Follower::new(&table);
+    let follower = Follower::new(&table, "health");
     let launcher = Launcher::new(results_tx, config.health.max_in_flight, metrics.in_flight.clone());
     // Subscribed before the first build too: a verdict that changes meanwhile is not lost.
     let verdicts = fleet.as_ref().map(Fleet::changes);

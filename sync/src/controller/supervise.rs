@@ -42,7 +42,7 @@ const SUPERVISE_EVERY: Duration = Duration::from_millis(500);
 pub(super) async fn supervise(sh: Arc<Shared>, shutdown: CancellationToken) {
     let table = sh.discovery.table();
     // Subscribed before the first read of the states, so no change falls in between.
-    let mut follower = Some(Follower::new(&table));
+    let mut follower = Some(Follower::new(&table, "sync"));
     let mut s = Supervisor::new(sh);
     s.states.rebuild(&table.snapshot());
     s.check_members();
