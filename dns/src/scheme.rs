@@ -237,16 +237,17 @@ fn federated(
             }
         }
     }
-    // Healthy members by region and by (zone, region), in one pass: filtering `healthy`
-    // once per name is O(names × shards), which for a service spread over many regions
-    // was the bulk of the index's cost under churn.
-    let mut by_region: HashMap<&str, Members<'_>> = HashMap::new();
-    let mut by_zone: HashMap<(&str, &str), Members<'_>> = HashMap::new();
+    // The regions and (zone, region) pairs with healthy members, in one pass: filtering
+    // `healthy` once per name is O(names × shards), which for a service spread over many
+    // regions was the bulk of the index's cost under churn. The level node answers from
+    // the global name's members, so only whether a place has any is needed here.
+    let mut by_region: HashSet<&str> = HashSet::new();
+    let mut by_zone: HashSet<(&str, &str)> = HashSet::new();
     for m in healthy {
         if let Some(reg) = &m.cluster.region {
-            by_region.entry(reg).or_default().push(*m);
+            by_region.insert(reg);
             if let Some(z) = &m.cluster.zone {
-                by_zone.entry((z, reg)).or_default().push(*m);
+                by_zone.insert((z, reg));
             }
         }
     }
@@ -254,7 +255,7 @@ fn federated(
     let wanted = |reg: &Arc<str>| only.is_none_or(|o| o.contains(reg));
     for reg in regions.iter().filter(|reg| wanted(reg)) {
         let Some(rkey) = name::key(&format!("{base}.{reg}.{}", s.dns_zone)) else { continue };
-        let node = if by_region.contains_key(&**reg) { region_level.clone() } else { to_global.clone() };
+        let node = if by_region.contains(&**reg) { region_level.clone() } else { to_global.clone() };
         region_keys.insert(reg.clone(), rkey.clone());
         out.push((rkey, node));
     }
@@ -263,11 +264,8 @@ fn federated(
         else {
             continue;
         };
-        let node = if by_zone.contains_key(&(&**z, &**reg)) {
-            zone_level.clone()
-        } else {
-            cname_node(ttl, rkey, source.clone())
-        };
+        let node =
+            if by_zone.contains(&(&**z, &**reg)) { zone_level.clone() } else { cname_node(ttl, rkey, source.clone()) };
         out.push((zkey, node));
     }
 }
