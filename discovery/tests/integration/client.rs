@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use meridian_config::Config;
-use meridian_discovery::{Discovery, Metrics, SimulatorLink};
 use meridian_sim::{ClusterSpec, SimOptions, Simulator};
 use serde_json::json;
 
@@ -30,14 +28,8 @@ async fn a_secure_clusters_large_list_arrives_whole_through_the_capped_buffer() 
     }
     let kubeconfig = dir.path().join("kubeconfig");
     sim.write_kubeconfig(&kubeconfig).expect("kubeconfig");
-    let config = Config::parse(
-        "name = \"t\"\ndns_zone = \"t.test\"\n[[clusters]]\nname = \"s\"\nsimulated = true\n",
-        std::path::Path::new("test.toml"),
-        dir.path(),
-    )
-    .expect("config");
-    let discovery = Discovery::new(Metrics::default(), SimulatorLink { kubeconfig: Some(kubeconfig) });
-    let errors = discovery.apply(&config).await;
+    let toml = "name = \"t\"\ndns_zone = \"t.test\"\n[[clusters]]\nname = \"s\"\nsimulated = true\n";
+    let (discovery, errors) = super::start(toml, dir.path(), Some(kubeconfig)).await;
     assert!(errors.is_empty(), "{errors:?}");
     let all = |s: &meridian_discovery::table::Snapshot| {
         s.services.values().filter(|f| f.shard("s").is_some()).count() == SERVICES

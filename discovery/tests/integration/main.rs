@@ -62,6 +62,19 @@ fn lb_service(name: &str) -> serde_json::Value {
     })
 }
 
+/// Discovery started for the config `toml` (read as `test.toml` in `dir`), reaching
+/// simulated clusters through `kubeconfig`; the errors of its start.
+async fn start(
+    toml: &str,
+    dir: &std::path::Path,
+    kubeconfig: Option<std::path::PathBuf>,
+) -> (Arc<Discovery>, Vec<meridian_discovery::registry::Error>) {
+    let config = Config::parse(toml, std::path::Path::new("test.toml"), dir).expect("config");
+    let discovery = Discovery::new(Metrics::default(), SimulatorLink { kubeconfig });
+    let errors = discovery.apply(&config).await;
+    (discovery, errors)
+}
+
 fn cluster(f: &Fixture, name: &str) -> Arc<SimCluster> {
     f.sim.cluster(name).expect("cluster")
 }
@@ -169,14 +182,12 @@ async fn an_unreachable_cluster_is_offline_with_a_reason_and_others_still_work()
         "apiVersion: v1\nkind: Config\nclusters:\n- name: d\n  cluster: {server: \"http://127.0.0.1:1\"}\nusers:\n- name: u\n  user: {}\ncontexts:\n- name: d\n  context: {cluster: d, user: u}\ncurrent-context: d\n",
     )
     .expect("dead kubeconfig");
-    let config = Config::parse(
+    let (discovery, errors) = start(
         "name = \"t\"\ndns_zone = \"t.test\"\n[discovery]\nprobe_interval = \"100ms\"\n[[clusters]]\nname = \"good\"\nsimulated = true\n[[clusters]]\nname = \"dead\"\nkubeconfig = \"dead.yaml\"\n[[clusters]]\nname = \"nofile\"\nkubeconfig = \"nope.yaml\"\n",
-        std::path::Path::new("t.toml"),
         dir.path(),
+        Some(kc),
     )
-    .expect("config");
-    let discovery = Discovery::new(Metrics::default(), SimulatorLink { kubeconfig: Some(kc) });
-    let errors = discovery.apply(&config).await;
+    .await;
     assert_eq!(errors.len(), 1, "only the missing kubeconfig fails to start: {errors:?}");
     assert!(errors[0].to_string().contains("nope.yaml"), "{}", errors[0]);
     let table = discovery.table();
@@ -215,9 +226,7 @@ async fn proxied_fixture(extra: &str) -> (Fixture, meridian_testkit::FaultProxy)
         "name = \"t\"\ndns_zone = \"t.test\"\n[discovery]\nprobe_interval = \"100ms\"\nprobe_timeout = \"500ms\"\n{extra}\n\
          [[clusters]]\nname = \"b\"\nsimulated = true\nregion = \"rb\"\n"
     );
-    let config = Config::parse(&text, std::path::Path::new("test.toml"), dir.path()).expect("config");
-    let discovery = Discovery::new(Metrics::default(), SimulatorLink { kubeconfig: Some(kubeconfig) });
-    let errors = discovery.apply(&config).await;
+    let (discovery, errors) = start(&text, dir.path(), Some(kubeconfig)).await;
     assert!(errors.is_empty(), "{errors:?}");
     (Fixture { sim, discovery, _dir: dir }, proxy)
 }
