@@ -12,7 +12,9 @@
 //!   roots (about 80 KiB) once per cluster, even when the server is `http://`.
 //!
 //! A client that needs a proxy is built by kube, which refuses it (Meridian enables no
-//! proxy support), so the error is kube's own.
+//! proxy support), so the error is kube's own. kube's tracing layer is left out (Meridian
+//! logs its own errors), and so is its note of when an exec plugin's client certificate
+//! expires (`Client::valid_until`), which nothing in Meridian reads.
 
 use http::Response;
 use http_body_util::BodyExt;
@@ -29,7 +31,7 @@ use tower::retry::RetryLayer;
 use tower::{BoxError, ServiceBuilder, ServiceExt};
 
 /// The largest read buffer a connection to a cluster keeps (hyper's floor is 8 KiB).
-pub(crate) const MAX_READ_BUFFER: usize = 64 * 1024;
+const MAX_READ_BUFFER: usize = 64 * 1024;
 
 /// A client for `config`, with the limits above.
 pub(crate) fn build(config: Config) -> kube::Result<Client> {
