@@ -110,3 +110,32 @@ fn ingress_rules_become_paths() {
     assert_eq!(shard.paths[1].port_name.as_deref(), Some("http"));
     assert_eq!(&*shard.paths[0].service, "fallback");
 }
+
+#[test]
+fn headless_endpoints_carry_their_own_slices_ports_and_count_a_pod_once() {
+    let headless = svc(
+        json!({"metadata": {"name": "db"}, "spec": {"clusterIP": "None", "ports": [{"name": "pg", "port": 5432}]}}),
+    );
+    let a = slice(json!({
+        "addressType": "IPv4", "metadata": {"name": "db-a"},
+        "endpoints": [{"addresses": ["10.1.0.1"], "hostname": "db-0"}], "ports": [{"name": "pg", "port": 5432}]
+    }));
+    // A slice being replaced: the same pod again (not ready here), and a pod of its own,
+    // on another port number.
+    let b = slice(json!({
+        "addressType": "IPv4", "metadata": {"name": "db-b"},
+        "endpoints": [
+            {"addresses": ["10.1.0.1"], "conditions": {"ready": false}},
+            {"addresses": ["10.1.0.2"], "hostname": "db-1"}
+        ],
+        "ports": [{"name": "pg", "port": 6432}]
+    }));
+    let shard = service_shard(&cluster(), &headless, &[&a, &b], true, FED).expect("headless");
+    assert_eq!((shard.ready_endpoints, shard.total_endpoints), (2, 2), "the pod in both slices counts once, ready");
+    let by_host: Vec<(Option<&str>, bool, Vec<u16>)> = shard
+        .endpoints
+        .iter()
+        .map(|e| (e.hostname.as_deref(), e.ready, e.ports.iter().map(|p| p.port).collect()))
+        .collect();
+    assert_eq!(by_host, [(Some("db-0"), true, vec![5432]), (Some("db-1"), true, vec![6432])]);
+}
