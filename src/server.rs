@@ -115,6 +115,7 @@ fn spec(config: &Config, c: &ClusterConfig) -> ClusterSpec {
         lb_cidr: None,
         workload_controllers: true,
         secure: false,
+        http1_only: false,
     };
     let is_host = config.sync.host.as_ref().is_some_and(|h| h.name == c.name);
     if is_host { spec.without_workload_controllers() } else { spec }
@@ -550,6 +551,7 @@ pub(crate) async fn sim_only(names: Vec<String>, state_dir: Option<PathBuf>) -> 
                 lb_cidr: None,
                 workload_controllers: true,
                 secure: false,
+                http1_only: false,
             }));
         }
     }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use dashmap::DashMap;
 use kube::Client;
@@ -15,7 +16,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::causes::{chain, first_line};
-use crate::client;
+use crate::client::{self, Pings};
 
 use crate::cluster::{self, Settings};
 use crate::lb_names::LbNames;
@@ -76,8 +77,23 @@ pub struct SimulatorLink {
 }
 
 /// Reads a kubeconfig and builds a client for one context, with errors that say which
-/// file and which context.
+/// file and which context. A silent HTTP/2 connection is pinged as client-go pings it.
 pub async fn connect(cluster: &str, path: &Path, context: Option<&str>) -> Result<Client> {
+    connect_pinged(cluster, path, context, CLIENT_GO_PINGS).await
+}
+
+/// client-go's HTTP/2 health check: a ping after 30 s without a frame, 15 s to answer.
+const CLIENT_GO_PINGS: Pings = Pings { interval: Duration::from_secs(30), timeout: Duration::from_secs(15) };
+
+/// The pings of a watched cluster's connection: one after a probe interval without a
+/// frame (the probes keep a live connection busier than that), answered within a probe's
+/// timeout. A connection that went silent is so dropped about when the cluster would be
+/// Offline, and the next probe dials a new one.
+fn probe_pings(config: &Config) -> Pings {
+    Pings { interval: config.discovery.probe_interval.as_std(), timeout: config.discovery.probe_timeout.as_std() }
+}
+
+async fn connect_pinged(cluster: &str, path: &Path, context: Option<&str>, pings: Pings) -> Result<Client> {
     let kc = Kubeconfig::read_from(path).map_err(|source| Error::Kubeconfig {
         cluster: cluster.to_owned(),
         path: path.to_path_buf(),
@@ -106,7 +122,7 @@ pub async fn connect(cluster: &str, path: &Path, context: Option<&str>) -> Resul
     // answer promptly carry their own timeout.
     cfg.connect_timeout = Some(CONNECT_TIMEOUT);
     cfg.write_timeout = Some(WRITE_TIMEOUT);
-    client::build(cfg).map_err(|source| Error::Client { cluster: cluster.to_owned(), source })
+    client::build(cfg, pings).map_err(|source| Error::Client { cluster: cluster.to_owned(), source })
 }
 
 /// A cluster API that does not accept a connection within this is unreachable.
@@ -118,21 +134,21 @@ const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// simulator's kubeconfig, or (`in_cluster`) the pod's service account.
 pub async fn cluster_client(config: &Config, c: &ClusterConfig, sim: &SimulatorLink) -> Result<Client> {
     if c.in_cluster {
-        return in_cluster(&c.name);
+        return in_cluster(&c.name, probe_pings(config));
     }
     let (path, context) = endpoint(config, c, sim)?;
-    connect(&c.name, &path, context.as_deref()).await
+    connect_pinged(&c.name, &path, context.as_deref(), probe_pings(config)).await
 }
 
 /// A client from the in-cluster environment, as kube-rs reads it: the API server from
 /// `KUBERNETES_SERVICE_HOST`/`PORT`, the token (re-read as it rotates) and CA from the
 /// service account's mounted files.
-fn in_cluster(cluster: &str) -> Result<Client> {
+fn in_cluster(cluster: &str, pings: Pings) -> Result<Client> {
     let mut cfg =
         kube::Config::incluster().map_err(|source| Error::InCluster { cluster: cluster.to_owned(), source })?;
     cfg.connect_timeout = Some(CONNECT_TIMEOUT);
     cfg.write_timeout = Some(WRITE_TIMEOUT);
-    client::build(cfg).map_err(|source| Error::Client { cluster: cluster.to_owned(), source })
+    client::build(cfg, pings).map_err(|source| Error::Client { cluster: cluster.to_owned(), source })
 }
 
 /// The kubeconfig path and context that reach a configured cluster.

@@ -445,24 +445,32 @@ async fn serve(listener: tokio::net::TcpListener, core: Arc<Core>) {
                 };
                 let _ = stream.set_nodelay(true);
                 let core = core.clone();
-                conns.spawn(async move {
-                    let acceptor = core.security.as_ref().map(|s| s.acceptor.clone());
-                    let svc = service_fn(move |req| crate::http::handle(core.clone(), req));
-                    let http = hyper::server::conn::http1::Builder::new();
-                    match acceptor {
-                        None => {
-                            let _ = http.serve_connection(TokioIo::new(stream), svc).await;
-                        }
-                        Some(acceptor) => {
-                            // A client that fails the handshake (an unknown CA) is just dropped.
-                            let Ok(tls) = acceptor.accept(stream).await else { return };
-                            let _ = http.serve_connection(TokioIo::new(tls), svc).await;
-                        }
-                    }
-                });
+                conns.spawn(serve_connection(stream, core));
             }
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
+    }
+}
+
+/// Serves one API connection: HTTP/1.1 in the clear; over TLS, HTTP/2 when the client
+/// chose it by ALPN, as kube-apiserver does, else HTTP/1.1.
+async fn serve_connection(stream: tokio::net::TcpStream, core: Arc<Core>) {
+    let acceptor = core.security.as_ref().map(|s| s.acceptor.clone());
+    let svc = service_fn(move |req| crate::http::handle(core.clone(), req));
+    let Some(acceptor) = acceptor else {
+        let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+        return;
+    };
+    // A client that fails the handshake (an unknown CA) is just dropped.
+    let Ok(tls) = acceptor.accept(stream).await else { return };
+    if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+        let mut http = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+        // Room for every watch and request a client multiplexes (kube-apiserver sets a limit
+        // with `--http2-max-streams-per-connection`).
+        http.max_concurrent_streams(1000);
+        let _ = http.serve_connection(TokioIo::new(tls), svc).await;
+    } else {
+        let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), svc).await;
     }
 }
 

@@ -40,7 +40,8 @@ impl Core {
         backends: Backends,
     ) -> crate::error::Result<Self> {
         let (kill_watches, _) = tokio::sync::watch::channel(0);
-        let security = if spec.secure { Some(crate::secure::Security::generate(&spec.name)?) } else { None };
+        let security =
+            if spec.secure { Some(crate::secure::Security::generate(&spec.name, spec.http1_only)?) } else { None };
         Ok(Self {
             name: spec.name.clone(),
             index,

@@ -135,7 +135,8 @@
 //! - Authentication beyond a secure cluster's one bearer token (no client certificates,
 //!   no users or service accounts of its own), authorisation (the self-review resources
 //!   answer "allowed" for kubeadm's `kubernetes-admin`), admission webhooks, TLS on the
-//!   default clusters (only [`ClusterSpec::secure`] ones serve it), protobuf, HTTP/2,
+//!   default clusters (only [`ClusterSpec::secure`] ones serve it; they offer HTTP/2 by ALPN,
+//!   as kube-apiserver does), protobuf, HTTP/2 in the clear,
 //!   aggregated discovery (kubectl falls back to the plain documents).
 //! - For custom resources: conversion webhooks, the `/scale` subresource, `selectableFields`,
 //!   CEL validation rules, version deprecation warnings.
@@ -240,6 +241,9 @@ pub struct ClusterSpec {
     /// Serve HTTPS with the cluster's own CA and require its bearer token, as a real
     /// API server does (default false: plain HTTP, no authentication).
     pub secure: bool,
+    /// A secure cluster offers only HTTP/1.1 by ALPN, as an API server behind an
+    /// HTTP/1.1-only TLS proxy does (default false: HTTP/2 or HTTP/1.1, as kube-apiserver).
+    pub http1_only: bool,
 }
 
 impl ClusterSpec {
@@ -255,6 +259,7 @@ impl ClusterSpec {
             lb_cidr: None,
             workload_controllers: true,
             secure: false,
+            http1_only: false,
         }
     }
 
@@ -268,6 +273,12 @@ impl ClusterSpec {
     /// Serves HTTPS and requires a bearer token ([`ClusterSpec::secure`]).
     pub fn secure(mut self) -> Self {
         self.secure = true;
+        self
+    }
+
+    /// Offers only HTTP/1.1 over TLS ([`ClusterSpec::http1_only`]).
+    pub fn http1_only(mut self) -> Self {
+        self.http1_only = true;
         self
     }
 

@@ -22,8 +22,9 @@ pub(crate) struct Security {
 
 impl Security {
     /// A fresh CA, a serving certificate for `127.0.0.1`, `localhost` and
-    /// `kubernetes.default.svc` signed by it, and a random token.
-    pub(crate) fn generate(cluster: &str) -> Result<Self> {
+    /// `kubernetes.default.svc` signed by it, and a random token; ALPN offers HTTP/2
+    /// unless `http1_only`.
+    pub(crate) fn generate(cluster: &str, http1_only: bool) -> Result<Self> {
         let bad = |e: rcgen::Error| Error::Tls(format!("cluster {cluster}: {e}"));
         let ca_key = KeyPair::generate().map_err(bad)?;
         let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(bad)?;
@@ -46,7 +47,9 @@ impl Security {
                 .with_no_client_auth()
                 .with_single_cert(chain, der)
                 .map_err(|e| Error::Tls(e.to_string()))?;
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // As kube-apiserver: HTTP/2 for clients that offer it (client-go does), else 1.1.
+        config.alpn_protocols =
+            if http1_only { vec![b"http/1.1".to_vec()] } else { vec![b"h2".to_vec(), b"http/1.1".to_vec()] };
         let token = format!("{:032x}", rand::random::<u128>());
         Ok(Self { acceptor: TlsAcceptor::from(Arc::new(config)), ca_pem: ca_cert.pem(), token })
     }

@@ -1,5 +1,7 @@
 //! The cluster client's own HTTP stack (`client.rs`): a secure cluster's token and CA are
-//! used, and lists far larger than a connection's capped read buffer arrive whole.
+//! used, lists far larger than a connection's capped read buffer arrive whole over
+//! HTTP/1.1 and HTTP/2, and an HTTP/2 connection is shared by a cluster's watches and
+//! replaced when it goes silent.
 
 use std::time::Duration;
 
@@ -12,9 +14,18 @@ const SERVICES: usize = 1_200;
 
 #[tokio::test]
 async fn a_secure_clusters_large_list_arrives_whole_through_the_capped_buffer() {
+    large_list_arrives_whole(ClusterSpec::new("s").secure().http1_only()).await;
+}
+
+#[tokio::test]
+async fn a_secure_clusters_large_list_arrives_whole_over_http2() {
+    large_list_arrives_whole(ClusterSpec::new("s").secure()).await;
+}
+
+async fn large_list_arrives_whole(spec: ClusterSpec) {
     let dir = tempfile::tempdir().expect("tempdir");
     let sim = Simulator::new(SimOptions { history: 10_000, backends: false, state_dir: None });
-    let c = sim.add_cluster(ClusterSpec::new("s").secure()).await.expect("cluster");
+    let c = sim.add_cluster(spec).await.expect("cluster");
     assert!(c.url().starts_with("https://"), "a secure cluster serves HTTPS: {}", c.url());
     let padding = "x".repeat(700);
     for i in 0..SERVICES {
@@ -37,4 +48,55 @@ async fn a_secure_clusters_large_list_arrives_whole_through_the_capped_buffer() 
     let ok = discovery.table().wait_for(Duration::from_secs(30), &all).await;
     let got = discovery.table().snapshot().services.len();
     assert!(ok, "{got} of {SERVICES} services reached the table");
+}
+
+/// Secure clusters offer HTTP/2, as kube-apiserver does: every watch (eight per cluster)
+/// and every probe is a stream of one connection, where HTTP/1.1 would hold one
+/// connection per watch. The proxy in front of the cluster counts the connections.
+#[tokio::test]
+async fn a_secure_clusters_watches_and_probes_share_one_http2_connection() {
+    let (f, proxy) = super::proxied(ClusterSpec::new("b").secure(), "").await;
+    let b = super::cluster(&f, "b");
+    b.apply_json(super::lb_service("web")).expect("create");
+    super::wait(&f, "web in b", |s| super::healthy(s, "web", "b") == Some(true)).await;
+    // Ten more probes (every 100 ms), and a change that arrives through a watch.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    b.apply_json(super::lb_service("new")).expect("create new");
+    super::wait(&f, "new in b", |s| super::healthy(s, "new", "b") == Some(true)).await;
+    assert_eq!(proxy.accepted(), 1, "connections the cluster's client opened");
+}
+
+/// A secure API server that offers only HTTP/1.1 (behind an HTTP/1.1-only TLS proxy) is
+/// watched over HTTP/1.1: a connection per watch, and changes still arrive.
+#[tokio::test]
+async fn a_secure_cluster_that_offers_only_http1_is_watched_over_http1() {
+    let (f, proxy) = super::proxied(ClusterSpec::new("b").secure().http1_only(), "").await;
+    let b = super::cluster(&f, "b");
+    b.apply_json(super::lb_service("web")).expect("create");
+    super::wait(&f, "web in b", |s| super::healthy(s, "web", "b") == Some(true)).await;
+    b.apply_json(super::lb_service("new")).expect("create new");
+    super::wait(&f, "new in b", |s| super::healthy(s, "new", "b") == Some(true)).await;
+    assert!(proxy.accepted() >= 8, "a connection per watch: {}", proxy.accepted());
+}
+
+/// The connection goes silent for good (a partition healed, but the far end forgot it).
+/// Its HTTP/2 pings go unanswered, so it is closed within a probe interval and timeout,
+/// and the watches and probes move to one new connection: a change arrives long before
+/// any watch would be found silent (`watch_silence` is 150 s), and the cluster never
+/// turned Offline.
+#[tokio::test]
+async fn a_silent_http2_connection_is_closed_by_its_pings_and_replaced_by_one() {
+    let (f, proxy) = super::proxied(ClusterSpec::new("b").secure(), "offline_after = 1000").await;
+    let b = super::cluster(&f, "b");
+    b.apply_json(super::lb_service("web")).expect("create");
+    super::wait(&f, "web in b", |s| super::healthy(s, "web", "b") == Some(true)).await;
+    assert_eq!(proxy.accepted(), 1);
+    proxy.forget_open();
+    let t0 = std::time::Instant::now();
+    b.apply_json(super::lb_service("new")).expect("create new");
+    super::wait(&f, "new arrives on a new connection", |s| super::healthy(s, "new", "b") == Some(true)).await;
+    assert!(t0.elapsed() < Duration::from_secs(10), "took {:?}", t0.elapsed());
+    assert_eq!(proxy.accepted(), 2, "one new connection for every watch and probe");
+    let snap = f.discovery.table().snapshot();
+    assert!(matches!(snap.clusters.get("b").map(|c| &c.state), Some(meridian_discovery::table::ClusterState::Ready)));
 }

@@ -208,9 +208,15 @@ async fn an_unreachable_cluster_is_offline_with_a_reason_and_others_still_work()
 /// Cluster `b` behind a fault proxy (discovery reaches it only through the proxy), with
 /// `extra` TOML appended to `[discovery]`.
 async fn proxied_fixture(extra: &str) -> (Fixture, meridian_testkit::FaultProxy) {
+    proxied(ClusterSpec::new("b"), extra).await
+}
+
+/// Cluster `b`, as `spec` describes it, behind a fault proxy (see [`proxied_fixture`]).
+async fn proxied(spec: ClusterSpec, extra: &str) -> (Fixture, meridian_testkit::FaultProxy) {
     let dir = tempfile::tempdir().expect("tempdir");
     let sim = Simulator::new(SimOptions { history: 10_000, backends: false, state_dir: None });
-    let b = sim.add_cluster(ClusterSpec::new("b")).await.expect("cluster b");
+    let secure = spec.secure;
+    let b = sim.add_cluster(spec).await.expect("cluster b");
     let proxy = meridian_testkit::FaultProxy::start(std::net::SocketAddr::from(([127, 0, 0, 1], b.port())))
         .await
         .expect("proxy");
@@ -218,7 +224,7 @@ async fn proxied_fixture(extra: &str) -> (Fixture, meridian_testkit::FaultProxy)
     sim.write_kubeconfig(&direct).expect("kubeconfig");
     let mut kc = kube::config::Kubeconfig::read_from(&direct).expect("read kubeconfig");
     for c in kc.clusters.iter_mut().filter_map(|c| c.cluster.as_mut()) {
-        c.server = Some(proxy.url());
+        c.server = Some(if secure { format!("https://{}", proxy.addr()) } else { proxy.url() });
     }
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, serde_json::to_string(&kc).expect("json")).expect("write");

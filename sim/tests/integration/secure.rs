@@ -42,3 +42,34 @@ async fn a_secure_cluster_needs_its_ca_and_its_token() -> Result<()> {
     sim.shutdown().await;
     Ok(())
 }
+
+/// ALPN offers HTTP/2 as kube-apiserver does, unless the cluster is `http1_only`; curl
+/// (which asks for `h2` first) reports the version it got, and kubectl lists over either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secure_cluster_offers_http2_by_alpn_unless_http1_only() -> Result<()> {
+    let sim = Simulator::new(SimOptions::default());
+    let h2 = sim.add_cluster(ClusterSpec::new("h2").secure()).await?;
+    let h1 = sim.add_cluster(ClusterSpec::new("h1").secure().http1_only()).await?;
+    let dir = tempfile::tempdir()?;
+    let kubeconfig = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig)?;
+    for (c, want) in [(&h2, "2"), (&h1, "1.1")] {
+        let ca = dir.path().join(format!("{}-ca.crt", c.name()));
+        std::fs::write(&ca, c.ca_pem().unwrap_or_default())?;
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--http2", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", "--cacert"])
+            .arg(&ca)
+            .args(["-H", &format!("Authorization: Bearer {}", c.token().unwrap_or_default())])
+            .arg(format!("{}/api/v1/namespaces", c.url()))
+            .output()?;
+        assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{want} 200"), "{}: {out:?}", c.name());
+        let listed = std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["--context", c.name(), "get", "namespaces", "-o", "name"])
+            .output()?;
+        assert!(String::from_utf8_lossy(&listed.stdout).contains("namespace/default"), "{}: {listed:?}", c.name());
+    }
+    sim.shutdown().await;
+    Ok(())
+}
