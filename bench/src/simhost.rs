@@ -55,21 +55,24 @@ pub(crate) struct Sims {
     pub(crate) sim: Arc<Simulator>,
     pub(crate) clusters: Vec<Arc<SimCluster>>,
     pub(crate) kubeconfig: PathBuf,
+    /// Whether the clusters serve HTTPS (and HTTP/2 by ALPN) with a bearer token.
+    secure: bool,
 }
 
 impl Sims {
     /// Starts `n` clusters; `backends` runs real HTTP servers behind LB addresses (for
     /// health checks), off for the scale benchmark.
     pub(crate) async fn start(n: usize, backends: bool, dir: &Path) -> Result<Sims> {
+        Self::start_as(n, backends, false, dir).await
+    }
+
+    /// [`Sims::start`], with clusters that serve HTTPS as real API servers do when `secure`.
+    pub(crate) async fn start_as(n: usize, backends: bool, secure: bool, dir: &Path) -> Result<Sims> {
         let sim = Arc::new(Simulator::new(SimOptions { history: 100_000, backends, state_dir: None }));
-        let mut clusters = Vec::new();
-        for i in 0..n {
-            let spec = ClusterSpec::new(cluster_name(i)).with_topology(region(i), zone(i));
-            clusters.push(sim.add_cluster(spec).await.with_context(|| format!("simulated cluster {i}"))?);
-        }
         let kubeconfig = dir.join("kubeconfig");
-        sim.write_kubeconfig(&kubeconfig)?;
-        Ok(Sims { sim, clusters, kubeconfig })
+        let mut sims = Sims { sim, clusters: Vec::new(), kubeconfig, secure };
+        sims.add(n).await?;
+        Ok(sims)
     }
 
     /// Applies services `0..count` to every cluster; their addresses, cluster by cluster.
@@ -94,6 +97,7 @@ impl Sims {
     pub(crate) async fn add(&mut self, n: usize) -> Result<()> {
         for i in self.clusters.len()..self.clusters.len() + n {
             let spec = ClusterSpec::new(cluster_name(i)).with_topology(region(i), zone(i));
+            let spec = if self.secure { spec.secure() } else { spec };
             self.clusters.push(self.sim.add_cluster(spec).await.with_context(|| format!("simulated cluster {i}"))?);
         }
         self.sim.write_kubeconfig(&self.kubeconfig)?;

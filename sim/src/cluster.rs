@@ -125,6 +125,11 @@ impl SimCluster {
         format!("{scheme}://127.0.0.1:{}", self.core.port())
     }
 
+    /// The load clients put on the API so far: connections, watches, requests.
+    pub fn load(&self) -> crate::load::Load {
+        self.core.load.snapshot()
+    }
+
     /// Every (verb, group, resource) clients asked of this cluster since it started, as
     /// an RBAC authorizer checks them.
     pub fn accesses(&self) -> Vec<crate::audit::Access> {
@@ -455,6 +460,7 @@ async fn serve(listener: tokio::net::TcpListener, core: Arc<Core>) {
 /// Serves one API connection: HTTP/1.1 in the clear; over TLS, HTTP/2 when the client
 /// chose it by ALPN, as kube-apiserver does, else HTTP/1.1.
 async fn serve_connection(stream: tokio::net::TcpStream, core: Arc<Core>) {
+    let _open = core.load.open(crate::load::Kind::Connection);
     let acceptor = core.security.as_ref().map(|s| s.acceptor.clone());
     let svc = service_fn(move |req| crate::http::handle(core.clone(), req));
     let Some(acceptor) = acceptor else {

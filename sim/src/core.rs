@@ -25,6 +25,8 @@ pub(crate) struct Core {
     pub(crate) kill_watches: tokio::sync::watch::Sender<u64>,
     /// What clients asked of this cluster, as RBAC names it.
     pub(crate) audit: crate::audit::Audit,
+    /// The load clients put on the API: connections, watches, requests.
+    pub(crate) load: std::sync::Arc<crate::load::Counters>,
     /// HTTPS and the bearer token, for a [`crate::ClusterSpec::secure`] cluster.
     pub(crate) security: Option<crate::secure::Security>,
     /// The API port; 0 until the first start binds one.
@@ -53,6 +55,7 @@ impl Core {
             backends,
             kill_watches,
             audit: crate::audit::Audit::default(),
+            load: Default::default(),
             security,
             port: AtomicU16::new(spec.port),
         })

@@ -123,6 +123,7 @@ async fn route(
     let agent = headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let what = (target.def.group.as_str(), target.def.plural.as_str(), target.sub);
     core.audit.record(agent, method, what, target.name.is_some(), watch);
+    core.load.request(method == http::Method::GET && target.name.is_none() && !watch);
     refuse_binary_bodies(headers)?;
     let req = ResourceRequest {
         core,

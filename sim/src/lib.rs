@@ -41,6 +41,7 @@
 //!   resources by their printer columns, evaluated by `jsonpath`). `selectors`, and
 //!   `field_labels`: the fields each kind's field selectors may name.
 //! - `audit`: the (verb, group, resource) accesses clients made, as RBAC names them.
+//!   `load`: the load they put on the API (connections, watches, requests).
 //! - `secure`: a secure cluster's CA, serving certificate and bearer token.
 //! - `reviews`: the self-review resources behind `kubectl auth can-i` and `auth whoami`.
 //! - `controllers`: Service, Ingress, Gateway API, workload, Deployment rollout, namespace
@@ -171,6 +172,7 @@ mod http;
 mod jsonpath;
 mod key;
 mod kubeconfig;
+mod load;
 mod managed;
 mod openapi_schemas;
 mod patch;
@@ -200,6 +202,7 @@ use parking_lot::RwLock;
 pub use audit::Access;
 pub use cluster::SimCluster;
 pub use error::{ApiError, Error, Result};
+pub use load::Load;
 
 /// Simulator-wide options.
 #[derive(Debug, Clone)]

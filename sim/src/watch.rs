@@ -162,8 +162,12 @@ pub(crate) fn start(
             return rx;
         }
     };
+    let open = core.load.open(crate::load::Kind::Watch);
     let feed = Feed { core, tx, renderer, last_rv, events };
-    tokio::spawn(feed.run(initial, kill, bookmarks, timeout));
+    tokio::spawn(async move {
+        feed.run(initial, kill, bookmarks, timeout).await;
+        drop(open);
+    });
     rx
 }
 

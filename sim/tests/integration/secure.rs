@@ -73,3 +73,41 @@ async fn a_secure_cluster_offers_http2_by_alpn_unless_http1_only() -> Result<()>
     sim.shutdown().await;
     Ok(())
 }
+
+/// The load a client puts on a cluster is counted as kube-apiserver's metrics count it:
+/// a `kubectl get` is one connection and lists; a watch stays open until it ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_on_a_cluster_counts_connections_watches_and_lists() -> Result<()> {
+    let sim = Simulator::new(SimOptions::default());
+    let c = sim.add_cluster(ClusterSpec::new("busy").secure()).await?;
+    let dir = tempfile::tempdir()?;
+    let kubeconfig = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig)?;
+    let before = c.load();
+    let kubectl = |args: &[&str]| {
+        std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["--context", "busy"])
+            .args(args)
+            .output()
+    };
+    let got = kubectl(&["get", "services", "-A", "-o", "name"])?;
+    assert!(got.status.success(), "{got:?}");
+    let after = c.load();
+    assert!(after.connections > before.connections, "{before:?} → {after:?}");
+    assert!(after.lists > before.lists, "{before:?} → {after:?}");
+    // kubectl's watch ends at its request timeout; it exits either way.
+    kubectl(&["get", "services", "-A", "--watch", "--request-timeout=2s"])?;
+    let watched = c.load();
+    assert_eq!(watched.watches, after.watches + 1, "{after:?} → {watched:?}");
+    // The watch ended with kubectl (the client went away).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let idle = |l: meridian_sim::Load| l.watches_open == 0 && l.connections_open == 0;
+    while !idle(c.load()) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(idle(c.load()), "{:?}", c.load());
+    sim.shutdown().await;
+    Ok(())
+}
