@@ -86,11 +86,15 @@ pub async fn connect(cluster: &str, path: &Path, context: Option<&str>) -> Resul
 const CLIENT_GO_PINGS: Pings = Pings { interval: Duration::from_secs(30), timeout: Duration::from_secs(15) };
 
 /// The pings of a watched cluster's connection: one after a probe interval without a
-/// frame (the probes keep a live connection busier than that), answered within a probe's
-/// timeout. A connection that went silent is so dropped about when the cluster would be
+/// frame (the probes keep a live connection busier than that), and as long to answer as
+/// the probes take to find the cluster Offline (`offline_after` intervals and a timeout),
+/// so a server that is only slow, busy serving large lists, keeps its connection and
+/// its watches. A connection that went silent is so dropped about when the cluster turns
 /// Offline, and the next probe dials a new one.
 fn probe_pings(config: &Config) -> Pings {
-    Pings { interval: config.discovery.probe_interval.as_std(), timeout: config.discovery.probe_timeout.as_std() }
+    let d = &config.discovery;
+    let interval = d.probe_interval.as_std();
+    Pings { interval, timeout: interval * d.offline_after.max(1) + d.probe_timeout.as_std() }
 }
 
 async fn connect_pinged(cluster: &str, path: &Path, context: Option<&str>, pings: Pings) -> Result<Client> {

@@ -80,13 +80,14 @@ async fn a_secure_cluster_that_offers_only_http1_is_watched_over_http1() {
 }
 
 /// The connection goes silent for good (a partition healed, but the far end forgot it).
-/// Its HTTP/2 pings go unanswered, so it is closed within a probe interval and timeout,
-/// and the watches and probes move to one new connection: a change arrives long before
-/// any watch would be found silent (`watch_silence` is 150 s), and the cluster never
-/// turned Offline.
+/// Its HTTP/2 pings go unanswered, so it is closed about when the probes find the
+/// cluster Offline (three intervals of 0.1 s and a 0.5 s timeout), and the probes and
+/// the watches move to one new connection: a change arrives long before any watch would
+/// be found silent (`watch_silence` is 150 s). Without the pings every request would
+/// keep going to the dead connection, and the cluster would stay Offline.
 #[tokio::test]
 async fn a_silent_http2_connection_is_closed_by_its_pings_and_replaced_by_one() {
-    let (f, proxy) = super::proxied(ClusterSpec::new("b").secure(), "offline_after = 1000").await;
+    let (f, proxy) = super::proxied(ClusterSpec::new("b").secure(), "offline_after = 3").await;
     let b = super::cluster(&f, "b");
     b.apply_json(super::lb_service("web")).expect("create");
     super::wait(&f, "web in b", |s| super::healthy(s, "web", "b") == Some(true)).await;
@@ -97,6 +98,8 @@ async fn a_silent_http2_connection_is_closed_by_its_pings_and_replaced_by_one() 
     super::wait(&f, "new arrives on a new connection", |s| super::healthy(s, "new", "b") == Some(true)).await;
     assert!(t0.elapsed() < Duration::from_secs(10), "took {:?}", t0.elapsed());
     assert_eq!(proxy.accepted(), 2, "one new connection for every watch and probe");
-    let snap = f.discovery.table().snapshot();
-    assert!(matches!(snap.clusters.get("b").map(|c| &c.state), Some(meridian_discovery::table::ClusterState::Ready)));
+    let ready = |s: &meridian_discovery::table::Snapshot| {
+        matches!(s.clusters.get("b").map(|c| &c.state), Some(meridian_discovery::table::ClusterState::Ready))
+    };
+    assert!(f.discovery.table().wait_for(Duration::from_secs(5), ready).await, "b is Ready again");
 }
