@@ -20,10 +20,9 @@ use meridian_sim::SimCluster;
 
 use crate::dnsclient::Client;
 use crate::harness::{self, Args, LOAD_CORE, SERVER_CORE, Server};
-use crate::simhost::{self, MeridianConf, Sims};
+use crate::simhost::{self, MeridianConf, Sims, Transport};
 
-const USAGE: &str =
-    "meridian-bench scale [--clusters 100] [--services 1000] [--rate 1000] [--seconds 30] [--secure] [--no-record]";
+const USAGE: &str = "meridian-bench scale [--clusters 100] [--services 1000] [--rate 1000] [--seconds 30] [--secure [--http1]] [--no-record]";
 
 /// Services per cluster kept out of the churn, for timed changes.
 pub(crate) const SAMPLED_SERVICES: usize = 20;
@@ -42,8 +41,13 @@ pub(crate) fn run(raw: &[String]) -> Result<()> {
     let rate: u64 = args.num("rate", 1000)?;
     let seconds: u64 = args.num("seconds", 30)?;
     // HTTPS clusters, which offer HTTP/2 by ALPN as kube-apiserver does: each cluster's
-    // watches then share one connection. Plain HTTP is HTTP/1.1, a connection per watch.
-    let secure = args.flag("secure");
+    // watches then share one connection. Plain HTTP is HTTP/1.1, a connection per watch;
+    // `--http1` keeps HTTPS to HTTP/1.1, to tell TLS's cost from multiplexing's.
+    let transport = match (args.flag("secure"), args.flag("http1")) {
+        (false, _) => Transport::Plain,
+        (true, false) => Transport::Tls,
+        (true, true) => Transport::TlsHttp1,
+    };
     let meridian = harness::meridian_binary()?;
     // The simulator is not pinned while the clusters are first listed: serving 100
     // clusters' first lists (100,000 Services and EndpointSlices as JSON) on one core
@@ -57,7 +61,7 @@ pub(crate) fn run(raw: &[String]) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     eprintln!("starting {clusters} simulated clusters, {services} LoadBalancer services each");
     let seed_start = Instant::now();
-    let sims = rt.block_on(Sims::start_as(clusters, false, secure, dir))?;
+    let sims = rt.block_on(Sims::start_as(clusters, false, transport, dir))?;
     sims.seed(services)?;
     eprintln!("seeded {} services in {:.1?}", clusters * services, seed_start.elapsed());
 
@@ -154,7 +158,7 @@ pub(crate) fn run(raw: &[String]) -> Result<()> {
         "{clusters} simulated clusters ({}) × {services} LoadBalancer services = {want} shards; simulator in the bench \
          process (both cores while listed, then core {LOAD_CORE}), Meridian pinned to core {SERVER_CORE}; {seconds} s of churn at {rate} endpoint changes/s \
          (achieved {churned:.0}/s, {} errors), {} timed changes.\n",
-        if secure { "HTTPS, HTTP/2 by ALPN" } else { "plain HTTP/1.1" },
+        transport.describe(),
         errors.load(Ordering::Relaxed),
         delays.len() + lost
     );

@@ -50,27 +50,57 @@ pub(crate) fn cluster_name(i: usize) -> String {
     format!("c{i}")
 }
 
+/// How simulated clusters serve their API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transport {
+    /// Plain HTTP/1.1, no authentication.
+    Plain,
+    /// HTTPS with a bearer token, HTTP/2 or HTTP/1.1 by ALPN, as kube-apiserver.
+    Tls,
+    /// HTTPS with a bearer token, HTTP/1.1 only.
+    TlsHttp1,
+}
+
+impl Transport {
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Transport::Plain => "plain HTTP/1.1",
+            Transport::Tls => "HTTPS, HTTP/2 by ALPN",
+            Transport::TlsHttp1 => "HTTPS, HTTP/1.1 only",
+        }
+    }
+}
+
+/// The load-balancer pool of cluster `i`: the simulator's default (127.(100+i).0.0/16)
+/// for the first 150, then a /22 (1,022 addresses) each from 127.16.0.0 up, so a
+/// thousand clusters of a thousand services fit below 127.100.
+fn lb_cidr(i: usize) -> Option<String> {
+    const DEFAULTS: usize = 150;
+    let j = i.checked_sub(DEFAULTS)?;
+    Some(format!("127.{}.{}.0/22", 16 + j / 64, (j % 64) * 4))
+}
+
 /// The simulator and its clusters.
 pub(crate) struct Sims {
     pub(crate) sim: Arc<Simulator>,
     pub(crate) clusters: Vec<Arc<SimCluster>>,
     pub(crate) kubeconfig: PathBuf,
-    /// Whether the clusters serve HTTPS (and HTTP/2 by ALPN) with a bearer token.
-    secure: bool,
+    /// How the clusters serve their API.
+    transport: Transport,
 }
 
 impl Sims {
     /// Starts `n` clusters; `backends` runs real HTTP servers behind LB addresses (for
     /// health checks), off for the scale benchmark.
     pub(crate) async fn start(n: usize, backends: bool, dir: &Path) -> Result<Sims> {
-        Self::start_as(n, backends, false, dir).await
+        Self::start_as(n, backends, Transport::Plain, dir).await
     }
 
-    /// [`Sims::start`], with clusters that serve HTTPS as real API servers do when `secure`.
-    pub(crate) async fn start_as(n: usize, backends: bool, secure: bool, dir: &Path) -> Result<Sims> {
+    /// [`Sims::start`], with clusters that serve their API over `transport`.
+    pub(crate) async fn start_as(n: usize, backends: bool, transport: Transport, dir: &Path) -> Result<Sims> {
         let sim = Arc::new(Simulator::new(SimOptions { history: 100_000, backends, state_dir: None }));
         let kubeconfig = dir.join("kubeconfig");
-        let mut sims = Sims { sim, clusters: Vec::new(), kubeconfig, secure };
+        let mut sims = Sims { sim, clusters: Vec::new(), kubeconfig, transport };
         sims.add(n).await?;
         Ok(sims)
     }
@@ -96,8 +126,15 @@ impl Sims {
     /// [`Sims::start`] would have) and rewrites the kubeconfig to include them.
     pub(crate) async fn add(&mut self, n: usize) -> Result<()> {
         for i in self.clusters.len()..self.clusters.len() + n {
-            let spec = ClusterSpec::new(cluster_name(i)).with_topology(region(i), zone(i));
-            let spec = if self.secure { spec.secure() } else { spec };
+            let spec = ClusterSpec {
+                lb_cidr: lb_cidr(i),
+                ..ClusterSpec::new(cluster_name(i)).with_topology(region(i), zone(i))
+            };
+            let spec = match self.transport {
+                Transport::Plain => spec,
+                Transport::Tls => spec.secure(),
+                Transport::TlsHttp1 => spec.secure().http1_only(),
+            };
             self.clusters.push(self.sim.add_cluster(spec).await.with_context(|| format!("simulated cluster {i}"))?);
         }
         self.sim.write_kubeconfig(&self.kubeconfig)?;
@@ -137,6 +174,9 @@ fn service_json(name: &str) -> serde_json::Value {
         "metadata": {"name": name, "namespace": NAMESPACE},
         "spec": {
             "type": "LoadBalancer",
+            // As clusters with thousands of load balancers set it: the nodePort range
+            // (2,768 ports) would otherwise bound how many a cluster can have.
+            "allocateLoadBalancerNodePorts": false,
             "selector": {"app": name},
             "ports": [{"name": "http", "port": 80, "protocol": "TCP"}],
         },

@@ -29,6 +29,17 @@ fn in_service_net(ip: u32) -> bool {
     ip.wrapping_sub(SERVICE_NET) < SERVICE_NET_SIZE
 }
 
+/// Which of a Service's ports get a nodePort.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NodePorts {
+    /// None (ClusterIP, headless).
+    None,
+    /// Those the client names, and no others.
+    Named,
+    /// Every port: the client's, the old version's, or a fresh one.
+    Allocate,
+}
+
 /// A 422 for the Service being written.
 fn invalid(name: &str, msg: String) -> ApiError {
     ApiError::invalid("Service", name, msg)
@@ -118,7 +129,15 @@ impl ServiceAlloc {
         spec.insert("clusterIPs".into(), json!([ip]));
         spec.entry("ipFamilies").or_insert(json!(["IPv4"]));
         spec.entry("ipFamilyPolicy").or_insert(json!("SingleStack"));
-        self.ports(spec, old_spec, ty == "NodePort" || ty == "LoadBalancer", name)?;
+        // A LoadBalancer with `allocateLoadBalancerNodePorts: false` gets no nodePorts but
+        // the ones its client names (cloud and bare-metal balancers that route to pods).
+        let node_ports = match ty.as_str() {
+            "NodePort" => NodePorts::Allocate,
+            "LoadBalancer" if spec.get("allocateLoadBalancerNodePorts") == Some(&json!(false)) => NodePorts::Named,
+            "LoadBalancer" => NodePorts::Allocate,
+            _ => NodePorts::None,
+        };
+        self.ports(spec, old_spec, node_ports, name)?;
         self.health_check_node_port(spec, old_spec, &ty, name)?;
         if let Some(old) = old {
             self.release_dropped(old, svc);
@@ -170,7 +189,7 @@ impl ServiceAlloc {
         &mut self,
         spec: &mut Map<String, Value>,
         old_spec: Option<&Value>,
-        node_ports_wanted: bool,
+        node_ports: NodePorts,
         name: &str,
     ) -> Result<(), ApiError> {
         let old_ports: Vec<Value> =
@@ -179,7 +198,7 @@ impl ServiceAlloc {
         let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) else { return Ok(()) };
         for pm in ports.iter_mut().filter_map(Value::as_object_mut) {
             let (port, proto) = port_defaults(pm, name)?;
-            if !node_ports_wanted {
+            if node_ports == NodePorts::None {
                 pm.remove("nodePort");
                 continue;
             }
@@ -191,6 +210,11 @@ impl ServiceAlloc {
                 .and_then(|o| o.get("nodePort"))
                 .and_then(Value::as_u64)
                 .and_then(|n| u16::try_from(n).ok());
+            // Without allocation, a port keeps only a nodePort it is given or already had.
+            if node_ports == NodePorts::Named && port_of(pm.get("nodePort")).is_none() && previous.is_none() {
+                pm.remove("nodePort");
+                continue;
+            }
             let np = self.node_port(port_of(pm.get("nodePort")), previous, &taken_here, name)?;
             taken_here.push(np);
             pm.insert("nodePort".into(), json!(np));
@@ -347,6 +371,30 @@ mod tests {
         a.default_service(&mut cip, Some(&upd), "web")?;
         assert!(cip["spec"]["ports"][0].get("nodePort").is_none());
         assert!(a.ports.is_empty());
+        Ok(())
+    }
+
+    /// `allocateLoadBalancerNodePorts: false`: no nodePort unless named or already held,
+    /// so the nodePort range does not bound how many LoadBalancers a cluster has.
+    #[test]
+    fn load_balancers_without_node_port_allocation() -> Result<(), ApiError> {
+        let mut a = ServiceAlloc::default();
+        let lb = |ports: Value| json!({"spec": {"type": "LoadBalancer", "allocateLoadBalancerNodePorts": false, "ports": ports}});
+        for i in 0..3000 {
+            let mut svc = lb(json!([{"port": 80}]));
+            a.default_service(&mut svc, None, &format!("s{i}"))?;
+            assert!(svc["spec"]["ports"][0].get("nodePort").is_none());
+        }
+        assert!(a.ports.is_empty());
+        let mut named = lb(json!([{"port": 80, "nodePort": 30080}, {"port": 81}]));
+        a.default_service(&mut named, None, "named")?;
+        assert_eq!(named["spec"]["ports"][0]["nodePort"], 30080);
+        assert!(named["spec"]["ports"][1].get("nodePort").is_none());
+        // An update that omits the named one keeps it, as an allocated one would be kept.
+        let mut upd = lb(json!([{"port": 80}, {"port": 81}]));
+        a.default_service(&mut upd, Some(&named), "named")?;
+        assert_eq!(upd["spec"]["ports"][0]["nodePort"], 30080);
+        assert_eq!(a.ports.len(), 1);
         Ok(())
     }
 
