@@ -55,14 +55,10 @@ async fn large_list_arrives_whole(spec: ClusterSpec) {
 /// connection per watch. The proxy in front of the cluster counts the connections.
 #[tokio::test]
 async fn a_secure_clusters_watches_and_probes_share_one_http2_connection() {
-    let (f, proxy) = super::proxied(ClusterSpec::new("b").secure(), "").await;
-    let b = super::cluster(&f, "b");
-    b.apply_json(super::lb_service("web")).expect("create");
-    super::wait(&f, "web in b", |s| super::healthy(s, "web", "b") == Some(true)).await;
+    let (f, proxy) = watching(ClusterSpec::new("b").secure(), "").await;
     // Ten more probes (every 100 ms), and a change that arrives through a watch.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    b.apply_json(super::lb_service("new")).expect("create new");
-    super::wait(&f, "new in b", |s| super::healthy(s, "new", "b") == Some(true)).await;
+    arrives(&f, "new").await;
     assert_eq!(proxy.accepted(), 1, "connections the cluster's client opened");
 }
 
@@ -70,12 +66,8 @@ async fn a_secure_clusters_watches_and_probes_share_one_http2_connection() {
 /// watched over HTTP/1.1: a connection per watch, and changes still arrive.
 #[tokio::test]
 async fn a_secure_cluster_that_offers_only_http1_is_watched_over_http1() {
-    let (f, proxy) = super::proxied(ClusterSpec::new("b").secure().http1_only(), "").await;
-    let b = super::cluster(&f, "b");
-    b.apply_json(super::lb_service("web")).expect("create");
-    super::wait(&f, "web in b", |s| super::healthy(s, "web", "b") == Some(true)).await;
-    b.apply_json(super::lb_service("new")).expect("create new");
-    super::wait(&f, "new in b", |s| super::healthy(s, "new", "b") == Some(true)).await;
+    let (f, proxy) = watching(ClusterSpec::new("b").secure().http1_only(), "").await;
+    arrives(&f, "new").await;
     assert!(proxy.accepted() >= 8, "a connection per watch: {}", proxy.accepted());
 }
 
@@ -87,19 +79,29 @@ async fn a_secure_cluster_that_offers_only_http1_is_watched_over_http1() {
 /// keep going to the dead connection, and the cluster would stay Offline.
 #[tokio::test]
 async fn a_silent_http2_connection_is_closed_by_its_pings_and_replaced_by_one() {
-    let (f, proxy) = super::proxied(ClusterSpec::new("b").secure(), "offline_after = 3").await;
-    let b = super::cluster(&f, "b");
-    b.apply_json(super::lb_service("web")).expect("create");
-    super::wait(&f, "web in b", |s| super::healthy(s, "web", "b") == Some(true)).await;
+    let (f, proxy) = watching(ClusterSpec::new("b").secure(), "offline_after = 3").await;
     assert_eq!(proxy.accepted(), 1);
     proxy.forget_open();
     let t0 = std::time::Instant::now();
-    b.apply_json(super::lb_service("new")).expect("create new");
-    super::wait(&f, "new arrives on a new connection", |s| super::healthy(s, "new", "b") == Some(true)).await;
+    arrives(&f, "new").await;
     assert!(t0.elapsed() < Duration::from_secs(10), "took {:?}", t0.elapsed());
     assert_eq!(proxy.accepted(), 2, "one new connection for every watch and probe");
     let ready = |s: &meridian_discovery::table::Snapshot| {
         matches!(s.clusters.get("b").map(|c| &c.state), Some(meridian_discovery::table::ClusterState::Ready))
     };
     assert!(f.discovery.table().wait_for(Duration::from_secs(5), ready).await, "b is Ready again");
+}
+
+/// Cluster `b` (as `spec` says) behind a counting proxy, with its Service `web` watched.
+async fn watching(spec: ClusterSpec, extra: &str) -> (super::Fixture, meridian_testkit::FaultProxy) {
+    let (f, proxy) = super::proxied(spec, extra).await;
+    super::cluster(&f, "b").apply_json(super::lb_service("web")).expect("create");
+    super::wait(&f, "web in b", |s| super::healthy(s, "web", "b") == Some(true)).await;
+    (f, proxy)
+}
+
+/// Creates Service `name` in `b` and waits for it through the watches.
+async fn arrives(f: &super::Fixture, name: &str) {
+    super::cluster(f, "b").apply_json(super::lb_service(name)).expect("create");
+    super::wait(f, &format!("{name} in b"), |s| super::healthy(s, name, "b") == Some(true)).await;
 }
