@@ -5,8 +5,9 @@
 //!
 //! A connection that goes silent is found by HTTP/2 pings: after `interval` without a
 //! frame from the server it is pinged, and without an answer within `timeout` it is
-//! closed (`registry` ties both to the cluster's probes), which fails every stream on it; their next requests dial afresh. A server
-//! that picks HTTP/1.1 is served by hyper's pooled HTTP/1.1 client instead, from then on.
+//! closed (`registry` ties both to the cluster's probes), which fails every stream on it;
+//! their next requests dial afresh. A server that picks HTTP/1.1 is served by hyper's
+//! pooled HTTP/1.1 client instead, from then on.
 
 use std::future::Future;
 use std::pin::Pin;
