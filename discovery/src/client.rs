@@ -54,7 +54,7 @@ pub(crate) fn build(config: Config, pings: Pings) -> kube::Result<Client> {
         let tls = https_connector(&config, http)?;
         let connector = timeouts(&config, tls);
         let shared = shared::Shared::new(connector.clone(), pooled(connector), pings);
-        Ok(layers(&config, shared)?)
+        layers(&config, shared)
     } else {
         let pooled = pooled(timeouts(&config, http));
         layers(&config, pooled.map_err(BoxError::from))
@@ -76,6 +76,7 @@ fn https_connector(config: &Config, http: HttpConnector) -> kube::Result<HttpsCo
     Ok(builder.enable_http1().enable_http2().wrap_connector(http))
 }
 
+/// `connector` with the configuration's connect, read and write deadlines.
 fn timeouts<C>(config: &Config, connector: C) -> TimeoutConnector<C>
 where
     C: tower::Service<http::Uri> + Clone + Send + Sync + 'static,

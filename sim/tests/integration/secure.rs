@@ -4,6 +4,16 @@
 use anyhow::Result;
 use meridian_sim::{ClusterSpec, SimOptions, Simulator};
 
+/// kubectl with `args` against `context` of the simulator's kubeconfig.
+fn kubectl(kubeconfig: &std::path::Path, context: &str, args: &[&str]) -> std::io::Result<std::process::Output> {
+    std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["--context", context])
+        .args(args)
+        .output()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secure_cluster_needs_its_ca_and_its_token() -> Result<()> {
     let sim = Simulator::new(SimOptions::default());
@@ -12,11 +22,7 @@ async fn a_secure_cluster_needs_its_ca_and_its_token() -> Result<()> {
     let kubeconfig = dir.path().join("kubeconfig");
     sim.write_kubeconfig(&kubeconfig)?;
     assert!(c.url().starts_with("https://127.0.0.1:"), "{}", c.url());
-    let kubectl = |extra: &[&str]| {
-        let mut cmd = std::process::Command::new("kubectl");
-        cmd.arg("--kubeconfig").arg(&kubeconfig).args(["--context", "safe"]).args(extra);
-        cmd.output()
-    };
+    let kubectl = |extra: &[&str]| kubectl(&kubeconfig, "safe", extra);
     let ok = kubectl(&["get", "namespaces", "-o", "name"])?;
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     assert!(String::from_utf8_lossy(&ok.stdout).contains("namespace/default"));
@@ -63,11 +69,7 @@ async fn a_secure_cluster_offers_http2_by_alpn_unless_http1_only() -> Result<()>
             .arg(format!("{}/api/v1/namespaces", c.url()))
             .output()?;
         assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{want} 200"), "{}: {out:?}", c.name());
-        let listed = std::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .args(["--context", c.name(), "get", "namespaces", "-o", "name"])
-            .output()?;
+        let listed = kubectl(&kubeconfig, c.name(), &["get", "namespaces", "-o", "name"])?;
         assert!(String::from_utf8_lossy(&listed.stdout).contains("namespace/default"), "{}: {listed:?}", c.name());
     }
     sim.shutdown().await;
@@ -84,14 +86,7 @@ async fn the_load_on_a_cluster_counts_connections_watches_and_lists() -> Result<
     let kubeconfig = dir.path().join("kubeconfig");
     sim.write_kubeconfig(&kubeconfig)?;
     let before = c.load();
-    let kubectl = |args: &[&str]| {
-        std::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .args(["--context", "busy"])
-            .args(args)
-            .output()
-    };
+    let kubectl = |args: &[&str]| kubectl(&kubeconfig, "busy", args);
     let got = kubectl(&["get", "services", "-A", "-o", "name"])?;
     assert!(got.status.success(), "{got:?}");
     let after = c.load();
