@@ -124,7 +124,7 @@ fn namespace_usable(g: &Inner, ns: &str) -> Result<(), ApiError> {
     match g.get(&(resources::NAMESPACES, String::new(), ns.to_string())) {
         None => Err(ApiError::new(404, "NotFound", format!("namespaces \"{ns}\" not found"))
             .with_details(json!({"name": ns, "kind": "namespaces"}))),
-        Some(n) if util::meta_str(n, "deletionTimestamp").is_some() => Err(ApiError::new(
+        Some(n) if util::meta_str(&n, "deletionTimestamp").is_some() => Err(ApiError::new(
             403,
             "Forbidden",
             format!("unable to create new content in namespace {ns} because it is being terminated"),
@@ -136,9 +136,9 @@ fn namespace_usable(g: &Inner, ns: &str) -> Result<(), ApiError> {
 /// A CRD being written, checked and settled among the cluster's other CRDs.
 fn admit_crd(g: &Inner, obj: &mut Value, old: Option<&Value>) -> Result<(), ApiError> {
     let name = util::meta_str(obj, "name").unwrap_or("").to_string();
-    let others: Vec<&Value> =
-        g.range(resources::CRDS, None, None).filter(|(k, _)| k.2 != name).map(|(_, o)| o.as_ref()).collect();
-    crd::admit(obj, old, &others)
+    let others: Vec<Value> =
+        g.range(resources::CRDS, None, None).filter(|(k, _)| k.2 != name).map(|(_, o)| o.value()).collect();
+    crd::admit(obj, old, &others.iter().collect::<Vec<_>>())
 }
 
 /// POST: creates an object.
@@ -253,7 +253,7 @@ fn create_op(
     if let Some(ns) = ns.as_deref() {
         namespace_usable(&g, ns)?;
     }
-    if g.get(&key).is_some() {
+    if g.contains(&key) {
         return Err(def.already_exists(&name));
     }
     if def.id == resources::SERVICES {
@@ -296,7 +296,7 @@ pub(crate) fn replace(
     }
     let key = key_for(def, ns, name);
     let mut g = store.write();
-    let old = g.get(&key).cloned().ok_or_else(|| def.not_found(name))?;
+    let old = g.get(&key).ok_or_else(|| def.not_found(name))?;
     validation::uid_precondition(def, name, &obj, &old)?;
     commit_update(&mut g, def, &key, &old, obj, Change::update(sub, opts))
 }
@@ -319,7 +319,7 @@ pub(crate) fn patch(
     }
     let key = key_for(def, ns, name);
     let mut g = store.write();
-    let Some(old) = g.get(&key).cloned() else {
+    let Some(old) = g.get(&key) else {
         if ptype != PatchType::Apply || sub != Sub::Main {
             return Err(def.not_found(name));
         }

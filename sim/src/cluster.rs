@@ -100,7 +100,7 @@ impl SimCluster {
             let mut g = self.core.store.write();
             for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
                 let key = (resources::NAMESPACES, String::new(), ns.to_string());
-                if g.get(&key).is_none() {
+                if !g.contains(&key) {
                     let obj = json!({
                         "apiVersion": "v1", "kind": "Namespace",
                         "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}},
@@ -330,7 +330,7 @@ impl SimCluster {
     pub(crate) fn save_state(&self, dir: &Path) -> Result<()> {
         let state = {
             let g = self.core.store.read();
-            json!({"resourceVersion": g.rv(), "objects": g.all().map(|o| (**o).clone()).collect::<Vec<_>>()})
+            json!({"resourceVersion": g.rv(), "objects": g.all().collect::<Vec<_>>()})
         };
         let path = state_path(dir, &self.core.name);
         std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;

@@ -171,7 +171,7 @@ pub(crate) fn delete(
 
 /// DELETE under a held store lock (also the controllers' entry point).
 pub(crate) fn delete_locked(g: &mut Inner, key: &Key, opts: &DeleteOptions) -> Result<Deleted, ApiError> {
-    let Some(old) = g.get(key).cloned() else {
+    let Some(old) = g.get(key) else {
         return Err(match g.registry().stored(key.0) {
             Some(def) => def.not_found(&key.2),
             None => ApiError::new(404, "NotFound", "the server could not find the requested resource"),
@@ -419,7 +419,7 @@ mod tests {
         done["spec"]["finalizers"] = json!([]);
         let mut g = s.write();
         write_update(&mut g, &key, &m, done);
-        assert!(g.get(&key).is_none());
+        assert!(!g.contains(&key));
         Ok(())
     }
 }

@@ -412,8 +412,12 @@ impl ResourceRequest<'_> {
         };
         let mut items: Vec<(&Key, Arc<Value>)> = Vec::new();
         let pinned = fields.pinned_name();
-        for (k, obj) in g.range(self.def.id, self.ns.as_deref(), after.as_ref()) {
-            if pinned.is_some_and(|p| p != k.2) || !labels.matches(obj) || !fields.matches(obj) {
+        for (k, stored) in g.range(self.def.id, self.ns.as_deref(), after.as_ref()) {
+            if pinned.is_some_and(|p| p != k.2) {
+                continue;
+            }
+            let obj = stored.value();
+            if !labels.matches(&obj) || !fields.matches(&obj) {
                 continue;
             }
             if limit.is_some_and(|l| items.len() >= l) {
@@ -433,7 +437,7 @@ impl ResourceRequest<'_> {
                 };
                 return Ok(Page { items: items.into_iter().map(|(_, o)| o).collect(), rv, next, remaining });
             }
-            items.push((k, obj.clone()));
+            items.push((k, Arc::new(obj)));
         }
         Ok(Page { items: items.into_iter().map(|(_, o)| o).collect(), rv, next: None, remaining: None })
     }
@@ -567,7 +571,10 @@ impl ResourceRequest<'_> {
         let names: Vec<(String, String)> = {
             let g = self.core.store.read();
             g.range(self.def.id, self.ns.as_deref(), None)
-                .filter(|(_, o)| labels.matches(o) && fields.matches(o))
+                .filter(|(_, o)| {
+                    let o = o.value();
+                    labels.matches(&o) && fields.matches(&o)
+                })
                 .map(|(k, _)| (k.1.clone(), k.2.clone()))
                 .collect()
         };

@@ -20,7 +20,8 @@
 //! - `cluster`: [`SimCluster`] — listener start/stop, the Rust seeding API, state restore.
 //! - `core`: `Core`, what one cluster's handlers, watches and controllers share.
 //! - `store`: objects, the resourceVersion counter, the bounded event history, the owner
-//!   index, and which keys the controllers must look at after a change. `key`: store keys.
+//!   index, and which keys the controllers must look at after a change. `stored`: an
+//!   object as the store keeps it (its JSON text). `key`: store keys.
 //!   `service_alloc`: Service clusterIP and nodePort allocation, kept beside the objects.
 //! - `resources`: resource definitions (`ResourceDef`: one resource at one version) and
 //!   the built-in table. `registry`: what a cluster serves — the built-ins and every
@@ -187,6 +188,7 @@ mod seeded;
 mod selectors;
 mod service_alloc;
 mod store;
+mod stored;
 mod strategic;
 mod table;
 mod util;

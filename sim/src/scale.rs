@@ -69,7 +69,7 @@ fn write(
 ) -> Result<Value, ApiError> {
     let key = key_for(def, ns, name);
     let mut g = store.write();
-    let old = g.get(&key).cloned().ok_or_else(|| def.not_found(name))?;
+    let old = g.get(&key).ok_or_else(|| def.not_found(name))?;
     let scale = scale(&scale_of(&old))?;
     let new = with_replicas(&old, &scale, name)?;
     let stored: Arc<Value> = api::commit_update(&mut g, def, &key, &old, new, Change::update(Sub::Scale, opts))?;

@@ -18,6 +18,7 @@ use crate::error::ApiError;
 use crate::key::{self, Key};
 use crate::registry::Registry;
 use crate::resources::{self, ResId};
+use crate::stored::Stored;
 use crate::util;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,10 +47,10 @@ pub(crate) struct Event {
     pub(crate) ns: String,
     pub(crate) name: String,
     /// New state, or for `Deleted` the last state stamped with the deletion's resourceVersion.
-    pub(crate) object: Arc<Value>,
+    pub(crate) object: Stored,
     /// State before the change, so a selector-filtered watch can turn a change that moves an
     /// object out of (into) its selector into DELETED (ADDED), as the real server does.
-    pub(crate) old: Option<Arc<Value>>,
+    pub(crate) old: Option<Stored>,
 }
 
 /// Events to replay plus the receiver for later ones.
@@ -86,7 +87,7 @@ pub(crate) struct Store {
 }
 
 pub(crate) struct Inner {
-    objects: BTreeMap<Key, Arc<Value>>,
+    objects: BTreeMap<Key, Stored>,
     rv: u64,
     history: VecDeque<Arc<Event>>,
     history_cap: usize,
@@ -134,7 +135,7 @@ impl Store {
     }
 
     pub(crate) fn get(&self, key: &Key) -> Option<Arc<Value>> {
-        self.inner.read().objects.get(key).cloned()
+        self.inner.read().get(key)
     }
 
     /// Drops all retained events and bumps the counter, like the API server's compactor
@@ -153,8 +154,14 @@ impl Inner {
         self.rv
     }
 
-    pub(crate) fn get(&self, key: &Key) -> Option<&Arc<Value>> {
-        self.objects.get(key)
+    /// The object under `key`, decoded.
+    pub(crate) fn get(&self, key: &Key) -> Option<Arc<Value>> {
+        self.objects.get(key).map(|o| Arc::new(o.value()))
+    }
+
+    /// Whether an object is stored under `key` (without decoding it).
+    pub(crate) fn contains(&self, key: &Key) -> bool {
+        self.objects.contains_key(key)
     }
 
     pub(crate) fn registry(&self) -> &Registry {
@@ -167,7 +174,7 @@ impl Inner {
         res: ResId,
         ns: Option<&'a str>,
         after: Option<&Key>,
-    ) -> impl Iterator<Item = (&'a Key, &'a Arc<Value>)> + 'a {
+    ) -> impl Iterator<Item = (&'a Key, &'a Stored)> + 'a {
         let start = match after {
             Some(k) => Bound::Excluded(k.clone()),
             None => Bound::Included((res, ns.unwrap_or("").to_string(), String::new())),
@@ -202,9 +209,8 @@ impl Inner {
 
     /// Whether the namespace exists and is being deleted.
     pub(crate) fn namespace_terminating(&self, ns: &str) -> bool {
-        self.objects
-            .get(&(resources::NAMESPACES, String::new(), ns.to_string()))
-            .is_some_and(|n| util::meta_str(n, "deletionTimestamp").is_some())
+        self.get(&(resources::NAMESPACES, String::new(), ns.to_string()))
+            .is_some_and(|n| util::meta_str(&n, "deletionTimestamp").is_some())
     }
 
     /// Keys of the objects whose `ownerReferences` name `uid`.
@@ -218,15 +224,16 @@ impl Inner {
         if let Some(m) = util::meta_mut(&mut obj) {
             m.insert("resourceVersion".into(), Value::String(self.rv.to_string()));
         }
-        let obj = Arc::new(obj);
-        let old = self.objects.insert(key.clone(), obj.clone());
-        self.index_owners(&key, old.as_deref(), Some(&obj));
+        let stored = Stored::new(&obj);
+        let old = self.objects.insert(key.clone(), stored.clone());
+        let old_value = old.as_ref().map(Stored::value);
+        self.index_owners(&key, old_value.as_ref(), Some(&obj));
         if key.0 == resources::CRDS {
             self.registry.put_crd(&obj);
         }
         let kind = if old.is_some() { EventType::Modified } else { EventType::Added };
-        self.emit(key, kind, obj.clone(), old);
-        obj
+        self.emit(key, kind, (stored, &obj), old.zip(old_value));
+        Arc::new(obj)
     }
 
     /// Keeps `dependents` in step with a change of `key` from `old` to `new`.
@@ -248,10 +255,11 @@ impl Inner {
 
     /// Removes the object and emits DELETED carrying a fresh resourceVersion.
     pub(crate) fn remove(&mut self, key: &Key) -> Option<Arc<Value>> {
-        let old = self.objects.remove(key)?;
+        let old_stored = self.objects.remove(key)?;
+        let old = old_stored.value();
         self.index_owners(key, Some(&old), None);
         self.rv += 1;
-        let mut last = (*old).clone();
+        let mut last = old.clone();
         if let Some(m) = util::meta_mut(&mut last) {
             m.insert("resourceVersion".into(), Value::String(self.rv.to_string()));
         }
@@ -261,17 +269,18 @@ impl Inner {
         if key.0 == resources::CRDS {
             self.registry.remove_crd(&key.2);
         }
-        let last = Arc::new(last);
-        self.emit(key.clone(), EventType::Deleted, last.clone(), Some(old));
-        Some(last)
+        self.emit(key.clone(), EventType::Deleted, (Stored::new(&last), &last), Some((old_stored, old)));
+        Some(Arc::new(last))
     }
 
-    fn emit(&mut self, key: Key, kind: EventType, object: Arc<Value>, old: Option<Arc<Value>>) {
+    /// Records and broadcasts a change; `object` and `old` come stored and decoded.
+    fn emit(&mut self, key: Key, kind: EventType, object: (Stored, &Value), old: Option<(Stored, Value)>) {
         if let Some(tx) = &self.changes {
-            for k in self.follow_ups(&key, kind, &object, old.as_deref()) {
+            for k in self.follow_ups(&key, kind, object.1, old.as_ref().map(|o| &o.1)) {
                 let _ = tx.send(k);
             }
         }
+        let (object, old) = (object.0, old.map(|o| o.0));
         let (res, ns, name) = key;
         let ev = Arc::new(Event { rv: self.rv, kind, res, ns, name, object, old });
         if self.history_cap > 0 {
@@ -327,9 +336,9 @@ impl Inner {
     /// deleting its dependents in the foreground.
     fn foreground_owner(&self, ns: &str, r: &Value) -> Option<Key> {
         let owner_key = key::owner_key(&self.registry, ns, r)?;
-        let owner = self.objects.get(&owner_key)?;
-        let waiting = util::meta_str(owner, "deletionTimestamp").is_some()
-            && util::finalizers(owner).iter().any(|f| f == util::FOREGROUND_FINALIZER);
+        let owner = self.get(&owner_key)?;
+        let waiting = util::meta_str(&owner, "deletionTimestamp").is_some()
+            && util::finalizers(&owner).iter().any(|f| f == util::FOREGROUND_FINALIZER);
         waiting.then_some(owner_key)
     }
 
@@ -355,8 +364,8 @@ impl Inner {
     }
 
     /// Every object, for the state file.
-    pub(crate) fn all(&self) -> impl Iterator<Item = &Arc<Value>> {
-        self.objects.values()
+    pub(crate) fn all(&self) -> impl Iterator<Item = Value> + '_ {
+        self.objects.values().map(Stored::value)
     }
 
     /// Restores a counter read from a state file, so clients never see it go backwards.
@@ -388,7 +397,7 @@ mod tests {
         let (replay, _rx) = g.watch_from(1)?;
         let got: Vec<_> = replay.iter().map(|e| (e.rv, e.kind, e.name.as_str())).collect();
         assert_eq!(got, vec![(2, EventType::Added, "b"), (3, EventType::Deleted, "a")]);
-        assert_eq!(replay[1].object["metadata"]["resourceVersion"], "3");
+        assert_eq!(replay[1].object.value()["metadata"]["resourceVersion"], "3");
         Ok(())
     }
 

@@ -6,7 +6,6 @@
 //! 410 Expired Status, as the real server does. A watcher that falls behind the broadcast
 //! channel catches up from history (or gets 410 if that, too, has moved on).
 
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +18,7 @@ use crate::error::ApiError;
 use crate::resources::{self, ResId, ResourceDef};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::store::{Event, EventType};
+use crate::stored::Stored;
 use crate::table;
 
 /// How often BOOKMARK events are sent when asked for (the real server: about a minute;
@@ -59,19 +59,26 @@ pub(crate) enum Start {
 }
 
 impl WatchSpec {
-    fn selects(&self, res: ResId, ns: &str, name: &str, obj: &Value) -> bool {
+    /// Whether the watch covers the object's resource, namespace and name.
+    fn selects_key(&self, res: ResId, ns: &str, name: &str) -> bool {
         res == self.def.id
             && self.ns.as_deref().is_none_or(|n| n == ns)
             && self.name.as_deref().is_none_or(|n| n == name)
-            && self.labels.matches(obj)
-            && self.fields.matches(obj)
     }
 
-    /// The event type this watcher sees for `ev`, if any (selector transitions become
-    /// ADDED/DELETED).
-    fn view(&self, ev: &Event) -> Option<EventType> {
-        let now = self.selects(ev.res, &ev.ns, &ev.name, &ev.object);
-        let before = ev.old.as_ref().is_some_and(|o| self.selects(ev.res, &ev.ns, &ev.name, o));
+    fn selects_content(&self, obj: &Value) -> bool {
+        self.labels.matches(obj) && self.fields.matches(obj)
+    }
+
+    /// The event type this watcher sees for `ev`, whose object decodes to `now`, if any
+    /// (selector transitions become ADDED/DELETED). `old` is the earlier state, decoded
+    /// only when selectors could tell it apart from `now`.
+    fn view(&self, ev: &Event, now: &Value, old: Option<&Value>) -> Option<EventType> {
+        let now = self.selects_content(now);
+        let before = match old {
+            Some(o) => self.selects_content(o),
+            None => ev.old.is_some() && self.labels.is_empty() && self.fields.is_empty(),
+        };
         match ev.kind {
             EventType::Added if now => Some(EventType::Added),
             EventType::Deleted if now || before => Some(EventType::Deleted),
@@ -88,16 +95,22 @@ impl WatchSpec {
     /// The event as this watcher sees it: its type and the object to send. An object
     /// leaving the selector goes out as DELETED carrying its last state that matched,
     /// stamped with the event's resourceVersion, as the watch cache's `cacheWatcher`
-    /// sends it.
-    fn seen<'e>(&self, ev: &'e Event) -> Option<(EventType, Cow<'e, Value>)> {
-        let kind = self.view(ev)?;
+    /// sends it. Events of other resources, namespaces and names are passed over before
+    /// anything is decoded.
+    fn seen(&self, ev: &Event) -> Option<(EventType, Value)> {
+        if !self.selects_key(ev.res, &ev.ns, &ev.name) {
+            return None;
+        }
+        let now = ev.object.value();
+        let filtered = !(self.labels.is_empty() && self.fields.is_empty());
+        let old = ev.old.as_ref().filter(|_| filtered).map(Stored::value);
+        let kind = self.view(ev, &now, old.as_ref())?;
         let left = ev.kind == EventType::Modified && kind == EventType::Deleted;
-        let Some(old) = ev.old.as_deref().filter(|_| left) else { return Some((kind, Cow::Borrowed(&*ev.object))) };
-        let mut last = old.clone();
+        let Some(mut last) = old.filter(|_| left) else { return Some((kind, now)) };
         if let Some(m) = crate::util::meta_mut(&mut last) {
             m.insert("resourceVersion".into(), Value::String(ev.rv.to_string()));
         }
-        Some((kind, Cow::Owned(last)))
+        Some((kind, last))
     }
 }
 
@@ -181,9 +194,13 @@ fn opening(core: &Core, r: &mut Renderer, start: Start) -> Result<(Vec<Bytes>, u
         Start::Current { initial_end_bookmark } => {
             let rv = g.rv();
             let ns = r.spec.ns.clone();
-            for (k, obj) in g.range(r.spec.def.id, ns.as_deref(), None) {
-                if r.spec.selects(k.0, &k.1, &k.2, obj) {
-                    lines.push(r.line("ADDED", obj));
+            for (k, stored) in g.range(r.spec.def.id, ns.as_deref(), None) {
+                if !r.spec.selects_key(k.0, &k.1, &k.2) {
+                    continue;
+                }
+                let obj = stored.value();
+                if r.spec.selects_content(&obj) {
+                    lines.push(r.line("ADDED", &obj));
                 }
             }
             if initial_end_bookmark {
@@ -347,20 +364,21 @@ mod tests {
             res: k.0,
             ns: k.1.clone(),
             name: k.2.clone(),
-            object: Arc::new(new),
-            old: old.map(Arc::new),
+            object: Stored::new(&new),
+            old: old.as_ref().map(Stored::new),
         };
+        let view = |e: Event| spec.seen(&e).map(|(kind, _)| kind);
         let web = json!({"metadata": {"labels": {"app": "web"}}});
         let db = json!({"metadata": {"labels": {"app": "db"}}});
-        assert_eq!(spec.view(&ev(EventType::Modified, web.clone(), Some(db.clone()))), Some(EventType::Added));
-        assert_eq!(spec.view(&ev(EventType::Modified, db.clone(), Some(web.clone()))), Some(EventType::Deleted));
+        assert_eq!(view(ev(EventType::Modified, web.clone(), Some(db.clone()))), Some(EventType::Added));
+        assert_eq!(view(ev(EventType::Modified, db.clone(), Some(web.clone()))), Some(EventType::Deleted));
         // Leaving the selector: DELETED with the last matching state at the event's version.
         let left = ev(EventType::Modified, db.clone(), Some(web.clone()));
-        let sent = spec.seen(&left).map(|(_, o)| o.into_owned());
+        let sent = spec.seen(&left).map(|(_, o)| o);
         assert_eq!(sent, Some(json!({"metadata": {"labels": {"app": "web"}, "resourceVersion": "1"}})));
-        assert_eq!(spec.view(&ev(EventType::Modified, db.clone(), Some(db.clone()))), None);
-        assert_eq!(spec.view(&ev(EventType::Added, web.clone(), None)), Some(EventType::Added));
-        assert_eq!(spec.view(&ev(EventType::Deleted, web, None)), Some(EventType::Deleted));
+        assert_eq!(view(ev(EventType::Modified, db.clone(), Some(db.clone()))), None);
+        assert_eq!(view(ev(EventType::Added, web.clone(), None)), Some(EventType::Added));
+        assert_eq!(view(ev(EventType::Deleted, web, None)), Some(EventType::Deleted));
         Ok(())
     }
 }

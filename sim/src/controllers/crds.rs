@@ -13,7 +13,7 @@ use crate::util;
 /// Does the controller's part for the CRD `name`.
 pub(crate) fn finalize(g: &mut Inner, name: &str) {
     let key: Key = (resources::CRDS, String::new(), name.to_string());
-    let Some(crd_obj) = g.get(&key).cloned() else { return };
+    let Some(crd_obj) = g.get(&key) else { return };
     let fins = util::finalizers(&crd_obj);
     if util::meta_str(&crd_obj, "deletionTimestamp").is_none() || !fins.iter().any(|f| f == crd::CLEANUP_FINALIZER) {
         return;
@@ -21,12 +21,12 @@ pub(crate) fn finalize(g: &mut Inner, name: &str) {
     let objects = g.registry().crd_id(name).map(|id| g.keys_of(id)).unwrap_or_default();
     let background = DeleteOptions::with_policy(Propagation::Background);
     for k in &objects {
-        if g.get(k).is_some_and(|o| util::meta_str(o, "deletionTimestamp").is_none()) {
+        if g.get(k).is_some_and(|o| util::meta_str(&o, "deletionTimestamp").is_none()) {
             // Objects removed meanwhile are fine to skip.
             let _ = deletion::delete_locked(g, k, &background);
         }
     }
-    let left = objects.iter().filter(|k| g.get(k).is_some()).count();
+    let left = objects.iter().filter(|k| g.contains(k)).count();
     let mut next = (*crd_obj).clone();
     if left > 0 {
         // Finalizers hold some objects; each removal brings the CRD back here.

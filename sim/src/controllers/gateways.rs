@@ -57,7 +57,7 @@ pub(crate) fn reconcile(core: &Core, key: &Key) -> bool {
     let Some(ids) = ids(&core.store.read()) else { return false };
     if key.0 == ids.class {
         let mut g = core.store.write();
-        if let Some(class) = g.get(key).cloned().filter(|c| owns_class(c)) {
+        if let Some(class) = g.get(key).filter(|c| owns_class(c)) {
             update(&mut g, key, &class, |c| set_condition(c, "Accepted", true, "Accepted", "handled by the simulator"));
         }
     } else if key.0 == ids.gateway {
@@ -80,14 +80,14 @@ fn owns_class(class: &Value) -> bool {
 /// Whether the Gateway's class is one this controller owns.
 fn owns_gateway(g: &Inner, ids: &Ids, gw: &Value) -> bool {
     let class = gw.pointer("/spec/gatewayClassName").and_then(Value::as_str).unwrap_or_default();
-    g.get(&(ids.class, String::new(), class.to_owned())).is_some_and(|c| owns_class(c))
+    g.get(&(ids.class, String::new(), class.to_owned())).is_some_and(|c| owns_class(&c))
 }
 
 fn reconcile_gateway(core: &Core, ids: &Ids, key: &Key) {
     let owner = format!("gateways/{}/{}", key.1, key.2);
     let mut pools = core.pools.lock();
     let mut g = core.store.write();
-    let Some(gw) = g.get(key).cloned() else {
+    let Some(gw) = g.get(key) else {
         pools.lb.release(&owner);
         return;
     };
@@ -117,7 +117,7 @@ fn attached_routes(g: &Inner, ids: &Ids, gw: &Key) -> Vec<(String, u64)> {
     let mut out: Vec<(String, u64)> = Vec::new();
     for rk in g.keys_of(ids.route) {
         let Some(route) = g.get(&rk) else { continue };
-        for p in parent_refs(route, &rk.1) {
+        for p in parent_refs(&route, &rk.1) {
             if p.0 == gw.1 && p.1 == gw.2 {
                 match out.iter_mut().find(|(s, _)| *s == p.2) {
                     Some((_, n)) => *n += 1,
@@ -168,11 +168,11 @@ fn parent_refs(route: &Value, route_ns: &str) -> Vec<(String, String, String)> {
 fn reconcile_route(core: &Core, ids: &Ids, key: &Key) -> Vec<Key> {
     let mut g = core.store.write();
     let all_gateways: Vec<Key> = g.keys_of(ids.gateway);
-    let Some(route) = g.get(key).cloned() else { return all_gateways };
+    let Some(route) = g.get(key) else { return all_gateways };
     let mut entries = Vec::new();
     for (ns, name, section) in parent_refs(&route, &key.1) {
         let gk: Key = (ids.gateway, ns.clone(), name.clone());
-        if !g.get(&gk).is_some_and(|gw| owns_gateway(&g, ids, gw)) {
+        if !g.get(&gk).is_some_and(|gw| owns_gateway(&g, ids, &gw)) {
             continue;
         }
         let mut parent = json!({"group": gateway::GROUP, "kind": "Gateway", "namespace": ns, "name": name});

@@ -88,7 +88,7 @@ pub(crate) fn create_nodes(core: &Core, count: usize) {
     for i in 0..count {
         let name = format!("{}-node-{i}", core.name);
         let key = (resources::NODES, String::new(), name.clone());
-        if g.get(&key).is_some() {
+        if g.contains(&key) {
             continue;
         }
         let node = json!({

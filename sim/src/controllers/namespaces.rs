@@ -12,14 +12,14 @@ use crate::util;
 /// Does the controller's part for namespace `name`.
 pub(crate) fn finalize(g: &mut Inner, name: &str) {
     let key: Key = (resources::NAMESPACES, String::new(), name.to_string());
-    let Some(ns) = g.get(&key).cloned() else { return };
+    let Some(ns) = g.get(&key) else { return };
     let spec_fins = deletion::namespace_spec_finalizers(&ns);
     if util::meta_str(&ns, "deletionTimestamp").is_none() || !spec_fins.iter().any(|f| f == NAMESPACE_FINALIZER) {
         return;
     }
     let background = DeleteOptions::with_policy(Propagation::Background);
     for k in g.keys_in_namespace(name) {
-        if g.get(&k).is_some_and(|o| util::meta_str(o, "deletionTimestamp").is_none()) {
+        if g.get(&k).is_some_and(|o| util::meta_str(&o, "deletionTimestamp").is_none()) {
             // Objects removed meanwhile are fine to skip.
             let _ = deletion::delete_locked(g, &k, &background);
         }
@@ -60,13 +60,13 @@ mod tests {
         g.put(cm_key.clone(), json!({"metadata": {"name": "a"}}));
         g.put(held.clone(), json!({"metadata": {"name": "b", "finalizers": ["example.com/x"]}}));
         finalize(&mut g, "tmp");
-        assert!(g.get(&cm_key).is_none());
-        assert!(g.get(&held).is_some_and(|o| util::meta_str(o, "deletionTimestamp").is_some()));
-        assert!(g.get(&ns_key).is_some_and(|n| deletion::namespace_spec_finalizers(n) == ["kubernetes"]));
+        assert!(!g.contains(&cm_key));
+        assert!(g.get(&held).is_some_and(|o| util::meta_str(&o, "deletionTimestamp").is_some()));
+        assert!(g.get(&ns_key).is_some_and(|n| deletion::namespace_spec_finalizers(&n) == ["kubernetes"]));
         g.remove(&held);
         finalize(&mut g, "tmp");
         // Spec finalized, but the metadata finalizer keeps it Terminating.
-        let n = g.get(&ns_key).cloned();
+        let n = g.get(&ns_key);
         assert!(n.as_ref().is_some_and(|n| deletion::namespace_spec_finalizers(n).is_empty()));
         assert_eq!(n.map(|n| n["status"]["phase"].clone()), Some(json!("Terminating")));
     }

@@ -41,7 +41,7 @@ type Owned = Vec<(Key, Arc<Value>)>;
 
 /// Brings the ReplicaSets of the Deployment at `key` in line with it.
 pub(super) fn reconcile(g: &mut Inner, key: &Key) {
-    let Some(d) = g.get(key).cloned() else { return };
+    let Some(d) = g.get(key) else { return };
     let Some(uid) = util::meta_str(&d, "uid").map(String::from) else { return };
     if util::meta_str(&d, "deletionTimestamp").is_some() {
         return;
@@ -73,7 +73,7 @@ fn owned_sets(g: &Inner, uid: &str) -> Owned {
     g.dependents_of(uid)
         .into_iter()
         .filter(|k| k.0 == resources::REPLICASETS)
-        .filter_map(|k| g.get(&k).cloned().map(|rs| (k, rs)))
+        .filter_map(|k| g.get(&k).map(|rs| (k, rs)))
         .filter(|(_, rs)| {
             util::owner_refs(rs)
                 .iter()
@@ -168,7 +168,7 @@ fn create(g: &mut Inner, d: &Value, key: &Key, want: &Value, rev: u64, replicas:
     let (hash, rs_key) = (0..100).find_map(|c| {
         let hash = template_hash(want, c);
         let k: Key = (resources::REPLICASETS, key.1.clone(), format!("{}-{hash}", key.2));
-        g.get(&k).is_none().then_some((hash, k))
+        (!g.contains(&k)).then_some((hash, k))
     })?;
     let mut template = d.pointer("/spec/template").cloned().unwrap_or_else(|| json!({}));
     set_in(&mut template, &["metadata", "labels", HASH_LABEL], json!(hash));
@@ -247,7 +247,7 @@ fn prune(g: &mut Inner, d: &Value, mut old: Owned) {
 /// Applies `change` to a copy of `cur` and stores it if it differs (the controller's
 /// writes go straight to the store, like its status updates).
 fn write_if_changed(g: &mut Inner, key: &Key, cur: &Arc<Value>, change: impl FnOnce(&mut Value)) {
-    let Some(latest) = g.get(key).cloned().filter(|l| util::meta_str(l, "uid") == util::meta_str(cur, "uid")) else {
+    let Some(latest) = g.get(key).filter(|l| util::meta_str(l, "uid") == util::meta_str(cur, "uid")) else {
         return;
     };
     let mut next = (*latest).clone();

@@ -39,7 +39,7 @@ const CA_DESCRIPTION: &str = "Contains a CA bundle that can be used to verify th
 pub(crate) fn reconcile(core: &Core, ns: &str) {
     let mut g = core.store.write();
     let ns_key: Key = (resources::NAMESPACES, String::new(), ns.to_string());
-    if g.get(&ns_key).is_none_or(|n| util::meta_str(n, "deletionTimestamp").is_some()) {
+    if g.get(&ns_key).is_none_or(|n| util::meta_str(&n, "deletionTimestamp").is_some()) {
         return;
     }
     let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": DEFAULT_SERVICE_ACCOUNT}});
@@ -57,7 +57,7 @@ pub(crate) fn reconcile(core: &Core, ns: &str) {
 
 /// Creates `obj` under `key` when missing; with `owned`, also puts that field back.
 fn ensure(g: &mut Inner, key: Key, obj: Value, owned: Option<&str>) {
-    let Some(cur) = g.get(&key).cloned() else {
+    let Some(cur) = g.get(&key) else {
         put_new(g, key, obj);
         return;
     };
@@ -73,7 +73,7 @@ fn ensure(g: &mut Inner, key: Key, obj: Value, owned: Option<&str>) {
 /// lead to the API on `port`, as kube-apiserver keeps them.
 fn api_service(g: &mut Inner, port: u16) {
     let svc_key: Key = (resources::SERVICES, "default".into(), API_SERVICE.into());
-    if let Some(cur) = g.get(&svc_key).cloned() {
+    if let Some(cur) = g.get(&svc_key) {
         // Restored from a state file written when the API listened elsewhere.
         let mut next = (*cur).clone();
         if let Some(tp) = next.pointer_mut("/spec/ports/0/targetPort").filter(|tp| **tp != json!(port)) {

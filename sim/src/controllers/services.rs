@@ -79,7 +79,7 @@ pub(super) fn reconcile(core: &Core, ns: &str, name: &str) {
     let backends = {
         let mut pools = core.pools.lock();
         let mut g = core.store.write();
-        match g.get(&names.svc).cloned() {
+        match g.get(&names.svc) {
             Some(svc) => sync(core, &mut pools, &mut g, &names, &svc),
             None => {
                 forget(&mut pools, &mut g, &names);
@@ -102,10 +102,10 @@ fn forget(pools: &mut Pools, g: &mut Inner, names: &Names<'_>) {
 
 /// Removes the Service's EndpointSlice and Endpoints when this controller made them.
 fn remove_owned(g: &mut Inner, names: &Names<'_>) {
-    if g.get(&names.slice).is_some_and(|s| slice_is_ours(s)) {
+    if g.get(&names.slice).is_some_and(|s| slice_is_ours(&s)) {
         g.remove(&names.slice);
     }
-    if g.get(&names.endpoints).is_some_and(|e| endpoints_is_ours(e)) {
+    if g.get(&names.endpoints).is_some_and(|e| endpoints_is_ours(&e)) {
         g.remove(&names.endpoints);
     }
 }
@@ -234,7 +234,7 @@ pub(super) fn reconcile_ingress(core: &Core, ns: &str, name: &str) {
     let owner = format!("ingresses/{ns}/{name}");
     let mut st = core.pools.lock();
     let mut g = core.store.write();
-    let Some(ing) = g.get(&key).cloned() else {
+    let Some(ing) = g.get(&key) else {
         st.lb.release(&owner);
         return;
     };
@@ -403,7 +403,7 @@ fn subset(ports: &[Value], ready: Vec<Value>, not_ready: Vec<Value>) -> Value {
 /// Creates `desired`, or rewrites an existing object we own with its content; objects
 /// someone else owns are left alone.
 fn upsert_owned(g: &mut Inner, key: Key, desired: Value, ours: fn(&Value) -> bool) {
-    match g.get(&key).cloned() {
+    match g.get(&key) {
         // A terminating namespace takes no new content, from controllers either.
         None if g.namespace_terminating(&key.1) => {}
         None => {

@@ -13,7 +13,7 @@ use crate::util;
 fn write_status(core: &Core, key: &Key, status: impl FnOnce(&Value, usize) -> Value) {
     let mut g = core.store.write();
     let nodes = node_names(&g).len();
-    let Some(obj) = g.get(key).cloned() else { return };
+    let Some(obj) = g.get(key) else { return };
     let mut desired = status(&obj, nodes);
     // Keep transition times stable when conditions did not change, so the write settles.
     if let (Some(cur), Some(new)) = (
