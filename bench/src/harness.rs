@@ -217,6 +217,11 @@ fn signal_group(pid: u32, sig: &str) {
     let _ = Command::new("kill").arg(format!("-{sig}")).arg("--").arg(format!("-{pid}")).stderr(Stdio::null()).status();
 }
 
+/// This process's resident set size (VmRSS) in KiB.
+pub(crate) fn own_rss_kib() -> Option<u64> {
+    status_field(std::process::id(), "VmRSS:")
+}
+
 fn status_field(pid: u32, field: &str) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = text.lines().find(|l| l.starts_with(field))?;

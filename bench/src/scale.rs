@@ -63,7 +63,9 @@ pub(crate) fn run(raw: &[String]) -> Result<()> {
     let seed_start = Instant::now();
     let sims = rt.block_on(Sims::start_as(clusters, false, transport, dir))?;
     sims.seed(services)?;
-    eprintln!("seeded {} services in {:.1?}", clusters * services, seed_start.elapsed());
+    let seeded_in = seed_start.elapsed();
+    let sim_rss = harness::own_rss_kib().unwrap_or(0);
+    eprintln!("seeded {} services in {seeded_in:.1?}; the simulator holds {} MiB", clusters * services, sim_rss / 1024);
 
     let dns_port = harness::free_port()?;
     let admin_port = harness::free_port()?;
@@ -81,7 +83,9 @@ pub(crate) fn run(raw: &[String]) -> Result<()> {
     let admin = SocketAddr::from(([127, 0, 0, 1], admin_port));
     let mut server = Server::meridian(&meridian, SERVER_CORE, &conf, dir)?;
     let mut last_shards = 0.0;
-    let took = harness::wait_until(&mut server, Duration::from_secs(300), "meridian_table_shards complete", || {
+    // Long enough to measure a table that misses its target by far.
+    let patience = Duration::from_secs(if want >= 1e6 { 900 } else { 300 });
+    let took = harness::wait_until(&mut server, patience, "meridian_table_shards complete", || {
         let shards = harness::http_get(admin, "/metrics")
             .and_then(|m| harness::metric(&m, "meridian_table_shards"))
             .unwrap_or(0.0);
@@ -188,6 +192,8 @@ pub(crate) fn run(raw: &[String]) -> Result<()> {
     let _ = writeln!(t, "| change → DNS, max | {max:.1} ms | | |");
     let _ = writeln!(t, "| peak RSS per shard | {:.2} KiB | | |", peak as f64 / want);
     let _ = writeln!(t, "| changes not seen within {FLIP_TIMEOUT:?} | {lost} | 0 | |");
+    let _ = writeln!(t, "| simulator's RSS after seeding (all clusters, this process) | {} MiB | | |", sim_rss / 1024);
+    let _ = writeln!(t, "| seeding took | {:.1} s | | |", seeded_in.as_secs_f64());
     t.push_str(&load_table(&sims.clusters));
     if args.flag("no-record") {
         print!("{t}");

@@ -105,21 +105,29 @@ impl Sims {
         Ok(sims)
     }
 
-    /// Applies services `0..count` to every cluster; their addresses, cluster by cluster.
+    /// Applies services `0..count` to every cluster, the clusters spread over a thread
+    /// per core; their addresses, cluster by cluster.
     pub(crate) fn seed(&self, count: usize) -> Result<Vec<Seeded>> {
-        let mut out: Vec<Seeded> = (0..count).map(|i| Seeded { name: service_name(i), addrs: Vec::new() }).collect();
-        for c in &self.clusters {
-            for s in out.iter_mut() {
-                let stored = c.apply_json(service_json(&s.name)).with_context(|| format!("seeding {}", s.name))?;
-                let ip = stored
-                    .pointer("/status/loadBalancer/ingress/0/ip")
-                    .and_then(|v| v.as_str())
-                    .and_then(|v| v.parse().ok())
-                    .with_context(|| format!("{} in {} got no load-balancer address", s.name, c.name()))?;
-                s.addrs.push(ip);
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(self.clusters.len().max(1));
+        let per_cluster: Vec<Vec<Ipv4Addr>> = std::thread::scope(|s| {
+            let jobs: Vec<_> = (0..threads)
+                .map(|t| {
+                    let mine: Vec<&Arc<SimCluster>> = self.clusters.iter().skip(t).step_by(threads).collect();
+                    s.spawn(move || mine.into_iter().map(|c| seed_range(c, 0, count, true)).collect::<Result<Vec<_>>>())
+                })
+                .collect();
+            let mut done: Vec<Vec<Vec<Ipv4Addr>>> = Vec::new();
+            for job in jobs {
+                done.push(job.join().map_err(|_| anyhow::anyhow!("a seeding thread panicked"))??);
             }
-        }
-        Ok(out)
+            // Back into cluster order: thread t seeded clusters t, t + threads, …
+            let mut iters: Vec<_> = done.into_iter().map(Vec::into_iter).collect();
+            let ordered = (0..self.clusters.len()).filter_map(|i| iters[i % threads].next()).collect();
+            Ok::<_, anyhow::Error>(ordered)
+        })?;
+        Ok((0..count)
+            .map(|i| Seeded { name: service_name(i), addrs: per_cluster.iter().map(|addrs| addrs[i]).collect() })
+            .collect())
     }
 
     /// Adds `n` clusters after the existing ones (named, placed and pooled as
