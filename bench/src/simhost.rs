@@ -105,25 +105,24 @@ impl Sims {
         Ok(sims)
     }
 
-    /// Applies services `0..count` to every cluster, the clusters spread over a thread
-    /// per core; their addresses, cluster by cluster.
+    /// Applies services `0..count` to every cluster, the clusters split into one run of
+    /// neighbours per core, each seeded on a thread; their addresses, cluster by cluster.
     pub(crate) fn seed(&self, count: usize) -> Result<Vec<Seeded>> {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(self.clusters.len().max(1));
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let per_thread = self.clusters.len().div_ceil(threads).max(1);
         let per_cluster: Vec<Vec<Ipv4Addr>> = std::thread::scope(|s| {
-            let jobs: Vec<_> = (0..threads)
-                .map(|t| {
-                    let mine: Vec<&Arc<SimCluster>> = self.clusters.iter().skip(t).step_by(threads).collect();
-                    s.spawn(move || mine.into_iter().map(|c| seed_range(c, 0, count, true)).collect::<Result<Vec<_>>>())
+            let jobs: Vec<_> = self
+                .clusters
+                .chunks(per_thread)
+                .map(|run| {
+                    s.spawn(move || run.iter().map(|c| seed_range(c, 0, count, true)).collect::<Result<Vec<_>>>())
                 })
                 .collect();
-            let mut done: Vec<Vec<Vec<Ipv4Addr>>> = Vec::new();
+            let mut all = Vec::with_capacity(self.clusters.len());
             for job in jobs {
-                done.push(job.join().map_err(|_| anyhow::anyhow!("a seeding thread panicked"))??);
+                all.extend(job.join().map_err(|_| anyhow::anyhow!("a seeding thread panicked"))??);
             }
-            // Back into cluster order: thread t seeded clusters t, t + threads, …
-            let mut iters: Vec<_> = done.into_iter().map(Vec::into_iter).collect();
-            let ordered = (0..self.clusters.len()).filter_map(|i| iters[i % threads].next()).collect();
-            Ok::<_, anyhow::Error>(ordered)
+            Ok::<_, anyhow::Error>(all)
         })?;
         Ok((0..count)
             .map(|i| Seeded { name: service_name(i), addrs: per_cluster.iter().map(|addrs| addrs[i]).collect() })

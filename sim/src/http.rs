@@ -568,12 +568,15 @@ impl ResourceRequest<'_> {
     fn delete_collection(&self, opts: &DeleteOptions) -> Result<Response<Body>, ApiError> {
         let labels = LabelSelector::parse(self.q("labelSelector").unwrap_or(""))?;
         let fields = self.field_selector()?;
+        let unfiltered = labels.is_empty() && fields.is_empty();
         let names: Vec<(String, String)> = {
             let g = self.core.store.read();
             g.range(self.def.id, self.ns.as_deref(), None)
                 .filter(|(_, o)| {
-                    let o = o.value();
-                    labels.matches(&o) && fields.matches(&o)
+                    unfiltered || {
+                        let o = o.value();
+                        labels.matches(&o) && fields.matches(&o)
+                    }
                 })
                 .map(|(k, _)| (k.1.clone(), k.2.clone()))
                 .collect()

@@ -25,10 +25,13 @@ pub(crate) enum Stored {
 
 impl Stored {
     pub(crate) fn new(obj: &Value) -> Self {
+        if depth(obj) > MAX_TEXT_DEPTH {
+            return Stored::Tree(Arc::new(obj.clone()));
+        }
         match serde_json::to_vec(obj) {
-            Ok(text) if depth(obj) <= MAX_TEXT_DEPTH => Stored::Text(text.into()),
-            // A `Value` always serializes (its keys are strings, its numbers finite).
-            _ => Stored::Tree(Arc::new(obj.clone())),
+            Ok(text) => Stored::Text(text.into()),
+            // Unreachable: a `Value` always serializes (string keys, finite numbers).
+            Err(_) => Stored::Tree(Arc::new(obj.clone())),
         }
     }
 

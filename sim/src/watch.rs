@@ -70,14 +70,19 @@ impl WatchSpec {
         self.labels.matches(obj) && self.fields.matches(obj)
     }
 
+    /// Whether selectors can tell one state of an object from another.
+    fn filtered(&self) -> bool {
+        !(self.labels.is_empty() && self.fields.is_empty())
+    }
+
     /// The event type this watcher sees for `ev`, whose object decodes to `now`, if any
     /// (selector transitions become ADDED/DELETED). `old` is the earlier state, decoded
-    /// only when selectors could tell it apart from `now`.
+    /// only when [`WatchSpec::filtered`]: without selectors, any earlier state was seen.
     fn view(&self, ev: &Event, now: &Value, old: Option<&Value>) -> Option<EventType> {
         let now = self.selects_content(now);
         let before = match old {
             Some(o) => self.selects_content(o),
-            None => ev.old.is_some() && self.labels.is_empty() && self.fields.is_empty(),
+            None => ev.old.is_some(),
         };
         match ev.kind {
             EventType::Added if now => Some(EventType::Added),
@@ -102,8 +107,7 @@ impl WatchSpec {
             return None;
         }
         let now = ev.object.value();
-        let filtered = !(self.labels.is_empty() && self.fields.is_empty());
-        let old = ev.old.as_ref().filter(|_| filtered).map(Stored::value);
+        let old = ev.old.as_ref().filter(|_| self.filtered()).map(Stored::value);
         let kind = self.view(ev, &now, old.as_ref())?;
         let left = ev.kind == EventType::Modified && kind == EventType::Deleted;
         let Some(mut last) = old.filter(|_| left) else { return Some((kind, now)) };
