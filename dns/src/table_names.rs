@@ -26,18 +26,19 @@ pub(crate) struct TableNames {
 }
 
 impl TableNames {
-    /// Updates names that one object already publishes (`published`) with `out`; false
-    /// (and nothing done) when `out` has a name it does not publish.
-    pub(crate) fn patch(&mut self, published: &[MapKey], out: &mut Vec<Named>) -> bool {
+    /// Updates names that their object already publishes with `out`; false (and nothing
+    /// done) when `out` has a name that is not published with the same source (each name
+    /// carries its object, so a lookup tells whose it is).
+    pub(crate) fn patch(&mut self, out: &mut Vec<Named>) -> bool {
         let mut keys = Vec::with_capacity(out.len());
-        for (k, _) in out.iter() {
-            match published.iter().find(|p| ***p == **k) {
-                Some(p) => keys.push(p.clone()),
-                None => return false,
+        for (k, node) in out.iter() {
+            match self.names.get_key_value(&k[..]) {
+                Some((key, old)) if old.source == node.source => keys.push((key.clone(), node.same_static(old))),
+                _ => return false,
             }
         }
-        for (k, (_, node)) in keys.into_iter().zip(out.drain(..)) {
-            if !self.names.get(&k).is_some_and(|n| node.same_static(n)) {
+        for ((k, same), (_, node)) in keys.into_iter().zip(out.drain(..)) {
+            if !same {
                 self.names.insert(k, node);
             }
         }

@@ -821,8 +821,9 @@ fn set_shard<T: InCluster + Clone>(
             shards.remove(i);
         }
         (None, Some(new)) => {
-            shards.push(Arc::new(new));
-            shards.sort_by(|a, b| (a.cluster().order, &a.cluster().name).cmp(&(b.cluster().order, &b.cluster().name)));
+            let place = (new.cluster().order, &*new.cluster().name);
+            let at = shards.partition_point(|s| (s.cluster().order, &*s.cluster().name) < place);
+            shards.insert(at, Arc::new(new));
         }
     }
     if shards.is_empty() {
