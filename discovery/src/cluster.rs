@@ -601,10 +601,21 @@ pub(crate) async fn run(
     // Bumped by the probe each time the cluster turns Ready after being Offline.
     let (back, came_back) = tokio::sync::watch::channel(0u64);
     let probe = probe_loop(client.clone(), name, settings.clone(), tx.clone(), metrics.clone(), back);
+    // A task of its own: in the watches' task it waited while they handled a burst of
+    // events (a large list), timed out, and turned a busy but healthy cluster Offline.
+    // Dropped with this task, so aborting the cluster stops its probe too.
+    let _probe = AbortOnDrop(tokio::spawn(probe).abort_handle());
     let view = ClusterView::new(meta, settings, lb_names, tx);
-    let watch = watch_loop(client, view, came_back, metrics, events);
-    // One task for both, so aborting the cluster stops its probe too.
-    tokio::join!(probe, watch);
+    watch_loop(client, view, came_back, metrics, events).await;
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Feeds the view from the cluster's watches. When the cluster comes back from Offline

@@ -103,6 +103,42 @@ impl Follower {
     }
 }
 
+impl Follower {
+    /// Feeds `projection` until `shutdown`, like [`Follower::run`], in a task whose
+    /// batches are applied on tokio's blocking pool rather than on an async worker. A
+    /// batch can take seconds (a million shards listing, every shard of a cluster
+    /// restamped stale); on a worker, that held up the tasks queued behind it — the
+    /// clusters' `/readyz` probes, which then timed out, turned their clusters Offline
+    /// and made more work. The task waits for the feed on the runtime as any other, so
+    /// dropping the runtime stops it (after the batch in hand).
+    pub fn spawn<P: Projection + Send + 'static>(
+        mut self,
+        mut projection: P,
+        shutdown: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                let batch = tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    b = self.next() => b,
+                };
+                let Some(batch) = batch else { return };
+                let fed = tokio::task::spawn_blocking(move || {
+                    batch.feed(&mut projection);
+                    projection
+                });
+                projection = match fed.await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::error!(reader = self.reader, error = %e, "a batch of the table's changes failed; this view stops following");
+                        return;
+                    }
+                };
+            }
+        })
+    }
+}
+
 /// Subscribes, builds `projection` from the current snapshot, then keeps it up to date
 /// until `shutdown`.
 pub async fn follow(
@@ -184,6 +220,42 @@ mod tests {
         }
         assert_eq!(log.fed, ["rebuild", "rebuild"]);
         assert_eq!(log.services, 1100);
+    }
+
+    /// Tells a channel what it was fed, from whichever thread feeds it.
+    struct Told(std::sync::mpsc::Sender<(String, std::thread::ThreadId)>);
+
+    impl Projection for Told {
+        fn rebuild(&mut self, _: &Snapshot) {
+            let _ = self.0.send(("rebuild".into(), std::thread::current().id()));
+        }
+        fn apply(&mut self, _: &Snapshot, change: &Change) {
+            let names: Vec<_> = change.services.iter().map(ToString::to_string).collect();
+            let _ = self.0.send((format!("apply {}", names.join(",")), std::thread::current().id()));
+        }
+    }
+
+    /// A spawned follower applies its batches off the runtime's threads, and its runtime
+    /// can be dropped without cancelling it first (a test that never shuts it down).
+    #[test]
+    fn a_spawned_follower_applies_off_the_async_workers_and_ends_with_its_runtime() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (table, mut writer) = Table::new();
+        let c = Arc::new(ClusterMeta::new("c1", 0));
+        writer.apply([Update::Cluster(c.clone())]);
+        let shutdown = CancellationToken::new();
+        runtime.block_on(async {
+            let _task = Follower::new(&table, "test").spawn(Told(tx), shutdown.clone());
+            tokio::task::yield_now().await;
+            writer.apply([service(&c, "a")]);
+            let got = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(5))).await;
+            let Ok(Ok((fed, thread))) = got else { panic!("nothing was fed") };
+            assert_eq!(fed, "apply ns/a");
+            assert_ne!(thread, std::thread::current().id(), "applied on the runtime's own thread");
+        });
+        drop(runtime);
+        assert!(!shutdown.is_cancelled());
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use meridian_discovery::table::{ClusterState, ObjectKey, Shard, Snapshot, Table};
-use meridian_model::follow::{Projection, follow};
+use meridian_model::follow::{Follower, Projection};
 use tokio_util::sync::CancellationToken;
 
 use super::changes::{ChangeLog, Event, Subject};
@@ -224,7 +224,9 @@ impl Projection for ChangeFeed {
 /// gone).
 pub(crate) async fn run(table: Table, log: Arc<ChangeLog>, stop: CancellationToken) {
     let mut feed = ChangeFeed::new(log);
-    follow(&table, "web", &mut feed, &stop).await;
+    let follower = Follower::new(&table, "web");
+    feed.rebuild(&table.snapshot());
+    let _ = follower.spawn(feed, stop).await;
 }
 
 #[cfg(test)]
