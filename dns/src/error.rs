@@ -33,6 +33,9 @@ pub enum Error {
     /// `dns.transfer` names a key no key file defines (`field` is the setting's path).
     #[error("{field}: no key file defines the key {key:?}")]
     UnknownKey { field: String, key: String },
+    /// The thread that keeps the index up to date with the table cannot be started.
+    #[error("cannot start the thread that follows the table")]
+    Thread(#[source] std::io::Error),
     /// Several of the above, from one reload.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Many(Vec<Error>),
@@ -96,7 +99,7 @@ impl Error {
             | Error::CookieSecret { .. }
             | Error::KeyFile(_)
             | Error::UnknownKey { .. } => true,
-            Error::Bind { .. } => false,
+            Error::Bind { .. } | Error::Thread(_) => false,
             Error::Many(v) => v.iter().all(Error::is_zone_error),
         }
     }

@@ -123,7 +123,7 @@ impl DnsServer {
         server.serve_udp(config, sockets.udp)?;
         server.serve_tcp(config, sockets.tcp);
         let token = server.shutdown.clone();
-        server.tasks.push(follower.spawn(feed, token));
+        server.tasks.push(follower.spawn(feed, token).map_err(crate::error::Error::Thread)?);
         server.tasks.push(tokio::spawn(crate::xfr::publish::run(server.shared.clone(), server.shutdown.clone())));
         tracing::info!(listen = ?server.addrs, "dns: serving");
         let stopping = Stopping {

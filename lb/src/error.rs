@@ -23,6 +23,9 @@ pub enum Error {
     Tls(rustls::Error),
     #[error("cannot generate a self-signed certificate: {0}")]
     SelfSigned(String),
+    /// The thread that keeps the routes up to date with the table cannot be started.
+    #[error("cannot start the thread that follows the table: {0}")]
+    Thread(std::io::Error),
 }
 
 impl Error {

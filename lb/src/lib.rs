@@ -178,7 +178,7 @@ impl Proxy {
             tasks.push(tokio::spawn(server::serve(l, acceptor, shared.clone(), shutdown.clone())));
         }
         let (routes, token) = (RouteFollower(shared.clone()), shutdown.clone());
-        tasks.push(follower.spawn(routes, token));
+        tasks.push(follower.spawn(routes, token).map_err(Error::Thread)?);
         Ok(Proxy { shared, addrs, shutdown, tasks: Mutex::new(tasks) })
     }
 

@@ -104,38 +104,47 @@ impl Follower {
 }
 
 impl Follower {
-    /// Feeds `projection` until `shutdown`, like [`Follower::run`], in a task whose
-    /// batches are applied on tokio's blocking pool rather than on an async worker. A
-    /// batch can take seconds (a million shards listing, every shard of a cluster
-    /// restamped stale); on a worker, that held up the tasks queued behind it — the
-    /// clusters' `/readyz` probes, which then timed out, turned their clusters Offline
-    /// and made more work. The task waits for the feed on the runtime as any other, so
-    /// dropping the runtime stops it (after the batch in hand).
+    /// Feeds `projection` until `shutdown`, like [`Follower::run`], from a task that
+    /// hands each batch to a thread of the projection's own (`<reader>-follower`) and
+    /// waits for it to be applied. A batch can take seconds (a million shards listing,
+    /// every shard of a cluster restamped stale); on an async worker, that held up the
+    /// tasks queued behind it — the clusters' `/readyz` probes, which then timed out,
+    /// turned their clusters Offline and made more work. One thread, not the blocking
+    /// pool, so the projection's memory stays with one allocator heap. The thread ends
+    /// with the task (shutdown, or the runtime dropped), after the batch in hand.
     pub fn spawn<P: Projection + Send + 'static>(
         mut self,
-        mut projection: P,
+        projection: P,
         shutdown: CancellationToken,
-    ) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
+    ) -> std::io::Result<tokio::task::JoinHandle<()>> {
+        let (batches, rx) = std::sync::mpsc::channel::<(Batch, tokio::sync::oneshot::Sender<()>)>();
+        let runtime = tokio::runtime::Handle::current();
+        std::thread::Builder::new().name(format!("{}-follower", self.reader)).spawn(move || {
+            // The projection may use the runtime (spawn a task, read the clock).
+            let _entered = runtime.enter();
+            let mut projection = projection;
+            while let Ok((batch, applied)) = rx.recv() {
+                batch.feed(&mut projection);
+                let _ = applied.send(());
+            }
+        })?;
+        Ok(tokio::spawn(async move {
             loop {
                 let batch = tokio::select! {
                     () = shutdown.cancelled() => return,
                     b = self.next() => b,
                 };
                 let Some(batch) = batch else { return };
-                let fed = tokio::task::spawn_blocking(move || {
-                    batch.feed(&mut projection);
-                    projection
-                });
-                projection = match fed.await {
-                    Ok(p) => p,
-                    Err(e) => {
-                        tracing::error!(reader = self.reader, error = %e, "a batch of the table's changes failed; this view stops following");
-                        return;
-                    }
-                };
+                let (applied, done) = tokio::sync::oneshot::channel();
+                if batches.send((batch, applied)).is_err() || done.await.is_err() {
+                    tracing::error!(
+                        reader = self.reader,
+                        "the thread applying the table's changes died; this view stops following"
+                    );
+                    return;
+                }
             }
-        })
+        }))
     }
 }
 
@@ -235,8 +244,8 @@ mod tests {
         }
     }
 
-    /// A spawned follower applies its batches off the runtime's threads, and its runtime
-    /// can be dropped without cancelling it first (a test that never shuts it down).
+    /// A spawned follower applies its batches on its own thread, and its runtime can be
+    /// dropped without cancelling it first (a test that never shuts it down).
     #[test]
     fn a_spawned_follower_applies_off_the_async_workers_and_ends_with_its_runtime() {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
@@ -246,7 +255,7 @@ mod tests {
         writer.apply([Update::Cluster(c.clone())]);
         let shutdown = CancellationToken::new();
         runtime.block_on(async {
-            let _task = Follower::new(&table, "test").spawn(Told(tx), shutdown.clone());
+            let _task = Follower::new(&table, "test").spawn(Told(tx), shutdown.clone()).expect("thread");
             tokio::task::yield_now().await;
             writer.apply([service(&c, "a")]);
             let got = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(5))).await;

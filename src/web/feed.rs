@@ -226,7 +226,12 @@ pub(crate) async fn run(table: Table, log: Arc<ChangeLog>, stop: CancellationTok
     let mut feed = ChangeFeed::new(log);
     let follower = Follower::new(&table, "web");
     feed.rebuild(&table.snapshot());
-    let _ = follower.spawn(feed, stop).await;
+    match follower.spawn(feed, stop) {
+        Ok(task) => drop(task.await),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the thread that follows the table; recent changes stay empty")
+        }
+    }
 }
 
 #[cfg(test)]
