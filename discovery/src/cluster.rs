@@ -27,6 +27,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, info, warn};
 
 use crate::causes;
+use crate::lag::Lag;
 use crate::lb_names::{self, NameUsers, Resolved, User, Via};
 use crate::metrics::Metrics;
 use crate::shard::{self, SERVICE_NAME_LABEL, ServiceInfo, SliceInfo};
@@ -51,6 +52,8 @@ pub(crate) struct Settings {
     pub(crate) watch_silence: Duration,
     /// `discovery.gateway_classes`: the classes (or controllers) whose Gateways count.
     pub(crate) gateway_classes: Vec<String>,
+    /// How late Meridian's runtime runs: a probe timing out meanwhile is not counted.
+    pub(crate) lag: Lag,
 }
 
 /// A watch event from any of the cluster's watchers. Variants differ in size, but each
@@ -753,7 +756,7 @@ async fn probe_loop(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let Some(found) = readyz(&client, &name, settings.probe_timeout).await else { continue };
+        let Some(found) = readyz(&client, &name, settings.probe_timeout, &settings.lag).await else { continue };
         let Some(next) = readiness.next(found, settings.offline_after) else { continue };
         let previous = std::mem::replace(&mut readiness.state, next);
         let next = &readiness.state;
@@ -782,8 +785,11 @@ enum Readyz {
     Failed(String),
 }
 
-/// One `/readyz` probe; `None` when no request could be built (logged).
-async fn readyz(client: &Client, name: &str, timeout: Duration) -> Option<Readyz> {
+/// One `/readyz` probe; `None` when no request could be built (logged), and when it
+/// timed out while Meridian's own runtime ran late (see `lag`): that says nothing about
+/// the cluster. Errors (refused, reset, TLS, HTTP) always count, and a cluster that
+/// stops answering is found once Meridian keeps time again.
+async fn readyz(client: &Client, name: &str, timeout: Duration, lag: &Lag) -> Option<Readyz> {
     let req = match http::Request::get("/readyz").body(Vec::new()) {
         Ok(req) => req,
         Err(e) => {
@@ -791,10 +797,18 @@ async fn readyz(client: &Client, name: &str, timeout: Duration) -> Option<Readyz
             return None;
         }
     };
+    let start = tokio::time::Instant::now();
     Some(match tokio::time::timeout(timeout, client.request_text(req)).await {
         Ok(Ok(_)) => Readyz::Answered,
         Ok(Err(e)) => Readyz::Failed(short_error(&e)),
-        Err(_) => Readyz::Failed(format!("/readyz did not answer within {timeout:?}")),
+        Err(_) => {
+            lag.woke(start + timeout, tokio::time::Instant::now());
+            if lag.late_since(start) {
+                debug!(cluster = %name, "/readyz timed out while Meridian itself ran late; not counted");
+                return None;
+            }
+            Readyz::Failed(format!("/readyz did not answer within {timeout:?}"))
+        }
     })
 }
 

@@ -31,6 +31,7 @@ mod causes;
 mod client;
 mod cluster;
 pub mod health;
+mod lag;
 mod lb_names;
 pub mod metrics;
 pub mod registry;

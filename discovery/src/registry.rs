@@ -19,6 +19,7 @@ use crate::causes::{chain, first_line};
 use crate::client::{self, Pings};
 
 use crate::cluster::{self, Settings};
+use crate::lag::Lag;
 use crate::lb_names::LbNames;
 use crate::metrics::Metrics;
 use crate::table::{ClusterMeta, ClusterState, Table, TableWriter, Update};
@@ -221,6 +222,8 @@ pub struct Discovery {
     sim: SimulatorLink,
     /// Resolves hostname-only load balancers for every cluster task.
     lb_names: LbNames,
+    /// How late the runtime runs, for the clusters' probes.
+    lag: Lag,
 }
 
 impl Discovery {
@@ -230,7 +233,7 @@ impl Discovery {
         let (tx, rx) = unbounded_channel();
         tokio::spawn(run_writer(writer, rx, metrics.clone()));
         let lb_names = LbNames::spawn(metrics.clone());
-        Arc::new(Self { table, tx, members: DashMap::new(), metrics, sim, lb_names })
+        Arc::new(Self { table, tx, members: DashMap::new(), metrics, sim, lb_names, lag: Lag::spawn() })
     }
 
     pub fn table(&self) -> Table {
@@ -267,6 +270,7 @@ impl Discovery {
             federate_annotation: config.discovery.federate_annotation.clone(),
             watch_silence: config.discovery.watch_silence.as_std(),
             gateway_classes: config.discovery.gateway_classes.clone(),
+            lag: self.lag.clone(),
         };
         let wanted: BTreeMap<&str, (usize, &ClusterConfig)> =
             config.clusters.iter().enumerate().map(|(i, c)| (c.name.as_str(), (i, c))).collect();
