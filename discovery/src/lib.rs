@@ -36,6 +36,7 @@ mod lb_names;
 pub mod metrics;
 pub mod registry;
 pub mod shard;
+mod writer;
 
 pub use meridian_model::{geo, rank, table};
 

@@ -11,7 +11,7 @@ use dashmap::DashMap;
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 use meridian_config::{ClusterConfig, Config};
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
@@ -22,7 +22,8 @@ use crate::cluster::{self, Settings};
 use crate::lag::Lag;
 use crate::lb_names::LbNames;
 use crate::metrics::Metrics;
-use crate::table::{ClusterMeta, ClusterState, Table, TableWriter, Update};
+use crate::table::{ClusterMeta, ClusterState, Table, Update};
+use crate::writer;
 
 /// Why a member cluster cannot be used. Each message names the cluster and the thing;
 /// the error that caused it is the `source`, never repeated in the message, so print
@@ -231,7 +232,7 @@ impl Discovery {
     pub fn new(metrics: Metrics, sim: SimulatorLink) -> Arc<Self> {
         let (table, writer) = Table::new();
         let (tx, rx) = unbounded_channel();
-        tokio::spawn(run_writer(writer, rx, metrics.clone()));
+        tokio::spawn(writer::run(writer, rx, metrics.clone()));
         let lb_names = LbNames::spawn(metrics.clone());
         Arc::new(Self { table, tx, members: DashMap::new(), metrics, sim, lb_names, lag: Lag::spawn() })
     }
@@ -365,44 +366,3 @@ impl Discovery {
         self.lb_names.shutdown();
     }
 }
-
-/// The table's single writer: drains whatever updates are queued and publishes them as
-/// one snapshot, so a burst of events costs one publish, not one per event.
-///
-/// Under a sustained flow (start-up, when every cluster lists its services at once, or
-/// endpoint churn) it publishes at most once per [`PUBLISH_EVERY`]. Publishing per
-/// arriving event made a flood of tiny snapshots; each is a `Change` that every
-/// incremental reader (the DNS index, health checks) must process, and a reader that
-/// falls further behind than the change feed holds lags and rebuilds everything — which,
-/// on a large table, took long enough to lag again. An idle writer still publishes at once.
-async fn run_writer(mut writer: TableWriter, mut rx: UnboundedReceiver<Update>, metrics: Metrics) {
-    /// Bounds the work between publishes, so a flood does not delay every answer.
-    const MAX_BATCH: usize = 4096;
-    let mut batch = Vec::with_capacity(64);
-    let mut last = tokio::time::Instant::now();
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let due = last + PUBLISH_EVERY;
-        let mut closed = false;
-        while batch.len() < MAX_BATCH {
-            let room = MAX_BATCH - batch.len();
-            match tokio::time::timeout_at(due, rx.recv_many(&mut batch, room)).await {
-                Ok(0) => {
-                    closed = true;
-                    break;
-                }
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-        if writer.apply(batch.drain(..)).is_some() {
-            metrics.table(writer.working());
-        }
-        last = tokio::time::Instant::now();
-        if closed {
-            break;
-        }
-    }
-}
-
-/// Least time between two published snapshots while updates keep arriving.
-const PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_millis(5);
