@@ -151,10 +151,11 @@ pub(crate) fn run(raw: &[String]) -> Result<()> {
     let churned = applied.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64();
 
     delays.sort_unstable();
-    let ms = |d: Option<Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64() * 1e3);
-    let p50 = ms(harness::quantile(&delays, 0.5));
+    // No change seen at all (every one lost) reads as "none seen", not NaN.
+    let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1e3);
+    let text = |v: Option<f64>| v.map_or_else(|| "none seen".to_owned(), |v| format!("{v:.1} ms"));
+    let (p50, max) = (text(ms(harness::quantile(&delays, 0.5))), text(ms(delays.last().copied())));
     let p99 = ms(harness::quantile(&delays, 0.99));
-    let max = ms(delays.last().copied());
 
     let mut t = String::new();
     let _ = writeln!(
@@ -183,13 +184,13 @@ pub(crate) fn run(raw: &[String]) -> Result<()> {
         verdict(peak_mib < rss_target, format!("{:.0} MiB", peak_mib - rss_target))
     );
     let _ = writeln!(t, "| RSS after churn (VmRSS) | {} MiB | | |", rss_now / 1024);
-    let _ = writeln!(t, "| change → DNS, p50 | {p50:.1} ms | | |");
-    let _ = writeln!(
-        t,
-        "| change → DNS, p99 | {p99:.1} ms | < 100 ms | {} |",
-        verdict(p99 < 100.0, format!("{:.0} ms", p99 - 100.0))
-    );
-    let _ = writeln!(t, "| change → DNS, max | {max:.1} ms | | |");
+    let _ = writeln!(t, "| change → DNS, p50 | {p50} | | |");
+    let p99_verdict = match p99 {
+        Some(v) => verdict(v < 100.0, format!("{:.0} ms", v - 100.0)),
+        None => "missed: no change seen".to_owned(),
+    };
+    let _ = writeln!(t, "| change → DNS, p99 | {} | < 100 ms | {p99_verdict} |", text(p99));
+    let _ = writeln!(t, "| change → DNS, max | {max} | | |");
     let _ = writeln!(t, "| peak RSS per shard | {:.2} KiB | | |", peak as f64 / want);
     let _ = writeln!(t, "| changes not seen within {FLIP_TIMEOUT:?} | {lost} | 0 | |");
     let _ = writeln!(t, "| simulator's RSS after seeding (all clusters, this process) | {} MiB | | |", sim_rss / 1024);
