@@ -6,7 +6,7 @@
 //! state while no live instance has observed it); a verdict that changes republishes
 //! the shards holding the address. Without a fleet, the own state is the verdict.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -251,13 +251,15 @@ impl Targets {
     /// Brings the probes of one service in line with its shards in `snap`.
     fn sync_key(&mut self, snap: &Snapshot, key: &ObjectKey) {
         let shards: &[Arc<Shard>] = snap.services.get(key).map_or(&[], |s| &s.shards);
-        // Shards of this service that are gone from the table.
+        // Shards of this service that are gone from the table. A set, not a scan per
+        // cluster: at 1,000 clusters that was a million comparisons per change.
+        let present: HashSet<&str> = shards.iter().map(|s| &*s.cluster.name).collect();
         let gone: Vec<ShardKey> = self
             .by_service
             .get(key)
             .into_iter()
             .flatten()
-            .filter(|c| !shards.iter().any(|s| s.cluster.name == **c))
+            .filter(|c| !present.contains(&***c))
             .map(|c| (c.clone(), key.clone()))
             .collect();
         for k in gone {
